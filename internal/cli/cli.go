@@ -1,0 +1,68 @@
+// Package cli is monokube's command line: the urfave/cli application, its
+// commands and their flags. It turns flags into validated config, owns the
+// process-wide logging setup and prints the one user-facing error.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monokube/monokube/internal/version"
+)
+
+// Run runs the command line args (args[0] is the program) and returns the
+// process exit code. Invoked as "kubectl" (a symlink), it is kubectl.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if filepath.Base(args[0]) == "kubectl" {
+		args = append([]string{"monokube", "kubectl"}, args[1:]...)
+	}
+	if err := newApp(stdout, stderr).RunContext(ctx, args); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	info := version.Get()
+	return &cli.App{
+		Name:      "monokube",
+		Usage:     "a whole Kubernetes node in one binary",
+		Version:   info.Version,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Commands: []*cli.Command{
+			serverCommand(stderr),
+			kubectlCommand(),
+			versionCommand(stdout),
+		},
+		HideVersion: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "version", Aliases: []string{"v"}, Usage: "print the version and exit"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				_, err := fmt.Fprint(stdout, info.String())
+				return err
+			}
+			return cli.ShowAppHelp(c)
+		},
+		// Errors are printed once by Run, not by urfave/cli.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+func versionCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version of monokube and of the components it embeds",
+		Action: func(*cli.Context) error {
+			_, err := fmt.Fprint(stdout, version.Get().String())
+			return err
+		},
+	}
+}

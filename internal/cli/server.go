@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monokube/monokube/internal/config"
+	mklog "github.com/monokube/monokube/internal/log"
+	"github.com/monokube/monokube/internal/server"
+)
+
+func serverCommand(stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "run the control plane (etcd, kube-apiserver, controller-manager, scheduler) on this machine",
+		Flags: serverFlags(config.DefaultServerInput()),
+		Action: func(c *cli.Context) error {
+			cfg, err := serverConfig(c)
+			if err != nil {
+				return err
+			}
+			opts := mklog.Options{Debug: cfg.Debug}
+			log := mklog.Setup(stderr, opts)
+			if err := mklog.Klog(log, opts); err != nil {
+				return err
+			}
+			return server.Run(c.Context, cfg, log)
+		},
+	}
+}
+
+// serverConfig merges defaults, the config file and the flags the user set,
+// in that order, and validates the result.
+func serverConfig(c *cli.Context) (*config.Server, error) {
+	in := config.DefaultServerInput()
+	if err := config.LoadFile(c.String("config"), c.IsSet("config"), &in); err != nil {
+		return nil, err
+	}
+	config.Overlay(&in, c)
+	return config.BuildServer(in, config.OSHost{})
+}
+
+// serverFlags declares the server's flags; every name except "config" is
+// also a config-file key (config.ServerInput), and defaults come from d.
+func serverFlags(d config.ServerInput) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
+			Usage: "YAML config file; keys are these flags' long names, flags override it"},
+		str("data-dir", d.DataDir, "directory for all state: PKI, etcd data, credentials"),
+		str("run-dir", d.RunDir, "directory for runtime state (sockets, pid files)"),
+		str("node-ip", d.NodeIP, "this node's IP address (default: the address of the default-route interface)"),
+		str("node-name", d.NodeName, "this node's name (default: the hostname)"),
+		str("bind-address", d.BindAddress, "address the apiserver listens on"),
+		&cli.IntFlag{Name: "https-listen-port", Value: d.HTTPSListenPort, EnvVars: env("https-listen-port"),
+			Usage: "port the apiserver listens on"},
+		str("advertise-address", d.AdvertiseAddress, "address the apiserver advertises to the cluster (default: node IP)"),
+		list("tls-san", "extra DNS name or IP for the apiserver's serving certificate (repeatable)"),
+		str("cluster-cidr", d.ClusterCIDR, "network for pod IPs"),
+		str("service-cidr", d.ServiceCIDR, "network for service IPs"),
+		str("cluster-dns", d.ClusterDNS, "cluster DNS service IP, inside --service-cidr"),
+		str("cluster-domain", d.ClusterDomain, "cluster DNS domain"),
+		str("write-kubeconfig", d.WriteKubeconfig, "where to write the admin kubeconfig"),
+		str("write-kubeconfig-mode", d.WriteKubeconfigMode, "file mode of the admin kubeconfig (octal)"),
+		boolean("disable-agent", "run the control plane only, no node on this machine"),
+		list("kube-apiserver-arg", "extra kube-apiserver flag as key=value (repeatable)"),
+		list("kube-controller-manager-arg", "extra kube-controller-manager flag as key=value (repeatable)"),
+		list("kube-scheduler-arg", "extra kube-scheduler flag as key=value (repeatable)"),
+		boolean("debug", "log at debug level (klog verbosity 2, etcd info)"),
+	}
+}
+
+func str(name, value, usage string) cli.Flag {
+	return &cli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: env(name)}
+}
+
+func list(name, usage string) cli.Flag {
+	return &cli.StringSliceFlag{Name: name, Usage: usage, EnvVars: env(name)}
+}
+
+func boolean(name, usage string) cli.Flag {
+	return &cli.BoolFlag{Name: name, Usage: usage, EnvVars: env(name)}
+}
+
+// env is the environment variable that can also set flag name:
+// MONOKUBE_DATA_DIR for data-dir.
+func env(name string) []string {
+	b := []byte("MONOKUBE_" + name)
+	for i, ch := range b {
+		switch {
+		case ch == '-':
+			b[i] = '_'
+		case ch >= 'a' && ch <= 'z':
+			b[i] = ch - 'a' + 'A'
+		}
+	}
+	return []string{string(b)}
+}

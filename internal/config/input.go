@@ -1,0 +1,133 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Default paths and values users see in --help.
+const (
+	DefaultDataDir    = "/var/lib/monokube"
+	DefaultRunDir     = "/run/monokube"
+	DefaultConfigFile = "/etc/monokube/config.yaml"
+	DefaultKubeconfig = "/etc/monokube/kubeconfig.yaml"
+)
+
+// ServerInput is the server's settings as the user wrote them, before
+// parsing. Each yaml tag is both the config-file key and the long flag name.
+type ServerInput struct {
+	DataDir                  string   `yaml:"data-dir"`
+	RunDir                   string   `yaml:"run-dir"`
+	NodeIP                   string   `yaml:"node-ip"`
+	NodeName                 string   `yaml:"node-name"`
+	BindAddress              string   `yaml:"bind-address"`
+	HTTPSListenPort          int      `yaml:"https-listen-port"`
+	AdvertiseAddress         string   `yaml:"advertise-address"`
+	TLSSAN                   []string `yaml:"tls-san"`
+	ClusterCIDR              string   `yaml:"cluster-cidr"`
+	ServiceCIDR              string   `yaml:"service-cidr"`
+	ClusterDNS               string   `yaml:"cluster-dns"`
+	ClusterDomain            string   `yaml:"cluster-domain"`
+	WriteKubeconfig          string   `yaml:"write-kubeconfig"`
+	WriteKubeconfigMode      string   `yaml:"write-kubeconfig-mode"`
+	DisableAgent             bool     `yaml:"disable-agent"`
+	KubeAPIServerArg         []string `yaml:"kube-apiserver-arg"`
+	KubeControllerManagerArg []string `yaml:"kube-controller-manager-arg"`
+	KubeSchedulerArg         []string `yaml:"kube-scheduler-arg"`
+	Debug                    bool     `yaml:"debug"`
+}
+
+// DefaultServerInput returns the opinionated defaults. Empty strings mean
+// "derive at build time" (node IP, node name, advertise address).
+func DefaultServerInput() ServerInput {
+	return ServerInput{
+		DataDir:             DefaultDataDir,
+		RunDir:              DefaultRunDir,
+		BindAddress:         "0.0.0.0",
+		HTTPSListenPort:     6443,
+		ClusterCIDR:         "10.42.0.0/16",
+		ServiceCIDR:         "10.43.0.0/16",
+		ClusterDNS:          "10.43.0.10",
+		ClusterDomain:       "cluster.local",
+		WriteKubeconfig:     DefaultKubeconfig,
+		WriteKubeconfigMode: "0600",
+	}
+}
+
+// LoadFile decodes the YAML config file at path over in. A missing file is
+// fine unless explicit (the user named it with --config). Unknown keys and
+// malformed YAML are errors that name the file and line.
+func LoadFile(path string, explicit bool, in *ServerInput) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read config file: %w; create it or drop --config", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(in); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %s; keys are the long flag names (see monokube server --help)",
+			path, yamlMessage(err))
+	}
+	return nil
+}
+
+// yamlMessage rewrites yaml.v3's messages in the user's terms.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		unknownField := regexp.MustCompile(`field (\S+) not found in type \S+`)
+		msgs := make([]byte, 0, 64)
+		for i, e := range te.Errors {
+			if i > 0 {
+				msgs = append(msgs, "; "...)
+			}
+			msgs = append(msgs, unknownField.ReplaceAllString(e, `unknown key "$1"`)...)
+		}
+		return string(msgs)
+	}
+	return err.Error()
+}
+
+// FlagSource is the part of a parsed command line Overlay reads. urfave/cli's
+// *cli.Context satisfies it; tests use a map.
+type FlagSource interface {
+	IsSet(name string) bool
+	String(name string) string
+	Int(name string) int
+	Bool(name string) bool
+	StringSlice(name string) []string
+}
+
+// Overlay sets every field of dst whose key flags reports as given on the
+// command line, so flags override the config file.
+func Overlay(dst *ServerInput, flags FlagSource) {
+	v := reflect.ValueOf(dst).Elem()
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Tag.Get("yaml")
+		if !flags.IsSet(name) {
+			continue
+		}
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(flags.String(name))
+		case reflect.Int:
+			f.SetInt(int64(flags.Int(name)))
+		case reflect.Bool:
+			f.SetBool(flags.Bool(name))
+		case reflect.Slice:
+			f.Set(reflect.ValueOf(flags.StringSlice(name)))
+		default:
+			panic("config.Overlay: unsupported field kind " + f.Kind().String())
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Server is the validated, immutable configuration of `monokube server`.
+type Server struct {
+	DataDir             string
+	RunDir              string
+	NodeIP              netip.Addr
+	NodeName            string
+	BindAddress         netip.Addr
+	HTTPSPort           int
+	AdvertiseAddress    netip.Addr
+	TLSSANs             []string // extra names and IPs for the serving certificate
+	ClusterCIDR         netip.Prefix
+	ServiceCIDR         netip.Prefix
+	ClusterDNS          netip.Addr
+	ClusterDomain       string
+	WriteKubeconfig     string
+	WriteKubeconfigMode fs.FileMode
+	DisableAgent        bool
+	Args                ComponentArgs
+	Debug               bool
+}
+
+// ComponentArgs are the users' pass-through flags for upstream components.
+type ComponentArgs struct {
+	APIServer         []Arg
+	ControllerManager []Arg
+	Scheduler         []Arg
+}
+
+// Arg is one --<component>-arg key=value pair, key without leading dashes.
+type Arg struct{ Key, Value string }
+
+// Host is what BuildServer needs to know about the machine to fill in
+// derived defaults. It is an interface so tests can supply a fake host.
+type Host interface {
+	Hostname() (string, error)
+	// DefaultIP returns the address to use when --node-ip is not given.
+	DefaultIP() (netip.Addr, error)
+}
+
+// BuildServer parses and validates in, filling derived defaults from host.
+// All problems are reported together.
+func BuildServer(in ServerInput, host Host) (*Server, error) {
+	p := &parser{}
+	s := &Server{
+		DataDir:         p.absPath("data-dir", in.DataDir),
+		RunDir:          p.absPath("run-dir", in.RunDir),
+		NodeIP:          p.nodeIP(in.NodeIP, host),
+		BindAddress:     p.ip("bind-address", in.BindAddress),
+		HTTPSPort:       p.port("https-listen-port", in.HTTPSListenPort),
+		TLSSANs:         in.TLSSAN,
+		ClusterCIDR:     p.cidr("cluster-cidr", in.ClusterCIDR),
+		ServiceCIDR:     p.cidr("service-cidr", in.ServiceCIDR),
+		ClusterDNS:      p.ip("cluster-dns", in.ClusterDNS),
+		ClusterDomain:   p.dnsName("cluster-domain", in.ClusterDomain),
+		WriteKubeconfig: p.absPath("write-kubeconfig", in.WriteKubeconfig),
+		DisableAgent:    in.DisableAgent,
+		Debug:           in.Debug,
+	}
+	s.NodeName = p.nodeName(in.NodeName, host)
+	s.AdvertiseAddress = s.NodeIP
+	if in.AdvertiseAddress != "" {
+		s.AdvertiseAddress = p.ip("advertise-address", in.AdvertiseAddress)
+	}
+	s.WriteKubeconfigMode = p.fileMode("write-kubeconfig-mode", in.WriteKubeconfigMode)
+	s.Args = ComponentArgs{
+		APIServer:         p.args("kube-apiserver-arg", in.KubeAPIServerArg),
+		ControllerManager: p.args("kube-controller-manager-arg", in.KubeControllerManagerArg),
+		Scheduler:         p.args("kube-scheduler-arg", in.KubeSchedulerArg),
+	}
+	p.checkServer(s)
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkServer validates relations between already-parsed fields.
+func (p *parser) checkServer(s *Server) {
+	if s.NodeIP.IsValid() && s.NodeIP.IsLoopback() {
+		p.fail("--node-ip %s is a loopback address; the apiserver refuses to advertise it: give an address of this machine's network interface", s.NodeIP)
+	}
+	if s.AdvertiseAddress.IsValid() && s.AdvertiseAddress.IsLoopback() {
+		p.fail("--advertise-address %s is a loopback address; the apiserver refuses it: give a routable address", s.AdvertiseAddress)
+	}
+	if s.ClusterCIDR.IsValid() && s.ServiceCIDR.IsValid() && s.ClusterCIDR.Overlaps(s.ServiceCIDR) {
+		p.fail("--cluster-cidr %s overlaps --service-cidr %s: pod and service addresses must not overlap; pick disjoint ranges", s.ClusterCIDR, s.ServiceCIDR)
+	}
+	if s.ServiceCIDR.IsValid() && s.ServiceCIDR.Addr().Is4() && s.ServiceCIDR.Bits() < 12 {
+		p.fail("--service-cidr %s is larger than the apiserver allows (a /12 at most); use a smaller range such as 10.43.0.0/16", s.ServiceCIDR)
+	}
+	if s.ServiceCIDR.IsValid() && s.ClusterDNS.IsValid() && !s.ServiceCIDR.Contains(s.ClusterDNS) {
+		p.fail("--cluster-dns %s is not inside --service-cidr %s: pick an address from the service range", s.ClusterDNS, s.ServiceCIDR)
+	}
+}
+
+// parser collects every problem instead of stopping at the first.
+type parser struct{ errs []error }
+
+func (p *parser) fail(format string, a ...any) { p.errs = append(p.errs, fmt.Errorf(format, a...)) }
+
+func (p *parser) ip(flag, v string) netip.Addr {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		p.fail("--%s %q is not an IP address: give one such as 192.168.1.10", flag, v)
+	}
+	return a
+}
+
+func (p *parser) cidr(flag, v string) netip.Prefix {
+	pr, err := netip.ParsePrefix(v)
+	if err != nil {
+		p.fail("--%s %q is not a CIDR: give a network such as 10.42.0.0/16", flag, v)
+		return pr
+	}
+	if pr.Masked() != pr {
+		p.fail("--%s %q has host bits set: did you mean %s?", flag, v, pr.Masked())
+	}
+	return pr
+}
+
+func (p *parser) port(flag string, v int) int {
+	if v < 1 || v > 65535 {
+		p.fail("--%s %d is not a TCP port: give a number from 1 to 65535", flag, v)
+	}
+	return v
+}
+
+func (p *parser) absPath(flag, v string) string {
+	if v == "" {
+		p.fail("--%s is empty: give a path", flag)
+		return v
+	}
+	a, err := filepath.Abs(v)
+	if err != nil {
+		p.fail("--%s %q: %v", flag, v, err)
+	}
+	return a
+}
+
+func (p *parser) dnsName(flag, v string) string {
+	if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
+		p.fail("--%s %q is not a valid DNS name: %s", flag, v, strings.Join(errs, "; "))
+	}
+	return v
+}
+
+func (p *parser) fileMode(flag, v string) fs.FileMode {
+	m, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || m > 0o777 {
+		p.fail("--%s %q is not an octal file mode: give one such as 0600 or 0644", flag, v)
+	}
+	return fs.FileMode(m)
+}
+
+func (p *parser) args(flag string, vs []string) []Arg {
+	out := make([]Arg, 0, len(vs))
+	for _, v := range vs {
+		k, val, ok := strings.Cut(strings.TrimLeft(v, "-"), "=")
+		if !ok || k == "" {
+			p.fail("--%s %q is not key=value: write it as --%s name=value", flag, v, flag)
+			continue
+		}
+		out = append(out, Arg{Key: k, Value: val})
+	}
+	return out
+}
+
+func (p *parser) nodeIP(v string, host Host) netip.Addr {
+	if v != "" {
+		return p.ip("node-ip", v)
+	}
+	a, err := host.DefaultIP()
+	if err != nil {
+		p.fail("cannot pick a node IP (%v): give one with --node-ip", err)
+	}
+	return a
+}
+
+func (p *parser) nodeName(v string, host Host) string {
+	if v == "" {
+		h, err := host.Hostname()
+		if err != nil {
+			p.fail("cannot read the hostname (%v): give --node-name", err)
+			return ""
+		}
+		v = strings.ToLower(h)
+	}
+	if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
+		p.fail("node name %q is not a valid Kubernetes node name (%s): give --node-name", v, strings.Join(errs, "; "))
+	}
+	return v
+}

@@ -1,0 +1,75 @@
+package control
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/monokube/monokube/internal/config"
+)
+
+// Issuer is the service-account token issuer: the in-cluster name of the
+// apiserver, so workloads can fetch its OIDC discovery document.
+func Issuer(cfg *config.Server) string {
+	return "https://kubernetes.default.svc." + cfg.ClusterDomain
+}
+
+// APIServerArgs is the kube-apiserver command line for cfg.
+func APIServerArgs(cfg *config.Server, c Creds) []string {
+	defaults := Flags{
+		"advertise-address":                  cfg.AdvertiseAddress.String(),
+		"bind-address":                       cfg.BindAddress.String(),
+		"allow-privileged":                   "true",
+		"authorization-mode":                 "Node,RBAC",
+		"enable-admission-plugins":           "NodeRestriction",
+		"authentication-config":              c.AuthnConfig,
+		"client-ca-file":                     c.ClientCA.Cert(),
+		"tls-cert-file":                      c.APIServerServing.Cert(),
+		"tls-private-key-file":               c.APIServerServing.Key(),
+		"etcd-cafile":                        c.EtcdCA.Cert(),
+		"etcd-certfile":                      c.EtcdClient.Cert(),
+		"etcd-keyfile":                       c.EtcdClient.Key(),
+		"service-cluster-ip-range":           cfg.ServiceCIDR.String(),
+		"service-account-issuer":             Issuer(cfg),
+		"api-audiences":                      Issuer(cfg),
+		"service-account-key-file":           c.ServicePub,
+		"service-account-signing-key-file":   c.ServiceKey,
+		"encryption-provider-config":         c.EncryptionConfig,
+		"kubelet-client-certificate":         c.APIServerKubelet.Cert(),
+		"kubelet-client-key":                 c.APIServerKubelet.Key(),
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"proxy-client-cert-file":             c.AuthProxy.Cert(),
+		"proxy-client-key-file":              c.AuthProxy.Key(),
+		"requestheader-client-ca-file":       c.RequestHeaderCA.Cert(),
+		"requestheader-allowed-names":        AuthProxyUser,
+		"requestheader-username-headers":     "X-Remote-User",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"enable-aggregator-routing":          "true",
+		"profiling":                          "false",
+		"storage-backend":                    "etcd3",
+	}
+	forced := Flags{
+		"secure-port":  strconv.Itoa(cfg.HTTPSPort),
+		"etcd-servers": EtcdClientURL(),
+	}
+	return Merge(defaults, cfg.Args.APIServer, forced)
+}
+
+// EtcdClientURL is where the embedded etcd serves clients.
+func EtcdClientURL() string { return fmt.Sprintf("https://127.0.0.1:%d", EtcdClientPort) }
+
+// AuthProxyUser is the common name of the aggregator's front-proxy client.
+const AuthProxyUser = "system:auth-proxy"
+
+// AuthnConfig renders the structured authentication configuration: it
+// admits anonymous requests only to the health endpoints, so an
+// unauthenticated client can probe liveness but read nothing else.
+func AuthnConfig() []byte {
+	var b strings.Builder
+	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\nanonymous:\n  enabled: true\n  conditions:\n")
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		fmt.Fprintf(&b, "  - path: %s\n", p)
+	}
+	return []byte(b.String())
+}

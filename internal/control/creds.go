@@ -1,0 +1,69 @@
+package control
+
+import (
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// Creds names every credential and rendered file the control plane reads.
+// It is the single place these paths are decided; the server's PKI setup
+// writes exactly these files.
+type Creds struct {
+	ServerCA        pki.Files // signs serving certificates
+	ClientCA        pki.Files // signs client certificates
+	RequestHeaderCA pki.Files // signs the aggregator's front-proxy client
+	EtcdCA          pki.Files
+
+	APIServerServing pki.Files
+	CMServing        pki.Files
+	SchedulerServing pki.Files
+
+	Admin             pki.Files
+	ControllerManager pki.Files
+	Scheduler         pki.Files
+	APIServerKubelet  pki.Files // the apiserver's client cert towards kubelets
+	AuthProxy         pki.Files // the aggregator's front-proxy client cert
+
+	EtcdServer pki.Files // etcd's client-facing serving cert
+	EtcdPeer   pki.Files
+	EtcdClient pki.Files // the apiserver's client cert towards etcd
+
+	ServiceKey string // service-account token signing key
+	ServicePub string
+
+	AdminKubeconfig     string
+	CMKubeconfig        string
+	SchedulerKubeconfig string
+	EncryptionConfig    string
+	AuthnConfig         string
+}
+
+// NewCreds lays out the control plane's credentials under l.
+func NewCreds(l datadir.Layout) Creds {
+	t := func(name string) pki.Files { return pki.Files(l.TLSFile(name)) }
+	e := func(name string) pki.Files { return pki.Files(l.EtcdTLSFile(name)) }
+	return Creds{
+		ServerCA:            t("server-ca"),
+		ClientCA:            t("client-ca"),
+		RequestHeaderCA:     t("request-header-ca"),
+		EtcdCA:              e("server-ca"),
+		APIServerServing:    t("serving-kube-apiserver"),
+		CMServing:           t("serving-kube-controller-manager"),
+		SchedulerServing:    t("serving-kube-scheduler"),
+		Admin:               t("client-admin"),
+		ControllerManager:   t("client-controller"),
+		Scheduler:           t("client-scheduler"),
+		APIServerKubelet:    t("client-kube-apiserver"),
+		AuthProxy:           t("client-auth-proxy"),
+		EtcdServer:          e("server-client"),
+		EtcdPeer:            e("peer-server-client"),
+		EtcdClient:          e("client"),
+		ServiceKey:          l.TLSFile("service.key"),
+		ServicePub:          l.TLSFile("service.pub"),
+		AdminKubeconfig:     l.CredFile("admin.kubeconfig"),
+		CMKubeconfig:        l.CredFile("controller.kubeconfig"),
+		SchedulerKubeconfig: l.CredFile("scheduler.kubeconfig"),
+		EncryptionConfig:    l.CredFile("encryption-config.json"),
+		AuthnConfig:         l.CredFile("authentication-config.yaml"),
+	}
+}

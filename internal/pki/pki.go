@@ -1,0 +1,123 @@
+// Package pki creates and loads the cluster's certificate authorities, leaf
+// certificates, signing keys and kubeconfigs.
+//
+// Everything is idempotent: an existing, still-valid file is loaded and kept,
+// so restarts never change a certificate that clients already trust. A leaf
+// is re-issued only when its subject, names, usages or issuer no longer match
+// what is asked for, or when it is close to expiry.
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"time"
+)
+
+// Validity periods.
+const (
+	CAValidity   = 10 * 365 * 24 * time.Hour
+	LeafValidity = 365 * 24 * time.Hour
+	// RenewBefore re-issues a leaf this long before it expires.
+	RenewBefore = 90 * 24 * time.Hour
+)
+
+// KeyPair is a certificate with its private key.
+type KeyPair struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// Spec says what a leaf certificate must contain.
+type Spec struct {
+	CommonName   string
+	Organization []string
+	Usages       []x509.ExtKeyUsage
+	DNSNames     []string
+	IPs          []net.IP
+}
+
+// Usage shorthands for Spec.Usages.
+var (
+	ClientUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}                             //nolint:gochecknoglobals // constant slice
+	ServerUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}                             //nolint:gochecknoglobals // constant slice
+	PeerUsage   = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} //nolint:gochecknoglobals // constant slice
+)
+
+// NewKey returns a fresh ECDSA P-256 key.
+func NewKey() (crypto.Signer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	return k, nil
+}
+
+// NewCA returns a self-signed certificate authority.
+func NewCA(commonName string, now time.Time) (*KeyPair, error) {
+	key, err := NewKey()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(CAValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("self-sign CA %q: %w", commonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+// Sign issues a leaf for spec with a fresh key.
+func (ca *KeyPair) Sign(spec Spec, now time.Time) (*KeyPair, error) {
+	key, err := NewKey()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(LeafValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  spec.Usages,
+		DNSNames:     spec.DNSNames,
+		IPAddresses:  spec.IPs,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign certificate %q: %w", spec.CommonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+// serial returns a random 128-bit serial number, as RFC 5280 recommends.
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		// crypto/rand never fails on Linux ≥ 3.17; a zero serial is still valid.
+		return big.NewInt(1)
+	}
+	return n
+}

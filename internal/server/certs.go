@@ -1,0 +1,113 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// leaf is one certificate of the plan: where it goes, who signs it, what it says.
+type leaf struct {
+	files pki.Files
+	ca    pki.Files
+	spec  pki.Spec
+}
+
+// EnsurePKI creates the four CAs once and every leaf certificate the control
+// plane uses, keeping existing ones that still match (see pki.EnsureLeaf).
+func EnsurePKI(cfg *config.Server, c control.Creds, now time.Time, log *slog.Logger) error {
+	cas := map[pki.Files]*pki.KeyPair{}
+	for f, cn := range map[pki.Files]string{
+		c.ServerCA: "monokube-server-ca", c.ClientCA: "monokube-client-ca",
+		c.RequestHeaderCA: "monokube-request-header-ca", c.EtcdCA: "monokube-etcd-ca",
+	} {
+		kp, err := pki.EnsureCA(f, fmt.Sprintf("%s@%d", cn, now.Unix()), now)
+		if err != nil {
+			return fmt.Errorf("certificate authority %s: %w", filepath.Base(string(f)), err)
+		}
+		cas[f] = kp
+	}
+	hostname, _ := os.Hostname() // best effort: only adds a SAN
+	for _, l := range leaves(cfg, c, hostname) {
+		issued, err := pki.EnsureLeaf(l.files, cas[l.ca], l.spec, now)
+		if err != nil {
+			return fmt.Errorf("certificate %s: %w", filepath.Base(string(l.files)), err)
+		}
+		if issued {
+			log.Info("issued certificate", "file", l.files.Cert())
+		}
+	}
+	return pki.EnsureSigningKey(c.ServiceKey, c.ServicePub)
+}
+
+// leaves is the leaf-certificate plan.
+func leaves(cfg *config.Server, c control.Creds, hostname string) []leaf {
+	loopback := pki.Spec{DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	serving := func(cn string) pki.Spec {
+		s := loopback
+		s.CommonName, s.Usages = cn, pki.ServerUsage
+		return s
+	}
+	client := func(cn string, orgs ...string) pki.Spec {
+		return pki.Spec{CommonName: cn, Organization: orgs, Usages: pki.ClientUsage}
+	}
+	etcdSpec := func(cn string) pki.Spec {
+		return pki.Spec{CommonName: cn, Usages: pki.PeerUsage, DNSNames: []string{"localhost", cfg.NodeName},
+			IPs: ips(netip.MustParseAddr("127.0.0.1"), cfg.NodeIP)}
+	}
+	return []leaf{
+		{c.APIServerServing, c.ServerCA, APIServerServingSpec(cfg, hostname)},
+		{c.CMServing, c.ServerCA, serving("kube-controller-manager")},
+		{c.SchedulerServing, c.ServerCA, serving("kube-scheduler")},
+		{c.Admin, c.ClientCA, client("system:admin", "system:masters")},
+		{c.ControllerManager, c.ClientCA, client("system:kube-controller-manager")},
+		{c.Scheduler, c.ClientCA, client("system:kube-scheduler")},
+		{c.APIServerKubelet, c.ClientCA, client("kube-apiserver-kubelet-client", "system:masters")},
+		{c.AuthProxy, c.RequestHeaderCA, client(control.AuthProxyUser)},
+		{c.EtcdServer, c.EtcdCA, etcdSpec("etcd-server")},
+		{c.EtcdPeer, c.EtcdCA, etcdSpec("etcd-peer")},
+		{c.EtcdClient, c.EtcdCA, client("etcd-client")},
+	}
+}
+
+// APIServerServingSpec is the apiserver's serving certificate: every name
+// and address a client may use to reach it, in-cluster and from outside.
+func APIServerServingSpec(cfg *config.Server, hostname string) pki.Spec {
+	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc." + cfg.ClusterDomain, cfg.NodeName}
+	if hostname != "" {
+		dns = append(dns, strings.ToLower(hostname))
+	}
+	addrs := []netip.Addr{netip.MustParseAddr("127.0.0.1"), cfg.NodeIP, cfg.AdvertiseAddress, cfg.ServiceCIDR.Addr().Next()}
+	for _, san := range cfg.TLSSANs {
+		if a, err := netip.ParseAddr(san); err == nil {
+			addrs = append(addrs, a)
+		} else {
+			dns = append(dns, san)
+		}
+	}
+	slices.Sort(dns)
+	return pki.Spec{CommonName: "kube-apiserver", Usages: pki.ServerUsage, DNSNames: slices.Compact(dns), IPs: ips(addrs...)}
+}
+
+// ips converts and de-duplicates addresses, in sorted order.
+func ips(addrs ...netip.Addr) []net.IP {
+	addrs = slices.Clone(addrs)
+	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+	addrs = slices.Compact(addrs)
+	out := make([]net.IP, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, net.IP(a.AsSlice()))
+	}
+	return out
+}

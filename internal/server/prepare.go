@@ -1,0 +1,71 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// Prepare creates (or keeps) everything the control plane reads before it
+// starts: directories, PKI, the encryption and authentication configs and the
+// kubeconfigs, including the admin one at --write-kubeconfig.
+func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) error {
+	if err := l.EnsureServer(); err != nil {
+		return err
+	}
+	if err := EnsurePKI(cfg, c, time.Now(), log); err != nil {
+		return err
+	}
+	if err := ensureEncryptionConfig(c.EncryptionConfig); err != nil {
+		return err
+	}
+	if err := pki.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
+		return err
+	}
+	return writeKubeconfigs(cfg, c)
+}
+
+// ensureEncryptionConfig writes the secrets-at-rest encryption config with a
+// fresh random key, once. The key must never change: etcd holds data
+// encrypted with it.
+func ensureEncryptionConfig(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("encryption config: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generate encryption key: %w", err)
+	}
+	return pki.WriteFile(path, EncryptionConfig(base64.StdEncoding.EncodeToString(key)), 0o600)
+}
+
+// EncryptionConfig renders an EncryptionConfiguration that encrypts Secrets
+// with secretbox (XSalsa20-Poly1305, random nonces, no key-rotation limit) and
+// can still read data written before encryption was on.
+func EncryptionConfig(key string) []byte {
+	return fmt.Appendf(nil, `{
+  "kind": "EncryptionConfiguration",
+  "apiVersion": "apiserver.config.k8s.io/v1",
+  "resources": [
+    {
+      "resources": ["secrets"],
+      "providers": [
+        {"secretbox": {"keys": [{"name": "monokube-1", "secret": %q}]}},
+        {"identity": {}}
+      ]
+    }
+  ]
+}
+`, key)
+}

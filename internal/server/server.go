@@ -1,0 +1,116 @@
+// Package server wires the server role: it checks the machine, prepares the
+// control plane's credentials and runs etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler as one lifecycle group.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/sysreq"
+)
+
+// Run checks the machine, prepares the data dir and runs the control plane
+// until ctx ends.
+func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	if err := Preflight(cfg, sysreq.OS()); err != nil {
+		return err
+	}
+	if !cfg.DisableAgent {
+		log.Warn("this build has no node yet (kubelet, containerd): running the control plane only, as with --disable-agent")
+	}
+	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
+	creds := control.NewCreds(layout)
+	if err := Prepare(cfg, layout, creds, log); err != nil {
+		return err
+	}
+	probe, err := newProber(creds)
+	if err != nil {
+		return err
+	}
+	return lifecycle.NewGroup(log, controlPlane(cfg, layout, creds, probe, log)...).Run(ctx)
+}
+
+// Preflight fails, before anything is written, if the server cannot run.
+func Preflight(cfg *config.Server, c sysreq.Checks) error {
+	if err := c.Root("server"); err != nil {
+		return err
+	}
+	if err := sysreq.Writable(cfg.DataDir, "data-dir"); err != nil {
+		return err
+	}
+	if err := sysreq.Writable(filepath.Dir(cfg.WriteKubeconfig), "write-kubeconfig"); err != nil {
+		return err
+	}
+	return c.Ports(Ports(cfg))
+}
+
+// Ports lists every address the server listens on.
+func Ports(cfg *config.Server) []sysreq.Port {
+	lo := netip.MustParseAddr("127.0.0.1")
+	return []sysreq.Port{
+		{Addr: cfg.BindAddress, Port: cfg.HTTPSPort, What: "--https-listen-port"},
+		{Addr: lo, Port: control.EtcdClientPort, What: "etcd client port"},
+		{Addr: cfg.NodeIP, Port: control.EtcdPeerPort, What: "etcd peer port"},
+		{Addr: lo, Port: control.CMPort, What: "kube-controller-manager port"},
+		{Addr: lo, Port: control.SchedulerPort, What: "kube-scheduler port"},
+	}
+}
+
+// controlPlane builds the components in start order.
+func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, log *slog.Logger) []lifecycle.Component {
+	with := func(name string) *slog.Logger { return log.With("component", name) }
+	return []lifecycle.Component{
+		etcd.New(etcdConfig(cfg, l, c), with("etcd")),
+		control.NewAPIServer(control.APIServerArgs(cfg, c), cfg.HTTPSPort, probe, with("kube-apiserver")),
+		control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe),
+		control.NewScheduler(control.SchedulerArgs(cfg, c), probe),
+	}
+}
+
+func etcdConfig(cfg *config.Server, l datadir.Layout, c control.Creds) etcd.Config {
+	peerHost := cfg.NodeIP.String()
+	if cfg.NodeIP.Is6() {
+		peerHost = "[" + peerHost + "]"
+	}
+	return etcd.Config{
+		Name:       cfg.NodeName,
+		DataDir:    l.Etcd(),
+		ClientURL:  url.URL{Scheme: "https", Host: "127.0.0.1:" + strconv.Itoa(control.EtcdClientPort)},
+		PeerURL:    url.URL{Scheme: "https", Host: peerHost + ":" + strconv.Itoa(control.EtcdPeerPort)},
+		CAFile:     c.EtcdCA.Cert(),
+		ServerCert: c.EtcdServer.Cert(),
+		ServerKey:  c.EtcdServer.Key(),
+		PeerCert:   c.EtcdPeer.Cert(),
+		PeerKey:    c.EtcdPeer.Key(),
+		Debug:      cfg.Debug,
+	}
+}
+
+// newProber trusts the serving CA and presents the admin certificate.
+func newProber(c control.Creds) (*control.Prober, error) {
+	cert, err := tls.LoadX509KeyPair(c.Admin.Cert(), c.Admin.Key())
+	if err != nil {
+		return nil, fmt.Errorf("load admin certificate: %w", err)
+	}
+	ca, err := os.ReadFile(c.ServerCA.Cert())
+	if err != nil {
+		return nil, fmt.Errorf("read server CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	return control.NewProber(roots, cert), nil
+}
