@@ -1,0 +1,135 @@
+package server
+
+import (
+	"bytes"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/testutil"
+)
+
+func TestServingCertSANs(t *testing.T) {
+	cfg := testutil.ServerConfig(t, t.TempDir(), func(in *config.ServerInput) {
+		in.TLSSAN = []string{"api.example.com", "203.0.113.7"}
+	})
+	spec := APIServerServingSpec(cfg, "MyHost")
+	for _, dns := range []string{"localhost", "kubernetes.default.svc.cluster.local", "node1", "myhost", "api.example.com"} {
+		if !slices.Contains(spec.DNSNames, dns) {
+			t.Errorf("serving cert lacks DNS name %q: %v", dns, spec.DNSNames)
+		}
+	}
+	var ips []string
+	for _, ip := range spec.IPs {
+		ips = append(ips, ip.String())
+	}
+	for _, ip := range []string{"127.0.0.1", "192.168.1.10", "10.43.0.1", "203.0.113.7"} {
+		if !slices.Contains(ips, ip) {
+			t.Errorf("serving cert lacks IP %s: %v", ip, ips)
+		}
+	}
+}
+
+// A restart keeps every file; a changed --tls-san re-issues only the
+// apiserver's serving certificate.
+func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
+	dir := t.TempDir()
+	l := datadir.Layout{Data: dir, Run: dir + "/run"}
+	c := control.NewCreds(l)
+	if err := l.EnsureServer(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	now := time.Now()
+	cfg := testutil.ServerConfig(t, dir, nil)
+	if err := EnsurePKI(cfg, c, now, log); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, c)
+
+	if err := EnsurePKI(cfg, c, now, log); err != nil {
+		t.Fatal(err)
+	}
+	if changed := diff(before, snapshot(t, c)); len(changed) != 0 {
+		t.Fatalf("second start changed %v", changed)
+	}
+
+	cfg2 := testutil.ServerConfig(t, dir, func(in *config.ServerInput) { in.TLSSAN = []string{"new.example.com"} })
+	if err := EnsurePKI(cfg2, c, now, log); err != nil {
+		t.Fatal(err)
+	}
+	changed := diff(before, snapshot(t, c))
+	if !slices.Equal(changed, []string{c.APIServerServing.Cert(), c.APIServerServing.Key()}) {
+		t.Fatalf("changed SANs re-issued %v, want only the apiserver serving pair", changed)
+	}
+	kp, err := pki.Load(c.APIServerServing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(kp.Cert.DNSNames, "new.example.com") {
+		t.Errorf("re-issued cert lacks the new SAN: %v", kp.Cert.DNSNames)
+	}
+	ca, err := pki.Load(c.ServerCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "new.example.com"}); err != nil {
+		t.Errorf("re-issued cert does not verify: %v", err)
+	}
+	assertKeyModes(t, c)
+}
+
+func assertKeyModes(t *testing.T, c control.Creds) {
+	t.Helper()
+	for _, f := range []pki.Files{c.ServerCA, c.ClientCA, c.EtcdCA, c.Admin, c.EtcdClient} {
+		fi, err := os.Stat(f.Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f.Key(), fi.Mode().Perm())
+		}
+	}
+}
+
+// snapshot maps each PKI file to its content.
+func snapshot(t *testing.T, c control.Creds) map[string][]byte {
+	t.Helper()
+	files := []string{c.ServiceKey, c.ServicePub}
+	for _, f := range []pki.Files{c.ServerCA, c.ClientCA, c.RequestHeaderCA, c.EtcdCA, c.APIServerServing,
+		c.CMServing, c.SchedulerServing, c.Admin, c.ControllerManager, c.Scheduler, c.APIServerKubelet,
+		c.AuthProxy, c.EtcdServer, c.EtcdPeer, c.EtcdClient} {
+		files = append(files, f.Cert(), f.Key())
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = b
+	}
+	return out
+}
+
+// diff lists the files whose content differs, sorted.
+func diff(a, b map[string][]byte) []string {
+	var out []string
+	for f := range a {
+		if !bytes.Equal(a[f], b[f]) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
