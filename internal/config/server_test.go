@@ -1,0 +1,150 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// fakeHost answers Hostname and DefaultIP with fixed values.
+type fakeHost struct {
+	name    string
+	nameErr error
+	ip      netip.Addr
+	ipErr   error
+}
+
+func (h fakeHost) Hostname() (string, error)      { return h.name, h.nameErr }
+func (h fakeHost) DefaultIP() (netip.Addr, error) { return h.ip, h.ipErr }
+
+var testHost = fakeHost{name: "Node1", ip: netip.MustParseAddr("192.168.1.10")} //nolint:gochecknoglobals // test fixture
+
+func TestBuildServerDefaults(t *testing.T) {
+	got, err := BuildServer(DefaultServerInput(), testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Server{
+		DataDir:             DefaultDataDir,
+		RunDir:              DefaultRunDir,
+		NodeIP:              netip.MustParseAddr("192.168.1.10"),
+		NodeName:            "node1",
+		BindAddress:         netip.MustParseAddr("0.0.0.0"),
+		HTTPSPort:           6443,
+		AdvertiseAddress:    netip.MustParseAddr("192.168.1.10"),
+		ClusterCIDR:         netip.MustParsePrefix("10.42.0.0/16"),
+		ServiceCIDR:         netip.MustParsePrefix("10.43.0.0/16"),
+		ClusterDNS:          netip.MustParseAddr("10.43.0.10"),
+		ClusterDomain:       "cluster.local",
+		WriteKubeconfig:     DefaultKubeconfig,
+		WriteKubeconfigMode: 0o600,
+		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("BuildServer(defaults) =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestBuildServerExplicit(t *testing.T) {
+	in := DefaultServerInput()
+	in.NodeIP = "10.0.0.5"
+	in.NodeName = "worker-a"
+	in.AdvertiseAddress = "10.0.0.6"
+	in.WriteKubeconfigMode = "0644"
+	in.KubeAPIServerArg = []string{"--v=2", "feature-gates=A=true", "empty="}
+	got, err := BuildServer(in, fakeHost{nameErr: errors.New("no hostname"), ipErr: errors.New("no ip")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.NodeIP != netip.MustParseAddr("10.0.0.5") || got.AdvertiseAddress != netip.MustParseAddr("10.0.0.6") {
+		t.Errorf("node IP %s, advertise %s; want 10.0.0.5, 10.0.0.6", got.NodeIP, got.AdvertiseAddress)
+	}
+	if got.NodeName != "worker-a" {
+		t.Errorf("node name %q, want worker-a", got.NodeName)
+	}
+	if got.WriteKubeconfigMode != 0o644 {
+		t.Errorf("mode %o, want 644", got.WriteKubeconfigMode)
+	}
+	wantArgs := []Arg{{"v", "2"}, {"feature-gates", "A=true"}, {"empty", ""}}
+	if !reflect.DeepEqual(got.Args.APIServer, wantArgs) {
+		t.Errorf("apiserver args %+v, want %+v", got.Args.APIServer, wantArgs)
+	}
+}
+
+func TestBuildServerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*ServerInput)
+		host   Host
+		want   string // part of the message, naming the flag
+	}{
+		{"invalid node IP", func(in *ServerInput) { in.NodeIP = "10.0.0.300" }, nil, "--node-ip"},
+		{"invalid bind address", func(in *ServerInput) { in.BindAddress = "any" }, nil, "--bind-address"},
+		{"invalid advertise address", func(in *ServerInput) { in.AdvertiseAddress = "host.example" }, nil, "--advertise-address"},
+		{"invalid CIDR", func(in *ServerInput) { in.ClusterCIDR = "10.42.0.0" }, nil, "--cluster-cidr"},
+		{"CIDR with host bits", func(in *ServerInput) { in.ServiceCIDR = "10.43.0.1/16" }, nil, "--service-cidr"},
+		{
+			"overlapping CIDRs",
+			func(in *ServerInput) { in.ClusterCIDR = "10.0.0.0/8" },
+			nil, "--cluster-cidr 10.0.0.0/8 overlaps --service-cidr",
+		},
+		{"service CIDR too large", func(in *ServerInput) { in.ServiceCIDR = "11.0.0.0/8"; in.ClusterDNS = "11.0.0.10" }, nil, "--service-cidr"},
+		{"cluster DNS outside service CIDR", func(in *ServerInput) { in.ClusterDNS = "10.42.0.10" }, nil, "--cluster-dns"},
+		{"loopback node IP", func(in *ServerInput) { in.NodeIP = "127.0.0.1" }, nil, "--node-ip"},
+		{"loopback advertise address", func(in *ServerInput) { in.AdvertiseAddress = "::1" }, nil, "--advertise-address"},
+		{"port 0", func(in *ServerInput) { in.HTTPSListenPort = 0 }, nil, "--https-listen-port"},
+		{"port 70000", func(in *ServerInput) { in.HTTPSListenPort = 70000 }, nil, "--https-listen-port"},
+		{"bad file mode", func(in *ServerInput) { in.WriteKubeconfigMode = "999" }, nil, "--write-kubeconfig-mode"},
+		{"file mode too large", func(in *ServerInput) { in.WriteKubeconfigMode = "1777" }, nil, "--write-kubeconfig-mode"},
+		{"apiserver arg without =", func(in *ServerInput) { in.KubeAPIServerArg = []string{"v2"} }, nil, "--kube-apiserver-arg"},
+		{"scheduler arg without key", func(in *ServerInput) { in.KubeSchedulerArg = []string{"--=1"} }, nil, "--kube-scheduler-arg"},
+		{"invalid cluster domain", func(in *ServerInput) { in.ClusterDomain = "Cluster_Local" }, nil, "--cluster-domain"},
+		{"empty data dir", func(in *ServerInput) { in.DataDir = "" }, nil, "--data-dir"},
+		{"invalid node name", func(in *ServerInput) { in.NodeName = "node_1" }, nil, "--node-name"},
+		{"no default IP", func(*ServerInput) {}, fakeHost{name: "node1", ipErr: errors.New("no route")}, "--node-ip"},
+		{"no hostname", func(*ServerInput) {}, fakeHost{nameErr: errors.New("uname"), ip: testHost.ip}, "--node-name"},
+		{"hostname not a node name", func(*ServerInput) {}, fakeHost{name: "my_host", ip: testHost.ip}, "--node-name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := DefaultServerInput()
+			tc.mutate(&in)
+			host := tc.host
+			if host == nil {
+				host = testHost
+			}
+			s, err := BuildServer(in, host)
+			if err == nil {
+				t.Fatalf("BuildServer succeeded (%+v), want an error mentioning %q", s, tc.want)
+			}
+			if s != nil {
+				t.Errorf("BuildServer returned a Server with the error %v", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBuildServerReportsAllErrors(t *testing.T) {
+	in := DefaultServerInput()
+	in.NodeIP = "nope"
+	in.HTTPSListenPort = -1
+	in.ClusterDomain = "bad_domain"
+	in.KubeControllerManagerArg = []string{"novalue"}
+	_, err := BuildServer(in, testHost)
+	if err == nil {
+		t.Fatal("BuildServer succeeded, want errors")
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(joined.Unwrap()) != 4 {
+		t.Errorf("want 4 joined errors, got %v", err)
+	}
+	for _, flag := range []string{"--node-ip", "--https-listen-port", "--cluster-domain", "--kube-controller-manager-arg"} {
+		if !strings.Contains(err.Error(), flag) {
+			t.Errorf("error %q does not mention %s", err, flag)
+		}
+	}
+}

@@ -1,0 +1,51 @@
+//go:build e2e
+
+package server_test
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+// etcdGet reads key straight from the node's embedded etcd with the
+// apiserver's client certificate, bypassing the apiserver.
+func etcdGet(t *testing.T, n *harness.Node, key string) string {
+	t.Helper()
+	dir := filepath.Join(n.DataDir, "server/tls/etcd")
+	tlsCfg, err := transport.TLSInfo{
+		CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key"),
+		TrustedCAFile: filepath.Join(dir, "server-ca.crt"),
+	}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{"https://127.0.0.1:2379"}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return n.NS.DialContext(ctx, "tcp", addr)
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := c.Get(ctx, key)
+	if err != nil {
+		t.Fatalf("etcd get %s: %v", key, err)
+	}
+	if len(resp.Kvs) != 1 {
+		t.Fatalf("etcd has no key %s", key)
+	}
+	return string(resp.Kvs[0].Value)
+}

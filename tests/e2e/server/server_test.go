@@ -1,0 +1,136 @@
+//go:build e2e
+
+// Package server_test runs the real monokube binary as a control-plane-only
+// server inside namespaces the test creates, and checks what a user sees:
+// the API, kubectl, shutdown, restart and refusal of bad input.
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+func TestServerLifecycle(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.GuardHostSysctls(t)
+	n := harness.NewNode(t, harness.NewNetwork(t), 2)
+	n.StartServer()
+	t.Logf("cold start to /readyz: %s", n.WaitReadyz(2*time.Minute))
+
+	t.Run("kubectl readyz", func(t *testing.T) {
+		if got := n.Kubectl("get", "--raw", "/readyz"); got != "ok" {
+			t.Fatalf("readyz = %q", got)
+		}
+	})
+	t.Run("version", func(t *testing.T) { checkVersion(t, n) })
+	t.Run("anonymous only on health endpoints", func(t *testing.T) { checkAnonymous(t, n) })
+	t.Run("objects", func(t *testing.T) {
+		n.Kubectl("create", "configmap", "e2e", "--from-literal=greeting=hello")
+		if got := n.Kubectl("get", "configmap", "e2e", "-o", "jsonpath={.data.greeting}"); got != "hello" {
+			t.Fatalf("configmap data = %q", got)
+		}
+	})
+	t.Run("deployment gets pods", func(t *testing.T) {
+		n.Kubectl("create", "deployment", "web", "--image=registry.invalid/web:1", "--replicas=2")
+		waitPods(t, n, "app=web", 2)
+	})
+	t.Run("secrets encrypted at rest", func(t *testing.T) {
+		n.Kubectl("create", "secret", "generic", "s1", "--from-literal=password=plain-text-value")
+		raw := etcdGet(t, n, "/registry/secrets/default/s1")
+		if !strings.HasPrefix(raw, "k8s:enc:secretbox:v1:") || strings.Contains(raw, "plain-text-value") {
+			t.Fatalf("secret is not encrypted in etcd: %.80q", raw)
+		}
+	})
+	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
+
+	caBefore := readFile(t, filepath.Join(n.DataDir, "server/tls/server-ca.crt"))
+	code, took := n.Stop(10 * time.Second)
+	t.Logf("SIGTERM to exit: %s", took)
+	if code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, n.LogTail(20))
+	}
+
+	n.StartServer()
+	t.Logf("restart to /readyz: %s", n.WaitReadyz(2*time.Minute))
+	t.Run("objects survive restart", func(t *testing.T) {
+		if got := n.Kubectl("get", "configmap", "e2e", "-o", "jsonpath={.data.greeting}"); got != "hello" {
+			t.Errorf("configmap after restart = %q", got)
+		}
+		if got := n.Kubectl("get", "secret", "s1", "-o", "jsonpath={.data.password}"); got != "cGxhaW4tdGV4dC12YWx1ZQ==" {
+			t.Errorf("secret after restart = %q", got)
+		}
+		waitPods(t, n, "app=web", 2)
+		if readFile(t, filepath.Join(n.DataDir, "server/tls/server-ca.crt")) != caBefore {
+			t.Error("the cluster CA changed across a restart")
+		}
+	})
+	if code, _ := n.Stop(10 * time.Second); code != 0 {
+		t.Fatalf("exit code after second SIGTERM = %d", code)
+	}
+}
+
+func checkVersion(t *testing.T, n *harness.Node) {
+	var v struct{ GitVersion, GitCommit string }
+	if err := json.Unmarshal([]byte(n.Kubectl("get", "--raw", "/version")), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(v.GitVersion, "v1.37.2+monokube.") {
+		t.Errorf("apiserver gitVersion = %q, want v1.37.2+monokube.<version>", v.GitVersion)
+	}
+	r := n.Exec(10*time.Second, harness.Options{}, "--version")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "kubernetes v1.37.2") || !strings.HasPrefix(r.Stdout, "monokube ") {
+		t.Errorf("monokube --version = %q (exit %d)", r.Stdout, r.Code)
+	}
+}
+
+func checkAnonymous(t *testing.T, n *harness.Node) {
+	for path, want := range map[string]int{"/readyz": 200, "/livez": 200, "/healthz": 200, "/version": 401, "/api/v1/namespaces": 401} {
+		got, err := n.AnonymousGet(t.Context(), "6443", path)
+		if err != nil || got != want {
+			t.Errorf("anonymous GET %s = %d, %v; want %d", path, got, err, want)
+		}
+	}
+}
+
+func checkModes(t *testing.T, n *harness.Node) {
+	for _, f := range []string{n.Kubeconfig, "server/tls/server-ca.key", "server/tls/client-admin.key",
+		"server/tls/etcd/client.key", "server/cred/encryption-config.json", "server/tls/service.key"} {
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(n.DataDir, f)
+		}
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+}
+
+func waitPods(t *testing.T, n *harness.Node, selector string, want int) {
+	t.Helper()
+	c := n.Client()
+	n.WaitFor(time.Minute, "pods "+selector, func(ctx context.Context) (bool, error) {
+		pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		return err == nil && len(pods.Items) == want, err
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

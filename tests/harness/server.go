@@ -1,0 +1,132 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// StartServer starts `monokube server --disable-agent` in the node with its
+// data, run dir and kubeconfig under the node's scratch dir, plus extra args.
+// Output goes to n.LogPath.
+func (n *Node) StartServer(extra ...string) {
+	n.t.Helper()
+	if n.proc != nil {
+		n.t.Fatal("server already running")
+	}
+	args := append([]string{n.Bin, "server", "--disable-agent",
+		"--data-dir", n.DataDir, "--run-dir", n.RunDir,
+		"--write-kubeconfig", n.Kubeconfig, "--node-ip", n.NS.IP}, extra...)
+	cmd := n.Command(Options{}, args...)
+	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer logf.Close() // the child holds its own descriptor
+	fmt.Fprintf(logf, "=== start %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		n.t.Fatalf("start server: %v", err)
+	}
+	n.proc, n.exited, n.err = cmd, make(chan struct{}), nil
+	go func() {
+		n.err = cmd.Wait()
+		close(n.exited)
+	}()
+}
+
+// Stop sends SIGTERM and waits up to timeout. It returns the exit code and
+// how long the process took to exit; on timeout it kills the process and
+// fails the test.
+func (n *Node) Stop(timeout time.Duration) (int, time.Duration) {
+	n.t.Helper()
+	if n.proc == nil {
+		n.t.Fatal("server not running")
+	}
+	start := time.Now()
+	_ = n.proc.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(timeout):
+		n.kill()
+		n.t.Fatalf("server did not exit within %s of SIGTERM\n%s", timeout, n.LogTail(30))
+	}
+	took := time.Since(start)
+	n.proc = nil
+	var ee *exec.ExitError
+	if errors.As(n.err, &ee) {
+		return ee.ExitCode(), took
+	}
+	if n.err != nil {
+		n.t.Fatalf("wait for server: %v", n.err)
+	}
+	return 0, took
+}
+
+// Exited reports whether the server process has ended (e.g. crashed).
+func (n *Node) Exited() <-chan struct{} { return n.exited }
+
+// kill stops the whole process group at once; used in cleanup.
+func (n *Node) kill() {
+	if n.proc == nil {
+		return
+	}
+	_ = syscall.Kill(-n.proc.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+	}
+	n.proc = nil
+}
+
+// LogTail returns the last lines of the server's log, for failure messages.
+func (n *Node) LogTail(lines int) string {
+	b, _ := os.ReadFile(n.LogPath)
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+// Kubectl runs `monokube kubectl --kubeconfig <node's> args...` in the node
+// and returns stdout; a failure fails the test.
+func (n *Node) Kubectl(args ...string) string {
+	n.t.Helper()
+	r := n.Exec(time.Minute, Options{}, append([]string{"kubectl", "--kubeconfig", n.Kubeconfig}, args...)...)
+	if r.Code != 0 {
+		n.t.Fatalf("kubectl %s: exit %d\n%s", strings.Join(args, " "), r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// WaitFor polls cond every 200ms until it returns true or timeout passes;
+// it fails the test with what on timeout or if the server exits meanwhile.
+func (n *Node) WaitFor(timeout time.Duration, what string, cond func(context.Context) (bool, error)) time.Duration {
+	n.t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		ok, err := cond(ctx)
+		if ok {
+			return time.Since(start)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			n.t.Fatalf("timed out after %s waiting for %s (last error: %v)\n%s", timeout, what, last, n.LogTail(30))
+		case <-n.exited:
+			n.t.Fatalf("server exited while waiting for %s: %v\n%s", what, n.err, n.LogTail(40))
+		case <-tick.C:
+		}
+	}
+}
