@@ -115,4 +115,3 @@ func assertUntouched(t *testing.T, n *harness.Node) {
 		}
 	}
 }
-
