@@ -48,6 +48,9 @@ run: all
 test: all test-unit test-e2e
 
 test-unit:
+	@test -z "$$(gofmt -l cmd internal tests embed manifests)" || { gofmt -l cmd internal tests embed manifests; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./tests/...
 	$(GO) test -short -count=1 ./internal/...
 
 # E2E needs root; E2E=1 turns a skip for missing root into a failure.

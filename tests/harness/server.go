@@ -130,3 +130,13 @@ func (n *Node) WaitFor(timeout time.Duration, what string, cond func(context.Con
 		}
 	}
 }
+
+// PID is the server's process id. The process is monokube itself: ip netns
+// exec and the masking shell both exec into it.
+func (n *Node) PID() int {
+	n.t.Helper()
+	if n.proc == nil {
+		n.t.Fatal("server not running")
+	}
+	return n.proc.Process.Pid
+}

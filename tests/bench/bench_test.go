@@ -1,0 +1,70 @@
+//go:build e2e
+
+// Package bench measures the control plane as users run it: binary size,
+// cold start and restart to /readyz, and resident memory when idle. It
+// prints figures and never fails on time (make bench).
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+// idleFor is how long the server idles before its RSS is read.
+const idleFor = 60 * time.Second
+
+func BenchmarkServer(b *testing.B) {
+	harness.RequireRoot(b)
+	harness.GuardHostSysctls(b)
+	for range b.N {
+		n := harness.NewNode(b, harness.NewNetwork(b), 2)
+		fi, err := os.Stat(n.Bin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n.StartServer()
+		cold := n.WaitReadyz(2 * time.Minute)
+		_, stop := n.Stop(10 * time.Second)
+		n.StartServer()
+		warm := n.WaitReadyz(2 * time.Minute)
+		time.Sleep(idleFor) // the measurement is of an idle server
+		rss := rssMiB(b, n.PID())
+		_, stop2 := n.Stop(10 * time.Second)
+
+		report(b, "binary-MiB", float64(fi.Size())/(1<<20))
+		report(b, "cold-readyz-s", cold.Seconds())
+		report(b, "restart-readyz-s", warm.Seconds())
+		report(b, "idle-rss-MiB", rss)
+		report(b, "sigterm-exit-s", max(stop, stop2).Seconds())
+	}
+}
+
+func report(b *testing.B, unit string, v float64) {
+	b.ReportMetric(v, unit)
+	fmt.Printf("%-18s %8.2f\n", unit, v)
+}
+
+// rssMiB reads VmRSS of pid from /proc.
+func rssMiB(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS in /proc status")
+	return 0
+}
