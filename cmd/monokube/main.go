@@ -12,7 +12,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	// The first signal starts an orderly shutdown; restoring the default
+	// handlers then lets a second one kill the process at once.
+	go func() { <-ctx.Done(); stop() }()
+	os.Exit(cli.Run(ctx, os.Args, os.Stdout, os.Stderr))
 }

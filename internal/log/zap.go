@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"runtime"
 	"slices"
 
 	"go.uber.org/zap"
@@ -43,9 +42,7 @@ func (c *zapCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Chec
 }
 
 func (c *zapCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
-	var pcs [1]uintptr
-	runtime.Callers(4, pcs[:])
-	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, pcs[0])
+	r := slog.NewRecord(e.Time, slogLevel(e.Level), e.Message, 0)
 	r.AddAttrs(c.attrs...)
 	r.AddAttrs(fieldAttrs(fields)...)
 	return c.h.Handle(context.Background(), r)

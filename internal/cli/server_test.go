@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monokube/monokube/internal/config"
+)
+
+// Every config-file key must be a server flag, so the two stay one interface.
+func TestEveryConfigKeyIsAFlag(t *testing.T) {
+	var names []string
+	for _, f := range serverFlags(config.DefaultServerInput()) {
+		names = append(names, f.Names()...)
+	}
+	typ := reflect.TypeFor[config.ServerInput]()
+	for i := range typ.NumField() {
+		if key := typ.Field(i).Tag.Get("yaml"); !slices.Contains(names, key) {
+			t.Errorf("config key %q has no --%s flag", key, key)
+		}
+	}
+}
+
+// Flags override the config file, which overrides the defaults.
+func TestServerConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yaml")
+	yaml := "node-ip: 10.0.0.5\nnode-name: from-file\ncluster-domain: file.local\ntls-san: [a.example]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got *config.Server
+	app := &cli.App{Commands: []*cli.Command{{
+		Name: "server", Flags: serverFlags(config.DefaultServerInput()),
+		Action: func(c *cli.Context) (err error) {
+			got, err = serverConfig(c)
+			return err
+		},
+	}}}
+	args := []string{"monokube", "server", "--config", file, "--data-dir", dir, "--node-name", "from-flag", "--tls-san", "b.example"}
+	if err := app.Run(args); err != nil {
+		t.Fatal(err)
+	}
+	if got.NodeName != "from-flag" {
+		t.Errorf("node name = %q, want the flag's value", got.NodeName)
+	}
+	if got.ClusterDomain != "file.local" || got.NodeIP.String() != "10.0.0.5" {
+		t.Errorf("file values lost: domain %q, node IP %s", got.ClusterDomain, got.NodeIP)
+	}
+	if !slices.Equal(got.TLSSANs, []string{"b.example"}) {
+		t.Errorf("tls-san = %v, want the flag's list to replace the file's", got.TLSSANs)
+	}
+	if got.HTTPSPort != 6443 || got.ServiceCIDR.String() != "10.43.0.0/16" {
+		t.Errorf("defaults lost: port %d, service CIDR %s", got.HTTPSPort, got.ServiceCIDR)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	if got := env("write-kubeconfig-mode"); got[0] != "MONOKUBE_WRITE_KUBECONFIG_MODE" {
+		t.Errorf("env = %v", got)
+	}
+}
