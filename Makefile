@@ -1,6 +1,6 @@
 # monokube build, test and run. `make` installs what the build needs and
-# produces bin/monokube; `make test` runs every test tier; `make run` starts a
-# server. See README.md.
+# produces bin/monokube (with its helper binaries and the pause image embedded);
+# `make test` runs every test tier; `make run` starts a server. See README.md.
 
 SHELL := /bin/bash
 GO ?= go
@@ -30,35 +30,128 @@ BIN := bin/monokube
 RUN_ARGS ?=
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all deps build run test test-unit test-e2e bench clean
+.PHONY: all deps build assets test-images run test test-unit test-e2e bench clean FORCE
 all: deps build
 
 # Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter),
-# iptables (nodes, later issues), git and ca-certificates for the build.
-DEB_PKGS := iproute2 util-linux iptables git ca-certificates
+# iptables (nodes), git and ca-certificates for the build; gcc, libseccomp-dev
+# and pkg-config for the static runc; zstd and tar to pack the helpers.
+DEB_PKGS := iproute2 util-linux iptables git ca-certificates gcc libc6-dev libseccomp-dev pkg-config zstd tar
 deps:
 	@scripts/install-deps.sh $(DEB_PKGS)
 
-build:
+build: assets
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/monokube
+
+# ---- Embedded assets (no registry access, ever) ----------------------------
+# The helper binaries are built from pinned modules with `go install MOD@VER`,
+# each in its own module graph (they are not in our go.mod), into a directory
+# named by its version: a version bump rebuilds it, a repeated make does not.
+BUILD_DIR := build
+RUNC_VERSION := v1.5.2
+SHIM_VERSION := v2.4.2
+CNI_PLUGINS_VERSION := v1.9.1
+# The one source of the pause image's name: monokube reads it back from the
+# embedded tarball (internal/assets.ImageName).
+PAUSE_IMAGE := monokube.local/pause:3.10
+ECHO_IMAGE := monokube.local/echo:test
+
+RUNC_MODULE := github.com/opencontainers/runc
+SHIM_MODULE := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+CNI_MODULE := github.com/containernetworking/plugins/plugins
+CNI_PKGS := main/bridge main/loopback ipam/host-local meta/portmap meta/bandwidth
+RUNC_TAGS := seccomp netgo osusergo urfave_cli_no_docs
+SHIM_TAGS := urfave_cli_no_docs no_grpc
+
+RUNC_BIN := $(BUILD_DIR)/runc-$(RUNC_VERSION)/runc
+SHIM_BIN := $(BUILD_DIR)/shim-$(SHIM_VERSION)/containerd-shim-runc-v2
+CNI_DIR := $(BUILD_DIR)/cni-$(CNI_PLUGINS_VERSION)
+CNI_BINS := $(addprefix $(CNI_DIR)/,$(notdir $(CNI_PKGS)))
+HELPER_BINS := $(RUNC_BIN) $(SHIM_BIN) $(CNI_BINS)
+MKIMAGE := $(BUILD_DIR)/mkimage
+PAUSE_BIN := $(BUILD_DIR)/pause/pause
+ECHO_BIN := $(BUILD_DIR)/echo/echo
+BIN_TAR := embed/bin.tar.zst
+PAUSE_TAR := embed/images/pause.tar
+ECHO_TAR := $(BUILD_DIR)/test-images/echo.tar
+EMBED_ASSETS := $(BIN_TAR) $(PAUSE_TAR)
+
+assets: $(EMBED_ASSETS)
+
+# runc: static PIE (-buildmode=pie is what makes -static-pie link) with
+# libseccomp; no libpathrs tag (it needs a Rust library).
+$(RUNC_BIN):
+	GOBIN=$(abspath $(@D)) CGO_ENABLED=1 $(GO) install -trimpath -buildmode=pie -tags '$(RUNC_TAGS)' \
+		-ldflags '-s -w -X main.version=$(RUNC_VERSION:v%=%) -linkmode external -extldflags -static-pie' \
+		$(RUNC_MODULE)@$(RUNC_VERSION)
+	$@ --version >/dev/null
+
+# The shim with containerd's own shim tags: no_grpc drops the gRPC server it
+# does not need (14 MB -> 8 MB).
+$(SHIM_BIN):
+	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -tags '$(SHIM_TAGS)' \
+		-ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=$(SHIM_VERSION:v%=%)' \
+		$(SHIM_MODULE)@$(SHIM_VERSION)
+	$@ -v >/dev/null
+
+$(CNI_DIR)/%:
+	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -ldflags '-s -w' \
+		$(CNI_MODULE)/$(filter %/$*,$(CNI_PKGS))@$(CNI_PLUGINS_VERSION)
+	test -x $@
+
+# One tar (sorted, fixed owner and mtime) of the helpers, zstd-compressed;
+# internal/assets.ExtractBin unpacks it once per content hash.
+$(BIN_TAR): $(HELPER_BINS)
+	@mkdir -p $(@D) $(BUILD_DIR)/bin-stage
+	rm -f $(BUILD_DIR)/bin-stage/* && cp $^ $(BUILD_DIR)/bin-stage/
+	tar -C $(BUILD_DIR)/bin-stage --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+		--mode=0755 -cf - $(sort $(notdir $^)) | zstd -q -19 -T0 -f -o $@.tmp
+	mv $@.tmp $@
+
+$(MKIMAGE): scripts/mkimage/main.go
+	$(GO) build -trimpath -o $@ ./scripts/mkimage
+
+$(PAUSE_BIN): scripts/pause/main.go
+	$(GO) build -trimpath -ldflags '-s -w' -o $@ ./scripts/pause
+
+$(ECHO_BIN): tests/images/echo/main.go
+	$(GO) build -trimpath -ldflags '-s -w' -o $@ ./tests/images/echo
+
+# Image names live in stamp files so that renaming an image remakes it.
+FORCE:
+$(BUILD_DIR)/%.name: FORCE
+	@mkdir -p $(@D)
+	@echo '$(IMAGE_NAME)' | cmp -s - $@ || echo '$(IMAGE_NAME)' >$@
+$(BUILD_DIR)/pause.name: IMAGE_NAME := $(PAUSE_IMAGE)
+$(BUILD_DIR)/echo.name: IMAGE_NAME := $(ECHO_IMAGE)
+
+$(PAUSE_TAR): $(PAUSE_BIN) $(MKIMAGE) $(BUILD_DIR)/pause.name
+	@mkdir -p $(@D)
+	$(MKIMAGE) -o $@ -name $(PAUSE_IMAGE) -entrypoint /pause -file $(PAUSE_BIN):/pause
+
+# Test images are for e2e only; they are not embedded in monokube.
+test-images: $(ECHO_TAR)
+$(ECHO_TAR): $(ECHO_BIN) $(MKIMAGE) $(BUILD_DIR)/echo.name
+	@mkdir -p $(@D)
+	$(MKIMAGE) -o $@ -name $(ECHO_IMAGE) -entrypoint /echo -file $(ECHO_BIN):/echo
 
 run: all
 	$(BIN) server $(RUN_ARGS)
 
 test: all test-unit test-e2e
 
-test-unit:
+test-unit: assets
 	@test -z "$$(gofmt -l cmd internal tests embed manifests)" || { gofmt -l cmd internal tests embed manifests; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
 	$(GO) test -short -count=1 ./internal/...
 
 # E2E needs root; E2E=1 turns a skip for missing root into a failure.
-test-e2e: build
-	E2E=1 MONOKUBE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./tests/e2e/...
+test-e2e: build test-images
+	E2E=1 MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./tests/e2e/...
 
-bench: all
-	MONOKUBE_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
+bench: all test-images
+	MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
 
 clean:
-	rm -rf bin
+	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -15,12 +14,10 @@ import (
 )
 
 // Run runs the command line args (args[0] is the program) and returns the
-// process exit code. Invoked as "kubectl" (a symlink), it is kubectl.
+// process exit code. Invoked as "kubectl" or "ctr" (a symlink), it is that
+// command.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if filepath.Base(args[0]) == "kubectl" {
-		args = append([]string{"monokube", "kubectl"}, args[1:]...)
-	}
-	if err := newApp(stdout, stderr).RunContext(ctx, args); err != nil {
+	if err := newApp(stdout, stderr).RunContext(ctx, multicall(args)); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
@@ -38,6 +35,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			serverCommand(stderr),
 			kubectlCommand(),
+			ctrCommand(),
+			containerdCommand(),
 			versionCommand(stdout),
 		},
 		HideVersion: true,

@@ -13,7 +13,7 @@ import (
 func serverCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "server",
-		Usage: "run the control plane (etcd, kube-apiserver, controller-manager, scheduler) on this machine",
+		Usage: "run the control plane (etcd, kube-apiserver, controller-manager, scheduler) and a node on this machine",
 		Flags: serverFlags(config.DefaultServerInput()),
 		Action: func(c *cli.Context) error {
 			cfg, err := serverConfig(c)
@@ -23,6 +23,9 @@ func serverCommand(stderr io.Writer) *cli.Command {
 			opts := mklog.Options{Debug: cfg.Debug}
 			log := mklog.Setup(stderr, opts)
 			if err := mklog.Klog(log, opts); err != nil {
+				return err
+			}
+			if err := mklog.RegisterComponentFormat(log); err != nil {
 				return err
 			}
 			return server.Run(c.Context, cfg, log)
@@ -66,6 +69,8 @@ func serverFlags(d config.ServerInput) []cli.Flag {
 		list("kube-apiserver-arg", "extra kube-apiserver flag as key=value (repeatable)"),
 		list("kube-controller-manager-arg", "extra kube-controller-manager flag as key=value (repeatable)"),
 		list("kube-scheduler-arg", "extra kube-scheduler flag as key=value (repeatable)"),
+		list("kubelet-arg", "extra kubelet flag as key=value (repeatable)"),
+		list("kube-proxy-arg", "extra kube-proxy flag as key=value (repeatable)"),
 		boolean("debug", "log at debug level (klog verbosity 2, etcd info)"),
 	}
 }

@@ -41,6 +41,8 @@ type ServerInput struct {
 	KubeAPIServerArg         []string `yaml:"kube-apiserver-arg"`
 	KubeControllerManagerArg []string `yaml:"kube-controller-manager-arg"`
 	KubeSchedulerArg         []string `yaml:"kube-scheduler-arg"`
+	KubeletArg               []string `yaml:"kubelet-arg"`
+	KubeProxyArg             []string `yaml:"kube-proxy-arg"`
 	Debug                    bool     `yaml:"debug"`
 }
 

@@ -38,6 +38,8 @@ type ComponentArgs struct {
 	APIServer         []Arg
 	ControllerManager []Arg
 	Scheduler         []Arg
+	Kubelet           []Arg
+	KubeProxy         []Arg
 }
 
 // Arg is one --<component>-arg key=value pair, key without leading dashes.
@@ -80,6 +82,8 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		APIServer:         p.args("kube-apiserver-arg", in.KubeAPIServerArg),
 		ControllerManager: p.args("kube-controller-manager-arg", in.KubeControllerManagerArg),
 		Scheduler:         p.args("kube-scheduler-arg", in.KubeSchedulerArg),
+		Kubelet:           p.args("kubelet-arg", in.KubeletArg),
+		KubeProxy:         p.args("kube-proxy-arg", in.KubeProxyArg),
 	}
 	p.checkServer(s)
 	if err := errors.Join(p.errs...); err != nil {

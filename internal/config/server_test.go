@@ -40,7 +40,7 @@ func TestBuildServerDefaults(t *testing.T) {
 		ClusterDomain:       "cluster.local",
 		WriteKubeconfig:     DefaultKubeconfig,
 		WriteKubeconfigMode: 0o600,
-		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}},
+		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}, Kubelet: []Arg{}, KubeProxy: []Arg{}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("BuildServer(defaults) =\n%+v\nwant\n%+v", got, want)

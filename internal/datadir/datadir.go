@@ -23,6 +23,40 @@ func (l Layout) Cred() string     { return filepath.Join(l.Server(), "cred") }
 func (l Layout) Etcd() string     { return filepath.Join(l.Server(), "db", "etcd") }
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
 
+// Node-role paths, under <data>/agent and the run dir.
+func (l Layout) Agent() string          { return filepath.Join(l.Data, "agent") }
+func (l Layout) AgentTLS() string       { return filepath.Join(l.Agent(), "tls") }
+func (l Layout) AgentEtc() string       { return filepath.Join(l.Agent(), "etc") }
+func (l Layout) Images() string         { return filepath.Join(l.Agent(), "images") }
+func (l Layout) ImageState() string     { return filepath.Join(l.Agent(), "images-imported.json") }
+func (l Layout) ContainerdRoot() string { return filepath.Join(l.Agent(), "containerd") }
+func (l Layout) ContainerdOpt() string  { return filepath.Join(l.Agent(), "containerd-opt") }
+func (l Layout) ContainerdState() string {
+	return filepath.Join(l.Run, "containerd")
+}
+func (l Layout) ContainerdSocket() string {
+	return filepath.Join(l.ContainerdState(), "containerd.sock")
+}
+func (l Layout) RuncRoot() string    { return filepath.Join(l.Run, "runc") }
+func (l Layout) CNIConfDir() string  { return filepath.Join(l.AgentEtc(), "cni", "net.d") }
+func (l Layout) KubeletRoot() string { return filepath.Join(l.Agent(), "kubelet") }
+
+// AgentFile is a credential or rendered config of the node.
+func (l Layout) AgentFile(name string) string { return filepath.Join(l.AgentEtc(), name) }
+
+// AgentTLSFile is a file in the node's PKI directory.
+func (l Layout) AgentTLSFile(name string) string { return filepath.Join(l.AgentTLS(), name) }
+
+// EnsureAgent creates the node's directories.
+func (l Layout) EnsureAgent() error {
+	for _, d := range []string{l.AgentTLS(), l.AgentEtc(), l.Images(), l.ContainerdRoot(), l.KubeletRoot(), l.Run} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
 // TLSFile is a file in the server's PKI directory.
 func (l Layout) TLSFile(name string) string { return filepath.Join(l.TLS(), name) }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -24,8 +25,9 @@ type leaf struct {
 }
 
 // EnsurePKI creates the four CAs once and every leaf certificate the control
-// plane uses, keeping existing ones that still match (see pki.EnsureLeaf).
-func EnsurePKI(cfg *config.Server, c control.Creds, now time.Time, log *slog.Logger) error {
+// plane (and the server's own node) uses, keeping existing ones that still
+// match (see pki.EnsureLeaf).
+func EnsurePKI(cfg *config.Server, c control.Creds, nc node.Creds, now time.Time, log *slog.Logger) error {
 	cas := map[pki.Files]*pki.KeyPair{}
 	for f, cn := range map[pki.Files]string{
 		c.ServerCA: "monokube-server-ca", c.ClientCA: "monokube-client-ca",
@@ -38,7 +40,11 @@ func EnsurePKI(cfg *config.Server, c control.Creds, now time.Time, log *slog.Log
 		cas[f] = kp
 	}
 	hostname, _ := os.Hostname() // best effort: only adds a SAN
-	for _, l := range leaves(cfg, c, hostname) {
+	plan := leaves(cfg, c, hostname)
+	if !cfg.DisableAgent {
+		plan = append(plan, nodeLeaves(cfg, c, nc)...)
+	}
+	for _, l := range plan {
 		issued, err := pki.EnsureLeaf(l.files, cas[l.ca], l.spec, now)
 		if err != nil {
 			return fmt.Errorf("certificate %s: %w", filepath.Base(string(l.files)), err)
@@ -77,6 +83,19 @@ func leaves(cfg *config.Server, c control.Creds, hostname string) []leaf {
 		{c.EtcdServer, c.EtcdCA, etcdSpec("etcd-server")},
 		{c.EtcdPeer, c.EtcdCA, etcdSpec("etcd-peer")},
 		{c.EtcdClient, c.EtcdCA, client("etcd-client")},
+	}
+}
+
+// nodeLeaves are the certificates of the server's own node, which joins
+// with credentials the server issues directly.
+func nodeLeaves(cfg *config.Server, c control.Creds, nc node.Creds) []leaf {
+	serving := pki.Spec{CommonName: cfg.NodeName, Usages: pki.ServerUsage,
+		DNSNames: []string{"localhost", cfg.NodeName}, IPs: ips(netip.MustParseAddr("127.0.0.1"), cfg.NodeIP)}
+	return []leaf{
+		{nc.KubeletServing, c.ServerCA, serving},
+		{nc.KubeletClient, c.ClientCA, pki.Spec{CommonName: "system:node:" + cfg.NodeName,
+			Organization: []string{"system:nodes"}, Usages: pki.ClientUsage}},
+		{nc.KubeProxyClient, c.ClientCA, pki.Spec{CommonName: "system:kube-proxy", Usages: pki.ClientUsage}},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/testutil"
 )
@@ -43,19 +44,22 @@ func TestServingCertSANs(t *testing.T) {
 func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
 	dir := t.TempDir()
 	l := datadir.Layout{Data: dir, Run: dir + "/run"}
-	c := control.NewCreds(l)
+	c, nc := control.NewCreds(l), node.NewCreds(l)
 	if err := l.EnsureServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnsureAgent(); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()
 	cfg := testutil.ServerConfig(t, dir, nil)
-	if err := EnsurePKI(cfg, c, now, log); err != nil {
+	if err := EnsurePKI(cfg, c, nc, now, log); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, c)
 
-	if err := EnsurePKI(cfg, c, now, log); err != nil {
+	if err := EnsurePKI(cfg, c, nc, now, log); err != nil {
 		t.Fatal(err)
 	}
 	if changed := diff(before, snapshot(t, c)); len(changed) != 0 {
@@ -63,7 +67,7 @@ func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
 	}
 
 	cfg2 := testutil.ServerConfig(t, dir, func(in *config.ServerInput) { in.TLSSAN = []string{"new.example.com"} })
-	if err := EnsurePKI(cfg2, c, now, log); err != nil {
+	if err := EnsurePKI(cfg2, c, nc, now, log); err != nil {
 		t.Fatal(err)
 	}
 	changed := diff(before, snapshot(t, c))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -35,6 +36,27 @@ func writeKubeconfigs(cfg *config.Server, c control.Creds) error {
 		}
 	}
 	return nil
+}
+
+// writeNodeCreds gives the server's own node its kubeconfigs and the CA
+// of the clients its kubelet accepts.
+func writeNodeCreds(cfg *config.Server, c control.Creds, nc node.Creds) error {
+	caPEM, err := os.ReadFile(c.ServerCA.Cert())
+	if err != nil {
+		return fmt.Errorf("read server CA: %w", err)
+	}
+	clientCA, err := os.ReadFile(c.ClientCA.Cert())
+	if err != nil {
+		return fmt.Errorf("read client CA: %w", err)
+	}
+	if err := pki.WriteFile(nc.ClientCA, clientCA, 0o644); err != nil {
+		return err
+	}
+	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
+	if err := writeKubeconfig(nc.KubeletKubeconfig, url, caPEM, nc.KubeletClient, 0o600); err != nil {
+		return err
+	}
+	return writeKubeconfig(nc.KubeProxyKubeconfig, url, caPEM, nc.KubeProxyClient, 0o600)
 }
 
 func writeKubeconfig(path, url string, caPEM []byte, f pki.Files, mode os.FileMode) error {

@@ -12,17 +12,24 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 )
 
 // Prepare creates (or keeps) everything the control plane reads before it
 // starts: directories, PKI, the encryption and authentication configs and the
-// kubeconfigs, including the admin one at --write-kubeconfig.
-func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) error {
+// kubeconfigs, including the admin one at --write-kubeconfig; and, unless
+// --disable-agent, the credentials of the server's own node.
+func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, log *slog.Logger) error {
 	if err := l.EnsureServer(); err != nil {
 		return err
 	}
-	if err := EnsurePKI(cfg, c, time.Now(), log); err != nil {
+	if !cfg.DisableAgent {
+		if err := l.EnsureAgent(); err != nil {
+			return err
+		}
+	}
+	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
 		return err
 	}
 	if err := ensureEncryptionConfig(c.EncryptionConfig); err != nil {
@@ -31,7 +38,13 @@ func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Lo
 	if err := pki.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
 		return err
 	}
-	return writeKubeconfigs(cfg, c)
+	if err := writeKubeconfigs(cfg, c); err != nil {
+		return err
+	}
+	if cfg.DisableAgent {
+		return nil
+	}
+	return writeNodeCreds(cfg, c, nc)
 }
 
 // ensureEncryptionConfig writes the secrets-at-rest encryption config with a

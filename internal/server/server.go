@@ -1,6 +1,7 @@
 // Package server wires the server role: it checks the machine, prepares the
 // control plane's credentials and runs etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler as one lifecycle group.
+// kube-controller-manager and kube-scheduler, and (unless --disable-agent)
+// the server's own node, as one lifecycle group.
 package server
 
 import (
@@ -19,7 +20,10 @@ import (
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/kubelet"
+	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/sysreq"
 )
 
@@ -29,19 +33,59 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := Preflight(cfg, sysreq.OS()); err != nil {
 		return err
 	}
+	var host sysreq.Node
 	if !cfg.DisableAgent {
-		log.Warn("this build has no node yet (kubelet, containerd): running the control plane only, as with --disable-agent")
+		var err error
+		if host, err = sysreq.ProbeNode(sysreq.Files{}); err != nil {
+			return err
+		}
 	}
 	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
-	creds := control.NewCreds(layout)
-	if err := Prepare(cfg, layout, creds, log); err != nil {
+	creds, nodeCreds := control.NewCreds(layout), node.NewCreds(layout)
+	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
 		return err
 	}
 	probe, err := newProber(creds)
 	if err != nil {
 		return err
 	}
-	return lifecycle.NewGroup(log, controlPlane(cfg, layout, creds, probe, log)...).Run(ctx)
+	components := controlPlane(cfg, layout, creds, probe, log)
+	if !cfg.DisableAgent {
+		nc, err := nodeComponents(cfg, layout, nodeCreds, host, log)
+		if err != nil {
+			return err
+		}
+		components = append(components, nc...)
+	}
+	return lifecycle.NewGroup(log, components...).Run(ctx)
+}
+
+// nodeComponents prepares the server's own node.
+func nodeComponents(cfg *config.Server, l datadir.Layout, nc node.Creds, host sysreq.Node, log *slog.Logger) ([]lifecycle.Component, error) {
+	a, err := node.LoadAssets(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := node.Prepare(NodeConfig(cfg), l, nc, host, a, log)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Components(log)
+}
+
+// NodeConfig is the node part of the server's configuration.
+func NodeConfig(cfg *config.Server) node.Config {
+	return node.Config{
+		NodeName:      cfg.NodeName,
+		NodeIP:        cfg.NodeIP,
+		ClusterCIDR:   cfg.ClusterCIDR,
+		ServiceCIDR:   cfg.ServiceCIDR,
+		ClusterDNS:    cfg.ClusterDNS,
+		ClusterDomain: cfg.ClusterDomain,
+		KubeletArgs:   cfg.Args.Kubelet,
+		KubeProxyArgs: cfg.Args.KubeProxy,
+		Debug:         cfg.Debug,
+	}
 }
 
 // Preflight fails, before anything is written, if the server cannot run.
@@ -61,13 +105,21 @@ func Preflight(cfg *config.Server, c sysreq.Checks) error {
 // Ports lists every address the server listens on.
 func Ports(cfg *config.Server) []sysreq.Port {
 	lo := netip.MustParseAddr("127.0.0.1")
-	return []sysreq.Port{
+	ports := []sysreq.Port{
 		{Addr: cfg.BindAddress, Port: cfg.HTTPSPort, What: "--https-listen-port"},
 		{Addr: lo, Port: control.EtcdClientPort, What: "etcd client port"},
 		{Addr: cfg.NodeIP, Port: control.EtcdPeerPort, What: "etcd peer port"},
 		{Addr: lo, Port: control.CMPort, What: "kube-controller-manager port"},
 		{Addr: lo, Port: control.SchedulerPort, What: "kube-scheduler port"},
 	}
+	if !cfg.DisableAgent {
+		ports = append(ports,
+			sysreq.Port{Addr: cfg.NodeIP, Port: kubelet.Port, What: "kubelet port"},
+			sysreq.Port{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
+			sysreq.Port{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
+			sysreq.Port{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"})
+	}
+	return ports
 }
 
 // controlPlane builds the components in start order.

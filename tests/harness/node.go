@@ -27,8 +27,13 @@ var maskedSysctls = map[string]string{ //nolint:gochecknoglobals // fixed table
 	"kernel/keys/root_maxbytes": "25000000",
 }
 
-// privateDirs are default paths each node gets a private copy of.
-var privateDirs = []string{"/etc/monokube", "/var/lib/monokube", "/run/monokube"} //nolint:gochecknoglobals // fixed table
+// privateDirs are paths each node gets a private copy of: monokube's
+// defaults, and the paths the kubelet, CNI and containerd hard-code.
+var privateDirs = []string{ //nolint:gochecknoglobals // fixed table
+	"/etc/monokube", "/var/lib/monokube", "/run/monokube",
+	"/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/var/lib/cni",
+	"/run/containerd", "/run/flannel", "/etc/cni", "/opt/cni",
+}
 
 // Node is one monokube process (or short command) in its own namespaces.
 type Node struct {
@@ -40,6 +45,7 @@ type Node struct {
 	RunDir     string
 	Kubeconfig string
 	LogPath    string
+	CgroupRoot string // the kubelet's --cgroup-root, private to this node
 
 	proc   *exec.Cmd
 	exited chan struct{}
@@ -72,7 +78,13 @@ func NewNode(t testing.TB, network *Network, octet int) *Node {
 	for _, d := range privateDirs {
 		ensureMountpoint(t, d)
 	}
-	t.Cleanup(n.kill)
+	// Cleanup runs last-registered first: processes, then cgroups, then
+	// (registered by AddHost) the network namespace.
+	n.CgroupRoot = NewCgroupRoot(t, n.NS.Name)
+	t.Cleanup(func() {
+		n.kill()
+		killNetnsProcs(n.NS.Name)
+	})
 	return n
 }
 

@@ -16,12 +16,27 @@ import (
 // Output goes to n.LogPath.
 func (n *Node) StartServer(extra ...string) {
 	n.t.Helper()
+	n.start([]string{"server", "--disable-agent"}, extra)
+}
+
+// StartServerNode starts `monokube server` with its node: the kubelet gets
+// the node's private cgroup root.
+func (n *Node) StartServerNode(extra ...string) {
+	n.t.Helper()
+	n.start([]string{"server", "--kubelet-arg", "cgroup-root=" + n.CgroupRoot}, extra)
+}
+
+// start runs the binary with args, the node's paths and address, then
+// extra (last, so a test can override any of them).
+func (n *Node) start(args, extra []string) {
+	n.t.Helper()
 	if n.proc != nil {
 		n.t.Fatal("server already running")
 	}
-	args := append([]string{n.Bin, "server", "--disable-agent",
-		"--data-dir", n.DataDir, "--run-dir", n.RunDir,
-		"--write-kubeconfig", n.Kubeconfig, "--node-ip", n.NS.IP}, extra...)
+	args = append([]string{n.Bin}, args...)
+	args = append(args, "--data-dir", n.DataDir, "--run-dir", n.RunDir,
+		"--write-kubeconfig", n.Kubeconfig, "--node-ip", n.NS.IP)
+	args = append(args, extra...)
 	cmd := n.Command(Options{}, args...)
 	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -1,0 +1,114 @@
+package cni
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// Writer waits until the node has a pod CIDR and writes the conflist for
+// it; containerd picks the file up and the node turns Ready.
+type Writer struct {
+	client   kubernetes.Interface
+	nodeName string
+	confDir  string
+	log      *slog.Logger
+	done     chan struct{}
+}
+
+// NewWriter returns the CNI config component for nodeName.
+func NewWriter(client kubernetes.Interface, nodeName, confDir string, log *slog.Logger) *Writer {
+	return &Writer{client: client, nodeName: nodeName, confDir: confDir, log: log, done: make(chan struct{})}
+}
+
+// Name implements lifecycle.Component.
+func (*Writer) Name() string { return "pod network config" }
+
+// Run writes the conflist once the pod CIDR is known, then waits for ctx.
+func (w *Writer) Run(ctx context.Context) error {
+	cidr, err := w.podCIDR(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if err := w.write(cidr); err != nil {
+		return err
+	}
+	close(w.done)
+	<-ctx.Done()
+	return nil
+}
+
+// WaitReady returns once the conflist is written.
+func (w *Writer) WaitReady(ctx context.Context) error {
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// podCIDR polls the node object until the controller-manager has
+// allocated its range.
+func (w *Writer) podCIDR(ctx context.Context) (netip.Prefix, error) {
+	for {
+		node, err := w.client.CoreV1().Nodes().Get(ctx, w.nodeName, metav1.GetOptions{})
+		if err == nil && node.Spec.PodCIDR != "" {
+			p, err := netip.ParsePrefix(node.Spec.PodCIDR)
+			if err != nil {
+				return p, fmt.Errorf("node %s has pod CIDR %q: %w", w.nodeName, node.Spec.PodCIDR, err)
+			}
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Prefix{}, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (w *Writer) write(cidr netip.Prefix) error {
+	data, err := Render(Network{PodCIDR: cidr})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(w.confDir, 0o755); err != nil {
+		return fmt.Errorf("create CNI conf dir: %w", err)
+	}
+	path := filepath.Join(w.confDir, ConfFile)
+	if err := pki.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("write CNI config: %w", err)
+	}
+	w.log.Info("pod network configured", "podCIDR", cidr, "file", path)
+	return nil
+}
+
+// EnsureBlackholes adds (or keeps) a blackhole route for each prefix, so
+// packets for in-cluster addresses that no pod or service holds are
+// dropped here instead of following the default route off the machine.
+func EnsureBlackholes(prefixes ...netip.Prefix) error {
+	for _, p := range prefixes {
+		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+		r := &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("add blackhole route for %s: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,200 @@
+package containerd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/platforms"
+
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// Labels the CRI plugin reads: a managed image is visible to the kubelet,
+// a pinned one is never garbage-collected or removed by it.
+var (
+	managedLabels = map[string]string{"io.cri-containerd.image": "managed"}
+	pinnedLabels  = map[string]string{"io.cri-containerd.image": "managed", "io.cri-containerd.pinned": "pinned"}
+)
+
+// Images imports the node's images once containerd is up: the embedded
+// ones (pinned) and the user's tarballs in Dir, skipping tarballs already
+// imported unchanged. A tarball that cannot be imported is reported and
+// skipped; it never stops the node.
+type Images struct {
+	ImageSources
+	log  *slog.Logger
+	done chan struct{}
+}
+
+// ImageSources says where images come from and where they go.
+type ImageSources struct {
+	Address     string            // containerd's socket
+	Snapshotter string            // the CRI's snapshotter, to unpack for
+	Embedded    map[string][]byte // file name → image tarball
+	Dir         string            // <data-dir>/agent/images
+	StateFile   string            // what was imported from Dir, to skip it next time
+}
+
+// NewImages returns the image import component.
+func NewImages(src ImageSources, log *slog.Logger) *Images {
+	return &Images{ImageSources: src, log: log, done: make(chan struct{})}
+}
+
+// Name implements lifecycle.Component.
+func (*Images) Name() string { return "image import" }
+
+// Run imports everything, then waits for ctx to end.
+func (im *Images) Run(ctx context.Context) error {
+	err := im.importAll(ctx)
+	close(im.done)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// WaitReady returns once the import has finished.
+func (im *Images) WaitReady(ctx context.Context) error {
+	select {
+	case <-im.done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (im *Images) importAll(ctx context.Context) error {
+	c, err := client.New(im.Address, client.WithDefaultNamespace(Namespace))
+	if err != nil {
+		return fmt.Errorf("connect to containerd at %s: %w", im.Address, err)
+	}
+	defer c.Close()
+	ctx = namespaces.WithNamespace(ctx, Namespace)
+	for _, name := range sortedKeys(im.Embedded) {
+		if _, err := im.importOne(ctx, c, bytes.NewReader(im.Embedded[name]), pinnedLabels); err != nil {
+			return fmt.Errorf("import embedded image %s: %w", name, err)
+		}
+	}
+	return im.importDir(ctx, c)
+}
+
+// importDir imports the user's tarballs, skipping unchanged ones.
+func (im *Images) importDir(ctx context.Context, c *client.Client) error {
+	entries, err := os.ReadDir(im.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read images directory: %w", err)
+	}
+	seen := loadState(im.StateFile)
+	next := map[string]string{}
+	for _, e := range entries {
+		if e.IsDir() || !isTarball(e.Name()) {
+			continue
+		}
+		path := filepath.Join(im.Dir, e.Name())
+		key, err := fileKey(path)
+		if err != nil {
+			im.log.Warn("skipping image tarball", "file", path, "err", err)
+			continue
+		}
+		if seen[e.Name()] == key {
+			next[e.Name()] = key
+			continue
+		}
+		names, err := im.importFile(ctx, c, path)
+		if err != nil {
+			im.log.Error("skipping image tarball that cannot be imported; replace or remove it", "file", path, "err", err)
+			continue
+		}
+		im.log.Info("imported image tarball", "file", path, "images", names)
+		next[e.Name()] = key
+	}
+	return saveState(im.StateFile, next)
+}
+
+func (im *Images) importFile(ctx context.Context, c *client.Client, path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return im.importOne(ctx, c, f, managedLabels)
+}
+
+// importOne imports one tarball, unpacks it for the CRI's snapshotter and
+// returns the image names.
+func (im *Images) importOne(ctx context.Context, c *client.Client, r io.Reader, labels map[string]string) ([]string, error) {
+	imgs, err := c.Import(ctx, r, client.WithImageLabels(labels),
+		client.WithImportPlatform(platforms.Default()), client.WithSkipDigestRef(func(string) bool { return true }))
+	if err != nil {
+		return nil, err
+	}
+	if len(imgs) == 0 {
+		return nil, errors.New("the tarball holds no tagged image")
+	}
+	var names []string
+	for _, img := range imgs {
+		if err := client.NewImage(c, img).Unpack(ctx, im.Snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack %s: %w", img.Name, err)
+		}
+		names = append(names, img.Name)
+	}
+	return names, nil
+}
+
+func isTarball(name string) bool {
+	for _, ext := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileKey identifies a tarball's version cheaply: size and modification time.
+func fileKey(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano()), nil
+}
+
+func loadState(path string) map[string]string {
+	m := map[string]string{}
+	if data, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(data, &m) // a damaged state file only costs a re-import
+	}
+	return m
+}
+
+func saveState(path string, m map[string]string) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return pki.WriteFile(path, data, 0o600)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,118 @@
+// Package kubelet runs the upstream kubelet in-process with a
+// KubeletConfiguration rendered from plain data.
+package kubelet
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/monokube/monokube/internal/config"
+	mklog "github.com/monokube/monokube/internal/log"
+)
+
+// Ports: the kubelet's API on the node IP, its health endpoint on loopback.
+const (
+	Port        = 10250
+	HealthzPort = 10248
+)
+
+// Config is what monokube decides about the kubelet.
+type Config struct {
+	NodeName string
+	NodeIP   netip.Addr
+	RootDir  string
+
+	Kubeconfig   string // client credentials for system:node:<name>
+	ClientCAFile string // authenticates the apiserver and other clients
+	TLSCertFile  string // serving certificate
+	TLSKeyFile   string
+
+	RuntimeEndpoint string // containerd's socket path
+	ClusterDNS      netip.Addr
+	ClusterDomain   string
+	ResolvConf      string
+
+	CgroupDriver string // cgroupfs or systemd
+	CgroupV1     bool   // the host has cgroup v1: allow it
+	// NoOOMScoreAdj is set where the kubelet cannot lower oom_score_adj
+	// (CAP_SYS_RESOURCE missing): it leaves its own at 0.
+	NoOOMScoreAdj bool
+	SwapOn        bool // run with swap on instead of refusing to start
+
+	Debug bool
+	Args  []config.Arg // --kubelet-arg, applied as flags over the file
+}
+
+// Render returns the KubeletConfiguration YAML for c.
+func Render(c Config) ([]byte, error) {
+	kc := kubeletv1beta1.KubeletConfiguration{
+		TypeMeta:           metav1.TypeMeta{APIVersion: "kubelet.config.k8s.io/v1beta1", Kind: "KubeletConfiguration"},
+		Address:            c.NodeIP.String(),
+		ReadOnlyPort:       0,
+		TLSCertFile:        c.TLSCertFile,
+		TLSPrivateKeyFile:  c.TLSKeyFile,
+		HealthzBindAddress: "127.0.0.1",
+		HealthzPort:        ptr.To[int32](HealthzPort),
+		Authentication: kubeletv1beta1.KubeletAuthentication{
+			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(false)},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: ptr.To(true)},
+			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: c.ClientCAFile},
+		},
+		Authorization:            kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
+		ClusterDNS:               []string{c.ClusterDNS.String()},
+		ClusterDomain:            c.ClusterDomain,
+		ResolverConfig:           ptr.To(c.ResolvConf),
+		ContainerRuntimeEndpoint: "unix://" + c.RuntimeEndpoint,
+		CgroupDriver:             c.CgroupDriver,
+		FailCgroupV1:             ptr.To(!c.CgroupV1),
+		FailSwapOn:               ptr.To(!c.SwapOn),
+		StaticPodPath:            "",
+		SerializeImagePulls:      ptr.To(false),
+		RuntimeRequestTimeout:    metav1.Duration{Duration: 2 * time.Minute},
+		EvictionHard: map[string]string{
+			"memory.available": "100Mi", "nodefs.available": "5%", "imagefs.available": "5%",
+		},
+		// Embedded images are pinned; users' imported ones should not
+		// vanish on a laptop with a nearly full disk either.
+		ImageGCHighThresholdPercent: ptr.To[int32](95),
+		ImageGCLowThresholdPercent:  ptr.To[int32](90),
+	}
+	kc.Logging.Format = mklog.ComponentFormat
+	if c.Debug {
+		kc.Logging.Verbosity = 2
+	}
+	if c.NoOOMScoreAdj {
+		kc.OOMScoreAdj = ptr.To[int32](0)
+	}
+	if c.SwapOn {
+		kc.MemorySwap.SwapBehavior = "NoSwap"
+	}
+	out, err := yaml.Marshal(kc)
+	if err != nil {
+		return nil, fmt.Errorf("render kubelet config: %w", err)
+	}
+	return out, nil
+}
+
+// Args are the kubelet's command-line flags: the config file, identity and
+// paths, then the user's --kubelet-arg pairs, which win.
+func Args(c Config, configFile string) []string {
+	args := []string{
+		"--config=" + configFile,
+		"--kubeconfig=" + c.Kubeconfig,
+		"--hostname-override=" + c.NodeName,
+		"--node-ip=" + c.NodeIP.String(),
+		"--root-dir=" + c.RootDir,
+		"--cert-dir=" + c.RootDir + "/pki",
+	}
+	for _, a := range c.Args {
+		args = append(args, "--"+a.Key+"="+a.Value)
+	}
+	return args
+}

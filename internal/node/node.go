@@ -1,0 +1,250 @@
+// Package node wires a Kubernetes node: it adapts to the machine, extracts
+// the helper binaries, renders the configs of containerd, the kubelet,
+// kube-proxy and the pod network, and returns them as lifecycle
+// components in start order.
+package node
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	bundled "github.com/monokube/monokube/embed"
+	"github.com/monokube/monokube/internal/assets"
+	"github.com/monokube/monokube/internal/cni"
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/containerd"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/kubelet"
+	"github.com/monokube/monokube/internal/kubeproxy"
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/sysreq"
+)
+
+// Config is the node's part of the configuration, shared by the server
+// and agent roles.
+type Config struct {
+	NodeName      string
+	NodeIP        netip.Addr
+	ClusterCIDR   netip.Prefix
+	ServiceCIDR   netip.Prefix
+	ClusterDNS    netip.Addr
+	ClusterDomain string
+	KubeletArgs   []config.Arg
+	KubeProxyArgs []config.Arg
+	Debug         bool
+}
+
+// Creds are the node's credentials; the role that joins the node (the
+// server, or later an agent's bootstrap) writes them.
+type Creds struct {
+	ClientCA            string    // CA of clients the kubelet accepts
+	KubeletServing      pki.Files // the kubelet's serving certificate
+	KubeletClient       pki.Files // system:node:<name>
+	KubeProxyClient     pki.Files // system:kube-proxy
+	KubeletKubeconfig   string
+	KubeProxyKubeconfig string
+}
+
+// NewCreds lays out the node's credentials under l.
+func NewCreds(l datadir.Layout) Creds {
+	return Creds{
+		ClientCA:            l.AgentTLSFile("client-ca.crt"),
+		KubeletServing:      pki.Files(l.AgentTLSFile("serving-kubelet")),
+		KubeletClient:       pki.Files(l.AgentTLSFile("client-kubelet")),
+		KubeProxyClient:     pki.Files(l.AgentTLSFile("client-kube-proxy")),
+		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
+		KubeProxyKubeconfig: l.AgentFile("kube-proxy.kubeconfig"),
+	}
+}
+
+// Assets are the build products the binary carries.
+type Assets struct {
+	BinDir       string            // extracted runc, shim, CNI plugins
+	SandboxImage string            // the pause image's name
+	Images       map[string][]byte // embedded image tarballs by file name
+}
+
+// Plan is a prepared node: every config rendered, ready to run.
+type Plan struct {
+	cfg    Config
+	layout datadir.Layout
+	creds  Creds
+	host   sysreq.Node
+	assets Assets
+
+	containerdConfig string
+	kubeletArgs      []string
+	kubeProxyArgs    []string
+}
+
+// Prepare adapts to the host, renders the configs and writes them.
+func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Assets, log *slog.Logger) (*Plan, error) {
+	for _, msg := range host.Adaptations() {
+		log.Warn(msg)
+	}
+	if err := kubeproxy.CheckIptables(); err != nil {
+		return nil, err
+	}
+	if err := l.EnsureAgent(); err != nil {
+		return nil, err
+	}
+	if err := cni.EnsureBlackholes(cfg.ClusterCIDR, cfg.ServiceCIDR); err != nil {
+		return nil, err
+	}
+	p := &Plan{cfg: cfg, layout: l, creds: creds, host: host, assets: a,
+		containerdConfig: l.AgentFile("containerd.toml")}
+	if err := p.writeContainerdConfig(); err != nil {
+		return nil, err
+	}
+	if err := p.writeKubeletConfig(); err != nil {
+		return nil, err
+	}
+	if err := p.writeKubeProxyConfig(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Plan) snapshotter() string {
+	if p.host.Overlay {
+		return "overlayfs"
+	}
+	return "native"
+}
+
+// ContainerdConfig is the containerd part of the plan.
+func ContainerdConfig(l datadir.Layout, host sysreq.Node, a Assets, snapshotter string, debug bool) containerd.Config {
+	return containerd.Config{
+		Root:                l.ContainerdRoot(),
+		State:               l.ContainerdState(),
+		Address:             l.ContainerdSocket(),
+		RuncBinary:          filepath.Join(a.BinDir, "runc"),
+		RuncRoot:            l.RuncRoot(),
+		CNIBinDir:           a.BinDir,
+		CNIConfDir:          l.CNIConfDir(),
+		OptDir:              l.ContainerdOpt(),
+		SandboxImage:        a.SandboxImage,
+		Snapshotter:         snapshotter,
+		RestrictOOMScoreAdj: !host.CapSysResource,
+		SystemdCgroup:       host.CgroupDriver() == "systemd",
+		Debug:               debug,
+	}
+}
+
+func (p *Plan) writeContainerdConfig() error {
+	data, err := containerd.Render(ContainerdConfig(p.layout, p.host, p.assets, p.snapshotter(), p.cfg.Debug))
+	if err != nil {
+		return err
+	}
+	return writeConfig(p.containerdConfig, data)
+}
+
+// KubeletConfig is the kubelet part of the plan.
+func KubeletConfig(cfg Config, l datadir.Layout, c Creds, host sysreq.Node) kubelet.Config {
+	return kubelet.Config{
+		NodeName:        cfg.NodeName,
+		NodeIP:          cfg.NodeIP,
+		RootDir:         l.KubeletRoot(),
+		Kubeconfig:      c.KubeletKubeconfig,
+		ClientCAFile:    c.ClientCA,
+		TLSCertFile:     c.KubeletServing.Cert(),
+		TLSKeyFile:      c.KubeletServing.Key(),
+		RuntimeEndpoint: l.ContainerdSocket(),
+		ClusterDNS:      cfg.ClusterDNS,
+		ClusterDomain:   cfg.ClusterDomain,
+		ResolvConf:      resolvConf(),
+		CgroupDriver:    host.CgroupDriver(),
+		CgroupV1:        !host.CgroupV2,
+		NoOOMScoreAdj:   !host.CapSysResource,
+		SwapOn:          host.SwapOn,
+		Debug:           cfg.Debug,
+		Args:            cfg.KubeletArgs,
+	}
+}
+
+func (p *Plan) writeKubeletConfig() error {
+	kc := KubeletConfig(p.cfg, p.layout, p.creds, p.host)
+	data, err := kubelet.Render(kc)
+	if err != nil {
+		return err
+	}
+	file := p.layout.AgentFile("kubelet.yaml")
+	p.kubeletArgs = kubelet.Args(kc, file)
+	return writeConfig(file, data)
+}
+
+// KubeProxyConfig is the kube-proxy part of the plan.
+func KubeProxyConfig(cfg Config, c Creds, host sysreq.Node) kubeproxy.Config {
+	return kubeproxy.Config{
+		NodeName:      cfg.NodeName,
+		Kubeconfig:    c.KubeProxyKubeconfig,
+		ClusterCIDR:   cfg.ClusterCIDR,
+		HostConntrack: host.HostNetns,
+		NoOOMScoreAdj: !host.CapSysResource,
+		Debug:         cfg.Debug,
+		Args:          cfg.KubeProxyArgs,
+	}
+}
+
+func (p *Plan) writeKubeProxyConfig() error {
+	kc := KubeProxyConfig(p.cfg, p.creds, p.host)
+	data, err := kubeproxy.Render(kc)
+	if err != nil {
+		return err
+	}
+	file := p.layout.AgentFile("kube-proxy.yaml")
+	p.kubeProxyArgs = kubeproxy.Args(kc, file)
+	return writeConfig(file, data)
+}
+
+// resolvConf is the host's resolver file for pods with dnsPolicy Default.
+// systemd-resolved's stub (127.0.0.53) is useless inside a pod: prefer
+// the file with the real upstream servers where it exists.
+func resolvConf() string {
+	const resolved = "/run/systemd/resolve/resolv.conf"
+	if _, err := os.Stat(resolved); err == nil {
+		return resolved
+	}
+	return "/etc/resolv.conf"
+}
+
+func writeConfig(path string, data []byte) error {
+	if err := pki.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadAssets extracts the embedded helper binaries (once per binary
+// version) and reads the embedded images.
+func LoadAssets(dataDir string) (Assets, error) {
+	binDir, err := assets.ExtractBin(dataDir, bundled.BinTar())
+	if err != nil {
+		return Assets{}, err
+	}
+	imgs := map[string][]byte{}
+	entries, err := fs.ReadDir(bundled.Images(), ".")
+	if err != nil {
+		return Assets{}, fmt.Errorf("read embedded images: %w", err)
+	}
+	for _, e := range entries {
+		data, err := fs.ReadFile(bundled.Images(), e.Name())
+		if err != nil {
+			return Assets{}, fmt.Errorf("read embedded image %s: %w", e.Name(), err)
+		}
+		imgs[e.Name()] = data
+	}
+	pause, ok := imgs[bundled.PauseImageFile]
+	if !ok {
+		return Assets{}, fmt.Errorf("this binary has no embedded %s: rebuild it with make", bundled.PauseImageFile)
+	}
+	name, err := assets.ImageName(pause)
+	if err != nil {
+		return Assets{}, fmt.Errorf("embedded %s: %w", bundled.PauseImageFile, err)
+	}
+	return Assets{BinDir: binDir, SandboxImage: name, Images: imgs}, nil
+}

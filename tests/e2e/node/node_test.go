@@ -1,0 +1,173 @@
+//go:build e2e
+
+// Package node_test runs `monokube server` with its node (containerd, runc,
+// kubelet, kube-proxy, CNI) inside namespaces the test creates, and checks
+// that real pods run from local image tarballs, survive monokube and
+// containerd restarts, and are reachable through Services.
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+func TestNode(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.GuardHostSysctls(t)
+	n := harness.NewNode(t, harness.NewNetwork(t), 2)
+	n.StageImages(map[string][]byte{"broken.tar": []byte("this is not a tar archive\n")})
+	n.StartServerNode()
+	t.Logf("start to /readyz: %s", n.WaitReadyz(2*time.Minute))
+	t.Logf("start to node Ready: %s", n.WaitNodeReady(3*time.Minute))
+
+	t.Run("corrupt tarball reported and skipped", func(t *testing.T) {
+		log := readLog(t, n)
+		if !strings.Contains(log, "broken.tar") || !strings.Contains(log, "cannot be imported") {
+			t.Errorf("no report naming broken.tar in the log:\n%s", n.LogTail(40))
+		}
+	})
+	n.Kubectl("apply", "-f", n.EchoDeployment("echo", 1))
+	t.Logf("pod create to Running: %s", n.WaitRunning(2*time.Minute, "app=echo", 1))
+	pod := podName(t, n, "app=echo")
+
+	t.Run("logs", func(t *testing.T) {
+		if out := n.Kubectl("logs", pod); !strings.Contains(out, "echo listening on :8080") {
+			t.Errorf("kubectl logs = %q", out)
+		}
+	})
+	t.Run("exec", func(t *testing.T) {
+		if out := n.Kubectl("exec", pod, "--", "/echo", "echo-cmd", "hi", "there"); out != "hi there\n" {
+			t.Errorf("kubectl exec = %q, want %q", out, "hi there\n")
+		}
+	})
+	t.Run("port-forward", func(t *testing.T) { checkPortForward(t, n, pod) })
+	t.Run("ClusterIP service from a pod and from the node", func(t *testing.T) {
+		ip := n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")
+		if out := n.Kubectl("exec", pod, "--", "/echo", "get", "http://"+ip+":8080/"); !strings.HasPrefix(out, "hello from "+pod) {
+			t.Errorf("GET ClusterIP from the pod = %q", out)
+		}
+		expectHello(t, n, ip+":8080", pod)
+	})
+	t.Run("NodePort service", func(t *testing.T) {
+		port := n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.ports[0].nodePort}")
+		expectHello(t, n, n.NS.IP+":"+port, pod)
+	})
+
+	before := containerStarts(t, n, "app=echo")
+	t.Run("containerd killed is restarted, pods intact", func(t *testing.T) {
+		old := n.ContainerdPID()
+		if old == 0 {
+			t.Fatal("no containerd child process of monokube")
+		}
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		n.WaitFor(time.Minute, "a new containerd", func(context.Context) (bool, error) {
+			pid := n.ContainerdPID()
+			return pid != 0 && pid != old, nil
+		})
+		n.WaitFor(time.Minute, "exec after containerd restart", func(context.Context) (bool, error) {
+			r := n.Exec(20*time.Second, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "exec", pod, "--", "/echo", "echo-cmd", "back")
+			return r.Stdout == "back\n", fmt.Errorf("exit %d: %s", r.Code, r.Stderr)
+		})
+		checkUnchanged(t, before, containerStarts(t, n, "app=echo"))
+	})
+
+	code, took := n.Stop(30 * time.Second)
+	t.Logf("SIGTERM to exit: %s", took)
+	if code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d\n%s", code, n.LogTail(30))
+	}
+	n.StartServerNode()
+	t.Logf("restart to node Ready: %s", n.WaitNodeReady(3*time.Minute))
+	t.Run("restart keeps containers", func(t *testing.T) {
+		n.WaitRunning(2*time.Minute, "app=echo", 1)
+		checkUnchanged(t, before, containerStarts(t, n, "app=echo"))
+		expectHello(t, n, n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")+":8080", pod)
+	})
+	if code, _ := n.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code after second SIGTERM = %d\n%s", code, n.LogTail(30))
+	}
+}
+
+func podName(t *testing.T, n *harness.Node, selector string) string {
+	return n.Kubectl("get", "pods", "-l", selector, "-o", "jsonpath={.items[0].metadata.name}")
+}
+
+// containerStarts maps each container to its restart count and start time.
+func containerStarts(t *testing.T, n *harness.Node, selector string) map[string]string {
+	t.Helper()
+	pods, err := n.Client().CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		for _, s := range p.Status.ContainerStatuses {
+			started := ""
+			if s.State.Running != nil {
+				started = s.State.Running.StartedAt.String()
+			}
+			out[p.Name+"/"+s.Name] = fmt.Sprintf("restarts=%d started=%s id=%s", s.RestartCount, started, s.ContainerID)
+		}
+	}
+	return out
+}
+
+func checkUnchanged(t *testing.T, before, after map[string]string) {
+	t.Helper()
+	for k, v := range before {
+		if !strings.HasPrefix(v, "restarts=0 ") {
+			t.Errorf("%s had restarted already: %s", k, v)
+		}
+		if after[k] != v {
+			t.Errorf("container %s changed: before %s, after %s", k, v, after[k])
+		}
+	}
+}
+
+func expectHello(t *testing.T, n *harness.Node, addr, pod string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: n.NS.DialContext}}
+	n.WaitFor(30*time.Second, "GET http://"+addr, func(ctx context.Context) (bool, error) {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.HasPrefix(string(body), "hello from "+pod), fmt.Errorf("body %q", body)
+	})
+}
+
+func checkPortForward(t *testing.T, n *harness.Node, pod string) {
+	cmd := n.Command(harness.Options{}, n.Bin, "kubectl", "--kubeconfig", n.Kubeconfig, "port-forward", pod, "18080:8080")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	expectHello(t, n, "127.0.0.1:18080", pod)
+}
+
+func readLog(t *testing.T, n *harness.Node) string {
+	b, err := os.ReadFile(n.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

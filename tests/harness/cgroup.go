@@ -1,0 +1,125 @@
+package harness
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cgroupHierarchies lists the mounted cgroup hierarchies under
+// /sys/fs/cgroup: each v1 controller directory, or the unified root.
+func cgroupHierarchies(t testing.TB) []string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{"/sys/fs/cgroup"}
+	}
+	entries, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil {
+		t.Fatalf("list cgroup hierarchies: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		p := filepath.Join("/sys/fs/cgroup", e.Name())
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || e.Name() == "unified" {
+			continue // symlinks like cpu -> cpu,cpuacct, and the empty v2 mount
+		}
+		if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// NewCgroupRoot creates the cgroup /<name> in every hierarchy for a node's
+// kubelet (--cgroup-root) and, at cleanup, kills every process left in it
+// (containers live in pod namespaces the node's netns cannot list) and
+// removes the whole tree.
+func NewCgroupRoot(t testing.TB, name string) string {
+	t.Helper()
+	hier := cgroupHierarchies(t)
+	for _, h := range hier {
+		if err := os.MkdirAll(filepath.Join(h, name), 0o755); err != nil {
+			t.Fatalf("create cgroup %s: %v", name, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, h := range hier {
+			if err := removeCgroupTree(filepath.Join(h, name)); err != nil {
+				t.Errorf("cgroup cleanup: %v", err)
+			}
+		}
+	})
+	return "/" + name
+}
+
+// removeCgroupTree kills the processes in root and below, then removes the
+// directories deepest first, retrying while processes exit.
+func removeCgroupTree(root string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dirs := cgroupDirs(root)
+		for _, d := range dirs {
+			killProcs(filepath.Join(d, "cgroup.procs"))
+		}
+		var last error
+		for _, d := range dirs { // deepest first
+			if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				last = err
+			}
+		}
+		if last == nil || time.Now().After(deadline) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func cgroupDirs(root string) []string {
+	var dirs []string
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	return dirs
+}
+
+func killProcs(procsFile string) {
+	b, err := os.ReadFile(procsFile)
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// killNetnsProcs kills every process in the network namespace: monokube,
+// containerd and the shims, which run in their own process groups.
+func killNetnsProcs(ns string) {
+	out, err := runOut("ip", "netns", "pids", ns)
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(out) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func runOut(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).Output()
+	return string(out), err
+}

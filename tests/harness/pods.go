@@ -1,0 +1,165 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// EchoImage is the test image built by `make test-images`.
+const EchoImage = "monokube.local/echo:test"
+
+// StageImages copies the test image tarball into the node's images
+// directory, plus extra files (name → content), before the node starts.
+func (n *Node) StageImages(extra map[string][]byte) {
+	n.t.Helper()
+	dir := filepath.Join(n.DataDir, "agent", "images")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		n.t.Fatal(err)
+	}
+	src := os.Getenv("MONOKUBE_TEST_IMAGES")
+	if src == "" {
+		src = "../../../build/test-images"
+	}
+	data, err := os.ReadFile(filepath.Join(src, "echo.tar"))
+	if err != nil {
+		n.t.Fatalf("test image missing (make test-images builds it): %v", err)
+	}
+	files := map[string][]byte{"echo.tar": data}
+	for k, v := range extra {
+		files[k] = v
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			n.t.Fatal(err)
+		}
+	}
+}
+
+// WaitNodeReady waits for the cluster's only node to be Ready.
+func (n *Node) WaitNodeReady(timeout time.Duration) time.Duration {
+	n.t.Helper()
+	c := n.Client()
+	return n.WaitFor(timeout, "node Ready", func(ctx context.Context) (bool, error) {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 1 {
+			return false, err
+		}
+		for _, cond := range nodes.Items[0].Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				return cond.Status == corev1.ConditionTrue, fmt.Errorf("Ready=%s: %s", cond.Status, cond.Message)
+			}
+		}
+		return false, nil
+	})
+}
+
+// WaitRunning waits until want pods matching selector in namespace
+// default are Running and Ready.
+func (n *Node) WaitRunning(timeout time.Duration, selector string, want int) time.Duration {
+	n.t.Helper()
+	c := n.Client()
+	return n.WaitFor(timeout, "pods "+selector+" Running", func(ctx context.Context) (bool, error) {
+		pods, err := c.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && podReady(p) {
+				running++
+			}
+		}
+		return running == want, fmt.Errorf("%d of %d running", running, len(pods.Items))
+	})
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// EchoDeployment is a manifest of replicas echo pods behind a NodePort
+// Service, both named name; it returns the file's path.
+func (n *Node) EchoDeployment(name string, replicas int) string {
+	n.t.Helper()
+	path := filepath.Join(n.Dir, name+".yaml")
+	manifest := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  replicas: %[2]d
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: %[3]s
+        imagePullPolicy: Never
+        ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %[1]s}
+spec:
+  type: NodePort
+  selector: {app: %[1]s}
+  ports: [{port: 8080, targetPort: 8080}]
+`, name, replicas, EchoImage)
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	return path
+}
+
+// ContainerdPID is the node's containerd child process, 0 if none runs:
+// the child of monokube started as "<monokube> containerd ...".
+func (n *Node) ContainerdPID() int {
+	out, err := exec.Command("ps", "-o", "pid=,args=", "--ppid", fmt.Sprint(n.PID())).Output()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[2] == "containerd" {
+			var pid int
+			if _, err := fmt.Sscan(f[0], &pid); err == nil {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// ShimPIDs are the node's containerd-shim-runc-v2 processes.
+func (n *Node) ShimPIDs() []int {
+	out, err := runOut("ip", "netns", "pids", n.NS.Name)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, f := range strings.Fields(out) {
+		comm, err := os.ReadFile("/proc/" + f + "/comm")
+		if err != nil || !strings.HasPrefix(string(comm), "containerd-shim") {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
