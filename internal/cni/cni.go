@@ -31,7 +31,6 @@ func Render(n Network) ([]byte, error) {
 		"ipMasq":       true,
 		"hairpinMode":  true,
 		"forceAddress": true,
-		"promiscMode":  true,
 		"ipam": map[string]any{
 			"type":   "host-local",
 			"ranges": [][]map[string]string{{{"subnet": n.PodCIDR.String()}}},

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -122,4 +123,50 @@ func killNetnsProcs(ns string) {
 func runOut(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).Output()
 	return string(out), err
+}
+
+// cgroupMountScript remounts the host's cgroup hierarchies inside a node:
+// `ip netns exec` mounts a fresh sysfs at /sys for the new network
+// namespace, which hides the cgroup mounts under /sys/fs/cgroup. Mounting
+// a hierarchy again with the same options attaches the same hierarchy.
+func cgroupMountScript(t testing.TB) string {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatalf("read mounts: %v", err)
+	}
+	var s strings.Builder
+	s.WriteString("mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup\n")
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[1], "/sys/fs/cgroup/") {
+			continue
+		}
+		switch f[2] {
+		case "cgroup":
+			fmt.Fprintf(&s, "mkdir -p %s; mount -t cgroup -o %s cgroup %s\n", f[1], cgroupOptions(f[3]), f[1])
+		case "cgroup2":
+			fmt.Fprintf(&s, "mkdir -p %s; mount -t cgroup2 cgroup2 %s\n", f[1], f[1])
+		}
+	}
+	return s.String()
+}
+
+// cgroupOptions keeps the options that select a v1 hierarchy.
+func cgroupOptions(opts string) string {
+	var keep []string
+	named := true
+	for _, o := range strings.Split(opts, ",") {
+		switch {
+		case o == "rw" || o == "ro" || strings.HasPrefix(o, "relatime") || o == "nosuid" || o == "nodev" || o == "noexec":
+		case strings.HasPrefix(o, "name="):
+			keep = append(keep, o)
+		default:
+			keep = append(keep, o)
+			named = false
+		}
+	}
+	if named {
+		keep = append([]string{"none"}, keep...)
+	}
+	return strings.Join(keep, ",")
 }

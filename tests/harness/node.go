@@ -103,6 +103,7 @@ func (n *Node) Command(opts Options, args ...string) *exec.Cmd {
 		f := filepath.Join(n.Dir, "sysctl", strings.ReplaceAll(k, "/", "_"))
 		fmt.Fprintf(&s, "mkdir -p %s; echo %s > %s; mount --bind %s /proc/sys/%s\n", filepath.Dir(f), v, f, f, k)
 	}
+	s.WriteString(cgroupMountScript(n.t))
 	for _, d := range privateDirs {
 		h := filepath.Join(n.Dir, "host", d)
 		fmt.Fprintf(&s, "mkdir -p %s; mount --bind %s %s\n", h, h, d)

@@ -52,12 +52,14 @@ func TestNode(t *testing.T) {
 		}
 	})
 	t.Run("port-forward", func(t *testing.T) { checkPortForward(t, n, pod) })
-	t.Run("ClusterIP service from a pod and from the node", func(t *testing.T) {
+	// From a pod: the node itself has blackhole routes for the service
+	// CIDR (and, in this test, a blackhole default route), so its own
+	// sockets cannot connect to a ClusterIP.
+	t.Run("ClusterIP service", func(t *testing.T) {
 		ip := n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")
 		if out := n.Kubectl("exec", pod, "--", "/echo", "get", "http://"+ip+":8080/"); !strings.HasPrefix(out, "hello from "+pod) {
 			t.Errorf("GET ClusterIP from the pod = %q", out)
 		}
-		expectHello(t, n, ip+":8080", pod)
 	})
 	t.Run("NodePort service", func(t *testing.T) {
 		port := n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.ports[0].nodePort}")
@@ -94,7 +96,7 @@ func TestNode(t *testing.T) {
 	t.Run("restart keeps containers", func(t *testing.T) {
 		n.WaitRunning(2*time.Minute, "app=echo", 1)
 		checkUnchanged(t, before, containerStarts(t, n, "app=echo"))
-		expectHello(t, n, n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.clusterIP}")+":8080", pod)
+		expectHello(t, n, n.NS.IP+":"+n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.ports[0].nodePort}"), pod)
 	})
 	if code, _ := n.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code after second SIGTERM = %d\n%s", code, n.LogTail(30))
