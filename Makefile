@@ -51,6 +51,7 @@ BUILD_DIR := build
 RUNC_VERSION := v1.5.2
 SHIM_VERSION := v2.4.2
 CNI_PLUGINS_VERSION := v1.9.1
+CRICTL_VERSION := v1.37.0
 # The one source of the pause image's name: monokube reads it back from the
 # embedded tarball (internal/assets.ImageName).
 PAUSE_IMAGE := monokube.local/pause:3.10
@@ -67,7 +68,8 @@ RUNC_BIN := $(BUILD_DIR)/runc-$(RUNC_VERSION)/runc
 SHIM_BIN := $(BUILD_DIR)/shim-$(SHIM_VERSION)/containerd-shim-runc-v2
 CNI_DIR := $(BUILD_DIR)/cni-$(CNI_PLUGINS_VERSION)
 CNI_BINS := $(addprefix $(CNI_DIR)/,$(notdir $(CNI_PKGS)))
-HELPER_BINS := $(RUNC_BIN) $(SHIM_BIN) $(CNI_BINS)
+CRICTL_BIN := $(BUILD_DIR)/crictl-$(CRICTL_VERSION)/crictl
+HELPER_BINS := $(RUNC_BIN) $(SHIM_BIN) $(CNI_BINS) $(CRICTL_BIN)
 MKIMAGE := $(BUILD_DIR)/mkimage
 PAUSE_BIN := $(BUILD_DIR)/pause/pause
 ECHO_BIN := $(BUILD_DIR)/echo/echo
@@ -98,6 +100,13 @@ $(CNI_DIR)/%:
 	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -ldflags '-s -w' \
 		$(CNI_MODULE)/$(filter %/$*,$(CNI_PKGS))@$(CNI_PLUGINS_VERSION)
 	test -x $@
+
+# crictl for `monokube crictl` (its main package cannot be imported).
+$(CRICTL_BIN):
+	GOBIN=$(abspath $(@D)) $(GO) install -trimpath \
+		-ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRICTL_VERSION)' \
+		sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+	$@ --version >/dev/null
 
 # One tar (sorted, fixed owner and mtime) of the helpers, zstd-compressed;
 # internal/assets.ExtractBin unpacks it once per content hash.

@@ -14,8 +14,8 @@ import (
 )
 
 // Run runs the command line args (args[0] is the program) and returns the
-// process exit code. Invoked as "kubectl" or "ctr" (a symlink), it is that
-// command.
+// process exit code. Invoked as "kubectl", "ctr" or "crictl" (a symlink),
+// it is that command.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := newApp(stdout, stderr).RunContext(ctx, multicall(args)); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
@@ -36,6 +36,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serverCommand(stderr),
 			kubectlCommand(),
 			ctrCommand(),
+			crictlCommand(),
 			containerdCommand(),
 			versionCommand(stdout),
 		},

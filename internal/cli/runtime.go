@@ -4,10 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	ctrapp "github.com/containerd/containerd/v2/cmd/ctr/app"
 	"github.com/urfave/cli/v2"
 
+	bundled "github.com/monokube/monokube/embed"
+	"github.com/monokube/monokube/internal/assets"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/containerd"
 	"github.com/monokube/monokube/internal/datadir"
@@ -29,7 +32,8 @@ func containerdCommand() *cli.Command {
 }
 
 // ctrCommand is containerd's ctr, pointed at this node's containerd and
-// the Kubernetes namespace unless told otherwise.
+// the Kubernetes namespace unless told otherwise ($CONTAINERD_ADDRESS,
+// $CONTAINERD_NAMESPACE, or the node's $MONOKUBE_RUN_DIR).
 func ctrCommand() *cli.Command {
 	return &cli.Command{
 		Name:            "ctr",
@@ -42,8 +46,21 @@ func ctrCommand() *cli.Command {
 	}
 }
 
-func runCtr(ctx context.Context, args []string) error {
+// nodeLayout is the default layout, or the one $MONOKUBE_DATA_DIR and
+// $MONOKUBE_RUN_DIR name (the same variables the server reads).
+func nodeLayout() datadir.Layout {
 	l := datadir.Layout{Data: config.DefaultDataDir, Run: config.DefaultRunDir}
+	if v := os.Getenv(env("data-dir")[0]); v != "" {
+		l.Data = v
+	}
+	if v := os.Getenv(env("run-dir")[0]); v != "" {
+		l.Run = v
+	}
+	return l
+}
+
+func runCtr(ctx context.Context, args []string) error {
+	l := nodeLayout()
 	defaults := []string{"ctr"}
 	if os.Getenv("CONTAINERD_ADDRESS") == "" {
 		defaults = append(defaults, "--address", l.ContainerdSocket())
@@ -54,11 +71,39 @@ func runCtr(ctx context.Context, args []string) error {
 	return ctrapp.New().Run(ctx, append(defaults, args...))
 }
 
+// crictlCommand runs the embedded crictl (extracted with the node's other
+// helper binaries) against this node's containerd.
+func crictlCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "crictl",
+		Usage:           "run crictl against this node's containerd",
+		SkipFlagParsing: true,
+		HideHelp:        true,
+		Action: func(c *cli.Context) error {
+			return runCrictl(c.Args().Slice())
+		},
+	}
+}
+
+func runCrictl(args []string) error {
+	l := nodeLayout()
+	binDir, err := assets.ExtractBin(l.Data, bundled.BinTar())
+	if err != nil {
+		return err
+	}
+	env := os.Environ()
+	if os.Getenv("CONTAINER_RUNTIME_ENDPOINT") == "" {
+		env = append(env, "CONTAINER_RUNTIME_ENDPOINT=unix://"+l.ContainerdSocket())
+	}
+	bin := filepath.Join(binDir, "crictl")
+	return syscall.Exec(bin, append([]string{"crictl"}, args...), env)
+}
+
 // multicall maps the names monokube answers to when invoked through a
 // symlink to the subcommand that implements them.
 func multicall(args []string) []string {
 	switch name := filepath.Base(args[0]); name {
-	case "kubectl", "ctr":
+	case "kubectl", "ctr", "crictl":
 		return append([]string{"monokube", name}, args[1:]...)
 	}
 	return args

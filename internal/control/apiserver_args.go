@@ -48,6 +48,10 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 		"enable-aggregator-routing":          "true",
 		"profiling":                          "false",
 		"storage-backend":                    "etcd3",
+		// The in-process kubelet and kube-proxy keep their watches open
+		// after they are told to stop; without a bound the apiserver's
+		// graceful shutdown waits for them until monokube gives up on it.
+		"shutdown-watch-termination-grace-period": "1s",
 	}
 	forced := Flags{
 		"secure-port":  strconv.Itoa(cfg.HTTPSPort),

@@ -92,6 +92,7 @@ func NewNode(t testing.TB, network *Network, octet int) *Node {
 type Options struct {
 	Setup []string // shell lines run inside the namespaces before the command
 	User  string   // run as this uid:gid instead of root
+	Env   []string // extra environment variables, KEY=value
 }
 
 // Command returns cmd args... to run inside the node's network and mount
@@ -119,6 +120,7 @@ func (n *Node) Command(opts Options, args ...string) *exec.Cmd {
 	}
 	argv := append([]string{"netns", "exec", n.NS.Name, "sh", "-c", s.String(), "sh"}, args...)
 	cmd := exec.Command("ip", argv...)
+	cmd.Env = append(os.Environ(), opts.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }

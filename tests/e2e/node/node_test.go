@@ -51,6 +51,17 @@ func TestNode(t *testing.T) {
 			t.Errorf("kubectl exec = %q, want %q", out, "hi there\n")
 		}
 	})
+	t.Run("crictl and ctr", func(t *testing.T) {
+		env := []string{"MONOKUBE_DATA_DIR=" + n.DataDir, "MONOKUBE_RUN_DIR=" + n.RunDir}
+		r := n.Exec(time.Minute, harness.Options{Env: env}, "crictl", "ps", "--name", "echo", "-q")
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
+			t.Errorf("monokube crictl ps: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
+		}
+		r = n.Exec(time.Minute, harness.Options{Env: env}, "ctr", "images", "ls", "-q")
+		if r.Code != 0 || !strings.Contains(r.Stdout, harness.EchoImage) || !strings.Contains(r.Stdout, "monokube.local/pause:") {
+			t.Errorf("monokube ctr images ls: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
+		}
+	})
 	t.Run("port-forward", func(t *testing.T) { checkPortForward(t, n, pod) })
 	// From a pod: the node itself has blackhole routes for the service
 	// CIDR (and, in this test, a blackhole default route), so its own
@@ -86,7 +97,7 @@ func TestNode(t *testing.T) {
 		checkUnchanged(t, before, containerStarts(t, n, "app=echo"))
 	})
 
-	code, took := n.Stop(30 * time.Second)
+	code, took := n.Stop(10 * time.Second)
 	t.Logf("SIGTERM to exit: %s", took)
 	if code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d\n%s", code, n.LogTail(30))
@@ -98,7 +109,7 @@ func TestNode(t *testing.T) {
 		checkUnchanged(t, before, containerStarts(t, n, "app=echo"))
 		expectHello(t, n, n.NS.IP+":"+n.Kubectl("get", "service", "echo", "-o", "jsonpath={.spec.ports[0].nodePort}"), pod)
 	})
-	if code, _ := n.Stop(30 * time.Second); code != 0 {
+	if code, _ := n.Stop(10 * time.Second); code != 0 {
 		t.Fatalf("exit code after second SIGTERM = %d\n%s", code, n.LogTail(30))
 	}
 }
