@@ -170,3 +170,45 @@ func cgroupOptions(opts string) string {
 	}
 	return strings.Join(keep, ",")
 }
+
+// hostChains are the host's iptables chains (table/chain), or nil where
+// iptables-save is missing.
+func hostChains(t testing.TB) map[string]bool {
+	out, err := runOut("iptables-save")
+	if err != nil {
+		return nil
+	}
+	chains := map[string]bool{}
+	table := ""
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = line[1:]
+		case strings.HasPrefix(line, ":"):
+			chains[table+"/"+strings.Fields(line[1:])[0]] = true
+		}
+	}
+	return chains
+}
+
+// checkNoResidue fails the test if anything a node made outlived its
+// cleanup: a network namespace, a cgroup, an iptables chain on the host,
+// or a mount under its directory visible on the host.
+func checkNoResidue(t testing.TB, netns, dir string, chainsBefore map[string]bool) {
+	for c := range hostChains(t) {
+		if !chainsBefore[c] {
+			t.Errorf("iptables chain %s appeared on the host", c)
+		}
+	}
+	if out, err := runOut("ip", "netns", "list"); err == nil && slices.Contains(strings.Fields(out), netns) {
+		t.Errorf("network namespace %s left behind", netns)
+	}
+	for _, h := range cgroupHierarchies(t) {
+		if _, err := os.Stat(filepath.Join(h, netns)); err == nil {
+			t.Errorf("cgroup left behind: %s", filepath.Join(h, netns))
+		}
+	}
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil && strings.Contains(string(mounts), dir) {
+		t.Errorf("mounts under %s visible on the host after cleanup", dir)
+	}
+}

@@ -70,7 +70,15 @@ func Bin(t testing.TB) string {
 func NewNode(t testing.TB, network *Network, octet int) *Node {
 	t.Helper()
 	dir := t.TempDir()
-	n := &Node{
+	// Registered first, so it runs after every other cleanup of this node.
+	var n *Node
+	chains := hostChains(t)
+	t.Cleanup(func() {
+		if n != nil {
+			checkNoResidue(t, n.NS.Name, dir, chains)
+		}
+	})
+	n = &Node{
 		t: t, Bin: Bin(t), NS: network.AddHost(t, octet), Dir: dir,
 		DataDir: filepath.Join(dir, "data"), RunDir: filepath.Join(dir, "run"),
 		Kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), LogPath: filepath.Join(dir, "monokube.log"),
