@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -100,22 +101,30 @@ func (p *Process) runOnce(ctx context.Context) error {
 		return fmt.Errorf("pipe for %s: %w", p.spec.Name, err)
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	err = cmd.Start()
-	w.Close() // the child holds its own copy
-	if err != nil {
+	started, exited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that forked the child exits, and
+		// Go ends threads whose goroutine exits while locked to them. Lock
+		// this goroutine to its thread for the child's whole life, so no
+		// other goroutine can take the thread with it.
+		runtime.LockOSThread()
+		err := cmd.Start()
+		w.Close() // the child holds its own copy
+		started <- err
+		if err != nil {
+			r.Close()
+			return
+		}
+		forwardLines(r, p.spec.Output)
 		r.Close()
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("start %s: %w", p.spec.Path, err)
 	}
 	p.setPID(cmd.Process.Pid)
 	defer p.setPID(0)
 	p.log.Info("started child process", "pid", cmd.Process.Pid)
-
-	exited := make(chan error, 1)
-	go func() {
-		forwardLines(r, p.spec.Output)
-		r.Close()
-		exited <- cmd.Wait()
-	}()
 	select {
 	case err := <-exited:
 		return describeExit(err)

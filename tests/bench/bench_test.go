@@ -55,7 +55,7 @@ func BenchmarkNode(b *testing.B) {
 		n := harness.NewNode(b, harness.NewNetwork(b), 2)
 		n.StageImages(nil)
 		n.StartServerNode()
-		ready := n.WaitNodeReady(3 * time.Minute)
+		ready := n.WaitReadyz(2*time.Minute) + n.WaitNodeReady(3*time.Minute)
 		time.Sleep(30 * time.Second) // settle: the idle figure is of an idle node
 		idle := nodeRSS(b, n)
 		n.Kubectl("apply", "-f", n.EchoDeployment("one", 1))

@@ -1,0 +1,72 @@
+package containerd
+
+import (
+	"bytes"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// containerd's JSON log lines become records with its level, message and
+// fields; anything else is passed through as the message.
+func TestLogLine(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	out := logLine(log)
+	out([]byte(`{"level":"warning","msg":"disk slow","time":"2026-01-01T00:00:00Z","snapshotter":"overlayfs"}`))
+	out([]byte(`plain text from a panic`))
+	got := buf.String()
+	for _, want := range []string{`level=WARN msg="disk slow" snapshotter=overlayfs`, `level=INFO msg="plain text from a panic"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "2026-01-01") {
+		t.Errorf("containerd's own timestamp leaked into the record:\n%s", got)
+	}
+}
+
+func TestIsTarball(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a.tar": true, "a.tar.gz": true, "a.tgz": true, "a.tar.zst": true,
+		"README.md": false, "a.tar.partial": false, ".imported": false,
+	} {
+		if isTarball(name) != want {
+			t.Errorf("isTarball(%q) = %v", name, !want)
+		}
+	}
+}
+
+// The import state survives a round trip, and a missing or damaged state
+// file only means "import everything again".
+func TestImportState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	if got := loadState(path); len(got) != 0 {
+		t.Fatalf("missing state = %v, want empty", got)
+	}
+	want := map[string]string{"echo.tar": "3002368@1700000000"}
+	if err := saveState(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadState(path); got["echo.tar"] != want["echo.tar"] || len(got) != 1 {
+		t.Errorf("state round trip = %v, want %v", got, want)
+	}
+}
+
+// The rendered config names every path it is given and the runtime
+// adaptations.
+func TestRenderUsesConfig(t *testing.T) {
+	out, err := Render(Config{Root: "/r", State: "/s", Address: "/s/c.sock", RuncBinary: "/b/runc", RuncRoot: "/s/runc",
+		CNIBinDir: "/b", CNIConfDir: "/c", OptDir: "/o", SandboxImage: "x/pause:1", Snapshotter: "native",
+		RestrictOOMScoreAdj: true, SystemdCgroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`root = "/r"`, `address = "/s/c.sock"`, `sandbox = "x/pause:1"`, `restrict_oom_score_adj = true`,
+		`SystemdCgroup = true`, `snapshotter = "native"`, `BinaryName = "/b/runc"`, `Root = "/s/runc"`} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("config lacks %s:\n%s", want, out)
+		}
+	}
+}
