@@ -57,34 +57,41 @@ func BenchmarkNode(b *testing.B) {
 		n.StartServerNode()
 		ready := n.WaitReadyz(2*time.Minute) + n.WaitNodeReady(3*time.Minute)
 		time.Sleep(30 * time.Second) // settle: the idle figure is of an idle node
-		idle := nodeRSS(b, n)
+		idleRSS, idle := nodeMemory(b, n)
+		idleMonokube, idleContainerd := rssMiB(b, n.PID()), rssMiB(b, n.ContainerdPID())
 		n.Kubectl("apply", "-f", n.EchoDeployment("one", 1))
 		one := n.WaitRunning(2*time.Minute, "app=one", 1)
 		n.Kubectl("apply", "-f", n.EchoDeployment("many", 30))
 		many := n.WaitRunning(5*time.Minute, "app=many", 30)
 		time.Sleep(10 * time.Second)
-		loaded := nodeRSS(b, n)
+		_, loaded := nodeMemory(b, n)
 		_, stop := n.Stop(30 * time.Second)
 
 		report(b, "node-ready-s", ready.Seconds())
 		report(b, "pod-running-s", one.Seconds())
 		report(b, "30-pods-running-s", many.Seconds())
-		report(b, "idle-node-rss-MiB", idle)
-		report(b, "per-pod-rss-MiB", (loaded-idle)/31)
+		report(b, "idle-node-pss-MiB", idle)
+		report(b, "idle-node-rss-MiB", idleRSS)
+		report(b, "idle-monokube-rss-MiB", idleMonokube)
+		report(b, "idle-containerd-rss-MiB", idleContainerd)
+		report(b, "per-pod-pss-MiB", (loaded-idle)/31)
 		report(b, "sigterm-exit-s", stop.Seconds())
 	}
 }
 
-// nodeRSS sums the resident memory of monokube, containerd and the shims.
-func nodeRSS(b *testing.B, n *harness.Node) float64 {
-	total := rssMiB(b, n.PID())
-	if pid := n.ContainerdPID(); pid != 0 {
-		total += rssMiB(b, pid)
+// nodeMemory sums the memory of monokube, containerd and the shims: RSS,
+// and PSS, which splits pages shared between them (containerd is the same
+// binary as monokube, so their code pages are shared) instead of counting
+// them once per process. PSS is the memory the node really uses.
+func nodeMemory(b *testing.B, n *harness.Node) (rss, pss float64) {
+	pids := append([]int{n.PID(), n.ContainerdPID()}, n.ShimPIDs()...)
+	for _, pid := range pids {
+		if pid != 0 {
+			rss += rssMiB(b, pid)
+			pss += procMiB(b, fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+		}
 	}
-	for _, pid := range n.ShimPIDs() {
-		total += rssMiB(b, pid)
-	}
-	return total
+	return rss, pss
 }
 
 func report(b *testing.B, unit string, v float64) {
@@ -94,12 +101,17 @@ func report(b *testing.B, unit string, v float64) {
 
 // rssMiB reads VmRSS of pid from /proc.
 func rssMiB(b *testing.B, pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	return procMiB(b, fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
+}
+
+// procMiB reads a "Key: N kB" line of a /proc file.
+func procMiB(b *testing.B, path, key string) float64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
 			kb, err := strconv.Atoi(f[1])
 			if err != nil {
 				b.Fatal(err)
@@ -107,6 +119,6 @@ func rssMiB(b *testing.B, pid int) float64 {
 			return float64(kb) / 1024
 		}
 	}
-	b.Fatal("no VmRSS in /proc status")
+	b.Fatalf("no %s in %s", key, path)
 	return 0
 }
