@@ -33,10 +33,10 @@ E2E_TIMEOUT ?= 40m
 .PHONY: all deps build assets test-images run test test-unit test-e2e bench clean FORCE
 all: deps build
 
-# Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter),
+# Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter), procps (ps),
 # iptables (nodes), git and ca-certificates for the build; gcc, libseccomp-dev
 # and pkg-config for the static runc; zstd and tar to pack the helpers.
-DEB_PKGS := iproute2 util-linux iptables git ca-certificates gcc libc6-dev libseccomp-dev pkg-config zstd tar
+DEB_PKGS := iproute2 util-linux procps iptables git ca-certificates gcc libc6-dev libseccomp-dev pkg-config zstd tar
 deps:
 	@scripts/install-deps.sh $(DEB_PKGS)
 

@@ -81,13 +81,21 @@ type Plan struct {
 	kubeProxyArgs    []string
 }
 
+// Preflight fails, before anything is written, where no node can run on
+// this machine (no cgroups, no iptables), and otherwise says what the node
+// must adapt to.
+func Preflight() (sysreq.Node, error) {
+	host, err := sysreq.ProbeNode(sysreq.Files{})
+	if err != nil {
+		return host, err
+	}
+	return host, kubeproxy.CheckIptables()
+}
+
 // Prepare adapts to the host, renders the configs and writes them.
 func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Assets, log *slog.Logger) (*Plan, error) {
 	for _, msg := range host.Adaptations() {
 		log.Warn(msg)
-	}
-	if err := kubeproxy.CheckIptables(); err != nil {
-		return nil, err
 	}
 	if err := l.EnsureAgent(); err != nil {
 		return nil, err

@@ -36,7 +36,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	var host sysreq.Node
 	if !cfg.DisableAgent {
 		var err error
-		if host, err = sysreq.ProbeNode(sysreq.Files{}); err != nil {
+		if host, err = node.Preflight(); err != nil {
 			return err
 		}
 	}

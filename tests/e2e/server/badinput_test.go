@@ -24,6 +24,7 @@ func TestBadInputRefused(t *testing.T) {
 		args  func(t *testing.T, n *harness.Node) []string
 		opts  func(n *harness.Node) harness.Options
 		setup func(t *testing.T, n *harness.Node)
+		node  bool // run with the node (no --disable-agent)
 		want  []string
 	}{
 		{name: "malformed yaml", args: configFile("data-dir: /x\ncluster-cidr: [oops\n"), want: []string{"config.yaml", "line"}},
@@ -47,6 +48,10 @@ func TestBadInputRefused(t *testing.T) {
 		}, want: []string{"--data-dir", "cannot be written"}},
 		{name: "not root", opts: func(*harness.Node) harness.Options { return harness.Options{User: "65534:65534"} },
 			want: []string{"must run as root"}},
+		{name: "kubelet port in use", node: true, setup: occupy(10250), want: []string{"port 10250", "kubelet"}},
+		{name: "no iptables for the node", node: true, opts: func(*harness.Node) harness.Options {
+			return harness.Options{Setup: []string{"export PATH=/usr/local/bin:/usr/bin:/bin"}}
+		}, want: []string{"iptables", "install the iptables package"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,8 +59,11 @@ func TestBadInputRefused(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, n)
 			}
-			args := []string{"server", "--disable-agent", "--data-dir", n.DataDir, "--run-dir", n.RunDir,
+			args := []string{"server", "--data-dir", n.DataDir, "--run-dir", n.RunDir,
 				"--write-kubeconfig", n.Kubeconfig, "--node-ip", n.NS.IP}
+			if !tc.node {
+				args = append(args, "--disable-agent")
+			}
 			if tc.args != nil {
 				args = append(args, tc.args(t, n)...)
 			}
