@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,7 +104,28 @@ func TestNode(t *testing.T) {
 		t.Fatalf("exit code after SIGTERM = %d\n%s", code, n.LogTail(30))
 	}
 	n.StartServerNode()
+	t.Logf("restart to /readyz: %s", n.WaitReadyz(2*time.Minute))
 	t.Logf("restart to node Ready: %s", n.WaitNodeReady(3*time.Minute))
+	t.Run("unchanged tarballs are not imported again", func(t *testing.T) {
+		if got := strings.Count(readLog(t, n), "imported image tarball"); got != 1 {
+			t.Errorf("echo.tar imported %d times over two starts, want once", got)
+		}
+	})
+	t.Run("kubectl uses /etc/monokube/kubeconfig.yaml by default", func(t *testing.T) {
+		kc, err := os.ReadFile(n.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// /etc/monokube is private to the node: this is its own copy.
+		dst := filepath.Join(n.Dir, "host", "etc", "monokube", "kubeconfig.yaml")
+		if err := os.WriteFile(dst, kc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n.WaitFor(time.Minute, "kubectl get --raw /readyz without --kubeconfig", func(context.Context) (bool, error) {
+			r := n.Exec(time.Minute, harness.Options{}, "kubectl", "get", "--raw", "/readyz")
+			return r.Code == 0 && r.Stdout == "ok", fmt.Errorf("exit %d, %q: %.200s", r.Code, r.Stdout, r.Stderr)
+		})
+	})
 	t.Run("restart keeps containers", func(t *testing.T) {
 		n.WaitRunning(2*time.Minute, "app=echo", 1)
 		checkUnchanged(t, before, containerStarts(t, n, "app=echo"))
