@@ -2,9 +2,9 @@
 // directory (gitignored; `make assets`, which `make build` runs, writes them):
 //
 //   - bin.tar.zst: one zstd-compressed tar of the helper binaries a node runs
-//     as separate processes: runc, containerd-shim-runc-v2 and the CNI
-//     plugins (bridge, host-local, loopback, portmap, bandwidth);
-//     internal/assets.ExtractBin unpacks it.
+//     as separate processes: runc, containerd-shim-runc-v2, the CNI plugins
+//     (bridge, host-local, loopback, portmap, bandwidth) and crictl (for
+//     `monokube crictl`); internal/assets.ExtractBin unpacks it.
 //   - images/*.tar: docker-archive image tarballs every node imports into
 //     containerd, so nothing is ever pulled: pause.tar, whose image name
 //     internal/assets.ImageName reads back (the Makefile's PAUSE_IMAGE is its
