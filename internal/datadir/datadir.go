@@ -23,6 +23,9 @@ func (l Layout) Cred() string     { return filepath.Join(l.Server(), "cred") }
 func (l Layout) Etcd() string     { return filepath.Join(l.Server(), "db", "etcd") }
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
 
+// ManifestState records what the manifests controller applied.
+func (l Layout) ManifestState() string { return filepath.Join(l.Server(), "manifests-applied.json") }
+
 // Node-role paths, under <data>/agent and the run dir.
 func (l Layout) Agent() string          { return filepath.Join(l.Data, "agent") }
 func (l Layout) AgentTLS() string       { return filepath.Join(l.Agent(), "tls") }

@@ -16,9 +16,12 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/deploy"
 	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
@@ -50,6 +53,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		return err
 	}
 	components := controlPlane(cfg, layout, creds, probe, log)
+	manifests, err := manifestsController(layout, creds, log)
+	if err != nil {
+		return err
+	}
+	components = append(components, manifests)
 	if !cfg.DisableAgent {
 		nc, err := nodeComponents(cfg, layout, nodeCreds, host, log)
 		if err != nil {
@@ -58,6 +66,15 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		components = append(components, nc...)
 	}
 	return lifecycle.NewGroup(log, components...).Run(ctx)
+}
+
+// manifestsController keeps <data-dir>/server/manifests applied, as admin.
+func manifestsController(l datadir.Layout, c control.Creds, log *slog.Logger) (*deploy.Controller, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	return deploy.New(l.Manifest(), l.ManifestState(), rc, log.With("component", "manifests"))
 }
 
 // nodeComponents prepares the server's own node.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/monokube/monokube/tests/harness"
@@ -51,6 +52,7 @@ func TestServerLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
+	t.Run("manifests directory", func(t *testing.T) { checkManifests(t, n) })
 
 	caBefore := readFile(t, filepath.Join(n.DataDir, "server/tls/server-ca.crt"))
 	code, took := n.Stop(10 * time.Second)
@@ -133,4 +135,65 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// checkManifests drives the manifests controller: a file is applied,
+// re-applied when changed and its objects deleted when it is removed; a
+// bad file is reported by name and does not block the others; a .skip file
+// keeps monokube away from its neighbour.
+func checkManifests(t *testing.T, n *harness.Node) {
+	dir := filepath.Join(n.DataDir, "server", "manifests")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cm := func(name, value string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\ndata: {value: \"" + value + "\"}\n"
+	}
+	writeFile(t, filepath.Join(dir, "bad.yaml"), "apiVersion: example.com/v1\nkind: NoSuchKind\nmetadata: {name: x}\n")
+	writeFile(t, filepath.Join(dir, "skipped.yaml"), cm("e2e-skipped", "1"))
+	writeFile(t, filepath.Join(dir, "skipped.yaml.skip"), "")
+	writeFile(t, filepath.Join(dir, "web.yaml"), cm("e2e-manifest", "1"))
+	value := func(name string) func(context.Context) (string, error) {
+		return func(ctx context.Context) (string, error) {
+			c, err := n.Client().CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return c.Data["value"], nil
+		}
+	}
+	waitValue(t, n, value("e2e-manifest"), "1")
+	if v, err := value("e2e-skipped")(t.Context()); err == nil {
+		t.Errorf("skipped.yaml was applied (value %q) despite skipped.yaml.skip", v)
+	}
+	if log := readFile(t, n.LogPath); !strings.Contains(log, "bad.yaml") || !strings.Contains(log, "NoSuchKind") {
+		t.Errorf("bad.yaml not reported by name and reason:\n%s", n.LogTail(20))
+	}
+	writeFile(t, filepath.Join(dir, "web.yaml"), cm("e2e-manifest", "2"))
+	waitValue(t, n, value("e2e-manifest"), "2")
+	if err := os.Remove(filepath.Join(dir, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	n.WaitFor(time.Minute, "objects of a removed manifest deleted", func(ctx context.Context) (bool, error) {
+		_, err := value("e2e-manifest")(ctx)
+		return apierrors.IsNotFound(err), err
+	})
+	for _, f := range []string{"bad.yaml", "skipped.yaml", "skipped.yaml.skip"} {
+		_ = os.Remove(filepath.Join(dir, f))
+	}
+}
+
+func waitValue(t *testing.T, n *harness.Node, get func(context.Context) (string, error), want string) {
+	t.Helper()
+	n.WaitFor(time.Minute, "manifest value "+want, func(ctx context.Context) (bool, error) {
+		v, err := get(ctx)
+		return v == want, err
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
