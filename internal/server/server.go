@@ -30,8 +30,9 @@ import (
 	"github.com/monokube/monokube/internal/sysreq"
 )
 
-// Run checks the machine, prepares the data dir and runs the control plane
-// until ctx ends.
+// Run checks the machine, prepares the data dir and runs the control plane,
+// the manifests controller and (unless --disable-agent) the node until ctx
+// ends.
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := Preflight(cfg, sysreq.OS()); err != nil {
 		return err
@@ -48,24 +49,32 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
 		return err
 	}
-	probe, err := newProber(creds)
+	components, err := allComponents(cfg, layout, creds, nodeCreds, host, log)
 	if err != nil {
 		return err
-	}
-	components := controlPlane(cfg, layout, creds, probe, log)
-	manifests, err := manifestsController(layout, creds, log)
-	if err != nil {
-		return err
-	}
-	components = append(components, manifests)
-	if !cfg.DisableAgent {
-		nc, err := nodeComponents(cfg, layout, nodeCreds, host, log)
-		if err != nil {
-			return err
-		}
-		components = append(components, nc...)
 	}
 	return lifecycle.NewGroup(log, components...).Run(ctx)
+}
+
+// allComponents lists everything the server runs, in start order.
+func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, log *slog.Logger) ([]lifecycle.Component, error) {
+	probe, err := newProber(c)
+	if err != nil {
+		return nil, err
+	}
+	manifests, err := manifestsController(l, c, log)
+	if err != nil {
+		return nil, err
+	}
+	components := append(controlPlane(cfg, l, c, probe, log), manifests)
+	if cfg.DisableAgent {
+		return components, nil
+	}
+	nodes, err := nodeComponents(cfg, l, nc, host, log)
+	if err != nil {
+		return nil, err
+	}
+	return append(components, nodes...), nil
 }
 
 // manifestsController keeps <data-dir>/server/manifests applied, as admin.
