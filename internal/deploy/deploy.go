@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
@@ -53,6 +55,7 @@ type Controller struct {
 	dir       string
 	stateFile string
 	client    dynamic.Interface
+	events    kubernetes.Interface
 	mapper    *restmapper.DeferredDiscoveryRESTMapper
 	log       *slog.Logger
 	interval  time.Duration
@@ -71,7 +74,11 @@ func New(dir, stateFile string, rc *rest.Config, log *slog.Logger) (*Controller,
 	if err != nil {
 		return nil, fmt.Errorf("deploy discovery client: %w", err)
 	}
-	return &Controller{dir: dir, stateFile: stateFile, client: client,
+	events, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("deploy events client: %w", err)
+	}
+	return &Controller{dir: dir, stateFile: stateFile, client: client, events: events,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
 		log:    log, interval: 5 * time.Second, state: loadState(stateFile), synced: make(chan struct{})}, nil
 }
@@ -176,6 +183,7 @@ func (c *Controller) syncFile(ctx context.Context, name string, data []byte) {
 		msg := err.Error()
 		if old.Hash != hash || old.Problem != msg {
 			c.log.Error("manifest not applied; fix the file", "file", name, "err", err)
+			c.event(ctx, name, msg)
 		}
 		c.state[name] = fileState{Hash: hash, Refs: old.Refs, Problem: msg}
 		return
@@ -185,6 +193,29 @@ func (c *Controller) syncFile(ctx context.Context, name string, data []byte) {
 	}
 	c.log.Info("applied manifest", "file", name, "objects", len(refs))
 	c.state[name] = fileState{Hash: hash, Refs: refs}
+}
+
+// EventReason marks the Warning events of files that cannot be applied.
+const EventReason = "ManifestNotApplied"
+
+// event records a bad file as a Warning event about the kube-system
+// namespace object; events of cluster-scoped objects live in the default
+// namespace, so a plain `kubectl get events` shows it. Best effort: the log
+// has it too.
+func (c *Controller) event(ctx context.Context, file, msg string) {
+	now := metav1.Now()
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: "monokube-manifests.", Namespace: metav1.NamespaceDefault},
+		InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: metav1.NamespaceSystem},
+		Reason:         EventReason,
+		Message:        fmt.Sprintf("%s: %s", file, msg),
+		Type:           corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "monokube"},
+		FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}
+	if _, err := c.events.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		c.log.Warn("cannot record an event for a bad manifest", "file", file, "err", err)
+	}
 }
 
 // apply server-side-applies every object of a file; the first failure

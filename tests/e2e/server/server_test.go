@@ -169,6 +169,10 @@ func checkManifests(t *testing.T, n *harness.Node) {
 	if log := readFile(t, n.LogPath); !strings.Contains(log, "bad.yaml") || !strings.Contains(log, "NoSuchKind") {
 		t.Errorf("bad.yaml not reported by name and reason:\n%s", n.LogTail(20))
 	}
+	events := n.Kubectl("get", "events", "--field-selector", "reason=ManifestNotApplied", "-o", "jsonpath={.items[*].message}")
+	if !strings.Contains(events, "bad.yaml") || !strings.Contains(events, "NoSuchKind") {
+		t.Errorf("no ManifestNotApplied event naming bad.yaml and its reason: %q\n%s", events, n.LogTail(40))
+	}
 	writeFile(t, filepath.Join(dir, "web.yaml"), cm("e2e-manifest", "2"))
 	waitValue(t, n, value("e2e-manifest"), "2")
 	if err := os.Remove(filepath.Join(dir, "web.yaml")); err != nil {
