@@ -15,22 +15,23 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
 )
 
 // Writer waits until the node has a pod CIDR and writes the conflist for
 // it; containerd picks the file up and the node turns Ready.
 type Writer struct {
-	client   kubernetes.Interface
-	nodeName string
-	confDir  string
-	log      *slog.Logger
-	done     chan struct{}
+	client                 kubernetes.Interface
+	nodeName               string
+	confDir                string
+	log                    *slog.Logger
+	*lifecycle.ReadySignal // set once the conflist is written
 }
 
 // NewWriter returns the CNI config component for nodeName.
 func NewWriter(client kubernetes.Interface, nodeName, confDir string, log *slog.Logger) *Writer {
-	return &Writer{client: client, nodeName: nodeName, confDir: confDir, log: log, done: make(chan struct{})}
+	return &Writer{client: client, nodeName: nodeName, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
 // Name implements lifecycle.Component.
@@ -48,19 +49,9 @@ func (w *Writer) Run(ctx context.Context) error {
 	if err := w.write(cidr); err != nil {
 		return err
 	}
-	close(w.done)
+	w.MarkReady()
 	<-ctx.Done()
 	return nil
-}
-
-// WaitReady returns once the conflist is written.
-func (w *Writer) WaitReady(ctx context.Context) error {
-	select {
-	case <-w.done:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
 
 // podCIDR polls the node object until the controller-manager has

@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -33,8 +34,8 @@ var (
 // skipped; it never stops the node.
 type Images struct {
 	ImageSources
-	log  *slog.Logger
-	done chan struct{}
+	log                    *slog.Logger
+	*lifecycle.ReadySignal // set once the import has finished
 }
 
 // ImageSources says where images come from and where they go.
@@ -48,7 +49,7 @@ type ImageSources struct {
 
 // NewImages returns the image import component.
 func NewImages(src ImageSources, log *slog.Logger) *Images {
-	return &Images{ImageSources: src, log: log, done: make(chan struct{})}
+	return &Images{ImageSources: src, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
 // Name implements lifecycle.Component.
@@ -57,22 +58,12 @@ func (*Images) Name() string { return "image import" }
 // Run imports everything, then waits for ctx to end.
 func (im *Images) Run(ctx context.Context) error {
 	err := im.importAll(ctx)
-	close(im.done)
+	im.MarkReady()
 	if err != nil {
 		return err
 	}
 	<-ctx.Done()
 	return nil
-}
-
-// WaitReady returns once the import has finished.
-func (im *Images) WaitReady(ctx context.Context) error {
-	select {
-	case <-im.done:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
 
 func (im *Images) importAll(ctx context.Context) error {

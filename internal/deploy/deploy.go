@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -52,15 +53,15 @@ type fileState struct {
 
 // Controller applies the manifests directory.
 type Controller struct {
-	dir       string
-	stateFile string
-	client    dynamic.Interface
-	events    kubernetes.Interface
-	mapper    *restmapper.DeferredDiscoveryRESTMapper
-	log       *slog.Logger
-	interval  time.Duration
-	state     map[string]fileState
-	synced    chan struct{}
+	dir                    string
+	stateFile              string
+	client                 dynamic.Interface
+	events                 kubernetes.Interface
+	mapper                 *restmapper.DeferredDiscoveryRESTMapper
+	log                    *slog.Logger
+	interval               time.Duration
+	state                  map[string]fileState
+	*lifecycle.ReadySignal // set after the first pass over the directory
 }
 
 // New returns the controller for dir, remembering what it applied in
@@ -80,34 +81,20 @@ func New(dir, stateFile string, rc *rest.Config, log *slog.Logger) (*Controller,
 	}
 	return &Controller{dir: dir, stateFile: stateFile, client: client, events: events,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
-		log:    log, interval: 5 * time.Second, state: loadState(stateFile), synced: make(chan struct{})}, nil
+		log:    log, interval: 5 * time.Second, state: loadState(stateFile), ReadySignal: lifecycle.NewReadySignal()}, nil
 }
 
 // Name implements lifecycle.Component.
 func (*Controller) Name() string { return "manifests" }
-
-// WaitReady returns after the first pass over the directory.
-func (c *Controller) WaitReady(ctx context.Context) error {
-	select {
-	case <-c.synced:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
 
 // Run syncs the directory now and then every interval until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("create manifests directory: %w", err)
 	}
-	first := true
 	for {
 		c.Sync(ctx)
-		if first {
-			close(c.synced)
-			first = false
-		}
+		c.MarkReady()
 		select {
 		case <-ctx.Done():
 			return nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 )
 
@@ -160,5 +161,29 @@ func (g *Group) stop(started []*running) {
 		case <-time.After(g.Grace):
 			g.log.Warn("did not stop within its grace period; moving on", "component", r.c.Name(), "grace", g.Grace)
 		}
+	}
+}
+
+// ReadySignal is a one-shot readiness flag for components that become
+// ready at one moment of their Run. Embed it to implement Readier.
+type ReadySignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// NewReadySignal returns an unset signal.
+func NewReadySignal() *ReadySignal { return &ReadySignal{ch: make(chan struct{})} }
+
+// MarkReady sets the signal; later calls do nothing.
+func (r *ReadySignal) MarkReady() { r.once.Do(func() { close(r.ch) }) }
+
+// WaitReady implements Readier: it returns once MarkReady was called, or
+// the cause of ctx ending.
+func (r *ReadySignal) WaitReady(ctx context.Context) error {
+	select {
+	case <-r.ch:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
 	}
 }

@@ -292,3 +292,17 @@ func TestStopDoesNotWaitBeyondGrace(t *testing.T) {
 		t.Errorf("events %q, want %q", got, want)
 	}
 }
+
+func TestReadySignal(t *testing.T) {
+	r := NewReadySignal()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := r.WaitReady(ctx); err == nil {
+		t.Fatal("WaitReady = nil before MarkReady")
+	}
+	r.MarkReady()
+	r.MarkReady() // idempotent
+	if err := r.WaitReady(context.Background()); err != nil {
+		t.Fatalf("WaitReady after MarkReady = %v", err)
+	}
+}
