@@ -13,24 +13,38 @@ import (
 	"github.com/monokube/monokube/internal/pki"
 )
 
+// kubeconfigFile is one kubeconfig to write: where, whose credentials, mode.
+type kubeconfigFile struct {
+	path  string
+	files pki.Files
+	mode  os.FileMode
+}
+
 // writeKubeconfigs renders the components' kubeconfigs and the admin one,
-// which is also copied to --write-kubeconfig with --write-kubeconfig-mode.
-func writeKubeconfigs(cfg *config.Server, c control.Creds) error {
+// which is also copied to --write-kubeconfig with --write-kubeconfig-mode;
+// unless --disable-agent, also the server's own node's kubeconfigs and the
+// CA of the clients its kubelet accepts.
+func writeKubeconfigs(cfg *config.Server, c control.Creds, nc node.Creds) error {
 	caPEM, err := os.ReadFile(c.ServerCA.Cert())
 	if err != nil {
 		return fmt.Errorf("read server CA: %w", err)
 	}
-	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
-	for _, k := range []struct {
-		path  string
-		files pki.Files
-		mode  os.FileMode
-	}{
+	files := []kubeconfigFile{
 		{c.AdminKubeconfig, c.Admin, 0o600},
 		{c.CMKubeconfig, c.ControllerManager, 0o600},
 		{c.SchedulerKubeconfig, c.Scheduler, 0o600},
 		{cfg.WriteKubeconfig, c.Admin, cfg.WriteKubeconfigMode},
-	} {
+	}
+	if !cfg.DisableAgent {
+		if err := copyClientCA(c, nc); err != nil {
+			return err
+		}
+		files = append(files,
+			kubeconfigFile{nc.KubeletKubeconfig, nc.KubeletClient, 0o600},
+			kubeconfigFile{nc.KubeProxyKubeconfig, nc.KubeProxyClient, 0o600})
+	}
+	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
+	for _, k := range files {
 		if err := writeKubeconfig(k.path, url, caPEM, k.files, k.mode); err != nil {
 			return err
 		}
@@ -38,25 +52,13 @@ func writeKubeconfigs(cfg *config.Server, c control.Creds) error {
 	return nil
 }
 
-// writeNodeCreds gives the server's own node its kubeconfigs and the CA
-// of the clients its kubelet accepts.
-func writeNodeCreds(cfg *config.Server, c control.Creds, nc node.Creds) error {
-	caPEM, err := os.ReadFile(c.ServerCA.Cert())
-	if err != nil {
-		return fmt.Errorf("read server CA: %w", err)
-	}
+// copyClientCA gives the node the CA of the clients its kubelet accepts.
+func copyClientCA(c control.Creds, nc node.Creds) error {
 	clientCA, err := os.ReadFile(c.ClientCA.Cert())
 	if err != nil {
 		return fmt.Errorf("read client CA: %w", err)
 	}
-	if err := pki.WriteFile(nc.ClientCA, clientCA, 0o644); err != nil {
-		return err
-	}
-	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
-	if err := writeKubeconfig(nc.KubeletKubeconfig, url, caPEM, nc.KubeletClient, 0o600); err != nil {
-		return err
-	}
-	return writeKubeconfig(nc.KubeProxyKubeconfig, url, caPEM, nc.KubeProxyClient, 0o600)
+	return pki.WriteFile(nc.ClientCA, clientCA, 0o644)
 }
 
 func writeKubeconfig(path, url string, caPEM []byte, f pki.Files, mode os.FileMode) error {

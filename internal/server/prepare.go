@@ -38,13 +38,7 @@ func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Cred
 	if err := pki.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
 		return err
 	}
-	if err := writeKubeconfigs(cfg, c); err != nil {
-		return err
-	}
-	if cfg.DisableAgent {
-		return nil
-	}
-	return writeNodeCreds(cfg, c, nc)
+	return writeKubeconfigs(cfg, c, nc)
 }
 
 // ensureEncryptionConfig writes the secrets-at-rest encryption config with a
