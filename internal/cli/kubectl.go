@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"strings"
 
@@ -17,13 +18,20 @@ import (
 )
 
 func kubectlCommand() *cli.Command {
+	return passThrough("kubectl", "run kubectl against this cluster (uses "+config.DefaultKubeconfig+" unless told otherwise)",
+		func(_ context.Context, args []string) error { return runKubectl(args) })
+}
+
+// passThrough is a command that hands all its arguments, unparsed, to run:
+// an embedded upstream tool that parses its own flags.
+func passThrough(name, usage string, run func(ctx context.Context, args []string) error) *cli.Command {
 	return &cli.Command{
-		Name:            "kubectl",
-		Usage:           "run kubectl against this cluster (uses " + config.DefaultKubeconfig + " unless told otherwise)",
+		Name:            name,
+		Usage:           usage,
 		SkipFlagParsing: true,
 		HideHelp:        true,
 		Action: func(c *cli.Context) error {
-			return runKubectl(c.Args().Slice())
+			return run(c.Context, c.Args().Slice())
 		},
 	}
 }

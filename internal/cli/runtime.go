@@ -19,31 +19,16 @@ import (
 // containerdCommand is the hidden subcommand the node runs as its
 // supervised containerd child. containerd parses its own flags.
 func containerdCommand() *cli.Command {
-	return &cli.Command{
-		Name:            "containerd",
-		Usage:           "run containerd (started by monokube itself)",
-		Hidden:          true,
-		SkipFlagParsing: true,
-		HideHelp:        true,
-		Action: func(c *cli.Context) error {
-			return containerd.Main(c.Context, c.Args().Slice())
-		},
-	}
+	cmd := passThrough("containerd", "run containerd (started by monokube itself)", containerd.Main)
+	cmd.Hidden = true
+	return cmd
 }
 
 // ctrCommand is containerd's ctr, pointed at this node's containerd and
 // the Kubernetes namespace unless told otherwise ($CONTAINERD_ADDRESS,
 // $CONTAINERD_NAMESPACE, or the node's $MONOKUBE_RUN_DIR).
 func ctrCommand() *cli.Command {
-	return &cli.Command{
-		Name:            "ctr",
-		Usage:           "run containerd's ctr against this node's containerd (namespace k8s.io)",
-		SkipFlagParsing: true,
-		HideHelp:        true,
-		Action: func(c *cli.Context) error {
-			return runCtr(c.Context, c.Args().Slice())
-		},
-	}
+	return passThrough("ctr", "run containerd's ctr against this node's containerd (namespace k8s.io)", runCtr)
 }
 
 // nodeLayout is the default layout, or the one $MONOKUBE_DATA_DIR and
@@ -74,15 +59,8 @@ func runCtr(ctx context.Context, args []string) error {
 // crictlCommand runs the embedded crictl (extracted with the node's other
 // helper binaries) against this node's containerd.
 func crictlCommand() *cli.Command {
-	return &cli.Command{
-		Name:            "crictl",
-		Usage:           "run crictl against this node's containerd",
-		SkipFlagParsing: true,
-		HideHelp:        true,
-		Action: func(c *cli.Context) error {
-			return runCrictl(c.Args().Slice())
-		},
-	}
+	return passThrough("crictl", "run crictl against this node's containerd",
+		func(_ context.Context, args []string) error { return runCrictl(args) })
 }
 
 func runCrictl(args []string) error {
