@@ -45,6 +45,9 @@ type ComponentArgs struct {
 // Arg is one --<component>-arg key=value pair, key without leading dashes.
 type Arg struct{ Key, Value string }
 
+// Flag is the command-line form of a: --key=value.
+func (a Arg) Flag() string { return "--" + a.Key + "=" + a.Value }
+
 // Host is what BuildServer needs to know about the machine to fill in
 // derived defaults. It is an interface so tests can supply a fake host.
 type Host interface {

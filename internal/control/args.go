@@ -1,7 +1,6 @@
 package control
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 
@@ -22,7 +21,7 @@ func Merge(defaults Flags, user []config.Arg, forced Flags) []string {
 	maps.Copy(m, forced)
 	out := make([]string, 0, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		out = append(out, fmt.Sprintf("--%s=%s", k, m[k]))
+		out = append(out, config.Arg{Key: k, Value: m[k]}.Flag())
 	}
 	return out
 }

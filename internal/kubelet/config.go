@@ -112,7 +112,7 @@ func Args(c Config, configFile string) []string {
 		"--cert-dir=" + c.RootDir + "/pki",
 	}
 	for _, a := range c.Args {
-		args = append(args, "--"+a.Key+"="+a.Value)
+		args = append(args, a.Flag())
 	}
 	return args
 }

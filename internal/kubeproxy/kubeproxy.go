@@ -75,7 +75,7 @@ func Render(c Config) ([]byte, error) {
 func Args(c Config, configFile string) []string {
 	args := []string{"--config=" + configFile}
 	for _, a := range c.Args {
-		args = append(args, "--"+a.Key+"="+a.Value)
+		args = append(args, a.Flag())
 	}
 	return args
 }
