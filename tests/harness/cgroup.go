@@ -109,15 +109,24 @@ func killProcs(procsFile string) {
 // killNetnsProcs kills every process in the network namespace: monokube,
 // containerd and the shims, which run in their own process groups.
 func killNetnsProcs(ns string) {
+	for _, pid := range netnsPIDs(ns) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// netnsPIDs lists the processes in network namespace ns.
+func netnsPIDs(ns string) []int {
 	out, err := runOut("ip", "netns", "pids", ns)
 	if err != nil {
-		return
+		return nil
 	}
+	var pids []int
 	for _, f := range strings.Fields(out) {
 		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			pids = append(pids, pid)
 		}
 	}
+	return pids
 }
 
 func runOut(name string, args ...string) (string, error) {

@@ -146,18 +146,10 @@ func (n *Node) ContainerdPID() int {
 
 // ShimPIDs are the node's containerd-shim-runc-v2 processes.
 func (n *Node) ShimPIDs() []int {
-	out, err := runOut("ip", "netns", "pids", n.NS.Name)
-	if err != nil {
-		return nil
-	}
 	var pids []int
-	for _, f := range strings.Fields(out) {
-		comm, err := os.ReadFile("/proc/" + f + "/comm")
-		if err != nil || !strings.HasPrefix(string(comm), "containerd-shim") {
-			continue
-		}
-		var pid int
-		if _, err := fmt.Sscan(f, &pid); err == nil {
+	for _, pid := range netnsPIDs(n.NS.Name) {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err == nil && strings.HasPrefix(string(comm), "containerd-shim") {
 			pids = append(pids, pid)
 		}
 	}
