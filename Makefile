@@ -36,7 +36,8 @@ all: deps build
 # Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter), procps (ps),
 # iptables (nodes), git and ca-certificates for the build; gcc, libseccomp-dev
 # and pkg-config for the static runc; zstd and tar to pack the helpers.
-DEB_PKGS := iproute2 util-linux procps iptables git ca-certificates gcc libc6-dev libseccomp-dev pkg-config zstd tar
+# busybox-static is the shell of local-path's helper pods (embedded as an image).
+DEB_PKGS := iproute2 util-linux procps iptables git ca-certificates gcc libc6-dev libseccomp-dev pkg-config zstd tar busybox-static
 deps:
 	@scripts/install-deps.sh $(DEB_PKGS)
 
@@ -57,6 +58,19 @@ CRICTL_VERSION := v1.37.0
 PAUSE_IMAGE := monokube.local/pause:3.10
 ECHO_IMAGE := monokube.local/echo:test
 
+# Addon programs, built the same way and packed as images.
+COREDNS_VERSION := v1.15.0
+METRICS_SERVER_VERSION := v0.9.0
+LOCAL_PATH_VERSION := v0.0.30
+COREDNS_IMAGE := monokube.local/coredns:$(COREDNS_VERSION)
+METRICS_SERVER_IMAGE := monokube.local/metrics-server:$(METRICS_SERVER_VERSION)
+LOCAL_PATH_IMAGE := monokube.local/local-path-provisioner:$(LOCAL_PATH_VERSION)
+BUSYBOX_IMAGE := monokube.local/busybox:1.35
+BUSYBOX := /bin/busybox
+# The applets local-path's setup/teardown scripts and e2e checks use.
+BUSYBOX_APPLETS := sh mkdir rm rmdir ls cat echo sleep chmod chown du df find test true false env grep \
+	hostname id mount touch head tail tee wc nslookup wget
+
 RUNC_MODULE := github.com/opencontainers/runc
 SHIM_MODULE := github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 CNI_MODULE := github.com/containernetworking/plugins/plugins
@@ -70,13 +84,19 @@ CNI_DIR := $(BUILD_DIR)/cni-$(CNI_PLUGINS_VERSION)
 CNI_BINS := $(addprefix $(CNI_DIR)/,$(notdir $(CNI_PKGS)))
 CRICTL_BIN := $(BUILD_DIR)/crictl-$(CRICTL_VERSION)/crictl
 HELPER_BINS := $(RUNC_BIN) $(SHIM_BIN) $(CNI_BINS) $(CRICTL_BIN)
+COREDNS_BIN := $(BUILD_DIR)/coredns-$(COREDNS_VERSION)/coredns
+METRICS_SERVER_BIN := $(BUILD_DIR)/metrics-server-$(METRICS_SERVER_VERSION)/metrics-server
+LOCAL_PATH_BIN := $(BUILD_DIR)/local-path-$(LOCAL_PATH_VERSION)/local-path-provisioner
 MKIMAGE := $(BUILD_DIR)/mkimage
 PAUSE_BIN := $(BUILD_DIR)/pause/pause
 ECHO_BIN := $(BUILD_DIR)/echo/echo
 BIN_TAR := embed/bin.tar.zst
-PAUSE_TAR := embed/images/pause.tar
 ECHO_TAR := $(BUILD_DIR)/test-images/echo.tar
-EMBED_ASSETS := $(BIN_TAR) $(PAUSE_TAR)
+# Embedded images: embed/images/NAME.tar.zst, a zstd-compressed docker-archive,
+# beside NAME.ref, the image's name (the Makefile is its one source).
+IMAGE_KEYS := pause coredns metrics-server local-path-provisioner busybox
+EMBED_IMAGES := $(foreach k,$(IMAGE_KEYS),embed/images/$(k).tar.zst embed/images/$(k).ref)
+EMBED_ASSETS := $(BIN_TAR) $(EMBED_IMAGES)
 
 assets: $(EMBED_ASSETS)
 
@@ -99,6 +119,19 @@ $(SHIM_BIN):
 $(CNI_DIR)/%:
 	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -ldflags '-s -w' \
 		$(CNI_MODULE)/$(filter %/$*,$(CNI_PKGS))@$(CNI_PLUGINS_VERSION)
+	test -x $@
+
+# Addon programs: plain `go install MOD@VER`, stripped (DESIGN.md, sizes).
+$(COREDNS_BIN):
+	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -ldflags '-s -w' github.com/coredns/coredns@$(COREDNS_VERSION)
+	$@ -version >/dev/null
+$(METRICS_SERVER_BIN):
+	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -ldflags '-s -w' \
+		sigs.k8s.io/metrics-server/cmd/metrics-server@$(METRICS_SERVER_VERSION)
+	test -x $@
+$(LOCAL_PATH_BIN):
+	GOBIN=$(abspath $(@D)) $(GO) install -trimpath -ldflags '-s -w -X main.VERSION=$(LOCAL_PATH_VERSION)' \
+		github.com/rancher/local-path-provisioner@$(LOCAL_PATH_VERSION)
 	test -x $@
 
 # crictl for `monokube crictl` (its main package cannot be imported).
@@ -133,10 +166,34 @@ $(BUILD_DIR)/%.name: FORCE
 	@echo '$(IMAGE_NAME)' | cmp -s - $@ || echo '$(IMAGE_NAME)' >$@
 $(BUILD_DIR)/pause.name: IMAGE_NAME := $(PAUSE_IMAGE)
 $(BUILD_DIR)/echo.name: IMAGE_NAME := $(ECHO_IMAGE)
+$(BUILD_DIR)/coredns.name: IMAGE_NAME := $(COREDNS_IMAGE)
+$(BUILD_DIR)/metrics-server.name: IMAGE_NAME := $(METRICS_SERVER_IMAGE)
+$(BUILD_DIR)/local-path-provisioner.name: IMAGE_NAME := $(LOCAL_PATH_IMAGE)
+$(BUILD_DIR)/busybox.name: IMAGE_NAME := $(BUSYBOX_IMAGE)
 
-$(PAUSE_TAR): $(PAUSE_BIN) $(MKIMAGE) $(BUILD_DIR)/pause.name
+# Each image's mkimage arguments, by key.
+IMAGE_ARGS_pause := -entrypoint /pause -file $(PAUSE_BIN):/pause
+IMAGE_ARGS_coredns := -entrypoint /coredns -file $(COREDNS_BIN):/coredns
+IMAGE_ARGS_metrics-server := -entrypoint /metrics-server -file $(METRICS_SERVER_BIN):/metrics-server -dir /tmp
+IMAGE_ARGS_local-path-provisioner := -entrypoint /local-path-provisioner -file $(LOCAL_PATH_BIN):/local-path-provisioner
+IMAGE_ARGS_busybox := -cmd sh -file $(BUSYBOX):/bin/busybox -dir /tmp $(foreach a,$(BUSYBOX_APPLETS),-link /bin/$(a):busybox)
+
+embed/images/pause.tar.zst: $(PAUSE_BIN)
+embed/images/coredns.tar.zst: $(COREDNS_BIN)
+embed/images/metrics-server.tar.zst: $(METRICS_SERVER_BIN)
+embed/images/local-path-provisioner.tar.zst: $(LOCAL_PATH_BIN)
+embed/images/busybox.tar.zst: $(BUSYBOX)
+
+# --long lets zstd match across a whole Go binary; monokube decompresses the
+# stream while containerd imports it.
+embed/images/%.tar.zst: $(MKIMAGE) $(BUILD_DIR)/%.name
+	@mkdir -p $(@D) $(BUILD_DIR)/images
+	$(MKIMAGE) -o $(BUILD_DIR)/images/$*.tar -name $$(cat $(BUILD_DIR)/$*.name) $(IMAGE_ARGS_$*)
+	zstd -q -19 --long=27 -T0 -f $(BUILD_DIR)/images/$*.tar -o $@.tmp
+	mv $@.tmp $@
+embed/images/%.ref: $(BUILD_DIR)/%.name
 	@mkdir -p $(@D)
-	$(MKIMAGE) -o $@ -name $(PAUSE_IMAGE) -entrypoint /pause -file $(PAUSE_BIN):/pause
+	cp $< $@
 
 # Test images are for e2e only; they are not embedded in monokube.
 test-images: $(ECHO_TAR)

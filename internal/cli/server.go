@@ -2,12 +2,14 @@ package cli
 
 import (
 	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/monokube/monokube/internal/config"
 	mklog "github.com/monokube/monokube/internal/log"
 	"github.com/monokube/monokube/internal/server"
+	"github.com/monokube/monokube/manifests"
 )
 
 func serverCommand(stderr io.Writer) *cli.Command {
@@ -66,6 +68,7 @@ func serverFlags(d config.ServerInput) []cli.Flag {
 		str("write-kubeconfig", d.WriteKubeconfig, "where to write the admin kubeconfig"),
 		str("write-kubeconfig-mode", d.WriteKubeconfigMode, "file mode of the admin kubeconfig (octal)"),
 		boolean("disable-agent", "run the control plane only, no node on this machine"),
+		list("disable", "leave out an addon, and remove it if deployed: "+strings.Join(manifests.Names(), ", ")+" (repeatable or comma-separated)"),
 		list("kube-apiserver-arg", "extra kube-apiserver flag as key=value (repeatable)"),
 		list("kube-controller-manager-arg", "extra kube-controller-manager flag as key=value (repeatable)"),
 		list("kube-scheduler-arg", "extra kube-scheduler flag as key=value (repeatable)"),

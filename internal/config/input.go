@@ -38,6 +38,7 @@ type ServerInput struct {
 	WriteKubeconfig          string   `yaml:"write-kubeconfig"`
 	WriteKubeconfigMode      string   `yaml:"write-kubeconfig-mode"`
 	DisableAgent             bool     `yaml:"disable-agent"`
+	Disable                  []string `yaml:"disable"`
 	KubeAPIServerArg         []string `yaml:"kube-apiserver-arg"`
 	KubeControllerManagerArg []string `yaml:"kube-controller-manager-arg"`
 	KubeSchedulerArg         []string `yaml:"kube-scheduler-arg"`

@@ -6,10 +6,13 @@ import (
 	"io/fs"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/monokube/monokube/manifests"
 )
 
 // Server is the validated, immutable configuration of `monokube server`.
@@ -29,6 +32,7 @@ type Server struct {
 	WriteKubeconfig     string
 	WriteKubeconfigMode fs.FileMode
 	DisableAgent        bool
+	Disable             []string // addons left out, from addons.Names
 	Args                ComponentArgs
 	Debug               bool
 }
@@ -73,6 +77,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		ClusterDomain:   p.dnsName("cluster-domain", in.ClusterDomain),
 		WriteKubeconfig: p.absPath("write-kubeconfig", in.WriteKubeconfig),
 		DisableAgent:    in.DisableAgent,
+		Disable:         p.addons("disable", in.Disable),
 		Debug:           in.Debug,
 	}
 	s.NodeName = p.nodeName(in.NodeName, host)
@@ -182,6 +187,25 @@ func (p *parser) args(flag string, vs []string) []Arg {
 			continue
 		}
 		out = append(out, Arg{Key: k, Value: val})
+	}
+	return out
+}
+
+// addons parses --disable: names from addons.Names, repeated or
+// comma-separated, each kept once.
+func (p *parser) addons(flag string, vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			switch {
+			case name == "" || slices.Contains(out, name):
+			case !slices.Contains(manifests.Names(), name):
+				p.fail("--%s %q is not an addon: give one or more of %s", flag, name, strings.Join(manifests.Names(), ", "))
+			default:
+				out = append(out, name)
+			}
+		}
 	}
 	return out
 }

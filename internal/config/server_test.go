@@ -73,6 +73,19 @@ func TestBuildServerExplicit(t *testing.T) {
 	}
 }
 
+func TestBuildServerDisable(t *testing.T) {
+	in := DefaultServerInput()
+	in.NodeIP, in.NodeName = "10.0.0.5", "n"
+	in.Disable = []string{"metrics-server, coredns", "coredns", ""}
+	got, err := BuildServer(in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"metrics-server", "coredns"}; !reflect.DeepEqual(got.Disable, want) {
+		t.Errorf("Disable = %q, want %q", got.Disable, want)
+	}
+}
+
 func TestBuildServerErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -97,6 +110,7 @@ func TestBuildServerErrors(t *testing.T) {
 		{"port 0", func(in *ServerInput) { in.HTTPSListenPort = 0 }, nil, "--https-listen-port"},
 		{"port 70000", func(in *ServerInput) { in.HTTPSListenPort = 70000 }, nil, "--https-listen-port"},
 		{"bad file mode", func(in *ServerInput) { in.WriteKubeconfigMode = "999" }, nil, "--write-kubeconfig-mode"},
+		{"unknown addon", func(in *ServerInput) { in.Disable = []string{"coredns,traefik"} }, nil, `--disable "traefik" is not an addon: give one or more of coredns, local-storage, metrics-server`},
 		{"file mode too large", func(in *ServerInput) { in.WriteKubeconfigMode = "1777" }, nil, "--write-kubeconfig-mode"},
 		{"apiserver arg without =", func(in *ServerInput) { in.KubeAPIServerArg = []string{"v2"} }, nil, "--kube-apiserver-arg"},
 		{"scheduler arg without key", func(in *ServerInput) { in.KubeSchedulerArg = []string{"--=1"} }, nil, "--kube-scheduler-arg"},

@@ -3,19 +3,23 @@ package containerd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"maps"
 	"path/filepath"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
@@ -40,12 +44,22 @@ type Images struct {
 
 // ImageSources says where images come from and where they go.
 type ImageSources struct {
-	Address     string            // containerd's socket
-	Snapshotter string            // the CRI's snapshotter, to unpack for
-	Embedded    map[string][]byte // file name → image tarball
-	Dir         string            // <data-dir>/agent/images
-	StateFile   string            // what was imported from Dir, to skip it next time
+	Address     string          // containerd's socket
+	Snapshotter string          // the CRI's snapshotter, to unpack for
+	Embedded    []EmbeddedImage // imported pinned
+	Dir         string          // <data-dir>/agent/images
+	StateFile   string          // what was imported from Dir, to skip it next time
 }
+
+// EmbeddedImage is an image the binary carries.
+type EmbeddedImage struct {
+	Ref     string // its name, e.g. monokube.local/pause:3.10
+	Archive []byte // a zstd-compressed docker-archive
+}
+
+// archiveLabel records on an embedded image the digest of the archive it
+// came from, so an unchanged one is not imported again at the next start.
+const archiveLabel = "monokube.io/archive-sha256"
 
 // NewImages returns the image import component.
 func NewImages(src ImageSources, log *slog.Logger) *Images {
@@ -73,12 +87,35 @@ func (im *Images) importAll(ctx context.Context) error {
 	}
 	defer c.Close()
 	ctx = namespaces.WithNamespace(ctx, Namespace)
-	for _, name := range sortedKeys(im.Embedded) {
-		if _, err := im.importOne(ctx, c, bytes.NewReader(im.Embedded[name]), pinnedLabels); err != nil {
-			return fmt.Errorf("import embedded image %s: %w", name, err)
+	for _, e := range im.Embedded {
+		if err := im.importEmbedded(ctx, c, e); err != nil {
+			return fmt.Errorf("import embedded image %s: %w", e.Ref, err)
 		}
 	}
 	return im.importDir(ctx, c)
+}
+
+// importEmbedded imports e unless containerd already holds the image from
+// this very archive.
+func (im *Images) importEmbedded(ctx context.Context, c *client.Client, e EmbeddedImage) error {
+	sum := sha256.Sum256(e.Archive)
+	digest := hex.EncodeToString(sum[:])
+	if img, err := c.ImageService().Get(ctx, e.Ref); err == nil && img.Labels[archiveLabel] == digest {
+		return nil
+	}
+	zr, err := zstd.NewReader(bytes.NewReader(e.Archive))
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	labels := maps.Clone(pinnedLabels)
+	labels[archiveLabel] = digest
+	start := time.Now()
+	if _, err := im.importOne(ctx, c, zr, labels); err != nil {
+		return err
+	}
+	im.log.Info("imported embedded image", "image", e.Ref, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // importDir imports the user's tarballs, skipping unchanged ones.
@@ -179,13 +216,4 @@ func saveState(path string, m map[string]string) error {
 		return err
 	}
 	return pki.WriteFile(path, data, 0o600)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

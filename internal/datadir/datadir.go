@@ -23,6 +23,9 @@ func (l Layout) Cred() string     { return filepath.Join(l.Server(), "cred") }
 func (l Layout) Etcd() string     { return filepath.Join(l.Server(), "db", "etcd") }
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
 
+// Storage is where the local-path addon keeps each node's volumes.
+func (l Layout) Storage() string { return filepath.Join(l.Data, "storage") }
+
 // ManifestState records what the manifests controller applied.
 func (l Layout) ManifestState() string { return filepath.Join(l.Server(), "manifests-applied.json") }
 

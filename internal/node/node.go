@@ -6,11 +6,12 @@ package node
 
 import (
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 
 	bundled "github.com/monokube/monokube/embed"
 	"github.com/monokube/monokube/internal/assets"
@@ -63,9 +64,9 @@ func NewCreds(l datadir.Layout) Creds {
 
 // Assets are the build products the binary carries.
 type Assets struct {
-	BinDir       string            // extracted runc, shim, CNI plugins
-	SandboxImage string            // the pause image's name
-	Images       map[string][]byte // embedded image tarballs by file name
+	BinDir       string                     // extracted runc, shim, CNI plugins
+	SandboxImage string                     // the pause image's name
+	Images       []containerd.EmbeddedImage // every embedded image
 }
 
 // Plan is a prepared node: every config rendered, ready to run.
@@ -228,31 +229,19 @@ func writeConfig(path string, data []byte) error {
 }
 
 // LoadAssets extracts the embedded helper binaries (once per binary
-// version) and reads the embedded images.
+// version) and lists the embedded images.
 func LoadAssets(dataDir string) (Assets, error) {
 	binDir, err := assets.ExtractBin(dataDir, bundled.BinTar())
 	if err != nil {
 		return Assets{}, err
 	}
-	imgs := map[string][]byte{}
-	entries, err := fs.ReadDir(bundled.Images(), ".")
+	imgs, err := bundled.Images()
 	if err != nil {
-		return Assets{}, fmt.Errorf("read embedded images: %w", err)
+		return Assets{}, err
 	}
-	for _, e := range entries {
-		data, err := fs.ReadFile(bundled.Images(), e.Name())
-		if err != nil {
-			return Assets{}, fmt.Errorf("read embedded image %s: %w", e.Name(), err)
-		}
-		imgs[e.Name()] = data
+	a := Assets{BinDir: binDir, SandboxImage: imgs[bundled.ImagePause].Ref}
+	for _, k := range slices.Sorted(maps.Keys(imgs)) {
+		a.Images = append(a.Images, containerd.EmbeddedImage{Ref: imgs[k].Ref, Archive: imgs[k].Archive})
 	}
-	pause, ok := imgs[bundled.PauseImageFile]
-	if !ok {
-		return Assets{}, fmt.Errorf("this binary has no embedded %s: rebuild it with make", bundled.PauseImageFile)
-	}
-	name, err := assets.ImageName(pause)
-	if err != nil {
-		return Assets{}, fmt.Errorf("embedded %s: %w", bundled.PauseImageFile, err)
-	}
-	return Assets{BinDir: binDir, SandboxImage: name, Images: imgs}, nil
+	return a, nil
 }

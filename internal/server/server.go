@@ -14,10 +14,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	bundled "github.com/monokube/monokube/embed"
+	"github.com/monokube/monokube/internal/addons"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
@@ -49,6 +53,9 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
 		return err
 	}
+	if err := syncAddons(cfg, layout, log); err != nil {
+		return err
+	}
 	components, err := allComponents(cfg, layout, creds, nodeCreds, host, log)
 	if err != nil {
 		return err
@@ -62,11 +69,22 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	if err != nil {
 		return nil, err
 	}
-	manifests, err := manifestsController(l, c, log)
+	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), admin, log.With("component", "manifests"))
 	if err != nil {
 		return nil, err
 	}
 	components := append(controlPlane(cfg, l, c, probe, log), manifests)
+	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
+		client, err := kubernetes.NewForConfig(admin)
+		if err != nil {
+			return nil, fmt.Errorf("node hosts client: %w", err)
+		}
+		components = append(components, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
+	}
 	if cfg.DisableAgent {
 		return components, nil
 	}
@@ -77,13 +95,25 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	return append(components, nodes...), nil
 }
 
-// manifestsController keeps <data-dir>/server/manifests applied, as admin.
-func manifestsController(l datadir.Layout, c control.Creds, log *slog.Logger) (*deploy.Controller, error) {
-	rc, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+// syncAddons renders the embedded addon manifests into the manifests
+// directory, and removes those of disabled addons.
+func syncAddons(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
+	imgs, err := bundled.Images()
 	if err != nil {
-		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
+		return err
 	}
-	return deploy.New(l.Manifest(), l.ManifestState(), rc, log.With("component", "manifests"))
+	s := addons.Settings{
+		ClusterDNS:    cfg.ClusterDNS,
+		ClusterDomain: cfg.ClusterDomain,
+		StoragePath:   l.Storage(),
+		Images: addons.Images{
+			CoreDNS:       imgs[bundled.ImageCoreDNS].Ref,
+			LocalPath:     imgs[bundled.ImageLocalPath].Ref,
+			MetricsServer: imgs[bundled.ImageMetricsServer].Ref,
+			Busybox:       imgs[bundled.ImageBusybox].Ref,
+		},
+	}
+	return addons.Sync(l.Manifest(), s, cfg.Disable, log.With("component", "addons"))
 }
 
 // nodeComponents prepares the server's own node.

@@ -5,10 +5,14 @@
 // manifest and archive; only the layer's own tar is written here.
 //
 //	mkimage -o out.tar -name monokube.local/pause:3.10 -entrypoint /pause \
-//		-file build/pause/pause:/pause [-file SRC:DST ...] [-cmd ARG ...]
+//		-file build/pause/pause:/pause [-file SRC:DST ...] [-link PATH:TARGET ...] \
+//		[-dir /tmp ...] [-cmd ARG ...]
 //
-// Files are stored with mode 0755, owned by root. Every timestamp is fixed, so
-// the same inputs give a byte-identical tarball.
+// Files are stored with mode 0755, owned by root; -dir adds an empty
+// directory (mode 1777, for scratch space such as /tmp). The layer is stored
+// uncompressed: the Makefile compresses whole archives with zstd, which packs
+// far better than a gzip layer inside them. Every timestamp is fixed, so the
+// same inputs give a byte-identical tarball.
 package main
 
 import (
@@ -17,7 +21,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"runtime"
@@ -29,7 +32,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // epoch is the fixed time of every file, layer and config in the image.
@@ -43,6 +48,8 @@ type options struct {
 	entrypoint stringList
 	cmd        stringList
 	files      stringList
+	links      stringList
+	dirs       stringList
 }
 
 // stringList is a repeatable string flag.
@@ -55,10 +62,12 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// file is one file of the layer: its host path and its absolute path in the
-// image.
+// file is one entry of the layer: its absolute path in the image and either
+// the host file it copies (src), the target of a symbolic link (link), or
+// neither for an empty scratch directory.
 type file struct {
-	src, dst string
+	src, dst, link string
+	dir            bool
 }
 
 func main() {
@@ -73,7 +82,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	files, err := parseFiles(o.files)
+	files, err := parseEntries(o)
 	if err != nil {
 		return err
 	}
@@ -97,6 +106,8 @@ func parseFlags(args []string) (options, error) {
 	fs.Var(&o.entrypoint, "entrypoint", "entrypoint element (repeatable)")
 	fs.Var(&o.cmd, "cmd", "cmd element (repeatable)")
 	fs.Var(&o.files, "file", "SRC:DST, a host file and its absolute path in the image (repeatable)")
+	fs.Var(&o.links, "link", "PATH:TARGET, a symbolic link in the image (repeatable)")
+	fs.Var(&o.dirs, "dir", "an empty, world-writable directory in the image, e.g. /tmp (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -107,8 +118,8 @@ func parseFlags(args []string) (options, error) {
 	if o.name == "" {
 		errs = append(errs, errors.New("-name is required"))
 	}
-	if len(o.files) == 0 {
-		errs = append(errs, errors.New("at least one -file SRC:DST is required"))
+	if len(o.files)+len(o.links)+len(o.dirs) == 0 {
+		errs = append(errs, errors.New("at least one -file SRC:DST, -link or -dir is required"))
 	}
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
@@ -116,22 +127,45 @@ func parseFlags(args []string) (options, error) {
 	return o, errors.Join(errs...)
 }
 
-// parseFiles turns SRC:DST flags into files sorted by destination, so the
-// layer does not depend on flag order.
-func parseFiles(specs []string) ([]file, error) {
-	files := make([]file, 0, len(specs))
+// parseEntries turns the -file, -link and -dir flags into layer entries
+// sorted by path, so the layer does not depend on flag order.
+func parseEntries(o options) ([]file, error) {
+	var files []file
 	seen := map[string]bool{}
-	for _, s := range specs {
+	add := func(flag, spec string, f file) error {
+		f.dst = path.Clean(f.dst)
+		if !path.IsAbs(f.dst) || f.dst == "/" {
+			return fmt.Errorf("-%s %q: the path in the image must be absolute", flag, spec)
+		}
+		if seen[f.dst] {
+			return fmt.Errorf("-%s %q: %s given twice", flag, spec, f.dst)
+		}
+		seen[f.dst] = true
+		files = append(files, f)
+		return nil
+	}
+	for _, s := range o.files {
 		src, dst, ok := strings.Cut(s, ":")
-		dst = path.Clean(dst)
-		if !ok || src == "" || !path.IsAbs(dst) || dst == "/" {
-			return nil, fmt.Errorf("-file %q: want SRC:DST with DST an absolute file path", s)
+		if !ok || src == "" {
+			return nil, fmt.Errorf("-file %q: want SRC:DST", s)
 		}
-		if seen[dst] {
-			return nil, fmt.Errorf("-file %q: %s given twice", s, dst)
+		if err := add("file", s, file{src: src, dst: dst}); err != nil {
+			return nil, err
 		}
-		seen[dst] = true
-		files = append(files, file{src: src, dst: dst})
+	}
+	for _, s := range o.links {
+		dst, target, ok := strings.Cut(s, ":")
+		if !ok || target == "" {
+			return nil, fmt.Errorf("-link %q: want PATH:TARGET", s)
+		}
+		if err := add("link", s, file{dst: dst, link: target}); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range o.dirs {
+		if err := add("dir", s, file{dst: s, dir: true}); err != nil {
+			return nil, err
+		}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].dst < files[j].dst })
 	return files, nil
@@ -142,12 +176,7 @@ func buildImage(o options, files []file) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("make layer: %w", err)
-	}
+	layer := static.NewLayer(layerTar, types.DockerUncompressedLayer)
 	img, err := mutate.Append(empty.Image, mutate.Addendum{
 		Layer:   layer,
 		History: v1.History{Created: v1.Time{Time: epoch()}, CreatedBy: "mkimage"},
@@ -183,7 +212,7 @@ func layerTar(files []file) ([]byte, error) {
 		if err := writeParents(tw, dirs, path.Dir(f.dst)); err != nil {
 			return nil, err
 		}
-		if err := writeFile(tw, f); err != nil {
+		if err := writeEntry(tw, f); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +235,17 @@ func writeParents(tw *tar.Writer, written map[string]bool, dir string) error {
 	return tw.WriteHeader(header(tar.TypeDir, strings.TrimPrefix(dir, "/")+"/", 0))
 }
 
-func writeFile(tw *tar.Writer, f file) error {
+func writeEntry(tw *tar.Writer, f file) error {
+	if f.dir {
+		h := header(tar.TypeDir, strings.TrimPrefix(f.dst, "/")+"/", 0)
+		h.Mode = 0o1777
+		return tw.WriteHeader(h)
+	}
+	if f.link != "" {
+		h := header(tar.TypeSymlink, strings.TrimPrefix(f.dst, "/"), 0)
+		h.Linkname = f.link
+		return tw.WriteHeader(h)
+	}
 	data, err := os.ReadFile(f.src)
 	if err != nil {
 		return fmt.Errorf("read -file %s: %w", f.src, err)

@@ -155,3 +155,26 @@ func (n *Node) ShimPIDs() []int {
 	}
 	return pids
 }
+
+// WaitDeploymentsAvailable waits until each named Deployment in namespace
+// has all its replicas updated and available.
+func (n *Node) WaitDeploymentsAvailable(timeout time.Duration, namespace string, names ...string) time.Duration {
+	n.t.Helper()
+	c := n.Client()
+	return n.WaitFor(timeout, "deployments "+strings.Join(names, ", ")+" available", func(ctx context.Context) (bool, error) {
+		for _, name := range names {
+			d, err := c.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			if d.Status.AvailableReplicas != want || d.Status.UpdatedReplicas != want {
+				return false, fmt.Errorf("%s: %d of %d available", name, d.Status.AvailableReplicas, want)
+			}
+		}
+		return true, nil
+	})
+}
