@@ -47,8 +47,17 @@ func TestAddons(t *testing.T) {
 	t.Run("DNS", func(t *testing.T) { checkDNS(t, n) })
 	nodeName := n.Kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
 	t.Run("node names resolve", func(t *testing.T) {
+		n.WaitFor(time.Minute, "NodeHosts in the coredns ConfigMap", func(ctx context.Context) (bool, error) {
+			cm, err := n.Client().CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			return strings.Contains(cm.Data["NodeHosts"], n.NS.IP+" "+nodeName), fmt.Errorf("NodeHosts = %q", cm.Data["NodeHosts"])
+		})
 		n.WaitFor(3*time.Minute, "node name in DNS", func(context.Context) (bool, error) {
-			out, err := lookup(n, nodeName)
+			// The trailing dot: busybox nslookup tries only the search
+			// path for a name with fewer dots than ndots (5).
+			out, err := lookup(n, nodeName+".")
 			return strings.Contains(out, n.NS.IP), err
 		})
 	})
