@@ -41,8 +41,24 @@ DEB_PKGS := iproute2 util-linux procps iptables git ca-certificates gcc libc6-de
 deps:
 	@scripts/install-deps.sh $(DEB_PKGS)
 
+# bin/monokube is the launcher (internal/launcher): the real binary,
+# build/monokube-full, zstd-compressed inside a small program that unpacks
+# it once per version under the data dir. The payload is recompressed only
+# when the real binary changed; ZSTD_LEVEL=12 packs in seconds instead of
+# about a minute, for a few MB more.
+FULL_BIN := build/monokube-full
+PAYLOAD := embed/payload/monokube.zst
+PAYLOAD_SUM := embed/payload/monokube.sha256
+ZSTD_LEVEL ?= 19
 build: assets
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/monokube
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(FULL_BIN) ./cmd/monokube
+	@sum=$$(sha256sum $(FULL_BIN) | cut -d' ' -f1); \
+	if [ ! -f $(PAYLOAD) ] || [ "$$sum" != "$$(cat $(PAYLOAD_SUM) 2>/dev/null)" ]; then \
+		echo "compressing $(FULL_BIN) (zstd -$(ZSTD_LEVEL))"; \
+		zstd -q -$(ZSTD_LEVEL) --long=27 -T0 -f $(FULL_BIN) -o $(PAYLOAD).tmp && \
+		mv $(PAYLOAD).tmp $(PAYLOAD) && echo $$sum >$(PAYLOAD_SUM); \
+	fi
+	$(GO) build -trimpath -tags launcher -ldflags '-s -w' -o $(BIN) ./cmd/monokube
 
 # ---- Embedded assets (no registry access, ever) ----------------------------
 # The helper binaries are built from pinned modules with `go install MOD@VER`,
@@ -220,4 +236,4 @@ bench: all test-images
 	MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
 
 clean:
-	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS)
+	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS) $(PAYLOAD) $(PAYLOAD_SUM)

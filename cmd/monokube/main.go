@@ -1,3 +1,5 @@
+//go:build !launcher
+
 // Command monokube is a whole Kubernetes node in one binary. See README.md.
 package main
 

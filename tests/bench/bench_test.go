@@ -1,13 +1,15 @@
 //go:build e2e
 
-// Package bench measures monokube as users run it: binary size, cold start
-// and restart to /readyz, node Ready, pod start-up and resident memory. It
-// prints figures and never fails on time (make bench).
+// Package bench measures monokube as users run it: binary size, the
+// launcher's first unpack, cold start and restart to /readyz, node Ready,
+// pod start-up, addons ready and resident memory. It prints figures and
+// never fails on time (make bench).
 package bench
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +30,15 @@ func BenchmarkServer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		unpack, again := timeRun(b, n), timeRun(b, n)
+		full, err := filepath.Glob(filepath.Join(n.DataDir, "data", "*", "monokube"))
+		if err != nil || len(full) != 1 {
+			b.Fatalf("unpacked binary: %v (%v)", full, err)
+		}
+		fullInfo, err := os.Stat(full[0])
+		if err != nil {
+			b.Fatal(err)
+		}
 		n.StartServer()
 		cold := n.WaitReadyz(2 * time.Minute)
 		_, stop := n.Stop(10 * time.Second)
@@ -38,6 +49,9 @@ func BenchmarkServer(b *testing.B) {
 		_, stop2 := n.Stop(10 * time.Second)
 
 		report(b, "binary-MiB", float64(fi.Size())/(1<<20))
+		report(b, "unpacked-binary-MiB", float64(fullInfo.Size())/(1<<20))
+		report(b, "first-run-unpack-s", unpack.Seconds())
+		report(b, "later-run-s", again.Seconds())
 		report(b, "cold-readyz-s", cold.Seconds())
 		report(b, "restart-readyz-s", warm.Seconds())
 		report(b, "idle-rss-MiB", rss)
@@ -45,7 +59,17 @@ func BenchmarkServer(b *testing.B) {
 	}
 }
 
-// BenchmarkNode measures a server with its node: start to node Ready, one
+// timeRun times `monokube --version` in the node.
+func timeRun(b *testing.B, n *harness.Node) time.Duration {
+	start := time.Now()
+	if r := n.Exec(time.Minute, harness.Options{}, "--version"); r.Code != 0 {
+		b.Fatalf("monokube --version: exit %d: %s", r.Code, r.Stderr)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkNode measures a server with its node, addons disabled so the
+// figures are of the node alone: start to node Ready, one
 // pod to Running, 30 more pods to Running, and the resident memory of
 // monokube + containerd idle and per pod (shims included).
 func BenchmarkNode(b *testing.B) {
@@ -54,7 +78,7 @@ func BenchmarkNode(b *testing.B) {
 	for range b.N {
 		n := harness.NewNode(b, harness.NewNetwork(b), 2)
 		n.StageImages(nil)
-		n.StartServerNode()
+		n.StartServerNode("--disable", "coredns,local-storage,metrics-server")
 		ready := n.WaitReadyz(2*time.Minute) + n.WaitNodeReady(3*time.Minute)
 		time.Sleep(30 * time.Second) // settle: the idle figure is of an idle node
 		idleRSS, idle := nodeMemory(b, n)
@@ -75,6 +99,35 @@ func BenchmarkNode(b *testing.B) {
 		report(b, "idle-monokube-rss-MiB", idleMonokube)
 		report(b, "idle-containerd-rss-MiB", idleContainerd)
 		report(b, "per-pod-pss-MiB", (loaded-idle)/31)
+		report(b, "sigterm-exit-s", stop.Seconds())
+	}
+}
+
+// BenchmarkAddons measures the default install: cold start to every addon
+// Deployment available, and the idle memory of the whole node with them
+// (monokube, containerd, shims and every container process).
+func BenchmarkAddons(b *testing.B) {
+	harness.RequireRoot(b)
+	harness.GuardHostSysctls(b)
+	for range b.N {
+		n := harness.NewNode(b, harness.NewNetwork(b), 2)
+		n.StartServerNode()
+		n.WaitReadyz(2 * time.Minute)
+		ready := n.WaitDeploymentsAvailable(4*time.Minute, "kube-system", "coredns", "local-path-provisioner", "metrics-server")
+		time.Sleep(idleFor)
+		var rss, pss float64
+		for _, pid := range n.AllPIDs() {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+				continue // exited since it was listed
+			}
+			rss += rssMiB(b, pid)
+			pss += procMiB(b, fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+		}
+		_, stop := n.Stop(30 * time.Second)
+
+		report(b, "cold-addons-ready-s", ready.Seconds())
+		report(b, "idle-node-addons-rss-MiB", rss)
+		report(b, "idle-node-addons-pss-MiB", pss)
 		report(b, "sigterm-exit-s", stop.Seconds())
 	}
 }

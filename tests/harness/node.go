@@ -86,6 +86,9 @@ func NewNode(t testing.TB, network *Network, octet int) *Node {
 	for _, d := range privateDirs {
 		ensureMountpoint(t, d)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	// Cleanup runs last-registered first: processes, then cgroups, then
 	// (registered by AddHost) the network namespace.
 	n.CgroupRoot = NewCgroupRoot(t, n.NS.Name)
@@ -128,7 +131,10 @@ func (n *Node) Command(opts Options, args ...string) *exec.Cmd {
 	}
 	argv := append([]string{"netns", "exec", n.NS.Name, "sh", "-c", s.String(), "sh"}, args...)
 	cmd := exec.Command("ip", argv...)
-	cmd.Env = append(os.Environ(), opts.Env...)
+	// The launcher unpacks the real binary under the data dir, or else in
+	// $TMPDIR: keep both inside the node's scratch dir, also for kubectl.
+	cmd.Env = append(os.Environ(), "MONOKUBE_DATA_DIR="+n.DataDir, "TMPDIR="+filepath.Join(n.Dir, "tmp"))
+	cmd.Env = append(cmd.Env, opts.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }

@@ -46,8 +46,9 @@ func TestBadInputRefused(t *testing.T) {
 		{name: "read-only data dir", opts: func(n *harness.Node) harness.Options {
 			return harness.Options{Setup: []string{"mkdir -p " + n.DataDir, "mount -t tmpfs -o ro tmpfs " + n.DataDir}}
 		}, want: []string{"--data-dir", "cannot be written"}},
-		{name: "not root", opts: func(*harness.Node) harness.Options { return harness.Options{User: "65534:65534"} },
-			want: []string{"must run as root"}},
+		{name: "not root", opts: func(*harness.Node) harness.Options {
+			return harness.Options{User: "65534:65534", Env: []string{"XDG_CACHE_HOME=" + nobodyCache(t)}}
+		}, want: []string{"must run as root"}},
 		{name: "kubelet port in use", node: true, setup: occupy(10250), want: []string{"port 10250", "kubelet"}},
 		{name: "no iptables for the node", node: true, opts: func(*harness.Node) harness.Options {
 			return harness.Options{Setup: []string{"export PATH=/usr/local/bin:/usr/bin:/bin"}}
@@ -86,6 +87,21 @@ func TestBadInputRefused(t *testing.T) {
 			assertUntouched(t, n)
 		})
 	}
+}
+
+// nobodyCache is a cache dir user 65534 can write, where the launcher
+// unpacks the real binary for an unprivileged user.
+func nobodyCache(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "monokube-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // fixed returns the same extra args for every node.

@@ -1,0 +1,21 @@
+//go:build launcher
+
+package payload
+
+import (
+	_ "embed" // for go:embed
+	"strings"
+)
+
+//go:embed monokube.zst
+var binary []byte
+
+//go:embed monokube.sha256
+var sum string
+
+// Binary returns the compressed binary; the slice is the embedded data
+// itself: callers must not modify it.
+func Binary() []byte { return binary }
+
+// SHA256 returns the hex digest of the uncompressed binary.
+func SHA256() string { return strings.TrimSpace(sum) }
