@@ -109,10 +109,10 @@ ECHO_BIN := $(BUILD_DIR)/echo/echo
 BIN_TAR := embed/bin.tar.zst
 ECHO_TAR := $(BUILD_DIR)/test-images/echo.tar
 # Embedded images: embed/images/NAME.tar.zst, a zstd-compressed docker-archive,
-# beside NAME.ref, the image's name (the Makefile is its one source).
+# beside NAME.ref, the image's name (the Makefile is its one source) and digest.
 IMAGE_KEYS := pause coredns metrics-server local-path-provisioner busybox
 EMBED_IMAGES := $(foreach k,$(IMAGE_KEYS),embed/images/$(k).tar.zst embed/images/$(k).ref)
-EMBED_ASSETS := $(BIN_TAR) $(EMBED_IMAGES)
+EMBED_ASSETS := $(BIN_TAR) $(BIN_TAR).sha256 $(EMBED_IMAGES)
 
 assets: $(EMBED_ASSETS)
 
@@ -165,6 +165,8 @@ $(BIN_TAR): $(HELPER_BINS)
 	tar -C $(BUILD_DIR)/bin-stage --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
 		--mode=0755 -cf - $(sort $(notdir $^)) | zstd -q -19 -T0 -f -o $@.tmp
 	mv $@.tmp $@
+$(BIN_TAR).sha256: $(BIN_TAR)
+	sha256sum $< | cut -d' ' -f1 >$@
 
 $(MKIMAGE): scripts/mkimage/main.go
 	$(GO) build -trimpath -o $@ ./scripts/mkimage
@@ -207,9 +209,10 @@ embed/images/%.tar.zst: $(MKIMAGE) $(BUILD_DIR)/%.name
 	$(MKIMAGE) -o $(BUILD_DIR)/images/$*.tar -name $$(cat $(BUILD_DIR)/$*.name) $(IMAGE_ARGS_$*)
 	zstd -q -19 --long=27 -T0 -f $(BUILD_DIR)/images/$*.tar -o $@.tmp
 	mv $@.tmp $@
-embed/images/%.ref: $(BUILD_DIR)/%.name
-	@mkdir -p $(@D)
-	cp $< $@
+# NAME, then the archive's SHA-256: monokube skips importing an image
+# containerd already holds from the same archive without reading it.
+embed/images/%.ref: $(BUILD_DIR)/%.name embed/images/%.tar.zst Makefile
+	{ cat $<; sha256sum embed/images/$*.tar.zst | cut -d' ' -f1; } >$@
 
 # Test images are for e2e only; they are not embedded in monokube.
 test-images: $(ECHO_TAR)
@@ -223,10 +226,10 @@ run: all
 test: all test-unit test-e2e
 
 test-unit: assets
-	@test -z "$$(gofmt -l cmd internal tests embed manifests)" || { gofmt -l cmd internal tests embed manifests; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l cmd internal tests embed manifests scripts)" || { gofmt -l cmd internal tests embed manifests scripts; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
-	$(GO) test -short -count=1 ./internal/...
+	$(GO) test -short -count=1 ./internal/... ./embed/...
 
 # E2E needs root; E2E=1 turns a skip for missing root into a failure.
 test-e2e: build test-images

@@ -3,8 +3,6 @@ package assets
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +29,7 @@ const (
 )
 
 // ExtractBin unpacks zstdTar, a zstd-compressed tar of helper binaries, into
-// <dataDir>/data/<first 16 hex digits of its sha256>/bin and returns that
+// <dataDir>/data/<first 16 hex digits of sha256Hex, its digest>/bin and returns that
 // directory. It extracts once per content: a complete dir from an earlier
 // call is reused as it is. Extraction happens in a temporary dir beside the
 // target that is renamed into place, so a crash or a full disk never leaves a
@@ -41,9 +39,11 @@ const (
 //
 // One monokube process owns a data dir, so ExtractBin removes temporary dirs
 // an interrupted earlier run left behind.
-func ExtractBin(dataDir string, zstdTar []byte) (string, error) {
-	sum := sha256.Sum256(zstdTar)
-	versionDir := filepath.Join(dataDir, "data", hex.EncodeToString(sum[:])[:hashLen])
+func ExtractBin(dataDir string, zstdTar []byte, sha256Hex string) (string, error) {
+	if len(sha256Hex) < hashLen {
+		return "", fmt.Errorf("helper binaries: digest %q is too short: rebuild with make", sha256Hex)
+	}
+	versionDir := filepath.Join(dataDir, "data", sha256Hex[:hashLen])
 	binDir := filepath.Join(versionDir, "bin")
 	if complete(binDir) {
 		return binDir, nil

@@ -3,6 +3,8 @@ package assets
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,7 +70,7 @@ func helpers(t *testing.T) []byte {
 func TestExtractBin(t *testing.T) {
 	dataDir := t.TempDir()
 	archive := helpers(t)
-	binDir, err := ExtractBin(dataDir, archive)
+	binDir, err := extractBin(dataDir, archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func TestExtractBin(t *testing.T) {
 func TestExtractBinReusesCompleteDir(t *testing.T) {
 	dataDir := t.TempDir()
 	archive := helpers(t)
-	first, err := ExtractBin(dataDir, archive)
+	first, err := extractBin(dataDir, archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,7 @@ func TestExtractBinReusesCompleteDir(t *testing.T) {
 	if err := os.WriteFile(sentinel, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	second, err := ExtractBin(dataDir, archive)
+	second, err := extractBin(dataDir, archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestExtractBinReusesCompleteDir(t *testing.T) {
 		t.Errorf("complete dir was extracted again: %v", err)
 	}
 
-	other, err := ExtractBin(dataDir, zstdTar(t, entry{name: "runc", body: "newer runc"}))
+	other, err := extractBin(dataDir, zstdTar(t, entry{name: "runc", body: "newer runc"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +135,7 @@ func TestExtractBinReusesCompleteDir(t *testing.T) {
 func TestExtractBinReplacesIncompleteDir(t *testing.T) {
 	dataDir := t.TempDir()
 	archive := helpers(t)
-	binDir, err := ExtractBin(dataDir, archive)
+	binDir, err := extractBin(dataDir, archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestExtractBinReplacesIncompleteDir(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(filepath.Dir(binDir), tmpPrefix+"crashed"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ExtractBin(dataDir, archive); err != nil {
+	if _, err := extractBin(dataDir, archive); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(filepath.Join(binDir, "runc"))
@@ -173,7 +175,7 @@ func TestExtractBinCorruptArchive(t *testing.T) {
 	for name, archive := range tests {
 		t.Run(name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			_, err := ExtractBin(dataDir, archive)
+			_, err := extractBin(dataDir, archive)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -197,7 +199,7 @@ func TestExtractBinRejectsUnsafeEntries(t *testing.T) {
 	for name, bad := range tests {
 		t.Run(name, func(t *testing.T) {
 			dataDir := t.TempDir()
-			_, err := ExtractBin(dataDir, zstdTar(t, entry{name: "runc", body: "ok"}, bad))
+			_, err := extractBin(dataDir, zstdTar(t, entry{name: "runc", body: "ok"}, bad))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -263,4 +265,10 @@ func assertNothingLeft(t *testing.T, dataDir string) {
 	if len(left) > 0 {
 		t.Errorf("failed extraction left %v", left)
 	}
+}
+
+// extractBin calls ExtractBin with archive's digest, as the Makefile records it.
+func extractBin(dataDir string, archive []byte) (string, error) {
+	sum := sha256.Sum256(archive)
+	return ExtractBin(dataDir, archive, hex.EncodeToString(sum[:]))
 }

@@ -65,7 +65,8 @@ func crictlCommand() *cli.Command {
 
 func runCrictl(args []string) error {
 	l := nodeLayout()
-	binDir, err := assets.ExtractBin(l.Data, bundled.BinTar())
+	tar := bundled.BinTar()
+	binDir, err := assets.ExtractBin(l.Data, tar.Data, tar.SHA256)
 	if err != nil {
 		return err
 	}

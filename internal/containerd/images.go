@@ -3,8 +3,6 @@ package containerd
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -54,7 +53,9 @@ type ImageSources struct {
 // EmbeddedImage is an image the binary carries.
 type EmbeddedImage struct {
 	Ref     string // its name, e.g. monokube.local/pause:3.10
+	SHA256  string // of Archive, hex
 	Archive []byte // a zstd-compressed docker-archive
+	Release func() // called once Archive is no longer needed
 }
 
 // archiveLabel records on an embedded image the digest of the archive it
@@ -87,35 +88,42 @@ func (im *Images) importAll(ctx context.Context) error {
 	}
 	defer c.Close()
 	ctx = namespaces.WithNamespace(ctx, Namespace)
+	imported := false
 	for _, e := range im.Embedded {
-		if err := im.importEmbedded(ctx, c, e); err != nil {
+		done, err := im.importEmbedded(ctx, c, e)
+		if err != nil {
 			return fmt.Errorf("import embedded image %s: %w", e.Ref, err)
 		}
+		imported = imported || done
+	}
+	if imported {
+		// Decompressing took a window-sized buffer per image (up to
+		// ~100 MiB); hand it back now rather than idle with it.
+		debug.FreeOSMemory()
 	}
 	return im.importDir(ctx, c)
 }
 
 // importEmbedded imports e unless containerd already holds the image from
-// this very archive.
-func (im *Images) importEmbedded(ctx context.Context, c *client.Client, e EmbeddedImage) error {
-	sum := sha256.Sum256(e.Archive)
-	digest := hex.EncodeToString(sum[:])
-	if img, err := c.ImageService().Get(ctx, e.Ref); err == nil && img.Labels[archiveLabel] == digest {
-		return nil
+// this very archive; it reports whether it imported.
+func (im *Images) importEmbedded(ctx context.Context, c *client.Client, e EmbeddedImage) (bool, error) {
+	if img, err := c.ImageService().Get(ctx, e.Ref); err == nil && img.Labels[archiveLabel] == e.SHA256 {
+		return false, nil
 	}
-	zr, err := zstd.NewReader(bytes.NewReader(e.Archive))
+	defer e.Release()
+	zr, err := zstd.NewReader(bytes.NewReader(e.Archive), zstd.WithDecoderConcurrency(1))
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer zr.Close()
 	labels := maps.Clone(pinnedLabels)
-	labels[archiveLabel] = digest
+	labels[archiveLabel] = e.SHA256
 	start := time.Now()
 	if _, err := im.importOne(ctx, c, zr, labels); err != nil {
-		return err
+		return false, err
 	}
 	im.log.Info("imported embedded image", "image", e.Ref, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return true, nil
 }
 
 // importDir imports the user's tarballs, skipping unchanged ones.

@@ -231,7 +231,9 @@ func writeConfig(path string, data []byte) error {
 // LoadAssets extracts the embedded helper binaries (once per binary
 // version) and lists the embedded images.
 func LoadAssets(dataDir string) (Assets, error) {
-	binDir, err := assets.ExtractBin(dataDir, bundled.BinTar())
+	bin := bundled.BinTar()
+	binDir, err := assets.ExtractBin(dataDir, bin.Data, bin.SHA256)
+	bin.Release()
 	if err != nil {
 		return Assets{}, err
 	}
@@ -241,7 +243,10 @@ func LoadAssets(dataDir string) (Assets, error) {
 	}
 	a := Assets{BinDir: binDir, SandboxImage: imgs[bundled.ImagePause].Ref}
 	for _, k := range slices.Sorted(maps.Keys(imgs)) {
-		a.Images = append(a.Images, containerd.EmbeddedImage{Ref: imgs[k].Ref, Archive: imgs[k].Archive})
+		img := imgs[k]
+		a.Images = append(a.Images, containerd.EmbeddedImage{
+			Ref: img.Ref, SHA256: img.Archive.SHA256, Archive: img.Archive.Data, Release: img.Archive.Release,
+		})
 	}
 	return a, nil
 }

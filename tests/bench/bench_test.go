@@ -7,9 +7,12 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,14 +118,7 @@ func BenchmarkAddons(b *testing.B) {
 		n.WaitReadyz(2 * time.Minute)
 		ready := n.WaitDeploymentsAvailable(4*time.Minute, "kube-system", "coredns", "local-path-provisioner", "metrics-server")
 		time.Sleep(idleFor)
-		var rss, pss float64
-		for _, pid := range n.AllPIDs() {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-				continue // exited since it was listed
-			}
-			rss += rssMiB(b, pid)
-			pss += procMiB(b, fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
-		}
+		rss, pss := processMemory(b, n.AllPIDs())
 		_, stop := n.Stop(30 * time.Second)
 
 		report(b, "cold-addons-ready-s", ready.Seconds())
@@ -130,6 +126,31 @@ func BenchmarkAddons(b *testing.B) {
 		report(b, "idle-node-addons-pss-MiB", pss)
 		report(b, "sigterm-exit-s", stop.Seconds())
 	}
+}
+
+// processMemory sums the RSS and PSS of pids and prints the PSS by
+// program name, largest first, with its anonymous part (heap and stacks;
+// the rest is the program's file pages).
+func processMemory(b *testing.B, pids []int) (rss, pss float64) {
+	byName, anon := map[string]float64{}, map[string]float64{}
+	for _, pid := range pids {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			continue // exited since it was listed
+		}
+		rollup := fmt.Sprintf("/proc/%d/smaps_rollup", pid)
+		p := procMiB(b, rollup, "Pss:")
+		rss += rssMiB(b, pid)
+		pss += p
+		name := strings.TrimSpace(string(comm))
+		byName[name] += p
+		anon[name] += procMiB(b, rollup, "Pss_Anon:")
+	}
+	names := slices.SortedFunc(maps.Keys(byName), func(a, b string) int { return cmp.Compare(byName[b], byName[a]) })
+	for _, name := range names {
+		fmt.Printf("  pss %-24s %8.1f MiB (anonymous %.1f)\n", name, byName[name], anon[name])
+	}
+	return rss, pss
 }
 
 // nodeMemory sums the memory of monokube, containerd and the shims: RSS,
