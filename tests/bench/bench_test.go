@@ -117,15 +117,37 @@ func BenchmarkAddons(b *testing.B) {
 		n.StartServerNode()
 		n.WaitReadyz(2 * time.Minute)
 		ready := n.WaitDeploymentsAvailable(4*time.Minute, "kube-system", "coredns", "local-path-provisioner", "metrics-server")
+		cpu0, at0 := cpuSeconds(n.AllPIDs()), time.Now()
 		time.Sleep(idleFor)
+		idleCPU := (cpuSeconds(n.AllPIDs()) - cpu0) / time.Since(at0).Seconds() * 100
 		rss, pss := processMemory(b, n.AllPIDs())
 		_, stop := n.Stop(30 * time.Second)
 
 		report(b, "cold-addons-ready-s", ready.Seconds())
 		report(b, "idle-node-addons-rss-MiB", rss)
 		report(b, "idle-node-addons-pss-MiB", pss)
+		report(b, "idle-node-addons-cpu-%", idleCPU)
 		report(b, "sigterm-exit-s", stop.Seconds())
 	}
+}
+
+// cpuSeconds is the CPU time (user + system) pids have used so far.
+func cpuSeconds(pids []int) float64 {
+	var ticks int
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// After the parenthesised command: state is field 3, utime 14, stime 15.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.Atoi(f[11])
+			s, _ := strconv.Atoi(f[12])
+			ticks += u + s
+		}
+	}
+	return float64(ticks) / 100 // USER_HZ
 }
 
 // processMemory sums the RSS and PSS of pids and prints the PSS by
