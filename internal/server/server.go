@@ -69,22 +69,11 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	if err != nil {
 		return nil, err
 	}
-	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
-	}
-	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), admin, log.With("component", "manifests"))
+	deployers, err := deployComponents(cfg, l, c, log)
 	if err != nil {
 		return nil, err
 	}
-	components := append(controlPlane(cfg, l, c, probe, log), manifests)
-	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
-		client, err := kubernetes.NewForConfig(admin)
-		if err != nil {
-			return nil, fmt.Errorf("node hosts client: %w", err)
-		}
-		components = append(components, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
-	}
+	components := append(controlPlane(cfg, l, c, probe, log), deployers...)
 	if cfg.DisableAgent {
 		return components, nil
 	}
@@ -93,6 +82,27 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 		return nil, err
 	}
 	return append(components, nodes...), nil
+}
+
+// deployComponents keep the manifests directory applied and, with CoreDNS,
+// node names in DNS; both act as admin.
+func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) ([]lifecycle.Component, error) {
+	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
+	}
+	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), admin, log.With("component", "manifests"))
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(cfg.Disable, addons.CoreDNS) {
+		return []lifecycle.Component{manifests}, nil
+	}
+	client, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return nil, fmt.Errorf("node hosts client: %w", err)
+	}
+	return []lifecycle.Component{manifests, addons.NewNodeHosts(client, log.With("component", "nodehosts"))}, nil
 }
 
 // syncAddons renders the embedded addon manifests into the manifests
