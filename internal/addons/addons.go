@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"text/template"
 
-	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/manifests"
 )
 
@@ -84,7 +84,7 @@ func write(file, name string, s Settings) error {
 	if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	if err := pki.WriteFile(file, data, 0o600); err != nil {
+	if err := fsutil.WriteFile(file, data, 0o600); err != nil {
 		return fmt.Errorf("write addon manifest: %w", err)
 	}
 	return nil

@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/lifecycle"
-	"github.com/monokube/monokube/internal/pki"
 )
 
 // Writer waits until the node has a pod CIDR and writes the conflist for
@@ -83,7 +83,7 @@ func (w *Writer) write(cidr netip.Prefix) error {
 		return fmt.Errorf("create CNI conf dir: %w", err)
 	}
 	path := filepath.Join(w.confDir, ConfFile)
-	if err := pki.WriteFile(path, data, 0o644); err != nil {
+	if err := fsutil.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
 	w.log.Info("pod network configured", "podCIDR", cidr, "file", path)

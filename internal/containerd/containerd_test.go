@@ -3,7 +3,6 @@ package containerd
 import (
 	"bytes"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,22 +34,6 @@ func TestIsTarball(t *testing.T) {
 		if isTarball(name) != want {
 			t.Errorf("isTarball(%q) = %v", name, !want)
 		}
-	}
-}
-
-// The import state survives a round trip, and a missing or damaged state
-// file only means "import everything again".
-func TestImportState(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "state.json")
-	if got := loadState(path); len(got) != 0 {
-		t.Fatalf("missing state = %v, want empty", got)
-	}
-	want := map[string]string{"echo.tar": "3002368@1700000000"}
-	if err := saveState(path, want); err != nil {
-		t.Fatal(err)
-	}
-	if got := loadState(path); got["echo.tar"] != want["echo.tar"] || len(got) != 1 {
-		t.Errorf("state round trip = %v, want %v", got, want)
 	}
 }
 

@@ -3,7 +3,6 @@ package containerd
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +19,8 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/lifecycle"
-	"github.com/monokube/monokube/internal/pki"
 )
 
 // Labels the CRI plugin reads: a managed image is visible to the kubelet,
@@ -135,7 +134,8 @@ func (im *Images) importDir(ctx context.Context, c *client.Client) error {
 	if err != nil {
 		return fmt.Errorf("read images directory: %w", err)
 	}
-	seen := loadState(im.StateFile)
+	seen := map[string]string{}
+	fsutil.LoadState(im.StateFile, &seen)
 	next := map[string]string{}
 	for _, e := range entries {
 		if e.IsDir() || !isTarball(e.Name()) {
@@ -159,7 +159,7 @@ func (im *Images) importDir(ctx context.Context, c *client.Client) error {
 		im.log.Info("imported image tarball", "file", path, "images", names)
 		next[e.Name()] = key
 	}
-	return saveState(im.StateFile, next)
+	return fsutil.SaveState(im.StateFile, next)
 }
 
 func (im *Images) importFile(ctx context.Context, c *client.Client, path string) ([]string, error) {
@@ -208,20 +208,4 @@ func fileKey(path string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%d@%d", fi.Size(), fi.ModTime().UnixNano()), nil
-}
-
-func loadState(path string) map[string]string {
-	m := map[string]string{}
-	if data, err := os.ReadFile(path); err == nil {
-		_ = json.Unmarshal(data, &m) // a damaged state file only costs a re-import
-	}
-	return m
-}
-
-func saveState(path string, m map[string]string) error {
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	return pki.WriteFile(path, data, 0o600)
 }

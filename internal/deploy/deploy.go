@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,8 +27,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/lifecycle"
-	"github.com/monokube/monokube/internal/pki"
 )
 
 // FieldManager owns every field monokube applies.
@@ -79,9 +78,11 @@ func New(dir, stateFile string, rc *rest.Config, log *slog.Logger) (*Controller,
 	if err != nil {
 		return nil, fmt.Errorf("deploy events client: %w", err)
 	}
+	state := map[string]fileState{} // a damaged state only costs re-applying
+	fsutil.LoadState(stateFile, &state)
 	return &Controller{dir: dir, stateFile: stateFile, client: client, events: events,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
-		log:    log, interval: 5 * time.Second, state: loadState(stateFile), ReadySignal: lifecycle.NewReadySignal()}, nil
+		log:    log, interval: 5 * time.Second, state: state, ReadySignal: lifecycle.NewReadySignal()}, nil
 }
 
 // Name implements lifecycle.Component.
@@ -277,19 +278,7 @@ func gone(before, after []Ref) []Ref {
 }
 
 func (c *Controller) save() {
-	data, err := json.MarshalIndent(c.state, "", "  ")
-	if err == nil {
-		err = pki.WriteFile(c.stateFile, data, 0o600)
-	}
-	if err != nil {
+	if err := fsutil.SaveState(c.stateFile, c.state); err != nil {
 		c.log.Error("cannot save what the manifests controller applied", "file", c.stateFile, "err", err)
 	}
-}
-
-func loadState(path string) map[string]fileState {
-	m := map[string]fileState{}
-	if data, err := os.ReadFile(path); err == nil {
-		_ = json.Unmarshal(data, &m) // a damaged state only costs re-applying
-	}
-	return m
 }

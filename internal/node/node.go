@@ -19,6 +19,7 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/containerd"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/pki"
@@ -222,7 +223,7 @@ func resolvConf() string {
 }
 
 func writeConfig(path string, data []byte) error {
-	if err := pki.WriteFile(path, data, 0o600); err != nil {
+	if err := fsutil.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/keyutil"
+
+	"github.com/monokube/monokube/internal/fsutil"
 )
 
 // Files names where a key pair lives: <base>.crt and <base>.key.
@@ -92,10 +93,10 @@ func Write(f Files, kp *KeyPair) error {
 	if err != nil {
 		return fmt.Errorf("encode key %s: %w", f.Key(), err)
 	}
-	if err := WriteFile(f.Key(), keyPEM, 0o600); err != nil {
+	if err := fsutil.WriteFile(f.Key(), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return WriteFile(f.Cert(), CertPEM(kp.Cert), 0o644)
+	return fsutil.WriteFile(f.Cert(), CertPEM(kp.Cert), 0o644)
 }
 
 // CertPEM encodes cert as PEM.
@@ -126,40 +127,8 @@ func EnsureSigningKey(path, pubPath string) error {
 		return err
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-	if err := WriteFile(pubPath, pubPEM, 0o644); err != nil {
+	if err := fsutil.WriteFile(pubPath, pubPEM, 0o644); err != nil {
 		return err
 	}
-	return WriteFile(path, keyPEM, 0o600)
-}
-
-// WriteFile writes data to path atomically (temp file, fsync, rename) with
-// the given mode, creating the parent directory.
-func WriteFile(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := writeSync(tmp, data, mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func writeSync(f *os.File, data []byte, mode os.FileMode) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
+	return fsutil.WriteFile(path, keyPEM, 0o600)
 }

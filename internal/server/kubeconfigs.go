@@ -9,6 +9,7 @@ import (
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 )
@@ -58,7 +59,7 @@ func copyClientCA(c control.Creds, nc node.Creds) error {
 	if err != nil {
 		return fmt.Errorf("read client CA: %w", err)
 	}
-	return pki.WriteFile(nc.ClientCA, clientCA, 0o644)
+	return fsutil.WriteFile(nc.ClientCA, clientCA, 0o644)
 }
 
 func writeKubeconfig(path, url string, caPEM []byte, f pki.Files, mode os.FileMode) error {
@@ -73,5 +74,5 @@ func writeKubeconfig(path, url string, caPEM []byte, f pki.Files, mode os.FileMo
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create directory for %s: %w", path, err)
 	}
-	return pki.WriteFile(path, data, mode)
+	return fsutil.WriteFile(path, data, mode)
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/node"
-	"github.com/monokube/monokube/internal/pki"
 )
 
 // Prepare creates (or keeps) everything the control plane reads before it
@@ -35,7 +35,7 @@ func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Cred
 	if err := ensureEncryptionConfig(c.EncryptionConfig); err != nil {
 		return err
 	}
-	if err := pki.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
+	if err := fsutil.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
 		return err
 	}
 	return writeKubeconfigs(cfg, c, nc)
@@ -54,7 +54,7 @@ func ensureEncryptionConfig(path string) error {
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("generate encryption key: %w", err)
 	}
-	return pki.WriteFile(path, EncryptionConfig(base64.StdEncoding.EncodeToString(key)), 0o600)
+	return fsutil.WriteFile(path, EncryptionConfig(base64.StdEncoding.EncodeToString(key)), 0o600)
 }
 
 // EncryptionConfig renders an EncryptionConfiguration that encrypts Secrets

@@ -1,0 +1,59 @@
+package fsutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "f.conf")
+	if err := WriteFile(path, []byte("one"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "two" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("content %q mode %v, want \"two\" 0600", got, fi.Mode().Perm())
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".f.conf.*")); len(left) != 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+}
+
+func TestWriteFileUnderAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(filepath.Join(file, "x"), []byte("x"), 0o600); err == nil {
+		t.Error("writing under a regular file succeeded")
+	}
+}
+
+func TestState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	want := map[string]string{"a.tar": "12@34"}
+	if err := SaveState(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	LoadState(path, &got)
+	if got["a.tar"] != "12@34" || len(got) != 1 {
+		t.Errorf("LoadState = %v, want %v", got, want)
+	}
+	if err := os.WriteFile(path, []byte("{damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]string{"x": "y"}
+	LoadState(path, &kept)
+	LoadState(filepath.Join(t.TempDir(), "missing.json"), &kept)
+	if kept["x"] != "y" {
+		t.Errorf("a damaged or missing state file changed the value: %v", kept)
+	}
+}
