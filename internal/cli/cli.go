@@ -38,6 +38,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			ctrCommand(),
 			crictlCommand(),
 			containerdCommand(),
+			tokenCommand(stdout),
 			versionCommand(stdout),
 		},
 		HideVersion: true,

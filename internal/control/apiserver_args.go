@@ -23,6 +23,7 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 		"authorization-mode":                 "Node,RBAC",
 		"enable-admission-plugins":           "NodeRestriction",
 		"authentication-config":              c.AuthnConfig,
+		"enable-bootstrap-token-auth":        "true", // join tokens (internal/join)
 		"client-ca-file":                     c.ClientCA.Cert(),
 		"tls-cert-file":                      c.APIServerServing.Cert(),
 		"tls-private-key-file":               c.APIServerServing.Key(),
@@ -38,6 +39,7 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 		"kubelet-client-certificate":         c.APIServerKubelet.Cert(),
 		"kubelet-client-key":                 c.APIServerKubelet.Key(),
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
+		"kubelet-certificate-authority":      c.ServerCA.Cert(), // kubelets' serving certs
 		"proxy-client-cert-file":             c.AuthProxy.Cert(),
 		"proxy-client-key-file":              c.AuthProxy.Key(),
 		"requestheader-client-ca-file":       c.RequestHeaderCA.Cert(),
@@ -66,13 +68,18 @@ func EtcdClientURL() string { return fmt.Sprintf("https://127.0.0.1:%d", EtcdCli
 // AuthProxyUser is the common name of the aggregator's front-proxy client.
 const AuthProxyUser = "system:auth-proxy"
 
+// ClusterInfoPath is the public kube-public/cluster-info ConfigMap, from
+// which a joining node learns the server's CA (internal/join).
+const ClusterInfoPath = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+
 // AuthnConfig renders the structured authentication configuration: it
-// admits anonymous requests only to the health endpoints, so an
-// unauthenticated client can probe liveness but read nothing else.
+// admits anonymous requests only to the health endpoints and cluster-info
+// (which RBAC lets system:anonymous get), so an unauthenticated client can
+// probe liveness and discover the cluster but read nothing else.
 func AuthnConfig() []byte {
 	var b strings.Builder
 	b.WriteString("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\nanonymous:\n  enabled: true\n  conditions:\n")
-	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+	for _, p := range []string{"/healthz", "/livez", "/readyz", ClusterInfoPath} {
 		fmt.Fprintf(&b, "  - path: %s\n", p)
 	}
 	return []byte(b.String())

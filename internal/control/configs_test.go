@@ -22,11 +22,11 @@ func TestAuthnConfig(t *testing.T) {
 		t.Fatalf("authentication config does not decode strictly: %v", err)
 	}
 	ac := obj.(*apiserverv1.AuthenticationConfiguration)
-	if ac.Anonymous == nil || !ac.Anonymous.Enabled || len(ac.Anonymous.Conditions) != 3 {
-		t.Fatalf("anonymous access should be on for exactly the three health paths: %+v", ac.Anonymous)
+	if ac.Anonymous == nil || !ac.Anonymous.Enabled || len(ac.Anonymous.Conditions) != 4 {
+		t.Fatalf("anonymous access should be on for exactly the three health paths and cluster-info: %+v", ac.Anonymous)
 	}
 	for _, c := range ac.Anonymous.Conditions {
-		if c.Path != "/healthz" && c.Path != "/livez" && c.Path != "/readyz" {
+		if c.Path != "/healthz" && c.Path != "/livez" && c.Path != "/readyz" && c.Path != ClusterInfoPath {
 			t.Errorf("anonymous access allowed on %q", c.Path)
 		}
 	}

@@ -32,7 +32,7 @@ func ControllerManagerArgs(cfg *config.Server, c Creds) []string {
 		"allocate-node-cidrs":                             "true",
 		"cluster-cidr":                                    cfg.ClusterCIDR.String(),
 		"service-cluster-ip-range":                        cfg.ServiceCIDR.String(),
-		"controllers":                                     "*,tokencleaner",
+		"controllers":                                     "*,bootstrapsigner,tokencleaner",
 		"configure-cloud-routes":                          "false",
 		"leader-elect":                                    "false",
 		"profiling":                                       "false",

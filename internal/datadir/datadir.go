@@ -23,6 +23,9 @@ func (l Layout) Cred() string     { return filepath.Join(l.Server(), "cred") }
 func (l Layout) Etcd() string     { return filepath.Join(l.Server(), "db", "etcd") }
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
 
+// Token is the server's own join token (internal/join).
+func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
+
 // Storage is where the local-path addon keeps each node's volumes.
 func (l Layout) Storage() string { return filepath.Join(l.Data, "storage") }
 

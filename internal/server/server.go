@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -27,10 +28,13 @@ import (
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/deploy"
 	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/join"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
+	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
 )
 
@@ -56,7 +60,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err := syncAddons(cfg, layout, log); err != nil {
 		return err
 	}
-	components, err := allComponents(cfg, layout, creds, nodeCreds, host, log)
+	tok, err := prepareJoin(cfg, layout, creds)
+	if err != nil {
+		return err
+	}
+	components, err := allComponents(cfg, layout, creds, nodeCreds, host, tok, log)
 	if err != nil {
 		return err
 	}
@@ -64,12 +72,12 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 }
 
 // allComponents lists everything the server runs, in start order.
-func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, log *slog.Logger) ([]lifecycle.Component, error) {
+func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
 	probe, err := newProber(c)
 	if err != nil {
 		return nil, err
 	}
-	deployers, err := deployComponents(cfg, l, c, log)
+	deployers, err := deployComponents(cfg, l, c, tok, log)
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +92,10 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	return append(components, nodes...), nil
 }
 
-// deployComponents keep the manifests directory applied and, with CoreDNS,
-// node names in DNS; both act as admin.
-func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) ([]lifecycle.Component, error) {
+// deployComponents keep the manifests directory applied, store a fresh
+// join token, decide on node CSRs and, with CoreDNS, keep node names in
+// DNS; all act as admin.
+func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
 	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
@@ -95,14 +104,50 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, log
 	if err != nil {
 		return nil, err
 	}
-	if slices.Contains(cfg.Disable, addons.CoreDNS) {
-		return []lifecycle.Component{manifests}, nil
-	}
 	client, err := kubernetes.NewForConfig(admin)
 	if err != nil {
-		return nil, fmt.Errorf("node hosts client: %w", err)
+		return nil, fmt.Errorf("admin client: %w", err)
 	}
-	return []lifecycle.Component{manifests, addons.NewNodeHosts(client, log.With("component", "nodehosts"))}, nil
+	out := []lifecycle.Component{manifests, join.NewApprover(client, log.With("component", "csr-approver"))}
+	if tok.fresh {
+		out = append(out, join.NewServerToken(client, tok.Token, l.Token(), log.With("component", "join")))
+	}
+	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
+		out = append(out, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
+	}
+	return out, nil
+}
+
+// serverToken is the server's own join token; fresh at first start.
+type serverToken struct {
+	join.Token
+	fresh bool
+}
+
+// prepareJoin loads (or makes) the server's join token and writes what
+// joining needs into the manifests directory.
+func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverToken, error) {
+	ca, err := pki.Load(c.ServerCA)
+	if err != nil {
+		return serverToken{}, fmt.Errorf("load server CA: %w", err)
+	}
+	t, fresh, err := join.LoadServerToken(l.Token(), ca.Cert)
+	if err != nil {
+		return serverToken{}, err
+	}
+	m, err := join.Manifest(join.Cluster{
+		Server:      "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
+		CA:          pki.CertPEM(ca.Cert),
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+	})
+	if err != nil {
+		return serverToken{}, err
+	}
+	if err := fsutil.WriteFile(filepath.Join(l.Manifest(), "monokube-join.yaml"), m, 0o600); err != nil {
+		return serverToken{}, err
+	}
+	return serverToken{Token: t, fresh: fresh}, nil
 }
 
 // syncAddons renders the embedded addon manifests into the manifests

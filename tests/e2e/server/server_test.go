@@ -53,6 +53,8 @@ func TestServerLifecycle(t *testing.T) {
 	})
 	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
 	t.Run("manifests directory", func(t *testing.T) { checkManifests(t, n) })
+	t.Run("join tokens", func(t *testing.T) { checkTokens(t, n) })
+	token := serverToken(t, n)
 
 	caBefore := readFile(t, filepath.Join(n.DataDir, "server/tls/server-ca.crt"))
 	code, took := n.Stop(10 * time.Second)
@@ -73,6 +75,9 @@ func TestServerLifecycle(t *testing.T) {
 		waitPods(t, n, "app=web", 2)
 		if readFile(t, filepath.Join(n.DataDir, "server/tls/server-ca.crt")) != caBefore {
 			t.Error("the cluster CA changed across a restart")
+		}
+		if got := serverToken(t, n); got != token {
+			t.Errorf("the join token changed across a restart: %q, was %q", got, token)
 		}
 	})
 	if code, _ := n.Stop(10 * time.Second); code != 0 {

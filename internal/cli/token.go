@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/join"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// tokenCommand manages join tokens on a server, as the cluster admin.
+func tokenCommand(stdout io.Writer) *cli.Command {
+	dataDir := func() cli.Flag { return str("data-dir", config.DefaultDataDir, "the server's data dir") }
+	return &cli.Command{
+		Name:  "token",
+		Usage: "create, list and delete join tokens (run on a server)",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "create",
+				Usage: "create a join token and print it",
+				Flags: []cli.Flag{dataDir(),
+					&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long the token works; 0 never expires"},
+					&cli.StringFlag{Name: "description", Usage: "what the token is for, shown by token list"}},
+				Action: func(c *cli.Context) error { return createToken(c, stdout) },
+			},
+			{
+				Name:   "list",
+				Usage:  "list join tokens (ids, not secrets)",
+				Flags:  []cli.Flag{dataDir()},
+				Action: func(c *cli.Context) error { return listTokens(c, stdout) },
+			},
+			{
+				Name:      "delete",
+				Usage:     "delete join tokens; nodes that joined with them keep working",
+				ArgsUsage: "ID...",
+				Flags:     []cli.Flag{dataDir()},
+				Action:    deleteTokens,
+			},
+		},
+	}
+}
+
+// adminClient talks to the server whose data dir is given, as admin.
+func adminClient(c *cli.Context) (kubernetes.Interface, control.Creds, error) {
+	creds := control.NewCreds(datadir.Layout{Data: c.String("data-dir")})
+	rc, err := clientcmd.BuildConfigFromFlags("", creds.AdminKubeconfig)
+	if err != nil {
+		return nil, creds, fmt.Errorf("no admin credentials in --data-dir %s (%w): run this on a server", c.String("data-dir"), err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	return client, creds, err
+}
+
+func createToken(c *cli.Context, stdout io.Writer) error {
+	client, creds, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	ca, err := pki.Load(creds.ServerCA)
+	if err != nil {
+		return fmt.Errorf("load server CA: %w", err)
+	}
+	t, err := join.NewToken(ca.Cert)
+	if err != nil {
+		return err
+	}
+	if c.Duration("ttl") < 0 {
+		return fmt.Errorf("--ttl %s is negative: give a duration such as 24h, or 0 for a token that never expires", c.Duration("ttl"))
+	}
+	if err := join.CreateSecret(c.Context, client, t, c.Duration("ttl"), c.String("description")); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, t.String())
+	return err
+}
+
+func listTokens(c *cli.Context, stdout io.Writer) error {
+	client, _, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	infos, err := join.List(c.Context, client, time.Now())
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tEXPIRES\tDESCRIPTION")
+	for _, i := range infos {
+		exp := i.Expires
+		if i.Expired {
+			exp += " (expired)"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", i.ID, exp, i.Description)
+	}
+	return w.Flush()
+}
+
+func deleteTokens(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return fmt.Errorf("give the ids of the tokens to delete (see monokube token list)")
+	}
+	client, _, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	for _, id := range c.Args().Slice() {
+		if err := join.Delete(c.Context, client, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package join
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	"k8s.io/cluster-bootstrap/token/jws"
+)
+
+// Discovery is what a joining node learns and verifies before it writes
+// anything: the server, the CA it proved with the token, and the cluster
+// settings.
+type Discovery struct {
+	Server   string
+	CA       []byte // PEM
+	Settings map[string]string
+}
+
+// Patience bounds how long Discover waits for a server that may just be
+// starting, and for the bootstrap signer to sign a fresh token.
+type Patience struct {
+	Unreachable time.Duration
+	Unsigned    time.Duration
+}
+
+// DefaultPatience suits a server started at the same time as the agent.
+func DefaultPatience() Patience {
+	return Patience{Unreachable: 2 * time.Minute, Unsigned: 30 * time.Second}
+}
+
+// Discover fetches kube-public/cluster-info from server anonymously, checks
+// that it is signed with the token's secret and that its CA matches the
+// token's pin, fetches it again over TLS verified by that CA, and reads the
+// cluster settings with the token. Each failure says which check failed.
+func Discover(ctx context.Context, server string, t Token, p Patience, log *slog.Logger) (Discovery, error) {
+	insecure := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, Timeout: 10 * time.Second}
+	cm, err := signedClusterInfo(ctx, insecure, t, p, log)
+	if err != nil {
+		return Discovery{}, err
+	}
+	kubeconfig := cm.Data[bootstrapapi.KubeConfigKey]
+	cfg, err := clientcmd.Load([]byte(kubeconfig))
+	if err != nil || len(cfg.Clusters) != 1 {
+		return Discovery{}, fmt.Errorf("the server's cluster-info is malformed (%v): is %s a monokube server?", err, server)
+	}
+	var ca []byte
+	for _, c := range cfg.Clusters {
+		ca = c.CertificateAuthorityData
+	}
+	certs, err := certutil.ParseCertsPEM(ca)
+	if err != nil || !t.MatchesCA(certs) {
+		return Discovery{}, fmt.Errorf("the server's CA does not match the token's CA hash %s: %s is not the cluster the token was made for (or someone is in between); check --server and copy the token again", t.CAHash, server)
+	}
+	verified := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: ca}, Timeout: 10 * time.Second}
+	again, err := getClusterInfo(ctx, verified)
+	if err != nil || again.Data[bootstrapapi.KubeConfigKey] != kubeconfig {
+		return Discovery{}, fmt.Errorf("cluster-info changed or failed over a verified connection to %s (%v): try again", server, err)
+	}
+	settings, err := readSettings(ctx, server, ca, t)
+	if err != nil {
+		return Discovery{}, err
+	}
+	return Discovery{Server: server, CA: ca, Settings: settings}, nil
+}
+
+// signedClusterInfo waits for the server and for the token's signature.
+func signedClusterInfo(ctx context.Context, rc *rest.Config, t Token, p Patience, log *slog.Logger) (*corev1.ConfigMap, error) {
+	start, delay := time.Now(), time.Second
+	for {
+		cm, err := getClusterInfo(ctx, rc)
+		switch {
+		case err != nil && time.Since(start) > p.Unreachable:
+			return nil, fmt.Errorf("cannot reach the server at %s after %s: %w; check --server, the network and that the server runs", rc.Host, p.Unreachable, err)
+		case err != nil:
+			log.Info("waiting for the server", "server", rc.Host, "err", err)
+		default:
+			sig, ok := cm.Data[bootstrapapi.JWSSignatureKeyPrefix+t.ID]
+			if ok && jws.DetachedTokenIsValid(sig, cm.Data[bootstrapapi.KubeConfigKey], t.ID, t.Secret) {
+				return cm, nil
+			}
+			if ok {
+				return nil, errors.New("the token's secret is wrong: the server signs cluster-info for this token id with another secret; copy the token again")
+			}
+			if time.Since(start) > p.Unsigned {
+				return nil, fmt.Errorf("the server does not know token %s (it is wrong, expired or deleted): create one on the server with `monokube token create`", t.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+func getClusterInfo(ctx context.Context, rc *rest.Config) (*corev1.ConfigMap, error) {
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	return c.CoreV1().ConfigMaps(metav1.NamespacePublic).Get(ctx, bootstrapapi.ConfigMapClusterInfo, metav1.GetOptions{})
+}
+
+// readSettings reads the cluster settings as the token.
+func readSettings(ctx context.Context, server string, ca []byte, t Token) (map[string]string, error) {
+	c, err := kubernetes.NewForConfig(BootstrapConfig(server, ca, t))
+	if err != nil {
+		return nil, err
+	}
+	cm, err := c.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, SettingsConfigMap, metav1.GetOptions{})
+	if apierrors.IsUnauthorized(err) {
+		return nil, fmt.Errorf("the server refuses token %s (expired or deleted): create one with `monokube token create`", t.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cluster settings from %s: %w", server, err)
+	}
+	return cm.Data, nil
+}
+
+// BootstrapConfig is a client of server that trusts ca and authenticates
+// with the token.
+func BootstrapConfig(server string, ca []byte, t Token) *rest.Config {
+	return &rest.Config{Host: server, BearerToken: t.Bootstrap(), TLSClientConfig: rest.TLSClientConfig{CAData: bytes.Clone(ca)}, Timeout: 10 * time.Second}
+}

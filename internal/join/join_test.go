@@ -1,0 +1,194 @@
+package join
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/testutil"
+)
+
+func testCA(t *testing.T) *x509.Certificate {
+	t.Helper()
+	ca, err := pki.NewCA("test-ca", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.Cert
+}
+
+func TestTokenRoundTrip(t *testing.T) {
+	ca := testCA(t)
+	tok, err := NewToken(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseToken(" " + tok.String() + "\n")
+	if err != nil || got != tok {
+		t.Fatalf("ParseToken(String()) = %+v, %v; want %+v", got, err, tok)
+	}
+	if !got.MatchesCA([]*x509.Certificate{ca}) || got.MatchesCA([]*x509.Certificate{testCA(t)}) {
+		t.Error("MatchesCA does not tell the pinned CA from another")
+	}
+}
+
+func TestParseTokenErrors(t *testing.T) {
+	good, err := NewToken(testCA(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := good.CAHash
+	for _, tc := range []struct{ in, want string }{
+		{"abcdef.0123456789abcdef", "not a monokube join token"},
+		{"mk1::" + hash, "not a monokube join token"},
+		{"mk2::" + hash + "::abcdef.0123456789abcdef", "not a monokube join token"},
+		{"mk1::sha256:1234::abcdef.0123456789abcdef", "CA hash"},
+		{"mk1::md5:" + strings.Repeat("a", 64) + "::abcdef.0123456789abcdef", "CA hash"},
+		{"mk1::" + hash + "::abcdef.0123", "not a bootstrap token"},
+		{"mk1::" + hash + "::ABCDEF.0123456789abcdef", "not a bootstrap token"},
+	} {
+		if _, err := ParseToken(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseToken(%q) = %v, want an error with %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestSecret(t *testing.T) {
+	tok := Token{ID: "abcdef", Secret: "0123456789abcdef"}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s := Secret(tok, 2*time.Hour, "for worker-1", now)
+	if s.Name != "bootstrap-token-abcdef" || s.Namespace != "kube-system" || s.Type != "bootstrap.kubernetes.io/token" {
+		t.Errorf("secret %s/%s type %s", s.Namespace, s.Name, s.Type)
+	}
+	want := map[string]string{"token-id": "abcdef", "token-secret": "0123456789abcdef", "expiration": "2026-11-25T14:00:00Z",
+		"usage-bootstrap-authentication": "true", "usage-bootstrap-signing": "true",
+		"auth-extra-groups": NodesGroup, "description": "for worker-1"}
+	for k, v := range want {
+		if s.StringData[k] != v {
+			t.Errorf("%s = %q, want %q", k, s.StringData[k], v)
+		}
+	}
+	if _, ok := Secret(tok, 0, "", now).StringData["expiration"]; ok {
+		t.Error("a token without ttl has an expiration")
+	}
+}
+
+func TestManifestGolden(t *testing.T) {
+	m, err := Manifest(Cluster{
+		Server: "https://10.0.0.1:6443", CA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
+		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Golden(t, "join.yaml", m)
+}
+
+// csr makes a CSR object as requester for a certificate of cn with SANs.
+func csr(t *testing.T, signer, requester string, groups []string, cn string, dns []string, ips []string, usages ...certificatesv1.KeyUsage) *certificatesv1.CertificateSigningRequest {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ipAddrs []net.IP
+	for _, ip := range ips {
+		ipAddrs = append(ipAddrs, net.ParseIP(ip))
+	}
+	der, err := certutil.MakeCSR(key, &pkix.Name{CommonName: cn, Organization: []string{"system:nodes"}}, dns, ipAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &certificatesv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: "csr-1"},
+		Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request: der, SignerName: signer, Username: requester, Groups: groups, Usages: usages,
+		},
+	}
+}
+
+func lister(t *testing.T, nodes ...*corev1.Node) listerscorev1.NodeLister {
+	t.Helper()
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, n := range nodes {
+		if err := idx.Add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return listerscorev1.NewNodeLister(idx)
+}
+
+func node(name string, addrs ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	for _, a := range addrs {
+		typ := corev1.NodeInternalIP
+		if net.ParseIP(a) == nil {
+			typ = corev1.NodeHostName
+		}
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: typ, Address: a})
+	}
+	return n
+}
+
+func TestCheckJoinCSR(t *testing.T) {
+	client := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
+	nodes := lister(t, node("taken", "10.0.0.2"))
+	joiner := []string{"system:bootstrappers", NodesGroup, "system:authenticated"}
+	signer := certificatesv1.KubeAPIServerClientKubeletSignerName
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:fresh", nil, nil, client...), nodes); err != nil {
+		t.Errorf("a new node's join CSR was refused: %v", err)
+	}
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:taken", nil, nil, client...), nodes); err == nil {
+		t.Error("a join token got the identity of a node already in the cluster")
+	}
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", []string{"system:bootstrappers"}, "system:node:fresh", nil, nil, client...), nodes); err == nil {
+		t.Error("a bootstrap token that is not a monokube join token was approved")
+	}
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "admin", nil, nil, client...), nodes); err == nil {
+		t.Error("a join token got a non-node identity")
+	}
+}
+
+func TestCheckServingCSR(t *testing.T) {
+	serving := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}
+	nodes := lister(t, node("a", "10.0.0.2", "host-a"), node("b", "10.0.0.3", "host-b"))
+	signer := certificatesv1.KubeletServingSignerName
+	asNode := []string{"system:nodes", "system:authenticated"}
+	for _, tc := range []struct {
+		name      string
+		requester string
+		cn        string
+		dns, ips  []string
+		ok        bool
+	}{
+		{"own names", "system:node:a", "system:node:a", []string{"host-a"}, []string{"10.0.0.2"}, true},
+		{"another node's IP", "system:node:a", "system:node:a", nil, []string{"10.0.0.2", "10.0.0.3"}, false},
+		{"an IP no node has", "system:node:a", "system:node:a", nil, []string{"10.0.0.9"}, false},
+		{"another node's name", "system:node:a", "system:node:a", []string{"host-b"}, []string{"10.0.0.2"}, false},
+		{"for another node", "system:node:a", "system:node:b", nil, []string{"10.0.0.3"}, false},
+		{"unknown node", "system:node:c", "system:node:c", nil, []string{"10.0.0.4"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckServingCSR(csr(t, signer, tc.requester, asNode, tc.cn, tc.dns, tc.ips, serving...), nodes)
+			if (err == nil) != tc.ok {
+				t.Errorf("CheckServingCSR = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,87 @@
+// Package join is how a machine joins a monokube cluster, built from
+// upstream parts the way kubeadm does it: bootstrap tokens stored as
+// bootstrap.kubernetes.io/token Secrets (the apiserver authenticates them,
+// the token cleaner removes expired ones), the public kube-public/cluster-info
+// ConfigMap signed per token by the bootstrap signer, and a join token that
+// also pins the cluster CA, so a joining node trusts the server only if it
+// knows the token secret and holds the pinned CA.
+package join
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+)
+
+// tokenPrefix marks a monokube join token and its format version.
+const tokenPrefix = "mk1"
+
+// Token is a join token: the CA pin and a bootstrap token.
+type Token struct {
+	CAHash string // "sha256:" + hex SHA-256 of the CA's SubjectPublicKeyInfo
+	ID     string // bootstrap token id, [a-z0-9]{6}
+	Secret string // bootstrap token secret, [a-z0-9]{16}
+}
+
+// String renders the token as users pass it to --token:
+// mk1::sha256:<hex>::<id>.<secret>.
+func (t Token) String() string {
+	return tokenPrefix + "::" + t.CAHash + "::" + bootstraputil.TokenFromIDAndSecret(t.ID, t.Secret)
+}
+
+// Bootstrap is the id.secret part the apiserver authenticates.
+func (t Token) Bootstrap() string { return bootstraputil.TokenFromIDAndSecret(t.ID, t.Secret) }
+
+// ParseToken parses a join token, saying what is wrong with a bad one.
+func ParseToken(s string) (Token, error) {
+	parts := strings.Split(strings.TrimSpace(s), "::")
+	if len(parts) != 3 || parts[0] != tokenPrefix {
+		return Token{}, fmt.Errorf("--token is not a monokube join token (want %s::sha256:<hex>::<id>.<secret>): copy it from the server's <data-dir>/server/token or `monokube token create`", tokenPrefix)
+	}
+	hash := strings.ToLower(parts[1])
+	if h, ok := strings.CutPrefix(hash, "sha256:"); !ok || len(h) != 64 || !isHex(h) {
+		return Token{}, fmt.Errorf("--token: the CA hash %q is not sha256:<64 hex digits>: the token was cut or altered; copy it again", parts[1])
+	}
+	if !bootstraputil.IsValidBootstrapToken(parts[2]) {
+		return Token{}, fmt.Errorf("--token: %q is not a bootstrap token (<6 [a-z0-9]>.<16 [a-z0-9]>): the token was cut or altered; copy it again", parts[2])
+	}
+	id, secret, _ := strings.Cut(parts[2], ".")
+	return Token{CAHash: hash, ID: id, Secret: secret}, nil
+}
+
+// NewToken makes a fresh random token pinning ca.
+func NewToken(ca *x509.Certificate) (Token, error) {
+	bt, err := bootstraputil.GenerateBootstrapToken()
+	if err != nil {
+		return Token{}, fmt.Errorf("generate join token: %w", err)
+	}
+	id, secret, _ := strings.Cut(bt, ".")
+	return Token{CAHash: CAHash(ca), ID: id, Secret: secret}, nil
+}
+
+// CAHash is the pin of a CA certificate: "sha256:" and the hex SHA-256 of
+// its SubjectPublicKeyInfo, as kubeadm's --discovery-token-ca-cert-hash.
+func CAHash(ca *x509.Certificate) string {
+	sum := sha256.Sum256(ca.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// MatchesCA reports whether one of certs is the CA t pins.
+func (t Token) MatchesCA(certs []*x509.Certificate) bool {
+	for _, c := range certs {
+		if subtle.ConstantTimeCompare([]byte(CAHash(c)), []byte(t.CAHash)) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

@@ -1,0 +1,77 @@
+//go:build e2e
+
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+// serverToken waits for the server's join token file and returns it.
+func serverToken(t *testing.T, n *harness.Node) string {
+	t.Helper()
+	path := filepath.Join(n.DataDir, "server", "token")
+	var token string
+	n.WaitFor(time.Minute, "join token file", func(context.Context) (bool, error) {
+		data, err := os.ReadFile(path)
+		token = strings.TrimSpace(string(data))
+		return err == nil, err
+	})
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, mode %v; want 0600", path, err, fi.Mode())
+	}
+	if !strings.HasPrefix(token, "mk1::sha256:") {
+		t.Fatalf("join token %q does not pin a CA", token)
+	}
+	return token
+}
+
+// tokenID is the bootstrap token id inside a join token.
+func tokenID(token string) string {
+	parts := strings.Split(token, "::")
+	return strings.SplitN(parts[len(parts)-1], ".", 2)[0]
+}
+
+// checkTokens: the server's token is stored and signed into cluster-info,
+// which anonymous users may read; token create/list/delete work.
+func checkTokens(t *testing.T, n *harness.Node) {
+	id := tokenID(serverToken(t, n))
+	n.WaitFor(time.Minute, "cluster-info signed for the server token", func(context.Context) (bool, error) {
+		r := n.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig,
+			"get", "configmap", "-n", "kube-public", "cluster-info", "-o", "jsonpath={.data}")
+		return r.Code == 0 && strings.Contains(r.Stdout, "jws-kubeconfig-"+id), fmt.Errorf("exit %d: %s", r.Code, r.Stderr)
+	})
+	if code, err := n.AnonymousGet(t.Context(), "6443", "/api/v1/namespaces/kube-public/configmaps/cluster-info"); code != 200 {
+		t.Errorf("anonymous GET cluster-info = %d, %v; want 200", code, err)
+	}
+	if code, _ := n.AnonymousGet(t.Context(), "6443", "/api/v1/namespaces/kube-system/configmaps/monokube-cluster"); code != 401 {
+		t.Errorf("anonymous GET of the cluster settings = %d, want 401", code)
+	}
+
+	r := n.Exec(time.Minute, harness.Options{}, "token", "create", "--ttl", "1h", "--description", "e2e worker")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "mk1::sha256:") {
+		t.Fatalf("token create: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	created := tokenID(strings.TrimSpace(r.Stdout))
+	list := n.Exec(time.Minute, harness.Options{}, "token", "list")
+	if list.Code != 0 || !strings.Contains(list.Stdout, id) || !strings.Contains(list.Stdout, created) ||
+		!strings.Contains(list.Stdout, "e2e worker") || !strings.Contains(list.Stdout, "never") {
+		t.Errorf("token list: exit %d\n%s%s", list.Code, list.Stdout, list.Stderr)
+	}
+	if r := n.Exec(time.Minute, harness.Options{}, "token", "delete", created); r.Code != 0 {
+		t.Errorf("token delete: exit %d: %s", r.Code, r.Stderr)
+	}
+	if list := n.Exec(time.Minute, harness.Options{}, "token", "list"); strings.Contains(list.Stdout, created) {
+		t.Errorf("deleted token still listed:\n%s", list.Stdout)
+	}
+	if r := n.Exec(time.Minute, harness.Options{}, "token", "delete", "zzzzzz"); r.Code == 0 || !strings.Contains(r.Stderr, "no join token zzzzzz") {
+		t.Errorf("deleting a missing token: exit %d: %s", r.Code, r.Stderr)
+	}
+}
