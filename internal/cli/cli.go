@@ -34,6 +34,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			serverCommand(stderr),
+			agentCommand(stderr),
 			kubectlCommand(),
 			ctrCommand(),
 			crictlCommand(),

@@ -22,6 +22,7 @@ import (
 // Writer waits until the node has a pod CIDR and writes the conflist for
 // it; containerd picks the file up and the node turns Ready.
 type Writer struct {
+	newClient              func() (kubernetes.Interface, error)
 	client                 kubernetes.Interface
 	nodeName               string
 	confDir                string
@@ -29,9 +30,11 @@ type Writer struct {
 	*lifecycle.ReadySignal // set once the conflist is written
 }
 
-// NewWriter returns the CNI config component for nodeName.
-func NewWriter(client kubernetes.Interface, nodeName, confDir string, log *slog.Logger) *Writer {
-	return &Writer{client: client, nodeName: nodeName, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
+// NewWriter returns the CNI config component for nodeName. It makes its
+// client with newClient when it starts: a joining node's credentials exist
+// only once the kubelet has bootstrapped them.
+func NewWriter(newClient func() (kubernetes.Interface, error), nodeName, confDir string, log *slog.Logger) *Writer {
+	return &Writer{newClient: newClient, nodeName: nodeName, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
 // Name implements lifecycle.Component.
@@ -39,6 +42,11 @@ func (*Writer) Name() string { return "pod network config" }
 
 // Run writes the conflist once the pod CIDR is known, then waits for ctx.
 func (w *Writer) Run(ctx context.Context) error {
+	client, err := w.newClient()
+	if err != nil {
+		return err
+	}
+	w.client = client
 	cidr, err := w.podCIDR(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

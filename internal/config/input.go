@@ -47,6 +47,25 @@ type ServerInput struct {
 	Debug                    bool     `yaml:"debug"`
 }
 
+// AgentInput is `monokube agent`'s settings as the user wrote them; keys
+// mean what they mean for the server.
+type AgentInput struct {
+	Server       string   `yaml:"server"`
+	Token        string   `yaml:"token"`
+	DataDir      string   `yaml:"data-dir"`
+	RunDir       string   `yaml:"run-dir"`
+	NodeIP       string   `yaml:"node-ip"`
+	NodeName     string   `yaml:"node-name"`
+	KubeletArg   []string `yaml:"kubelet-arg"`
+	KubeProxyArg []string `yaml:"kube-proxy-arg"`
+	Debug        bool     `yaml:"debug"`
+}
+
+// DefaultAgentInput returns the agent's defaults.
+func DefaultAgentInput() AgentInput {
+	return AgentInput{DataDir: DefaultDataDir, RunDir: DefaultRunDir}
+}
+
 // DefaultServerInput returns the opinionated defaults. Empty strings mean
 // "derive at build time" (node IP, node name, advertise address).
 func DefaultServerInput() ServerInput {
@@ -67,7 +86,8 @@ func DefaultServerInput() ServerInput {
 // LoadFile decodes the YAML config file at path over in. A missing file is
 // fine unless explicit (the user named it with --config). Unknown keys and
 // malformed YAML are errors that name the file and line.
-func LoadFile(path string, explicit bool, in *ServerInput) error {
+// in is a *ServerInput or *AgentInput.
+func LoadFile(path string, explicit bool, in any) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		return nil
@@ -113,7 +133,8 @@ type FlagSource interface {
 
 // Overlay sets every field of dst whose key flags reports as given on the
 // command line, so flags override the config file.
-func Overlay(dst *ServerInput, flags FlagSource) {
+// dst is a *ServerInput or *AgentInput.
+func Overlay(dst any, flags FlagSource) {
 	v := reflect.ValueOf(dst).Elem()
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Tag.Get("yaml")

@@ -23,6 +23,7 @@ const SettingsConfigMap = "monokube-cluster"
 type Cluster struct {
 	Server        string // https://<advertise-address>:<port>
 	CA            []byte // PEM of the CA that signs the apiserver's serving cert
+	ClientCA      []byte // PEM of the CA of client certificates, which kubelets trust
 	ClusterCIDR   netip.Prefix
 	ServiceCIDR   netip.Prefix
 	ClusterDNS    netip.Addr
@@ -48,6 +49,7 @@ func Manifest(c Cluster) ([]byte, error) {
 		configMap(metav1.NamespaceSystem, SettingsConfigMap, map[string]string{
 			"cluster-cidr": c.ClusterCIDR.String(), "service-cidr": c.ServiceCIDR.String(),
 			"cluster-dns": c.ClusterDNS.String(), "cluster-domain": c.ClusterDomain,
+			"client-ca.crt": string(c.ClientCA),
 		}),
 		role(metav1.NamespacePublic, "monokube:cluster-info-reader", rbacv1.PolicyRule{
 			APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{bootstrapapi.ConfigMapClusterInfo}, Verbs: []string{"get"},

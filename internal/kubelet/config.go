@@ -32,6 +32,11 @@ type Config struct {
 	ClientCAFile string // authenticates the apiserver and other clients
 	TLSCertFile  string // serving certificate
 	TLSKeyFile   string
+	// BootstrapKubeconfig, on a joined node, holds the join token: the
+	// kubelet requests its client and serving certificates with it
+	// (TLS bootstrap, certificates in CertDir, rotated) instead of using
+	// TLSCertFile and the credentials in Kubeconfig.
+	BootstrapKubeconfig string
 
 	RuntimeEndpoint string // containerd's socket path
 	ClusterDNS      netip.Addr
@@ -93,12 +98,23 @@ func Render(c Config) ([]byte, error) {
 	if c.SwapOn {
 		kc.MemorySwap.SwapBehavior = "NoSwap"
 	}
+	if c.BootstrapKubeconfig != "" {
+		kc.RotateCertificates = true
+		kc.ServerTLSBootstrap = true
+	}
 	out, err := yaml.Marshal(kc)
 	if err != nil {
 		return nil, fmt.Errorf("render kubelet config: %w", err)
 	}
 	return out, nil
 }
+
+// CertDir is where a bootstrapped kubelet keeps its certificates.
+func CertDir(rootDir string) string { return rootDir + "/pki" }
+
+// ClientCertFile is the bootstrapped kubelet's current client certificate
+// and key, which its kubeconfig names.
+func ClientCertFile(rootDir string) string { return CertDir(rootDir) + "/kubelet-client-current.pem" }
 
 // Args are the kubelet's command-line flags: the config file, identity and
 // paths, then the user's --kubelet-arg pairs, which win.
@@ -109,7 +125,10 @@ func Args(c Config, configFile string) []string {
 		"--hostname-override=" + c.NodeName,
 		"--node-ip=" + c.NodeIP.String(),
 		"--root-dir=" + c.RootDir,
-		"--cert-dir=" + c.RootDir + "/pki",
+		"--cert-dir=" + CertDir(c.RootDir),
+	}
+	if c.BootstrapKubeconfig != "" {
+		args = append(args, "--bootstrap-kubeconfig="+c.BootstrapKubeconfig)
 	}
 	for _, a := range c.Args {
 		args = append(args, a.Flag())

@@ -1,9 +1,11 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -23,22 +25,55 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find monokube's own executable: %w", err)
 	}
-	client, err := nodeClient(p.creds.KubeletKubeconfig)
-	if err != nil {
-		return nil, err
-	}
 	l := p.layout
 	images := containerd.NewImages(containerd.ImageSources{
 		Address: l.ContainerdSocket(), Snapshotter: p.snapshotter(), Embedded: p.assets.Images,
 		Dir: l.Images(), StateFile: l.ImageState(),
 	}, with("images"))
-	return []lifecycle.Component{
+	out := []lifecycle.Component{
 		containerd.NewDaemon(self, p.containerdConfig, l.ContainerdSocket(), p.assets.BinDir, with("containerd")),
 		images,
 		kubelet.New(p.kubeletArgs, l.ContainerdSocket(), with("kubelet")),
-		cni.NewWriter(client, p.cfg.NodeName, l.CNIConfDir(), with("cni")),
+	}
+	if p.creds.BootstrapKubeconfig != "" {
+		out = append(out, newCredsWait(kubelet.ClientCertFile(l.KubeletRoot())))
+	}
+	newClient := func() (kubernetes.Interface, error) { return nodeClient(p.creds.KubeletKubeconfig) }
+	return append(out,
+		cni.NewWriter(newClient, p.cfg.NodeName, l.CNIConfDir(), with("cni")),
 		kubeproxy.New(p.kubeProxyArgs, with("kube-proxy")),
-	}, nil
+	), nil
+}
+
+// credsWait is ready once a joining node's kubelet holds its client
+// certificate: what comes after it talks to the apiserver as the node.
+type credsWait struct {
+	file string
+	*lifecycle.ReadySignal
+}
+
+func newCredsWait(file string) *credsWait {
+	return &credsWait{file: file, ReadySignal: lifecycle.NewReadySignal()}
+}
+
+// Name implements lifecycle.Component.
+func (*credsWait) Name() string { return "node credentials" }
+
+// Run polls for the certificate file, then waits for ctx.
+func (w *credsWait) Run(ctx context.Context) error {
+	for {
+		if _, err := os.Stat(w.file); err == nil {
+			w.MarkReady()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	<-ctx.Done()
+	return nil
 }
 
 // nodeClient talks to the apiserver as the node itself.

@@ -49,6 +49,10 @@ type Creds struct {
 	KubeProxyClient     pki.Files // system:kube-proxy
 	KubeletKubeconfig   string
 	KubeProxyKubeconfig string
+	// BootstrapKubeconfig is set on a joined node (an agent): the kubelet
+	// gets its certificates with the join token in it, and kube-proxy uses
+	// the kubelet's credentials.
+	BootstrapKubeconfig string
 }
 
 // NewCreds lays out the node's credentials under l.
@@ -60,6 +64,17 @@ func NewCreds(l datadir.Layout) Creds {
 		KubeProxyClient:     pki.Files(l.AgentTLSFile("client-kube-proxy")),
 		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
 		KubeProxyKubeconfig: l.AgentFile("kube-proxy.kubeconfig"),
+	}
+}
+
+// NewAgentCreds lays out a joined node's credentials under l: the kubelet
+// bootstraps its own, and kube-proxy shares them.
+func NewAgentCreds(l datadir.Layout) Creds {
+	return Creds{
+		ClientCA:            l.AgentTLSFile("client-ca.crt"),
+		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
+		KubeProxyKubeconfig: l.AgentFile("kubelet.kubeconfig"),
+		BootstrapKubeconfig: l.AgentFile("bootstrap.kubeconfig"),
 	}
 }
 
@@ -155,25 +170,28 @@ func (p *Plan) writeContainerdConfig() error {
 
 // KubeletConfig is the kubelet part of the plan.
 func KubeletConfig(cfg Config, l datadir.Layout, c Creds, host sysreq.Node) kubelet.Config {
-	return kubelet.Config{
-		NodeName:        cfg.NodeName,
-		NodeIP:          cfg.NodeIP,
-		RootDir:         l.KubeletRoot(),
-		Kubeconfig:      c.KubeletKubeconfig,
-		ClientCAFile:    c.ClientCA,
-		TLSCertFile:     c.KubeletServing.Cert(),
-		TLSKeyFile:      c.KubeletServing.Key(),
-		RuntimeEndpoint: l.ContainerdSocket(),
-		ClusterDNS:      cfg.ClusterDNS,
-		ClusterDomain:   cfg.ClusterDomain,
-		ResolvConf:      resolvConf(),
-		CgroupDriver:    host.CgroupDriver(),
-		CgroupV1:        !host.CgroupV2,
-		NoOOMScoreAdj:   !host.CapSysResource,
-		SwapOn:          host.SwapOn,
-		Debug:           cfg.Debug,
-		Args:            cfg.KubeletArgs,
+	kc := kubelet.Config{
+		NodeName:            cfg.NodeName,
+		NodeIP:              cfg.NodeIP,
+		RootDir:             l.KubeletRoot(),
+		Kubeconfig:          c.KubeletKubeconfig,
+		ClientCAFile:        c.ClientCA,
+		BootstrapKubeconfig: c.BootstrapKubeconfig,
+		RuntimeEndpoint:     l.ContainerdSocket(),
+		ClusterDNS:          cfg.ClusterDNS,
+		ClusterDomain:       cfg.ClusterDomain,
+		ResolvConf:          resolvConf(),
+		CgroupDriver:        host.CgroupDriver(),
+		CgroupV1:            !host.CgroupV2,
+		NoOOMScoreAdj:       !host.CapSysResource,
+		SwapOn:              host.SwapOn,
+		Debug:               cfg.Debug,
+		Args:                cfg.KubeletArgs,
 	}
+	if c.BootstrapKubeconfig == "" {
+		kc.TLSCertFile, kc.TLSKeyFile = c.KubeletServing.Cert(), c.KubeletServing.Key()
+	}
+	return kc
 }
 
 func (p *Plan) writeKubeletConfig() error {

@@ -135,9 +135,14 @@ func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverT
 	if err != nil {
 		return serverToken{}, err
 	}
+	clientCA, err := os.ReadFile(c.ClientCA.Cert())
+	if err != nil {
+		return serverToken{}, fmt.Errorf("read client CA: %w", err)
+	}
 	m, err := join.Manifest(join.Cluster{
 		Server:      "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
 		CA:          pki.CertPEM(ca.Cert),
+		ClientCA:    clientCA,
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})

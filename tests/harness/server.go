@@ -16,15 +16,29 @@ import (
 // Output goes to n.LogPath.
 func (n *Node) StartServer(extra ...string) {
 	n.t.Helper()
-	n.start([]string{"server", "--disable-agent"}, extra)
+	n.start([]string{"server", "--disable-agent", "--write-kubeconfig", n.Kubeconfig}, extra)
 }
 
 // StartServerNode starts `monokube server` with its node: the kubelet gets
 // the node's private cgroup root.
 func (n *Node) StartServerNode(extra ...string) {
 	n.t.Helper()
-	n.start([]string{"server", "--kubelet-arg", "cgroup-root=" + n.CgroupRoot}, extra)
+	n.start([]string{"server", "--write-kubeconfig", n.Kubeconfig, "--kubelet-arg", "cgroup-root=" + n.CgroupRoot}, extra)
 }
+
+// StartAgent starts `monokube agent` joining server's cluster with token
+// (empty: a restart of a node that has joined), as node name.
+func (n *Node) StartAgent(server *Node, token, name string, extra ...string) {
+	n.t.Helper()
+	args := []string{"agent", "--server", server.ServerURL(), "--node-name", name, "--kubelet-arg", "cgroup-root=" + n.CgroupRoot}
+	if token != "" {
+		args = append(args, "--token", token)
+	}
+	n.start(args, extra)
+}
+
+// ServerURL is the address agents join at.
+func (n *Node) ServerURL() string { return "https://" + n.NS.IP + ":6443" }
 
 // start runs the binary with args, the node's paths and address, then
 // extra (last, so a test can override any of them).
@@ -34,8 +48,7 @@ func (n *Node) start(args, extra []string) {
 		n.t.Fatal("server already running")
 	}
 	args = append([]string{n.Bin}, args...)
-	args = append(args, "--data-dir", n.DataDir, "--run-dir", n.RunDir,
-		"--write-kubeconfig", n.Kubeconfig, "--node-ip", n.NS.IP)
+	args = append(args, "--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP)
 	args = append(args, extra...)
 	cmd := n.Command(Options{}, args...)
 	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

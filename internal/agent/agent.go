@@ -1,0 +1,161 @@
+// Package agent wires the agent role: at first start it joins the cluster
+// with a join token (internal/join), writing nothing before the server has
+// proved itself; then, and at every later start, it runs a node whose
+// kubelet bootstraps its own certificates.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/join"
+	"github.com/monokube/monokube/internal/kubelet"
+	"github.com/monokube/monokube/internal/kubeproxy"
+	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/node"
+	"github.com/monokube/monokube/internal/sysreq"
+)
+
+// Run checks the machine, joins the cluster if this node has not yet, and
+// runs the node until ctx ends.
+func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
+	host, err := preflight(cfg)
+	if err != nil {
+		return err
+	}
+	l := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
+	creds := node.NewAgentCreds(l)
+	cluster, err := joinOnce(ctx, cfg, l, creds, log)
+	if err != nil {
+		return err
+	}
+	nodeCfg, err := nodeConfig(cfg, cluster, clusterFile(l))
+	if err != nil {
+		return err
+	}
+	a, err := node.LoadAssets(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	plan, err := node.Prepare(nodeCfg, l, creds, host, a, log)
+	if err != nil {
+		return err
+	}
+	components, err := plan.Components(log)
+	if err != nil {
+		return err
+	}
+	return lifecycle.NewGroup(log, components...).Run(ctx)
+}
+
+func preflight(cfg *config.Agent) (sysreq.Node, error) {
+	c := sysreq.OS()
+	if err := c.Root("agent"); err != nil {
+		return sysreq.Node{}, err
+	}
+	if err := sysreq.Writable(cfg.DataDir, "data-dir"); err != nil {
+		return sysreq.Node{}, err
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	if err := c.Ports([]sysreq.Port{
+		{Addr: cfg.NodeIP, Port: kubelet.Port, What: "kubelet port"},
+		{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
+		{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
+		{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"},
+	}); err != nil {
+		return sysreq.Node{}, err
+	}
+	return node.Preflight()
+}
+
+// clusterFile records what the node learned when it joined, so a restart
+// needs neither the token nor the server.
+func clusterFile(l datadir.Layout) string { return l.AgentFile("cluster.json") }
+
+// joined is what a node keeps from joining.
+type joined struct {
+	Server   string            `json:"server"`
+	Settings map[string]string `json:"settings"`
+}
+
+// joinOnce returns what this node learned when it joined, joining now if
+// it has not: discovery first, then the node's files.
+func joinOnce(ctx context.Context, cfg *config.Agent, l datadir.Layout, creds node.Creds, log *slog.Logger) (joined, error) {
+	var j joined
+	if fsutil.LoadState(clusterFile(l), &j); j.Server != "" {
+		if j.Server != cfg.Server {
+			log.Warn("this node joined another server address; keeping it", "joined", j.Server, "--server", cfg.Server)
+		}
+		return j, nil
+	}
+	if cfg.Token == "" {
+		return j, errors.New("--token is required to join: copy it from the server's <data-dir>/server/token or create one there with `monokube token create`")
+	}
+	t, err := join.ParseToken(cfg.Token)
+	if err != nil {
+		return j, err
+	}
+	log.Info("joining the cluster", "server", cfg.Server)
+	d, err := join.Discover(ctx, cfg.Server, t, join.DefaultPatience(), log)
+	if err != nil {
+		return j, err
+	}
+	if err := writeJoinFiles(l, creds, d, t); err != nil {
+		return j, err
+	}
+	j = joined{Server: d.Server, Settings: d.Settings}
+	if err := fsutil.SaveState(clusterFile(l), j); err != nil {
+		return j, err
+	}
+	log.Info("joined: the kubelet now requests its certificates", "server", d.Server)
+	return j, nil
+}
+
+// writeJoinFiles writes the server CA, the client CA kubelets trust and the
+// bootstrap kubeconfig holding the token.
+func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join.Token) error {
+	if err := l.EnsureAgent(); err != nil {
+		return err
+	}
+	if err := fsutil.WriteFile(l.AgentTLSFile("server-ca.crt"), d.CA, 0o644); err != nil {
+		return err
+	}
+	if err := fsutil.WriteFile(creds.ClientCA, []byte(d.Settings["client-ca.crt"]), 0o644); err != nil {
+		return err
+	}
+	kc, err := clientcmd.Write(clientcmdapi.Config{
+		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: d.Server, CertificateAuthorityData: d.CA}},
+		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"join": {Token: t.Bootstrap()}},
+		Contexts:       map[string]*clientcmdapi.Context{"join": {Cluster: "cluster", AuthInfo: "join"}},
+		CurrentContext: "join",
+	})
+	if err != nil {
+		return fmt.Errorf("render bootstrap kubeconfig: %w", err)
+	}
+	return fsutil.WriteFile(creds.BootstrapKubeconfig, kc, 0o600)
+}
+
+// nodeConfig combines the agent's flags with the cluster's settings.
+func nodeConfig(cfg *config.Agent, j joined, file string) (node.Config, error) {
+	s := j.Settings
+	clusterCIDR, err1 := netip.ParsePrefix(s["cluster-cidr"])
+	serviceCIDR, err2 := netip.ParsePrefix(s["service-cidr"])
+	dns, err3 := netip.ParseAddr(s["cluster-dns"])
+	if err := errors.Join(err1, err2, err3); err != nil || s["cluster-domain"] == "" {
+		return node.Config{}, fmt.Errorf("the cluster settings in %s are incomplete (%v): remove it to join again", file, err)
+	}
+	return node.Config{
+		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
+		ClusterCIDR: clusterCIDR, ServiceCIDR: serviceCIDR, ClusterDNS: dns, ClusterDomain: s["cluster-domain"],
+		KubeletArgs: cfg.Args.Kubelet, KubeProxyArgs: cfg.Args.KubeProxy, Debug: cfg.Debug,
+	}, nil
+}

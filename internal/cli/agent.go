@@ -1,0 +1,52 @@
+package cli
+
+import (
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monokube/monokube/internal/agent"
+	"github.com/monokube/monokube/internal/config"
+	mklog "github.com/monokube/monokube/internal/log"
+)
+
+func agentCommand(stderr io.Writer) *cli.Command {
+	d := config.DefaultAgentInput()
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "join this machine to a cluster as a node: monokube agent --server https://HOST:6443 --token TOKEN",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
+				Usage: "YAML config file; keys are these flags' long names, flags override it"},
+			str("server", "", "the server to join, https://HOST:PORT"),
+			str("token", "", "join token (the server's <data-dir>/server/token or `monokube token create`); only needed to join"),
+			str("data-dir", d.DataDir, "directory for all state"),
+			str("run-dir", d.RunDir, "directory for runtime state (sockets)"),
+			str("node-ip", "", "this node's IP address (default: the address of the default-route interface)"),
+			str("node-name", "", "this node's name (default: the hostname)"),
+			list("kubelet-arg", "extra kubelet flag as key=value (repeatable)"),
+			list("kube-proxy-arg", "extra kube-proxy flag as key=value (repeatable)"),
+			boolean("debug", "log at debug level"),
+		},
+		Action: func(c *cli.Context) error {
+			in := config.DefaultAgentInput()
+			if err := config.LoadFile(c.String("config"), c.IsSet("config"), &in); err != nil {
+				return err
+			}
+			config.Overlay(&in, c)
+			cfg, err := config.BuildAgent(in, config.OSHost{})
+			if err != nil {
+				return err
+			}
+			opts := mklog.Options{Debug: cfg.Debug}
+			log := mklog.Setup(stderr, opts)
+			if err := mklog.Klog(log, opts); err != nil {
+				return err
+			}
+			if err := mklog.RegisterComponentFormat(log); err != nil {
+				return err
+			}
+			return agent.Run(c.Context, cfg, log)
+		},
+	}
+}

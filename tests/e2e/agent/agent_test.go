@@ -1,0 +1,180 @@
+//go:build e2e
+
+// Package agent_test joins `monokube agent` nodes to a server, each in
+// namespaces the test creates on one private network, and checks the join
+// protocol: refusals of bad tokens before anything is written, TLS
+// bootstrap of the agent's own credentials, pods on the agent, and an
+// agent restart keeping its pods.
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+const agentName = "agent-1"
+
+func TestAgentJoins(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.GuardHostSysctls(t)
+	network := harness.NewNetwork(t)
+	srv := harness.NewNode(t, network, 2)
+	srv.StartServerNode("--node-name", "server-1", "--disable", "coredns,local-storage,metrics-server")
+	srv.WaitReadyz(2 * time.Minute)
+	srv.WaitNodeReady(3 * time.Minute)
+	token := readToken(t, srv)
+
+	t.Run("bad tokens are refused before anything is written", func(t *testing.T) { checkRefusals(t, srv, network, token) })
+
+	agent := harness.NewNode(t, network, 3)
+	agent.StageImages(nil)
+	start := time.Now()
+	agent.StartAgent(srv, token, agentName)
+	waitNodes(t, srv, agent, 2)
+	t.Logf("agent start to node Ready: %s", time.Since(start))
+
+	t.Run("agent credentials are its own", func(t *testing.T) {
+		data, err := os.ReadFile(filepath.Join(agent.DataDir, "agent", "kubelet", "pki", "kubelet-client-current.pem"))
+		if err != nil {
+			t.Fatalf("bootstrapped client certificate: %v", err)
+		}
+		if !strings.Contains(string(data), "PRIVATE KEY") {
+			t.Error("kubelet-client-current.pem holds no key")
+		}
+		csrs := srv.Kubectl("get", "csr", "-o", "jsonpath={range .items[*]}{.spec.signerName} {.spec.username} {.status.conditions[0].type}{\"\\n\"}{end}")
+		for _, want := range []string{"kubernetes.io/kube-apiserver-client-kubelet system:bootstrap:", "kubernetes.io/kubelet-serving system:node:" + agentName + " Approved"} {
+			if !strings.Contains(csrs, want) {
+				t.Errorf("no CSR %q among:\n%s", want, csrs)
+			}
+		}
+	})
+	srv.Kubectl("apply", "-f", pinned(t, srv, "on-agent", agentName))
+	srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
+	pod := strings.TrimPrefix(strings.TrimSpace(srv.Kubectl("get", "pods", "-l", "app=on-agent", "-o", "name")), "pod/")
+	t.Run("logs and exec on the agent's pod", func(t *testing.T) {
+		if out := srv.Kubectl("logs", pod); !strings.Contains(out, "echo listening on :8080") {
+			t.Errorf("kubectl logs = %q", out)
+		}
+		if out := srv.Kubectl("exec", pod, "--", "/echo", "echo-cmd", "hi"); out != "hi\n" {
+			t.Errorf("kubectl exec = %q", out)
+		}
+	})
+	t.Run("agent restart keeps its pods", func(t *testing.T) {
+		before := srv.Kubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}")
+		if code, took := agent.Stop(15 * time.Second); code != 0 {
+			t.Fatalf("agent exit %d after SIGTERM (%s)", code, took)
+		}
+		agent.StartAgent(srv, "", agentName) // joined already: no token needed
+		waitNodes(t, srv, agent, 2)
+		srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
+		after := srv.Kubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}")
+		if after != before || !strings.HasSuffix(after, " 0") {
+			t.Errorf("container after restart %q, before %q (want the same, restartCount 0)", after, before)
+		}
+	})
+	if code, _ := agent.Stop(15 * time.Second); code != 0 {
+		t.Errorf("agent exit %d after SIGTERM", code)
+	}
+	if code, _ := srv.Stop(15 * time.Second); code != 0 {
+		t.Errorf("server exit %d after SIGTERM", code)
+	}
+}
+
+func readToken(t *testing.T, srv *harness.Node) string {
+	t.Helper()
+	var token string
+	srv.WaitFor(time.Minute, "join token", func(context.Context) (bool, error) {
+		data, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
+		token = strings.TrimSpace(string(data))
+		return err == nil, err
+	})
+	return token
+}
+
+// checkRefusals runs agents with bad tokens: each exits non-zero saying
+// what is wrong, and leaves no agent state behind.
+func checkRefusals(t *testing.T, srv *harness.Node, network *harness.Network, token string) {
+	parts := strings.Split(token, "::")
+	id, secret, _ := strings.Cut(parts[2], ".")
+	wrongSecret := strings.Join([]string{parts[0], parts[1], id + "." + strings.Repeat("x", len(secret))}, "::")
+	wrongCA := strings.Join([]string{parts[0], "sha256:" + strings.Repeat("0", 64), parts[2]}, "::")
+	for i, tc := range []struct{ name, token, want string }{
+		{"malformed", "abcdef.0123456789abcdef", "not a monokube join token"},
+		{"wrong secret", wrongSecret, "secret is wrong"},
+		{"CA hash of another cluster", wrongCA, "does not match the token's CA hash"},
+		{"no token", "", "--token is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := harness.NewNode(t, network, 20+i)
+			args := []string{"agent", "--server", srv.ServerURL(), "--node-name", "refused", "--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP}
+			if tc.token != "" {
+				args = append(args, "--token", tc.token)
+			}
+			r := n.Exec(time.Minute, harness.Options{}, args...)
+			if r.Code == 0 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("exit %d, want failure saying %q:\n%s", r.Code, tc.want, r.Stderr)
+			}
+			if _, err := os.Stat(filepath.Join(n.DataDir, "agent")); err == nil {
+				t.Error("a refused join wrote the agent's state")
+			}
+		})
+	}
+}
+
+// waitNodes waits until want nodes are Ready, the agent's among them.
+func waitNodes(t *testing.T, srv, agent *harness.Node, want int) {
+	t.Helper()
+	c := srv.Client()
+	agent.WaitFor(3*time.Minute, fmt.Sprintf("%d nodes Ready", want), func(ctx context.Context) (bool, error) {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		return ready == want, fmt.Errorf("%d of %d nodes Ready", ready, len(nodes.Items))
+	})
+}
+
+// pinned is an echo Deployment whose pod runs on node; it returns the
+// manifest's path.
+func pinned(t *testing.T, n *harness.Node, name, node string) string {
+	t.Helper()
+	path := filepath.Join(n.Dir, name+".yaml")
+	manifest := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: %[2]s}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: %[3]s
+        imagePullPolicy: Never
+`, name, node, harness.EchoImage)
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
