@@ -157,5 +157,6 @@ func nodeConfig(cfg *config.Agent, j joined, file string) (node.Config, error) {
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
 		ClusterCIDR: clusterCIDR, ServiceCIDR: serviceCIDR, ClusterDNS: dns, ClusterDomain: s["cluster-domain"],
 		KubeletArgs: cfg.Args.Kubelet, KubeProxyArgs: cfg.Args.KubeProxy, Debug: cfg.Debug,
+		FlannelBackend: cfg.FlannelBackend, FlannelIface: cfg.FlannelIface,
 	}, nil
 }

@@ -26,6 +26,8 @@ func agentCommand(stderr io.Writer) *cli.Command {
 			str("node-name", "", "this node's name (default: the hostname)"),
 			list("kubelet-arg", "extra kubelet flag as key=value (repeatable)"),
 			list("kube-proxy-arg", "extra kube-proxy flag as key=value (repeatable)"),
+			str("flannel-backend", d.FlannelBackend, "pod network between nodes: vxlan (flannel), or none to install your own CNI"),
+			str("flannel-iface", d.FlannelIface, "interface flannel uses between nodes (default: the one holding --node-ip)"),
 			boolean("debug", "log at debug level"),
 		},
 		Action: func(c *cli.Context) error {

@@ -20,6 +20,7 @@ const ConfFile = "10-monokube.conflist"
 type Network struct {
 	PodCIDR netip.Prefix // this node's range
 	MTU     int          // 0: the plugin's default
+	NoMasq  bool         // the overlay (flannel) masquerades instead of the bridge
 }
 
 // Render returns the conflist JSON.
@@ -28,7 +29,7 @@ func Render(n Network) ([]byte, error) {
 		"type":         "bridge",
 		"bridge":       Bridge,
 		"isGateway":    true,
-		"ipMasq":       true,
+		"ipMasq":       !n.NoMasq,
 		"hairpinMode":  true,
 		"forceAddress": true,
 		"ipam": map[string]any{

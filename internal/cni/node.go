@@ -23,6 +23,7 @@ import (
 // it; containerd picks the file up and the node turns Ready.
 type Writer struct {
 	newClient              func() (kubernetes.Interface, error)
+	tune                   func(*Network) // the overlay's settings, once it is up; may be nil
 	client                 kubernetes.Interface
 	nodeName               string
 	confDir                string
@@ -33,8 +34,9 @@ type Writer struct {
 // NewWriter returns the CNI config component for nodeName. It makes its
 // client with newClient when it starts: a joining node's credentials exist
 // only once the kubelet has bootstrapped them.
-func NewWriter(newClient func() (kubernetes.Interface, error), nodeName, confDir string, log *slog.Logger) *Writer {
-	return &Writer{newClient: newClient, nodeName: nodeName, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
+// tune, if not nil, adjusts the network to the overlay (MTU, masquerade).
+func NewWriter(newClient func() (kubernetes.Interface, error), tune func(*Network), nodeName, confDir string, log *slog.Logger) *Writer {
+	return &Writer{newClient: newClient, tune: tune, nodeName: nodeName, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
 // Name implements lifecycle.Component.
@@ -65,12 +67,18 @@ func (w *Writer) Run(ctx context.Context) error {
 // podCIDR polls the node object until the controller-manager has
 // allocated its range.
 func (w *Writer) podCIDR(ctx context.Context) (netip.Prefix, error) {
+	return WaitPodCIDR(ctx, w.client, w.nodeName)
+}
+
+// WaitPodCIDR polls node nodeName until the controller-manager has
+// allocated its pod range, and returns it.
+func WaitPodCIDR(ctx context.Context, client kubernetes.Interface, nodeName string) (netip.Prefix, error) {
 	for {
-		node, err := w.client.CoreV1().Nodes().Get(ctx, w.nodeName, metav1.GetOptions{})
+		node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if err == nil && node.Spec.PodCIDR != "" {
 			p, err := netip.ParsePrefix(node.Spec.PodCIDR)
 			if err != nil {
-				return p, fmt.Errorf("node %s has pod CIDR %q: %w", w.nodeName, node.Spec.PodCIDR, err)
+				return p, fmt.Errorf("node %s has pod CIDR %q: %w", nodeName, node.Spec.PodCIDR, err)
 			}
 			return p, nil
 		}
@@ -83,7 +91,11 @@ func (w *Writer) podCIDR(ctx context.Context) (netip.Prefix, error) {
 }
 
 func (w *Writer) write(cidr netip.Prefix) error {
-	data, err := Render(Network{PodCIDR: cidr})
+	n := Network{PodCIDR: cidr}
+	if w.tune != nil {
+		w.tune(&n)
+	}
+	data, err := Render(n)
 	if err != nil {
 		return err
 	}

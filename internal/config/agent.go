@@ -17,19 +17,24 @@ type Agent struct {
 	NodeIP   netip.Addr
 	NodeName string
 	Args     ComponentArgs // Kubelet and KubeProxy only
-	Debug    bool
+	// FlannelBackend and FlannelIface are as for the server.
+	FlannelBackend string
+	FlannelIface   string
+	Debug          bool
 }
 
 // BuildAgent parses and validates in; all problems are reported together.
 func BuildAgent(in AgentInput, host Host) (*Agent, error) {
 	p := &parser{}
 	a := &Agent{
-		Server:  p.serverURL(in.Server),
-		Token:   strings.TrimSpace(in.Token),
-		DataDir: p.absPath("data-dir", in.DataDir),
-		RunDir:  p.absPath("run-dir", in.RunDir),
-		NodeIP:  p.nodeIP(in.NodeIP, host),
-		Debug:   in.Debug,
+		Server:         p.serverURL(in.Server),
+		Token:          strings.TrimSpace(in.Token),
+		DataDir:        p.absPath("data-dir", in.DataDir),
+		RunDir:         p.absPath("run-dir", in.RunDir),
+		NodeIP:         p.nodeIP(in.NodeIP, host),
+		Debug:          in.Debug,
+		FlannelBackend: p.flannelBackend(in.FlannelBackend),
+		FlannelIface:   in.FlannelIface,
 		Args: ComponentArgs{
 			Kubelet:   p.args("kubelet-arg", in.KubeletArg),
 			KubeProxy: p.args("kube-proxy-arg", in.KubeProxyArg),

@@ -38,6 +38,8 @@ type ServerInput struct {
 	WriteKubeconfig          string   `yaml:"write-kubeconfig"`
 	WriteKubeconfigMode      string   `yaml:"write-kubeconfig-mode"`
 	DisableAgent             bool     `yaml:"disable-agent"`
+	FlannelBackend           string   `yaml:"flannel-backend"`
+	FlannelIface             string   `yaml:"flannel-iface"`
 	Disable                  []string `yaml:"disable"`
 	KubeAPIServerArg         []string `yaml:"kube-apiserver-arg"`
 	KubeControllerManagerArg []string `yaml:"kube-controller-manager-arg"`
@@ -50,20 +52,22 @@ type ServerInput struct {
 // AgentInput is `monokube agent`'s settings as the user wrote them; keys
 // mean what they mean for the server.
 type AgentInput struct {
-	Server       string   `yaml:"server"`
-	Token        string   `yaml:"token"`
-	DataDir      string   `yaml:"data-dir"`
-	RunDir       string   `yaml:"run-dir"`
-	NodeIP       string   `yaml:"node-ip"`
-	NodeName     string   `yaml:"node-name"`
-	KubeletArg   []string `yaml:"kubelet-arg"`
-	KubeProxyArg []string `yaml:"kube-proxy-arg"`
-	Debug        bool     `yaml:"debug"`
+	Server         string   `yaml:"server"`
+	Token          string   `yaml:"token"`
+	DataDir        string   `yaml:"data-dir"`
+	RunDir         string   `yaml:"run-dir"`
+	NodeIP         string   `yaml:"node-ip"`
+	NodeName       string   `yaml:"node-name"`
+	KubeletArg     []string `yaml:"kubelet-arg"`
+	KubeProxyArg   []string `yaml:"kube-proxy-arg"`
+	FlannelBackend string   `yaml:"flannel-backend"`
+	FlannelIface   string   `yaml:"flannel-iface"`
+	Debug          bool     `yaml:"debug"`
 }
 
 // DefaultAgentInput returns the agent's defaults.
 func DefaultAgentInput() AgentInput {
-	return AgentInput{DataDir: DefaultDataDir, RunDir: DefaultRunDir}
+	return AgentInput{DataDir: DefaultDataDir, RunDir: DefaultRunDir, FlannelBackend: "vxlan"}
 }
 
 // DefaultServerInput returns the opinionated defaults. Empty strings mean
@@ -80,6 +84,7 @@ func DefaultServerInput() ServerInput {
 		ClusterDomain:       "cluster.local",
 		WriteKubeconfig:     DefaultKubeconfig,
 		WriteKubeconfigMode: "0600",
+		FlannelBackend:      "vxlan",
 	}
 }
 

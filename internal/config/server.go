@@ -32,6 +32,8 @@ type Server struct {
 	WriteKubeconfig     string
 	WriteKubeconfigMode fs.FileMode
 	DisableAgent        bool
+	FlannelBackend      string // vxlan or none
+	FlannelIface        string
 	Disable             []string // addons left out, from addons.Names
 	Args                ComponentArgs
 	Debug               bool
@@ -77,6 +79,8 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		ClusterDomain:   p.dnsName("cluster-domain", in.ClusterDomain),
 		WriteKubeconfig: p.absPath("write-kubeconfig", in.WriteKubeconfig),
 		DisableAgent:    in.DisableAgent,
+		FlannelBackend:  p.flannelBackend(in.FlannelBackend),
+		FlannelIface:    in.FlannelIface,
 		Disable:         p.addons("disable", in.Disable),
 		Debug:           in.Debug,
 	}
@@ -189,6 +193,14 @@ func (p *parser) args(flag string, vs []string) []Arg {
 		out = append(out, Arg{Key: k, Value: val})
 	}
 	return out
+}
+
+// flannelBackend checks --flannel-backend.
+func (p *parser) flannelBackend(v string) string {
+	if v != "vxlan" && v != "none" {
+		p.fail("--flannel-backend %q is not a pod network monokube runs: give vxlan, or none to install your own CNI", v)
+	}
+	return v
 }
 
 // addons parses --disable: names from addons.Names, repeated or

@@ -40,6 +40,7 @@ func TestBuildServerDefaults(t *testing.T) {
 		ClusterDomain:       "cluster.local",
 		WriteKubeconfig:     DefaultKubeconfig,
 		WriteKubeconfigMode: 0o600,
+		FlannelBackend:      "vxlan",
 		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}, Kubelet: []Arg{}, KubeProxy: []Arg{}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -110,6 +111,7 @@ func TestBuildServerErrors(t *testing.T) {
 		{"port 0", func(in *ServerInput) { in.HTTPSListenPort = 0 }, nil, "--https-listen-port"},
 		{"port 70000", func(in *ServerInput) { in.HTTPSListenPort = 70000 }, nil, "--https-listen-port"},
 		{"bad file mode", func(in *ServerInput) { in.WriteKubeconfigMode = "999" }, nil, "--write-kubeconfig-mode"},
+		{"unknown flannel backend", func(in *ServerInput) { in.FlannelBackend = "wireguard" }, nil, `--flannel-backend "wireguard"`},
 		{"unknown addon", func(in *ServerInput) { in.Disable = []string{"coredns,traefik"} }, nil, `--disable "traefik" is not an addon: give one or more of coredns, local-storage, metrics-server`},
 		{"file mode too large", func(in *ServerInput) { in.WriteKubeconfigMode = "1777" }, nil, "--write-kubeconfig-mode"},
 		{"apiserver arg without =", func(in *ServerInput) { in.KubeAPIServerArg = []string{"v2"} }, nil, "--kube-apiserver-arg"},

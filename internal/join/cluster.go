@@ -70,6 +70,18 @@ func Manifest(c Cluster) ([]byte, error) {
 			},
 		},
 		clusterRoleBinding("monokube:node-proxier", "monokube:node-proxier", group("system:nodes")),
+		// flannel's kube subnet manager watches every node for the others'
+		// subnets and VTEPs, and annotates its own (NodeRestriction keeps a
+		// node's patches to itself).
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: "monokube:flannel"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
+			},
+		},
+		clusterRoleBinding("monokube:flannel", "monokube:flannel", group("system:nodes")),
 	}
 	var buf bytes.Buffer
 	buf.WriteString("# Written by monokube at every start (internal/join): what lets nodes join.\n")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/monokube/monokube/internal/cni"
 	"github.com/monokube/monokube/internal/containerd"
+	"github.com/monokube/monokube/internal/flannel"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
@@ -39,11 +41,23 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 		out = append(out, newCredsWait(kubelet.ClientCertFile(l.KubeletRoot())))
 	}
 	newClient := func() (kubernetes.Interface, error) { return nodeClient(p.creds.KubeletKubeconfig) }
-	return append(out,
-		cni.NewWriter(newClient, p.cfg.NodeName, l.CNIConfDir(), with("cni")),
-		kubeproxy.New(p.kubeProxyArgs, with("kube-proxy")),
-	), nil
+	if p.cfg.FlannelBackend != BackendNone {
+		overlay := flannel.New(flannel.Config{
+			NodeName: p.cfg.NodeName, Iface: p.cfg.FlannelIface, NodeIP: p.cfg.NodeIP, ClusterCIDR: p.cfg.ClusterCIDR,
+			Kubeconfig: p.creds.KubeletKubeconfig, NetConf: l.AgentFile("flannel-net-conf.json"),
+			SubnetFile: filepath.Join(l.Run, "flannel", "subnet.env"),
+		}, newClient, with("flannel"))
+		tune := func(n *cni.Network) { n.MTU, n.NoMasq = overlay.MTU(), true }
+		out = append(out, overlay, cni.NewWriter(newClient, tune, p.cfg.NodeName, l.CNIConfDir(), with("cni")))
+	}
+	return append(out, kubeproxy.New(p.kubeProxyArgs, with("kube-proxy"))), nil
 }
+
+// Pod network choices (--flannel-backend).
+const (
+	BackendVXLAN = "vxlan"
+	BackendNone  = "none"
+)
 
 // credsWait is ready once a joining node's kubelet holds its client
 // certificate: what comes after it talks to the apiserver as the node.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	bundled "github.com/monokube/monokube/embed"
 	"github.com/monokube/monokube/internal/assets"
@@ -37,7 +38,11 @@ type Config struct {
 	ClusterDomain string
 	KubeletArgs   []config.Arg
 	KubeProxyArgs []config.Arg
-	Debug         bool
+	// FlannelBackend is "vxlan" (the default: monokube runs the overlay) or
+	// "none" (the user installs a CNI; monokube writes no CNI config).
+	FlannelBackend string
+	FlannelIface   string // the overlay's interface; empty: the one holding NodeIP
+	Debug          bool
 }
 
 // Creds are the node's credentials; the role that joins the node (the
@@ -118,6 +123,9 @@ func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Asse
 		return nil, err
 	}
 	if err := cni.EnsureBlackholes(cfg.ClusterCIDR, cfg.ServiceCIDR); err != nil {
+		return nil, err
+	}
+	if err := enableForwarding(log); err != nil {
 		return nil, err
 	}
 	p := &Plan{cfg: cfg, layout: l, creds: creds, host: host, assets: a,
@@ -238,6 +246,21 @@ func resolvConf() string {
 		return resolved
 	}
 	return "/etc/resolv.conf"
+}
+
+// enableForwarding turns on IPv4 forwarding in this network namespace:
+// pod traffic to other nodes, Services and NodePorts is routed through the
+// node.
+func enableForwarding(log *slog.Logger) error {
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	if v, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(v)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("turn on IPv4 forwarding (%s): %w", path, err)
+	}
+	log.Info("turned on IPv4 forwarding (net.ipv4.ip_forward=1)")
+	return nil
 }
 
 func writeConfig(path string, data []byte) error {

@@ -192,15 +192,17 @@ func nodeComponents(cfg *config.Server, l datadir.Layout, nc node.Creds, host sy
 // NodeConfig is the node part of the server's configuration.
 func NodeConfig(cfg *config.Server) node.Config {
 	return node.Config{
-		NodeName:      cfg.NodeName,
-		NodeIP:        cfg.NodeIP,
-		ClusterCIDR:   cfg.ClusterCIDR,
-		ServiceCIDR:   cfg.ServiceCIDR,
-		ClusterDNS:    cfg.ClusterDNS,
-		ClusterDomain: cfg.ClusterDomain,
-		KubeletArgs:   cfg.Args.Kubelet,
-		KubeProxyArgs: cfg.Args.KubeProxy,
-		Debug:         cfg.Debug,
+		NodeName:       cfg.NodeName,
+		NodeIP:         cfg.NodeIP,
+		ClusterCIDR:    cfg.ClusterCIDR,
+		ServiceCIDR:    cfg.ServiceCIDR,
+		ClusterDNS:     cfg.ClusterDNS,
+		ClusterDomain:  cfg.ClusterDomain,
+		KubeletArgs:    cfg.Args.Kubelet,
+		KubeProxyArgs:  cfg.Args.KubeProxy,
+		FlannelBackend: cfg.FlannelBackend,
+		FlannelIface:   cfg.FlannelIface,
+		Debug:          cfg.Debug,
 	}
 }
 

@@ -29,7 +29,8 @@ func TestAgentJoins(t *testing.T) {
 	harness.GuardHostSysctls(t)
 	network := harness.NewNetwork(t)
 	srv := harness.NewNode(t, network, 2)
-	srv.StartServerNode("--node-name", "server-1", "--disable", "coredns,local-storage,metrics-server")
+	srv.StageImages(nil)
+	srv.StartServerNode("--node-name", "server-1", "--disable", "local-storage,metrics-server")
 	srv.WaitReadyz(2 * time.Minute)
 	srv.WaitNodeReady(3 * time.Minute)
 	token := readToken(t, srv)
@@ -69,6 +70,7 @@ func TestAgentJoins(t *testing.T) {
 			t.Errorf("kubectl exec = %q", out)
 		}
 	})
+	t.Run("pods reach each other across nodes", func(t *testing.T) { checkOverlay(t, srv, agent, pod) })
 	t.Run("agent restart keeps its pods", func(t *testing.T) {
 		before := srv.Kubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}")
 		if code, took := agent.Stop(15 * time.Second); code != 0 {
@@ -87,6 +89,35 @@ func TestAgentJoins(t *testing.T) {
 	}
 	if code, _ := srv.Stop(15 * time.Second); code != 0 {
 		t.Errorf("server exit %d after SIGTERM", code)
+	}
+}
+
+// checkOverlay: the agent's pod reaches a pod on the server by pod IP, by
+// ClusterIP and by Service name (CoreDNS runs on either node), over
+// flannel's VXLAN.
+func checkOverlay(t *testing.T, srv, agent *harness.Node, agentPod string) {
+	srv.Kubectl("apply", "-f", pinned(t, srv, "on-server", "server-1"))
+	srv.Kubectl("expose", "deployment", "on-server", "--port", "8080")
+	srv.WaitRunning(2*time.Minute, "app=on-server", 1)
+	srv.WaitDeploymentsAvailable(2*time.Minute, "kube-system", "coredns")
+	serverPod := strings.TrimPrefix(strings.TrimSpace(srv.Kubectl("get", "pods", "-l", "app=on-server", "-o", "name")), "pod/")
+	podIP := srv.Kubectl("get", "pod", serverPod, "-o", "jsonpath={.status.podIP}")
+	clusterIP := srv.Kubectl("get", "service", "on-server", "-o", "jsonpath={.spec.clusterIP}")
+	for _, n := range []*harness.Node{srv, agent} {
+		if r := n.Exec(time.Minute, harness.Options{Setup: []string{"ip link show flannel.1 >&2"}}, "--version"); r.Code != 0 {
+			t.Errorf("no flannel.1 on %s: %s", n.NS.Name, r.Stderr)
+		}
+	}
+	for _, url := range []string{
+		"http://" + podIP + ":8080/",
+		"http://" + clusterIP + ":8080/",
+		"http://on-server.default.svc.cluster.local:8080/",
+		"http://on-server:8080/",
+	} {
+		out := srv.Kubectl("exec", agentPod, "--", "/echo", "get", url)
+		if !strings.HasPrefix(out, "hello from "+serverPod) {
+			t.Errorf("GET %s from the agent's pod = %q, want hello from %s", url, out, serverPod)
+		}
 	}
 }
 
