@@ -221,3 +221,35 @@ func checkNoResidue(t testing.TB, netns, dir string, chainsBefore map[string]boo
 		t.Errorf("mounts under %s visible on the host after cleanup", dir)
 	}
 }
+
+// Wipe kills every process the node left running after it stopped (shims,
+// containers) and removes its data and run dirs except the unpacked
+// binary: what an uninstall leaves, so the machine can join afresh.
+func (n *Node) Wipe() {
+	n.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		killNetnsProcs(n.NS.Name)
+		left := len(netnsPIDs(n.NS.Name))
+		for _, h := range cgroupHierarchies(n.t) {
+			for _, d := range cgroupDirs(filepath.Join(h, n.CgroupRoot)) {
+				killProcs(filepath.Join(d, "cgroup.procs"))
+				if b, _ := os.ReadFile(filepath.Join(d, "cgroup.procs")); len(strings.TrimSpace(string(b))) > 0 {
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("processes of node %s still running after 20 s", n.NS.Name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, d := range []string{filepath.Join(n.DataDir, "agent"), filepath.Join(n.DataDir, "server"), n.RunDir} {
+		if err := os.RemoveAll(d); err != nil {
+			n.t.Fatalf("wipe %s: %v", d, err)
+		}
+	}
+}

@@ -84,6 +84,36 @@ func TestAgentJoins(t *testing.T) {
 			t.Errorf("container after restart %q, before %q (want the same, restartCount 0)", after, before)
 		}
 	})
+	agent2 := harness.NewNode(t, network, 4)
+	t.Run("second agent joins with a created token", func(t *testing.T) {
+		agent2.StartAgent(srv, createToken(t, srv, "10m"), "agent-2")
+		waitNodes(t, srv, agent2, 3)
+	})
+	t.Run("expired token refused", func(t *testing.T) {
+		expiring := createToken(t, srv, "1s")
+		time.Sleep(3 * time.Second)
+		n := harness.NewNode(t, network, 30)
+		r := n.Exec(2*time.Minute, harness.Options{}, "agent", "--server", srv.ServerURL(), "--token", expiring,
+			"--node-name", "late", "--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "expired") {
+			t.Errorf("exit %d, want a refusal naming an expired token:\n%s", r.Code, r.Stderr)
+		}
+	})
+	t.Run("deleted node leaves and joins again", func(t *testing.T) {
+		srv.Kubectl("delete", "node", "agent-2")
+		if code, _ := agent2.Stop(15 * time.Second); code != 0 {
+			t.Errorf("agent-2 exit %d after SIGTERM", code)
+		}
+		if out := srv.Kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "agent-2") {
+			t.Fatalf("agent-2 still listed after delete and stop:\n%s", out)
+		}
+		agent2.Wipe()
+		agent2.StartAgent(srv, createToken(t, srv, "10m"), "agent-2")
+		waitNodes(t, srv, agent2, 3)
+	})
+	if code, _ := agent2.Stop(15 * time.Second); code != 0 {
+		t.Errorf("agent-2 exit %d after SIGTERM", code)
+	}
 	if code, _ := agent.Stop(15 * time.Second); code != 0 {
 		t.Errorf("agent exit %d after SIGTERM", code)
 	}
@@ -119,6 +149,16 @@ func checkOverlay(t *testing.T, srv, agent *harness.Node, agentPod string) {
 			t.Errorf("GET %s from the agent's pod = %q, want hello from %s", url, out, serverPod)
 		}
 	}
+}
+
+// createToken runs `monokube token create --ttl ttl` on the server.
+func createToken(t *testing.T, srv *harness.Node, ttl string) string {
+	t.Helper()
+	r := srv.Exec(time.Minute, harness.Options{}, "token", "create", "--ttl", ttl)
+	if r.Code != 0 {
+		t.Fatalf("token create: exit %d: %s", r.Code, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
 }
 
 func readToken(t *testing.T, srv *harness.Node) string {

@@ -7,6 +7,8 @@
 //	/echo echo-cmd ARGS... print ARGS joined by spaces (for kubectl exec)
 //	/echo get URL          print the body of an HTTP GET with a 5 s timeout
 //	                       (to reach Services from inside a pod)
+//	/echo rtt HOST:PORT N  time N TCP connects (at most 1000, 5 s each) and
+//	                       print the median in microseconds
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,9 +52,44 @@ func run(args []string) error {
 			return errors.New("usage: echo get URL")
 		}
 		return get(args[1], os.Stdout)
+	case "rtt":
+		n, err := rttCount(args)
+		if err != nil {
+			return err
+		}
+		return rtt(args[1], n, os.Stdout)
 	default:
 		return fmt.Errorf("unknown mode %q; usage: echo [echo-cmd ARGS... | get URL]", args[0])
 	}
+}
+
+func rttCount(args []string) (int, error) {
+	var n int
+	if len(args) != 3 {
+		return 0, errors.New("usage: echo rtt HOST:PORT N")
+	}
+	if _, err := fmt.Sscan(args[2], &n); err != nil || n < 1 || n > 1000 {
+		return 0, fmt.Errorf("rtt: N %q must be 1 to 1000", args[2])
+	}
+	return n, nil
+}
+
+// rtt times n TCP connects (SYN, SYN-ACK: one round trip each) to addr and
+// prints the median in microseconds.
+func rtt(addr string, n int, w io.Writer) error {
+	times := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		times = append(times, time.Since(start))
+		c.Close()
+	}
+	slices.Sort(times)
+	_, err := fmt.Fprintln(w, times[len(times)/2].Microseconds())
+	return err
 }
 
 func listenAddr() string {
