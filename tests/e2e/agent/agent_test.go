@@ -101,8 +101,10 @@ func TestAgentJoins(t *testing.T) {
 	})
 	t.Run("deleted node leaves and joins again", func(t *testing.T) {
 		srv.Kubectl("delete", "node", "agent-2")
-		if code, _ := agent2.Stop(15 * time.Second); code != 0 {
-			t.Errorf("agent-2 exit %d after SIGTERM", code)
+		// Upstream kube-proxy ends the process when its Node is deleted
+		// (exit 1, for a supervisor to restart); a stop before that exits 0.
+		if code, _ := agent2.Stop(15 * time.Second); code != 0 && code != 1 {
+			t.Errorf("agent-2 exit %d:\n%s", code, agent2.LogTail(40))
 		}
 		if out := srv.Kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "agent-2") {
 			t.Fatalf("agent-2 still listed after delete and stop:\n%s", out)
