@@ -8,6 +8,7 @@ package bench
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -217,4 +218,70 @@ func procMiB(b *testing.B, path, key string) float64 {
 	}
 	b.Fatalf("no %s in %s", key, path)
 	return 0
+}
+
+// BenchmarkAgent measures a join: a server's node (addons off) plus one
+// agent, agent start to node Ready, the agent's idle memory
+// (monokube + containerd + shims), and the TCP round trip from a pod on
+// the agent to a pod on the same node and to one on the server's node.
+func BenchmarkAgent(b *testing.B) {
+	harness.RequireRoot(b)
+	harness.GuardHostSysctls(b)
+	for range b.N {
+		network := harness.NewNetwork(b)
+		srv := harness.NewNode(b, network, 2)
+		srv.StageImages(nil)
+		srv.StartServerNode("--node-name", "server-1", "--disable", "coredns,local-storage,metrics-server")
+		srv.WaitReadyz(2 * time.Minute)
+		srv.WaitNodeReady(3 * time.Minute)
+		data, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		agent := harness.NewNode(b, network, 3)
+		agent.StageImages(nil)
+		start := time.Now()
+		agent.StartAgent(srv, strings.TrimSpace(string(data)), "agent-1")
+		srv.WaitFor(3*time.Minute, "agent Ready", func(ctx context.Context) (bool, error) {
+			out := srv.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", srv.Kubeconfig, "get", "node", "agent-1",
+				"-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+			return out.Stdout == "True", fmt.Errorf("%s %s", out.Stdout, out.Stderr)
+		})
+		join := time.Since(start)
+		for _, p := range []struct{ name, node string }{{"a1", "agent-1"}, {"a2", "agent-1"}, {"s1", "server-1"}} {
+			srv.Kubectl("run", p.name, "--image", harness.EchoImage, "--image-pull-policy", "Never",
+				"--overrides", `{"spec":{"nodeSelector":{"kubernetes.io/hostname":"`+p.node+`"}}}`, "--labels", "bench=rtt")
+		}
+		srv.WaitRunning(2*time.Minute, "bench=rtt", 3)
+		rtt := func(target string) float64 {
+			ip := srv.Kubectl("get", "pod", target, "-o", "jsonpath={.status.podIP}")
+			out := srv.Kubectl("exec", "a1", "--", "/echo", "rtt", ip+":8080", "200")
+			us, err := strconv.Atoi(strings.TrimSpace(out))
+			if err != nil {
+				b.Fatalf("rtt output %q", out)
+			}
+			return float64(us)
+		}
+		same, cross := rtt("a2"), rtt("s1")
+		time.Sleep(30 * time.Second)
+		var pids []int
+		for _, pid := range agent.AllPIDs() {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			if c := strings.TrimSpace(string(comm)); c == "monokube" || strings.HasPrefix(c, "containerd-shim") {
+				pids = append(pids, pid)
+			}
+		}
+		rss, pss := processMemory(b, pids)
+		code, stop := agent.Stop(30 * time.Second)
+		if code != 0 {
+			b.Errorf("agent exit %d after SIGTERM", code)
+		}
+
+		report(b, "agent-join-ready-s", join.Seconds())
+		report(b, "agent-idle-pss-MiB", pss)
+		report(b, "agent-idle-rss-MiB", rss)
+		report(b, "pod-rtt-same-node-us", same)
+		report(b, "pod-rtt-cross-node-us", cross)
+		report(b, "agent-sigterm-exit-s", stop.Seconds())
+	}
 }

@@ -251,3 +251,37 @@ spec:
 	}
 	return path
 }
+
+// TestFlannelBackendNone: with --flannel-backend none monokube runs no
+// overlay and writes no CNI config, so the node waits for the user's CNI.
+func TestFlannelBackendNone(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.GuardHostSysctls(t)
+	n := harness.NewNode(t, harness.NewNetwork(t), 2)
+	n.StartServerNode("--flannel-backend", "none", "--disable", "coredns,local-storage,metrics-server")
+	n.WaitReadyz(2 * time.Minute)
+	c := n.Client()
+	n.WaitFor(2*time.Minute, "node registered with a pod CIDR", func(ctx context.Context) (bool, error) {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return err == nil && len(nodes.Items) == 1 && nodes.Items[0].Spec.PodCIDR != "", err
+	})
+	time.Sleep(10 * time.Second) // what the node would have done by now with flannel: ~1 s
+	if m, _ := filepath.Glob(filepath.Join(n.DataDir, "agent", "etc", "cni", "net.d", "*")); len(m) != 0 {
+		t.Errorf("CNI config written with --flannel-backend none: %v", m)
+	}
+	if r := n.Exec(time.Minute, harness.Options{Setup: []string{"if ip link show flannel.1 >/dev/null 2>&1; then exit 3; fi"}}, "--version"); r.Code != 0 {
+		t.Error("flannel.1 exists with --flannel-backend none")
+	}
+	nodes, err := c.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cond := range nodes.Items[0].Status.Conditions {
+		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+			t.Error("node Ready without any CNI config")
+		}
+	}
+	if code, _ := n.Stop(15 * time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM", code)
+	}
+}
