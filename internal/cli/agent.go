@@ -7,7 +7,6 @@ import (
 
 	"github.com/monokube/monokube/internal/agent"
 	"github.com/monokube/monokube/internal/config"
-	mklog "github.com/monokube/monokube/internal/log"
 )
 
 func agentCommand(stderr io.Writer) *cli.Command {
@@ -40,12 +39,8 @@ func agentCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts := mklog.Options{Debug: cfg.Debug}
-			log := mklog.Setup(stderr, opts)
-			if err := mklog.Klog(log, opts); err != nil {
-				return err
-			}
-			if err := mklog.RegisterComponentFormat(log); err != nil {
+			log, err := setupLogging(stderr, cfg.Debug)
+			if err != nil {
 				return err
 			}
 			return agent.Run(c.Context, cfg, log)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -22,17 +23,27 @@ func serverCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts := mklog.Options{Debug: cfg.Debug}
-			log := mklog.Setup(stderr, opts)
-			if err := mklog.Klog(log, opts); err != nil {
-				return err
-			}
-			if err := mklog.RegisterComponentFormat(log); err != nil {
+			log, err := setupLogging(stderr, cfg.Debug)
+			if err != nil {
 				return err
 			}
 			return server.Run(c.Context, cfg, log)
 		},
 	}
+}
+
+// setupLogging makes the process's one log stream and routes klog and the
+// kubelet's log format into it.
+func setupLogging(stderr io.Writer, debug bool) (*slog.Logger, error) {
+	opts := mklog.Options{Debug: debug}
+	log := mklog.Setup(stderr, opts)
+	if err := mklog.Klog(log, opts); err != nil {
+		return nil, err
+	}
+	if err := mklog.RegisterComponentFormat(log); err != nil {
+		return nil, err
+	}
+	return log, nil
 }
 
 // serverConfig merges defaults, the config file and the flags the user set,
