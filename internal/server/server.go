@@ -28,6 +28,7 @@ import (
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/deploy"
 	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/flannel"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/join"
 	"github.com/monokube/monokube/internal/kubelet"
@@ -114,6 +115,11 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok
 	}
 	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
 		out = append(out, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
+	}
+	if cfg.DisableAgent && cfg.FlannelBackend != node.BackendNone {
+		// No node here, yet the apiserver must reach pods (webhooks,
+		// aggregated APIs): route to them over the nodes' VXLAN.
+		out = append(out, flannel.NewPeer(cfg.NodeIP, cfg.FlannelIface, client, log.With("component", "flannel")))
 	}
 	return out, nil
 }

@@ -285,3 +285,35 @@ func TestFlannelBackendNone(t *testing.T) {
 		t.Errorf("exit %d after SIGTERM", code)
 	}
 }
+
+// TestServerWithoutNodeReachesPods: a --disable-agent server has no node,
+// yet its apiserver reaches a pod on an agent by pod IP (what webhooks and
+// aggregated APIs need), through the nodes' VXLAN endpoints.
+func TestServerWithoutNodeReachesPods(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.GuardHostSysctls(t)
+	network := harness.NewNetwork(t)
+	srv := harness.NewNode(t, network, 2)
+	srv.StartServer("--disable", "coredns,local-storage,metrics-server")
+	srv.WaitReadyz(2 * time.Minute)
+	agent := harness.NewNode(t, network, 3)
+	agent.StageImages(nil)
+	agent.StartAgent(srv, readToken(t, srv), agentName)
+	waitNodes(t, srv, agent, 1)
+	srv.Kubectl("apply", "-f", pinned(t, srv, "on-agent", agentName))
+	srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
+	pod := strings.TrimPrefix(strings.TrimSpace(srv.Kubectl("get", "pods", "-l", "app=on-agent", "-o", "name")), "pod/")
+	var out string
+	srv.WaitFor(time.Minute, "apiserver proxy to the pod", func(context.Context) (bool, error) {
+		r := srv.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", srv.Kubeconfig,
+			"get", "--raw", "/api/v1/namespaces/default/pods/"+pod+":8080/proxy/")
+		out = r.Stdout
+		return r.Code == 0 && strings.HasPrefix(out, "hello from "+pod), fmt.Errorf("exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
+	})
+	if code, _ := agent.Stop(15 * time.Second); code != 0 {
+		t.Errorf("agent exit %d after SIGTERM", code)
+	}
+	if code, _ := srv.Stop(15 * time.Second); code != 0 {
+		t.Errorf("server exit %d after SIGTERM", code)
+	}
+}
