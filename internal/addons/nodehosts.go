@@ -2,18 +2,16 @@ package addons
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+
+	"github.com/monokube/monokube/internal/nodewatch"
 )
 
 // NodeHostsManager owns the NodeHosts key of the coredns ConfigMap; the
@@ -38,43 +36,18 @@ func (*NodeHosts) Name() string { return "coredns node hosts" }
 
 // Run watches nodes and applies NodeHosts whenever the listing changes.
 func (n *NodeHosts) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactory(n.client, 0)
-	nodes := factory.Core().V1().Nodes()
-	changed := make(chan struct{}, 1)
-	poke := func(any) {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: poke, DeleteFunc: poke, UpdateFunc: func(_, o any) { poke(o) },
-	}); err != nil {
-		return fmt.Errorf("watch nodes: %w", err)
-	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	last := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		}
-		list, err := nodes.Lister().List(labels.Everything())
-		if err != nil {
-			return fmt.Errorf("list nodes: %w", err)
-		}
-		hosts := HostsFile(list)
+	return nodewatch.Run(ctx, n.client, func(nodes []*corev1.Node) {
+		hosts := HostsFile(nodes)
 		if hosts == last {
-			continue
+			return
 		}
 		if err := n.apply(ctx, hosts); err != nil {
 			n.log.Warn("cannot update node names for CoreDNS; retrying at the next node change", "err", err)
-			continue
+			return
 		}
 		last = hosts
-	}
+	})
 }
 
 func (n *NodeHosts) apply(ctx context.Context, hosts string) error {

@@ -13,10 +13,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
+
+	"github.com/monokube/monokube/internal/nodewatch"
 )
 
 // Peer gives a server with no node of its own (--disable-agent) routes to
@@ -45,35 +44,10 @@ func (p *Peer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	factory := informers.NewSharedInformerFactory(p.client, 0)
-	nodes := factory.Core().V1().Nodes()
-	changed := make(chan struct{}, 1)
-	poke := func(any) {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: poke, DeleteFunc: poke, UpdateFunc: func(_, o any) { poke(o) },
-	}); err != nil {
-		return fmt.Errorf("watch nodes: %w", err)
-	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
 	installed := map[netip.Prefix]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		}
-		list, err := nodes.Lister().List(labels.Everything())
-		if err != nil {
-			return err
-		}
-		installed = p.reconcile(link, list, installed)
-	}
+	return nodewatch.Run(ctx, p.client, func(nodes []*corev1.Node) {
+		installed = p.reconcile(link, nodes, installed)
+	})
 }
 
 // device creates (or adopts) flannel.1 on the server: VNI 1 on the
