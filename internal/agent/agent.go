@@ -18,8 +18,6 @@ import (
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/join"
-	"github.com/monokube/monokube/internal/kubelet"
-	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/sysreq"
@@ -65,13 +63,7 @@ func preflight(cfg *config.Agent) (sysreq.Node, error) {
 	if err := sysreq.Writable(cfg.DataDir, "data-dir"); err != nil {
 		return sysreq.Node{}, err
 	}
-	lo := netip.MustParseAddr("127.0.0.1")
-	if err := c.Ports([]sysreq.Port{
-		{Addr: cfg.NodeIP, Port: kubelet.Port, What: "kubelet port"},
-		{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
-		{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
-		{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"},
-	}); err != nil {
+	if err := c.Ports(node.Ports(cfg.NodeIP)); err != nil {
 		return sysreq.Node{}, err
 	}
 	return node.Preflight()

@@ -114,6 +114,17 @@ func Preflight() (sysreq.Node, error) {
 	return host, kubeproxy.CheckIptables()
 }
 
+// Ports lists every address a node listens on, for the preflight.
+func Ports(nodeIP netip.Addr) []sysreq.Port {
+	lo := netip.MustParseAddr("127.0.0.1")
+	return []sysreq.Port{
+		{Addr: nodeIP, Port: kubelet.Port, What: "kubelet port"},
+		{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
+		{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
+		{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"},
+	}
+}
+
 // Prepare adapts to the host, renders the configs and writes them.
 func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Assets, log *slog.Logger) (*Plan, error) {
 	for _, msg := range host.Adaptations() {

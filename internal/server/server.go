@@ -31,8 +31,6 @@ import (
 	"github.com/monokube/monokube/internal/flannel"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/join"
-	"github.com/monokube/monokube/internal/kubelet"
-	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
@@ -237,11 +235,7 @@ func Ports(cfg *config.Server) []sysreq.Port {
 		{Addr: lo, Port: control.SchedulerPort, What: "kube-scheduler port"},
 	}
 	if !cfg.DisableAgent {
-		ports = append(ports,
-			sysreq.Port{Addr: cfg.NodeIP, Port: kubelet.Port, What: "kubelet port"},
-			sysreq.Port{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
-			sysreq.Port{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
-			sysreq.Port{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"})
+		ports = append(ports, node.Ports(cfg.NodeIP)...)
 	}
 	return ports
 }
