@@ -40,15 +40,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	a, err := node.LoadAssets(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	plan, err := node.Prepare(nodeCfg, l, creds, host, a, log)
-	if err != nil {
-		return err
-	}
-	components, err := plan.Components(log)
+	components, err := node.Build(nodeCfg, l, creds, host, log)
 	if err != nil {
 		return err
 	}

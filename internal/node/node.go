@@ -23,6 +23,7 @@ import (
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
 )
@@ -279,6 +280,20 @@ func writeConfig(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// Build loads the embedded assets, prepares the node and returns its
+// components in start order: what both the server's node and an agent run.
+func Build(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, log *slog.Logger) ([]lifecycle.Component, error) {
+	a, err := LoadAssets(l.Data)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := Prepare(cfg, l, creds, host, a, log)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Components(log)
 }
 
 // LoadAssets extracts the embedded helper binaries (once per binary

@@ -84,7 +84,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	if cfg.DisableAgent {
 		return components, nil
 	}
-	nodes, err := nodeComponents(cfg, l, nc, host, log)
+	nodes, err := node.Build(NodeConfig(cfg), l, nc, host, log)
 	if err != nil {
 		return nil, err
 	}
@@ -178,19 +178,6 @@ func syncAddons(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
 		},
 	}
 	return addons.Sync(l.Manifest(), s, cfg.Disable, log.With("component", "addons"))
-}
-
-// nodeComponents prepares the server's own node.
-func nodeComponents(cfg *config.Server, l datadir.Layout, nc node.Creds, host sysreq.Node, log *slog.Logger) ([]lifecycle.Component, error) {
-	a, err := node.LoadAssets(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := node.Prepare(NodeConfig(cfg), l, nc, host, a, log)
-	if err != nil {
-		return nil, err
-	}
-	return plan.Components(log)
 }
 
 // NodeConfig is the node part of the server's configuration.
