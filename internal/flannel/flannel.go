@@ -14,7 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"github.com/flannel-io/flannel/pkg/backend"
 	_ "github.com/flannel-io/flannel/pkg/backend/vxlan" // registers the vxlan backend
@@ -22,6 +22,7 @@ import (
 	"github.com/flannel-io/flannel/pkg/ipmatch"
 	"github.com/flannel-io/flannel/pkg/subnet/kube"
 	"github.com/flannel-io/flannel/pkg/trafficmngr/iptables"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/monokube/monokube/internal/cni"
@@ -45,12 +46,12 @@ type Config struct {
 }
 
 // Flannel is the overlay component. It is ready once the node's VXLAN
-// device is up; MTU is then the pods' MTU.
+// device is up; Network then describes the pods' network.
 type Flannel struct {
 	cfg       Config
 	newClient func() (kubernetes.Interface, error)
 	log       *slog.Logger
-	mtu       atomic.Int64
+	network   cni.Network // set before MarkReady, read only after
 	*lifecycle.ReadySignal
 }
 
@@ -62,9 +63,10 @@ func New(cfg Config, newClient func() (kubernetes.Interface, error), log *slog.L
 // Name implements lifecycle.Component.
 func (*Flannel) Name() string { return "flannel" }
 
-// MTU is the pods' MTU (the external interface's, less the VXLAN header),
-// 0 before the component is ready.
-func (f *Flannel) MTU() int { return int(f.mtu.Load()) }
+// Network is this node's pod network once the component is ready: its pod
+// CIDR, the MTU inside the overlay (the interface's, less the VXLAN
+// header), and no bridge masquerading, which flannel's rules do instead.
+func (f *Flannel) Network() cni.Network { return f.network }
 
 // Run waits for the node's podCIDR, brings up the VXLAN network and keeps
 // routes to the other nodes in step until ctx ends.
@@ -73,7 +75,8 @@ func (f *Flannel) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cni.WaitPodCIDR(ctx, client, f.cfg.NodeName); err != nil {
+	podCIDR, err := waitPodCIDR(ctx, client, f.cfg.NodeName)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -86,7 +89,7 @@ func (f *Flannel) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	f.mtu.Store(int64(network.MTU()))
+	f.network = cni.Network{PodCIDR: podCIDR, MTU: network.MTU(), NoMasq: true}
 	f.log.Info("overlay up", "subnet", network.Lease().Subnet.String(), "mtu", network.MTU(), "backend", "vxlan")
 	f.MarkReady()
 	network.Run(ctx)
@@ -109,13 +112,9 @@ func (f *Flannel) start(ctx context.Context) (backend.Network, error) {
 	if err := os.Setenv("NODE_NAME", f.cfg.NodeName); err != nil {
 		return nil, err
 	}
-	iface := f.cfg.Iface
-	if iface == "" {
-		iface = f.cfg.NodeIP.String()
-	}
-	ext, err := ipmatch.LookupExtIface(iface, "", "", ipv4Stack(), ipmatch.PublicIPOpts{})
+	ext, err := externalInterface(f.cfg.Iface, f.cfg.NodeIP)
 	if err != nil {
-		return nil, fmt.Errorf("flannel: find the interface %s (give --flannel-iface): %w", iface, err)
+		return nil, err
 	}
 	sm, err := kube.NewSubnetManager(ctx, "", f.cfg.Kubeconfig, annotationPrefix, f.cfg.NetConf, false)
 	if err != nil {
@@ -147,6 +146,39 @@ func (f *Flannel) start(ctx context.Context) (backend.Network, error) {
 		return nil, fmt.Errorf("write %s: %w", f.cfg.SubnetFile, err)
 	}
 	return network, nil
+}
+
+// waitPodCIDR polls node nodeName until the controller-manager has
+// allocated its pod range, and returns it.
+func waitPodCIDR(ctx context.Context, client kubernetes.Interface, nodeName string) (netip.Prefix, error) {
+	for {
+		node, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err == nil && node.Spec.PodCIDR != "" {
+			p, err := netip.ParsePrefix(node.Spec.PodCIDR)
+			if err != nil {
+				return p, fmt.Errorf("node %s has pod CIDR %q: %w", nodeName, node.Spec.PodCIDR, err)
+			}
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Prefix{}, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// externalInterface is the interface VXLAN runs over: iface
+// (--flannel-iface) or else the one holding nodeIP.
+func externalInterface(iface string, nodeIP netip.Addr) (*backend.ExternalInterface, error) {
+	if iface == "" {
+		iface = nodeIP.String()
+	}
+	ext, err := ipmatch.LookupExtIface(iface, "", "", ipv4Stack(), ipmatch.PublicIPOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("flannel: find the interface %s (give --flannel-iface): %w", iface, err)
+	}
+	return ext, nil
 }
 
 func ipv4Stack() int {

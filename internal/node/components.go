@@ -47,8 +47,7 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 			Kubeconfig: p.creds.KubeletKubeconfig, NetConf: l.AgentFile("flannel-net-conf.json"),
 			SubnetFile: filepath.Join(l.Run, "flannel", "subnet.env"),
 		}, newClient, with("flannel"))
-		tune := func(n *cni.Network) { n.MTU, n.NoMasq = overlay.MTU(), true }
-		out = append(out, overlay, cni.NewWriter(newClient, tune, p.cfg.NodeName, l.CNIConfDir(), with("cni")))
+		out = append(out, overlay, cni.NewWriter(overlay.Network, l.CNIConfDir(), with("cni")))
 	}
 	return append(out, kubeproxy.New(p.kubeProxyArgs, with("kube-proxy"))), nil
 }
