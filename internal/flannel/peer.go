@@ -53,21 +53,13 @@ func (p *Peer) Run(ctx context.Context) error {
 // device creates (or adopts) flannel.1 on the server: VNI 1 on the
 // kernel's VXLAN port, as flannel's nodes use.
 func (p *Peer) device() (netlink.Link, error) {
-	name := p.iface
-	if name == "" {
-		iface, err := interfaceOf(p.nodeIP)
-		if err != nil {
-			return nil, err
-		}
-		name = iface
-	}
-	under, err := netlink.LinkByName(name)
+	ext, err := externalInterface(p.iface, p.nodeIP)
 	if err != nil {
-		return nil, fmt.Errorf("flannel: interface %s: %w", name, err)
+		return nil, err
 	}
 	vx := &netlink.Vxlan{
-		LinkAttrs: netlink.LinkAttrs{Name: "flannel.1", MTU: under.Attrs().MTU - 50},
-		VxlanId:   1, VtepDevIndex: under.Attrs().Index, SrcAddr: net.IP(p.nodeIP.AsSlice()),
+		LinkAttrs: netlink.LinkAttrs{Name: "flannel.1", MTU: ext.Iface.MTU - 50},
+		VxlanId:   1, VtepDevIndex: ext.Iface.Index, SrcAddr: net.IP(p.nodeIP.AsSlice()),
 	}
 	if err := netlink.LinkAdd(vx); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("flannel: create flannel.1: %w", err)
@@ -154,23 +146,4 @@ func (p *Peer) install(link netlink.Link, ep nodeEndpoint) error {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// interfaceOf finds the interface that holds addr.
-func interfaceOf(addr netip.Addr) (string, error) {
-	ifaces, err := net.Interfaces()
-	if err != nil {
-		return "", err
-	}
-	for _, i := range ifaces {
-		addrs, _ := i.Addrs()
-		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Unmap() == addr {
-					return i.Name, nil
-				}
-			}
-		}
-	}
-	return "", fmt.Errorf("flannel: no interface holds %s: give --flannel-iface", addr)
 }
