@@ -61,13 +61,17 @@ func (w *Writer) write(n Network) error {
 	return nil
 }
 
+// RouteProtocol marks the routes a node adds (rtnetlink's protocol field;
+// "ip route" shows "proto 109"), so turndown finds them without the config.
+const RouteProtocol netlink.RouteProtocol = 109
+
 // EnsureBlackholes adds (or keeps) a blackhole route for each prefix, so
 // packets for in-cluster addresses that no pod or service holds are
 // dropped here instead of following the default route off the machine.
 func EnsureBlackholes(prefixes ...netip.Prefix) error {
 	for _, p := range prefixes {
 		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-		r := &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE}
+		r := &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE, Protocol: RouteProtocol}
 		if err := netlink.RouteReplace(r); err != nil {
 			return fmt.Errorf("add blackhole route for %s: %w", p, err)
 		}

@@ -21,9 +21,16 @@ var update = flag.Bool("update", false, "rewrite golden files") //nolint:gocheck
 // when -update is set.
 func Golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
+	GoldenFile(t, filepath.Join("testdata", name+".golden"), got)
+}
+
+// GoldenFile compares got with the file at path, or rewrites it when
+// -update is set: for files checked in outside testdata/.
+func GoldenFile(t *testing.T, path string, got []byte) {
+	t.Helper()
+	name := filepath.Base(path)
 	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(path, got, 0o644); err != nil {

@@ -1,0 +1,56 @@
+// Package killall turns a node off without residue: it stops monokube,
+// containerd, every shim and container of the node, unmounts what they
+// mounted, and deletes the interfaces, routes, iptables chains, cgroups and
+// runtime files they made. The data dir stays; uninstall removes it.
+//
+// A node's processes are found by their binaries, which all live under
+// <data-dir>/data/ (the unpacked monokube, the shims), and by the process
+// trees and cgroups of those; nothing else on the machine is touched.
+package killall
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// Target names the node to turn off.
+type Target struct {
+	DataDir    string
+	RunDir     string
+	CgroupRoot string // the kubelet's --cgroup-root; "" or "/" by default
+}
+
+// Run stops and cleans up the node. Every step runs even if an earlier one
+// failed; the errors are joined.
+func Run(t Target, log *slog.Logger) error {
+	var errs []error
+	if err := stopProcesses(t, log); err != nil {
+		errs = append(errs, err)
+	}
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"unmount", func() error { return unmountUnder(t.DataDir, t.RunDir) }},
+		{"delete interfaces", deleteLinks},
+		{"delete routes", deleteRoutes},
+		{"delete iptables rules", cleanIptables},
+		{"remove cgroups", func() error { return removeCgroups(t.CgroupRoot) }},
+		{"remove run dir", func() error { return os.RemoveAll(t.RunDir) }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.what, err))
+		}
+	}
+	if len(errs) == 0 {
+		log.Info("node stopped and cleaned up", "data-dir", t.DataDir)
+	}
+	return errors.Join(errs...)
+}
+
+// binRoot is where every binary of the node's processes lives.
+func (t Target) binRoot() string { return filepath.Join(t.DataDir, "data") + "/" }

@@ -1,0 +1,184 @@
+package killall
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Bounds on waiting for processes to go.
+const (
+	stopGrace   = 30 * time.Second // monokube stops its components in order
+	killTimeout = 30 * time.Second
+)
+
+// stopProcesses asks monokube (and the containerd it runs) to stop, then
+// kills the shims, the containers below them and anything left in the
+// node's pod cgroups.
+func stopProcesses(t Target, log *slog.Logger) error {
+	mk := monokubes(t)
+	if len(mk) > 0 {
+		log.Info("stopping monokube", "pids", mk)
+		signal(mk, syscall.SIGTERM)
+		if !waitGone(mk, stopGrace) {
+			log.Warn("monokube did not stop in time; killing it", "grace", stopGrace)
+		}
+	}
+	deadline := time.Now().Add(killTimeout)
+	for {
+		left := leftovers(t)
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still running after %s", left, killTimeout)
+		}
+		signal(left, syscall.SIGKILL)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// monokubes are the node's monokube processes (server or agent, and the
+// containerd it supervises), not this one.
+func monokubes(t Target) []int {
+	var out []int
+	for pid, exe := range nodeBinaries(t) {
+		if filepath.Base(exe) == "monokube" {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// leftovers are every process of the node: its binaries, all their
+// descendants (containers are children of their shims), and whatever runs
+// in its pod cgroups.
+func leftovers(t Target) []int {
+	roots := nodeBinaries(t)
+	children := childMap()
+	seen := map[int]bool{}
+	var walk func(int)
+	walk = func(pid int) {
+		if seen[pid] || pid == os.Getpid() || pid <= 1 {
+			return
+		}
+		seen[pid] = true
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for pid := range roots {
+		walk(pid)
+	}
+	for _, pid := range cgroupProcs(t.CgroupRoot) {
+		walk(pid)
+	}
+	out := make([]int, 0, len(seen))
+	for pid := range seen {
+		out = append(out, pid)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nodeBinaries maps each process running a binary under <data-dir>/data/
+// to that binary, leaving out this process.
+func nodeBinaries(t Target) map[int]string {
+	out := map[int]string{}
+	for _, pid := range pids() {
+		if pid == os.Getpid() {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil {
+			continue // gone, or a kernel thread
+		}
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if strings.HasPrefix(exe, t.binRoot()) {
+			out[pid] = exe
+		}
+	}
+	return out
+}
+
+func pids() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// childMap maps each process to its children.
+func childMap() map[int][]int {
+	out := map[int][]int{}
+	for _, pid := range pids() {
+		if ppid, ok := parent(pid); ok {
+			out[ppid] = append(out[ppid], pid)
+		}
+	}
+	return out
+}
+
+// parent reads the parent PID from /proc/PID/stat, whose second field (the
+// command name, in parentheses) may itself hold spaces and parentheses.
+func parent(pid int) (int, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
+}
+
+func signal(pids []int, sig syscall.Signal) {
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, sig)
+	}
+}
+
+// running reports whether pid exists and is not a zombie waiting for its
+// parent to reap it.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
+}
+
+// waitGone waits until none of pids runs.
+func waitGone(pids []int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		alive := slices.ContainsFunc(pids, running)
+		if !alive {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,75 @@
+package killall
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestStopProcessesKillsTree runs a "shim" from a node's data dir that has
+// a child running a binary from elsewhere, as a container does, and checks
+// that both are found and stopped while an unrelated process is not.
+func TestStopProcessesKillsTree(t *testing.T) {
+	dir := t.TempDir()
+	shim := filepath.Join(dir, "data", "0123456789abcdef", "bin", "sh")
+	copyFile(t, "/bin/sh", shim)
+	cmd := exec.Command(shim, "-c", "sleep 60 & echo $!; wait")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	buf := make([]byte, 32)
+	n, _ := out.Read(buf) // the child's PID, once it runs
+	var child int
+	if _, err := fmt.Sscan(string(buf[:n]), &child); err != nil {
+		t.Fatalf("child pid %q: %v", buf[:n], err)
+	}
+	bystander := exec.Command("sleep", "60")
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = bystander.Process.Kill(); _ = bystander.Wait() }()
+
+	target := Target{DataDir: dir, RunDir: filepath.Join(dir, "run"), CgroupRoot: "/monokube-test-none"}
+	if got := leftovers(target); len(got) != 2 {
+		t.Fatalf("leftovers = %v, want the shim %d and its child %d", got, cmd.Process.Pid, child)
+	}
+	if err := stopProcesses(target, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("shim still running")
+	}
+	if waitGone([]int{child}, 5*time.Second) == false {
+		t.Errorf("child %d still running", child)
+	}
+	if !running(bystander.Process.Pid) {
+		t.Error("an unrelated process was stopped")
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,72 @@
+package systemd
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+	"testing"
+
+	"github.com/monokube/monokube/internal/testutil"
+)
+
+func TestRenderGolden(t *testing.T) {
+	// The default units are the ones scripts/ ships for hand installs.
+	for _, c := range []struct {
+		u      Unit
+		golden string
+	}{
+		{Unit{Role: Server, Binary: "/usr/local/bin/monokube"}, "../../scripts/monokube.service"},
+		{Unit{Role: Agent, Binary: "/usr/local/bin/monokube"}, "../../scripts/monokube-agent.service"},
+		{Unit{Role: Agent, Binary: "/opt/bin/monokube", Config: "/etc/monokube/agent.yaml"}, "testdata/agent-config.service.golden"},
+	} {
+		u := c.u
+		got, err := Render(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testutil.GoldenFile(t, c.golden, got)
+		for _, want := range []string{"Type=notify", "KillMode=process", "Delegate=yes", "Restart=always"} {
+			if !strings.Contains(string(got), "\n"+want+"\n") {
+				t.Errorf("%s: no %q line", u.Role.UnitName(), want)
+			}
+		}
+	}
+}
+
+func TestRenderRefuses(t *testing.T) {
+	if _, err := Render(Unit{Role: "worker", Binary: "/bin/monokube"}); err == nil {
+		t.Error("unknown role rendered")
+	}
+	if _, err := Render(Unit{Role: Server, Binary: "monokube"}); err == nil || !strings.Contains(err.Error(), "absolute") {
+		t.Errorf("relative binary: %v", err)
+	}
+}
+
+func TestNotify(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "")
+	if err := Ready(); err != nil {
+		t.Errorf("Ready outside systemd: %v", err)
+	}
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	for _, c := range []struct {
+		send func() error
+		want string
+	}{{Ready, "READY=1"}, {Stopping, "STOPPING=1"}} {
+		if err := c.send(); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := conn.Read(buf)
+		if err != nil || string(buf[:n]) != c.want {
+			t.Errorf("got %q, %v; want %q", buf[:n], err, c.want)
+		}
+	}
+}
