@@ -95,7 +95,7 @@ func deleteRoutes() error {
 func cleanIptables() error {
 	var errs []error
 	for _, family := range []string{"iptables", "ip6tables"} {
-		saved, err := exec.Command(family+"-save").Output()
+		saved, err := exec.Command(family + "-save").Output()
 		if err != nil {
 			if errors.Is(err, exec.ErrNotFound) {
 				continue

@@ -4,8 +4,8 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/monokube/monokube/internal/testutil"
 )
