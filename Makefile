@@ -19,18 +19,19 @@ BUILD_DATE := $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%
 KV := k8s.io/component-base/version
 CV := k8s.io/client-go/pkg/version
 MV := github.com/monokube/monokube/internal/version
-LDFLAGS := -s -w \
-	-X $(KV).gitVersion=$(K8S_VERSION)+monokube.$(VERSION) -X $(KV).gitMajor=1 -X $(KV).gitMinor=$(K8S_MINOR) \
+ldflags = -s -w \
+	-X $(KV).gitVersion=$(K8S_VERSION)+monokube.$(1) -X $(KV).gitMajor=1 -X $(KV).gitMinor=$(K8S_MINOR) \
 	-X $(KV).gitCommit=$(COMMIT) -X $(KV).gitTreeState=$(TREE) -X $(KV).buildDate=$(BUILD_DATE) \
-	-X $(CV).gitVersion=$(K8S_VERSION)+monokube.$(VERSION) -X $(CV).gitMajor=1 -X $(CV).gitMinor=$(K8S_MINOR) \
+	-X $(CV).gitVersion=$(K8S_VERSION)+monokube.$(1) -X $(CV).gitMajor=1 -X $(CV).gitMinor=$(K8S_MINOR) \
 	-X $(CV).gitCommit=$(COMMIT) -X $(CV).gitTreeState=$(TREE) -X $(CV).buildDate=$(BUILD_DATE) \
-	-X $(MV).version=$(VERSION) -X $(MV).commit=$(COMMIT)
+	-X $(MV).version=$(1) -X $(MV).commit=$(COMMIT)
+LDFLAGS := $(call ldflags,$(VERSION))
 
 BIN := bin/monokube
 RUN_ARGS ?=
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all deps build assets test-images run test test-unit test-e2e bench clean FORCE
+.PHONY: all deps build next assets test-images run test test-unit test-e2e bench clean FORCE
 all: deps build
 
 # Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter), procps (ps),
@@ -59,6 +60,18 @@ build: assets
 		mv $(PAYLOAD).tmp $(PAYLOAD) && echo $$sum >$(PAYLOAD_SUM); \
 	fi
 	$(GO) build -trimpath -tags launcher -ldflags '-s -w' -o $(BIN) ./cmd/monokube
+
+# The e2e upgrade test swaps bin/monokube for $(NEXT_BIN): the same code
+# stamped $(VERSION)-next, packed fast (zstd -3) into its own launcher
+# (build tag next embeds embed/payload/next/).
+NEXT_BIN := build/monokube-next
+NEXT_DIR := embed/payload/next
+next: build
+	$(GO) build -trimpath -ldflags '$(call ldflags,$(VERSION)-next)' -o build/monokube-next-full ./cmd/monokube
+	@mkdir -p $(NEXT_DIR)
+	zstd -q -3 --long=27 -T0 -f build/monokube-next-full -o $(NEXT_DIR)/monokube.zst
+	sha256sum build/monokube-next-full | cut -d' ' -f1 >$(NEXT_DIR)/monokube.sha256
+	$(GO) build -trimpath -tags launcher,next -ldflags '-s -w' -o $(NEXT_BIN) ./cmd/monokube
 
 # ---- Embedded assets (no registry access, ever) ----------------------------
 # The helper binaries are built from pinned modules with `go install MOD@VER`,
@@ -232,11 +245,11 @@ test-unit: assets
 	$(GO) test -short -count=1 ./internal/... ./embed/...
 
 # E2E needs root; E2E=1 turns a skip for missing root into a failure.
-test-e2e: build test-images
-	E2E=1 MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./tests/e2e/...
+test-e2e: build next test-images
+	E2E=1 MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_NEXT_BIN=$(CURDIR)/$(NEXT_BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./tests/e2e/...
 
 bench: all test-images
 	MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
 
 clean:
-	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS) $(PAYLOAD) $(PAYLOAD_SUM)
+	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS) $(PAYLOAD) $(PAYLOAD_SUM) $(NEXT_DIR)

@@ -21,16 +21,21 @@ import (
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/sysreq"
+	"github.com/monokube/monokube/internal/upgrade"
 )
 
 // Run checks the machine, joins the cluster if this node has not yet, and
 // runs the node until ctx ends.
 func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
-	host, err := preflight(cfg)
-	if err != nil {
+	host, report := Preflight(cfg, sysreq.OS())
+	if err := report.Admit(log, host.Adaptations()...); err != nil {
 		return err
 	}
 	l := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
+	step, err := upgrade.Check(upgrade.Load(l.VersionFile()), upgrade.Current(), false, cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	creds := node.NewAgentCreds(l)
 	cluster, err := joinOnce(ctx, cfg, l, creds, log)
 	if err != nil {
@@ -40,25 +45,24 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	nodeCfg.Upgrade = step
 	components, err := node.Build(nodeCfg, l, creds, host, log)
 	if err != nil {
 		return err
 	}
-	return lifecycle.NewGroup(log, components...).Run(ctx)
+	g := lifecycle.NewGroup(log, components...)
+	g.OnReady = upgrade.OnReady(l.VersionFile(), log)
+	return g.Run(ctx)
 }
 
-func preflight(cfg *config.Agent) (sysreq.Node, error) {
-	c := sysreq.OS()
-	if err := c.Root("agent"); err != nil {
-		return sysreq.Node{}, err
-	}
-	if err := sysreq.Writable(cfg.DataDir, "data-dir"); err != nil {
-		return sysreq.Node{}, err
-	}
-	if err := c.Ports(node.Ports(cfg.NodeIP)); err != nil {
-		return sysreq.Node{}, err
-	}
-	return node.Preflight()
+// Preflight checks, before anything is written, every requirement of an
+// agent on this machine: what `monokube check-config --agent` prints and
+// what Run refuses to start on. host is what the node adapts to.
+func Preflight(cfg *config.Agent, c sysreq.Checks) (sysreq.Node, sysreq.Report) {
+	host, nodeReport := node.Preflight(c)
+	report := append(sysreq.Report{c.RunsAsRoot("agent")}, nodeReport...)
+	report = append(report, sysreq.Writable(cfg.DataDir, "data-dir"), c.DiskFree(cfg.DataDir, "data-dir"))
+	return host, append(report, c.Ports(node.Ports(cfg.NodeIP))...)
 }
 
 // clusterFile records what the node learned when it joined, so a restart

@@ -10,31 +10,15 @@ import (
 )
 
 func agentCommand(stderr io.Writer) *cli.Command {
-	d := config.DefaultAgentInput()
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "join this machine to a cluster as a node: monokube agent --server https://HOST:6443 --token TOKEN",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
-				Usage: "YAML config file; keys are these flags' long names, flags override it"},
-			str("server", "", "the server to join, https://HOST:PORT"),
-			str("token", "", "join token (the server's <data-dir>/server/token or `monokube token create`); only needed to join"),
-			str("data-dir", d.DataDir, "directory for all state"),
-			str("run-dir", d.RunDir, "directory for runtime state (sockets)"),
-			str("node-ip", "", "this node's IP address (default: the address of the default-route interface)"),
-			str("node-name", "", "this node's name (default: the hostname)"),
-			list("kubelet-arg", "extra kubelet flag as key=value (repeatable)"),
-			list("kube-proxy-arg", "extra kube-proxy flag as key=value (repeatable)"),
-			str("flannel-backend", d.FlannelBackend, "pod network between nodes: vxlan (flannel), or none to install your own CNI"),
-			str("flannel-iface", d.FlannelIface, "interface flannel uses between nodes (default: the one holding --node-ip)"),
-			boolean("debug", "log at debug level"),
-		},
+		Flags: agentFlags(config.DefaultAgentInput()),
 		Action: func(c *cli.Context) error {
-			in := config.DefaultAgentInput()
-			if err := config.LoadFile(c.String("config"), c.IsSet("config"), &in); err != nil {
+			in, err := loadInput(c, "", config.DefaultAgentInput())
+			if err != nil {
 				return err
 			}
-			config.Overlay(&in, c)
 			cfg, err := config.BuildAgent(in, config.OSHost{})
 			if err != nil {
 				return err
@@ -45,5 +29,25 @@ func agentCommand(stderr io.Writer) *cli.Command {
 			}
 			return agent.Run(c.Context, cfg, log)
 		},
+	}
+}
+
+// agentFlags declares the agent's flags; every name except "config" is
+// also a config-file key (config.AgentInput), and defaults come from d.
+func agentFlags(d config.AgentInput) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
+			Usage: "YAML config file; keys are these flags' long names, flags override it"},
+		str("server", "", "the server to join, https://HOST:PORT"),
+		str("token", "", "join token (the server's <data-dir>/server/token or `monokube token create`); only needed to join"),
+		str("data-dir", d.DataDir, "directory for all state"),
+		str("run-dir", d.RunDir, "directory for runtime state (sockets)"),
+		str("node-ip", "", "this node's IP address (default: the address of the default-route interface)"),
+		str("node-name", "", "this node's name (default: the hostname)"),
+		list("kubelet-arg", "extra kubelet flag as key=value (repeatable)"),
+		list("kube-proxy-arg", "extra kube-proxy flag as key=value (repeatable)"),
+		str("flannel-backend", d.FlannelBackend, "pod network between nodes: vxlan (flannel), or none to install your own CNI"),
+		str("flannel-iface", d.FlannelIface, "interface flannel uses between nodes (default: the one holding --node-ip)"),
+		boolean("debug", "log at debug level"),
 	}
 }

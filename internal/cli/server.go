@@ -49,12 +49,21 @@ func setupLogging(stderr io.Writer, debug bool) (*slog.Logger, error) {
 // serverConfig merges defaults, the config file and the flags the user set,
 // in that order, and validates the result.
 func serverConfig(c *cli.Context) (*config.Server, error) {
-	in := config.DefaultServerInput()
-	if err := config.LoadFile(c.String("config"), c.IsSet("config"), &in); err != nil {
+	in, err := loadInput(c, "", config.DefaultServerInput())
+	if err != nil {
 		return nil, err
 	}
-	config.Overlay(&in, c)
 	return config.BuildServer(in, config.OSHost{})
+}
+
+// loadInput merges defaults (in), the config file (under root) and the
+// flags the user set, in that order.
+func loadInput[T config.ServerInput | config.AgentInput](c *cli.Context, root string, in T) (T, error) {
+	if err := config.LoadFile(root+c.String("config"), c.IsSet("config"), &in); err != nil {
+		return in, err
+	}
+	config.Overlay(&in, c)
+	return in, nil
 }
 
 // serverFlags declares the server's flags; every name except "config" is

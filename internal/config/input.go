@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -159,4 +160,67 @@ func Overlay(dst any, flags FlagSource) {
 			panic("config.Overlay: unsupported field kind " + f.Kind().String())
 		}
 	}
+}
+
+// Marshal renders in (a ServerInput or AgentInput) as a config file holding
+// every key whose value differs from defaults, in declaration order.
+func Marshal(in, defaults any) ([]byte, error) {
+	v, d := reflect.ValueOf(in), reflect.ValueOf(defaults)
+	doc := &yaml.Node{Kind: yaml.MappingNode}
+	for i := range v.NumField() {
+		f, def := v.Field(i), d.Field(i)
+		if f.IsZero() && def.IsZero() || reflect.DeepEqual(f.Interface(), def.Interface()) {
+			continue
+		}
+		if f.Kind() == reflect.Slice && f.Len() == 0 && def.Len() == 0 {
+			continue
+		}
+		var val yaml.Node
+		if err := val.Encode(f.Interface()); err != nil {
+			return nil, fmt.Errorf("encode %s: %w", v.Type().Field(i).Tag.Get("yaml"), err)
+		}
+		doc.Content = append(doc.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: v.Type().Field(i).Tag.Get("yaml")}, &val)
+	}
+	if len(doc.Content) == 0 {
+		return []byte("# every setting has its default value; keys are the long flag names\n"), nil
+	}
+	return yaml.Marshal(doc)
+}
+
+// NodeFiles are the settings that say where a node keeps its state, read
+// from either role's config file for killall and uninstall.
+type NodeFiles struct {
+	DataDir         string   `yaml:"data-dir"`
+	RunDir          string   `yaml:"run-dir"`
+	WriteKubeconfig string   `yaml:"write-kubeconfig"`
+	KubeletArg      []string `yaml:"kubelet-arg"`
+}
+
+// LoadNodeFiles reads the NodeFiles keys from the config file at path,
+// over the defaults; other keys are ignored. A missing file is fine unless
+// explicit.
+func LoadNodeFiles(path string, explicit bool) (NodeFiles, error) {
+	nf := NodeFiles{DataDir: DefaultDataDir, RunDir: DefaultRunDir, WriteKubeconfig: DefaultKubeconfig}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nf, nil
+	}
+	if err != nil {
+		return nf, fmt.Errorf("read config file: %w; create it or drop --config", err)
+	}
+	if err := yaml.Unmarshal(data, &nf); err != nil {
+		return nf, fmt.Errorf("config file %s: %s", path, yamlMessage(err))
+	}
+	return nf, nil
+}
+
+// CgroupRoot is the kubelet's --cgroup-root among args (key=value), or "/".
+func (nf NodeFiles) CgroupRoot() string {
+	root := "/"
+	for _, a := range nf.KubeletArg {
+		if k, v, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); ok && k == "cgroup-root" {
+			root = v
+		}
+	}
+	return root
 }

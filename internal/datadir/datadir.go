@@ -26,6 +26,10 @@ func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests"
 // Token is the server's own join token (internal/join).
 func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
 
+// VersionFile records the versions that last ran on this data dir
+// (internal/upgrade).
+func (l Layout) VersionFile() string { return filepath.Join(l.Data, "version.json") }
+
 // Storage is where the local-path addon keeps each node's volumes.
 func (l Layout) Storage() string { return filepath.Join(l.Data, "storage") }
 

@@ -82,6 +82,16 @@ func Manifest(c Cluster) ([]byte, error) {
 			},
 		},
 		clusterRoleBinding("monokube:flannel", "monokube:flannel", group("system:nodes")),
+		// `monokube uninstall` on an agent removes its own Node
+		// (NodeRestriction again keeps each node to itself).
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: "monokube:node-leave"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"delete"}},
+			},
+		},
+		clusterRoleBinding("monokube:node-leave", "monokube:node-leave", group("system:nodes")),
 	}
 	var buf bytes.Buffer
 	buf.WriteString("# Written by monokube at every start (internal/join): what lets nodes join.\n")

@@ -90,7 +90,12 @@ func leftovers(t Target) []int {
 
 // nodeBinaries maps each process running a binary under <data-dir>/data/
 // to that binary, leaving out this process.
-func nodeBinaries(t Target) map[int]string {
+func nodeBinaries(t Target) map[int]string { return Binaries(t.binRoot()) }
+
+// Binaries maps each process (but this one) running a binary whose path
+// starts with prefix to that binary. A binary deleted since it started
+// still counts.
+func Binaries(prefix string) map[int]string {
 	out := map[int]string{}
 	for _, pid := range pids() {
 		if pid == os.Getpid() {
@@ -101,7 +106,7 @@ func nodeBinaries(t Target) map[int]string {
 			continue // gone, or a kernel thread
 		}
 		exe = strings.TrimSuffix(exe, " (deleted)")
-		if strings.HasPrefix(exe, t.binRoot()) {
+		if strings.HasPrefix(exe, prefix) {
 			out[pid] = exe
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os/exec"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,17 +77,6 @@ func Args(c Config, configFile string) []string {
 		args = append(args, a.Flag())
 	}
 	return args
-}
-
-// CheckIptables fails with what to install when kube-proxy's iptables
-// mode cannot work.
-func CheckIptables() error {
-	for _, bin := range []string{"iptables", "iptables-save", "iptables-restore"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s not found on PATH: kube-proxy needs it; install the iptables package (apt-get install iptables)", bin)
-		}
-	}
-	return nil
 }
 
 // Proxy runs kube-proxy in-process.

@@ -40,6 +40,10 @@ func Exec(p Payload, args, env []string) error {
 	if err != nil {
 		return err
 	}
+	// `monokube install` copies the launcher, not the unpacked binary.
+	if self, err := os.Executable(); err == nil {
+		env = append(env, "MONOKUBE_LAUNCHER="+self)
+	}
 	if err := syscall.Exec(path, args, env); err != nil {
 		return fmt.Errorf("run %s: %w", path, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/upgrade"
 )
 
 // Components returns the node's components in start order: containerd,
@@ -32,15 +33,19 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 		Address: l.ContainerdSocket(), Snapshotter: p.snapshotter(), Embedded: p.assets.Images,
 		Dir: l.Images(), StateFile: l.ImageState(),
 	}, with("images"))
+	newClient := func() (kubernetes.Interface, error) { return nodeClient(p.creds.KubeletKubeconfig) }
 	out := []lifecycle.Component{
+		upgrade.NewSweeper(l.Data, with("upgrade"), p.assets.BinDir, filepath.Dir(self)),
 		containerd.NewDaemon(self, p.containerdConfig, l.ContainerdSocket(), p.assets.BinDir, with("containerd")),
 		images,
-		kubelet.New(p.kubeletArgs, l.ContainerdSocket(), with("kubelet")),
 	}
+	if p.cfg.Upgrade.MinorChange {
+		out = append(out, upgrade.NewDrainer(p.cfg.Upgrade, p.cfg.NodeName, newClient, with("upgrade")))
+	}
+	out = append(out, kubelet.New(p.kubeletArgs, l.ContainerdSocket(), with("kubelet")))
 	if p.creds.BootstrapKubeconfig != "" {
 		out = append(out, newCredsWait(kubelet.ClientCertFile(l.KubeletRoot())))
 	}
-	newClient := func() (kubernetes.Interface, error) { return nodeClient(p.creds.KubeletKubeconfig) }
 	if p.cfg.FlannelBackend != BackendNone {
 		overlay := flannel.New(flannel.Config{
 			NodeName: p.cfg.NodeName, Iface: p.cfg.FlannelIface, NodeIP: p.cfg.NodeIP, ClusterCIDR: p.cfg.ClusterCIDR,
@@ -49,7 +54,8 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 		}, newClient, with("flannel"))
 		out = append(out, overlay, cni.NewWriter(overlay.Network, l.CNIConfDir(), with("cni")))
 	}
-	return append(out, kubeproxy.New(p.kubeProxyArgs, with("kube-proxy"))), nil
+	return append(out, kubeproxy.New(p.kubeProxyArgs, with("kube-proxy")),
+		upgrade.NewUncordoner(p.cfg.NodeName, newClient, with("upgrade"))), nil
 }
 
 // Pod network choices (--flannel-backend).

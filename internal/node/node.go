@@ -26,6 +26,7 @@ import (
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
+	"github.com/monokube/monokube/internal/upgrade"
 )
 
 // Config is the node's part of the configuration, shared by the server
@@ -43,7 +44,10 @@ type Config struct {
 	// "none" (the user installs a CNI; monokube writes no CNI config).
 	FlannelBackend string
 	FlannelIface   string // the overlay's interface; empty: the one holding NodeIP
-	Debug          bool
+	// Upgrade is this start's version step: a Kubernetes minor-version
+	// change drains the node before its kubelet starts.
+	Upgrade upgrade.Step
+	Debug   bool
 }
 
 // Creds are the node's credentials; the role that joins the node (the
@@ -104,15 +108,14 @@ type Plan struct {
 	kubeProxyArgs    []string
 }
 
-// Preflight fails, before anything is written, where no node can run on
-// this machine (no cgroups, no iptables), and otherwise says what the node
-// must adapt to.
-func Preflight() (sysreq.Node, error) {
-	host, err := sysreq.ProbeNode(sysreq.Files{})
-	if err != nil {
-		return host, err
-	}
-	return host, kubeproxy.CheckIptables()
+// Preflight checks, before anything is written, what any node needs of
+// this machine: capabilities, cgroups, kernel features and the iptables
+// commands kube-proxy runs. The report fails where no node can run here (no
+// cgroups, no iptables); host is what the node adapts to, and Prepare logs
+// those adaptations.
+func Preflight(c sysreq.Checks) (sysreq.Node, sysreq.Report) {
+	host, rep := c.Node()
+	return host, append(rep, c.Iptables())
 }
 
 // Ports lists every address a node listens on, for the preflight.

@@ -35,23 +35,22 @@ import (
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
+	"github.com/monokube/monokube/internal/upgrade"
 )
 
 // Run checks the machine, prepares the data dir and runs the control plane,
 // the manifests controller and (unless --disable-agent) the node until ctx
 // ends.
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
-	if err := Preflight(cfg, sysreq.OS()); err != nil {
+	host, report := Preflight(cfg, sysreq.OS())
+	if err := report.Admit(log, host.Adaptations()...); err != nil {
 		return err
 	}
-	var host sysreq.Node
-	if !cfg.DisableAgent {
-		var err error
-		if host, err = node.Preflight(); err != nil {
-			return err
-		}
-	}
 	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
+	step, err := upgrade.Check(upgrade.Load(layout.VersionFile()), upgrade.Current(), true, cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	creds, nodeCreds := control.NewCreds(layout), node.NewCreds(layout)
 	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
 		return err
@@ -63,15 +62,17 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	components, err := allComponents(cfg, layout, creds, nodeCreds, host, tok, log)
+	components, err := allComponents(cfg, layout, creds, nodeCreds, host, tok, step, log)
 	if err != nil {
 		return err
 	}
-	return lifecycle.NewGroup(log, components...).Run(ctx)
+	g := lifecycle.NewGroup(log, components...)
+	g.OnReady = upgrade.OnReady(layout.VersionFile(), log)
+	return g.Run(ctx)
 }
 
 // allComponents lists everything the server runs, in start order.
-func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
+func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, tok serverToken, step upgrade.Step, log *slog.Logger) ([]lifecycle.Component, error) {
 	probe, err := newProber(c)
 	if err != nil {
 		return nil, err
@@ -82,9 +83,15 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	}
 	components := append(controlPlane(cfg, l, c, probe, log), deployers...)
 	if cfg.DisableAgent {
-		return components, nil
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find monokube's own executable: %w", err)
+		}
+		return append(components, upgrade.NewSweeper(l.Data, log.With("component", "upgrade"), filepath.Dir(self))), nil
 	}
-	nodes, err := node.Build(NodeConfig(cfg), l, nc, host, log)
+	nodeCfg := NodeConfig(cfg)
+	nodeCfg.Upgrade = step
+	nodes, err := node.Build(nodeCfg, l, nc, host, log)
 	if err != nil {
 		return nil, err
 	}
@@ -197,18 +204,24 @@ func NodeConfig(cfg *config.Server) node.Config {
 	}
 }
 
-// Preflight fails, before anything is written, if the server cannot run.
-func Preflight(cfg *config.Server, c sysreq.Checks) error {
-	if err := c.Root("server"); err != nil {
-		return err
+// Preflight checks, before anything is written, every requirement of the
+// server on this machine: what `monokube check-config` prints and what Run
+// refuses to start on. host is what the node adapts to (zero with
+// --disable-agent).
+func Preflight(cfg *config.Server, c sysreq.Checks) (sysreq.Node, sysreq.Report) {
+	report := sysreq.Report{c.RunsAsRoot("server")}
+	var host sysreq.Node
+	if !cfg.DisableAgent {
+		var nodeReport sysreq.Report
+		host, nodeReport = node.Preflight(c)
+		report = append(report, nodeReport...)
 	}
-	if err := sysreq.Writable(cfg.DataDir, "data-dir"); err != nil {
-		return err
-	}
-	if err := sysreq.Writable(filepath.Dir(cfg.WriteKubeconfig), "write-kubeconfig"); err != nil {
-		return err
-	}
-	return c.Ports(Ports(cfg))
+	report = append(report,
+		sysreq.Writable(cfg.DataDir, "data-dir"),
+		sysreq.Writable(filepath.Dir(cfg.WriteKubeconfig), "write-kubeconfig"),
+		c.DiskFree(cfg.DataDir, "data-dir"),
+	)
+	return host, append(report, c.Ports(Ports(cfg))...)
 }
 
 // Ports lists every address the server listens on.

@@ -23,7 +23,8 @@ type Node struct {
 	HostNetns bool
 }
 
-// Files are the kernel interfaces ProbeNode reads, replaceable in tests.
+// Files are the kernel interfaces the node checks read, replaceable in
+// tests.
 type Files struct {
 	Root string // prefix for every path, "" on a real machine
 }
@@ -35,26 +36,34 @@ func (f Files) exists(path string) bool {
 	return err == nil
 }
 
-// ProbeNode inspects the machine. It fails only where no node can work:
-// no cgroups at all.
-func ProbeNode(f Files) (Node, error) {
+// Capability bits in /proc/self/status (linux/capability.h).
+const (
+	capNetAdmin    = 12
+	capSysAdmin    = 21
+	capSysResource = 24
+)
+
+// Node inspects the machine for a node: what the node adapts to, and the
+// verdict on each kernel requirement (capabilities, cgroups, kernel
+// features and modules). It fails only where no node can work.
+func (c Checks) Node() (Node, Report) {
+	f := c.Files
+	caps, capsErr := effectiveCaps(f)
 	n := Node{
-		CgroupV2:    f.exists("/sys/fs/cgroup/cgroup.controllers"),
-		Systemd:     f.exists("/run/systemd/system"),
-		Overlay:     hasFilesystem(f, "overlay"),
-		BrNetfilter: f.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"),
-		SwapOn:      swapOn(f),
+		CgroupV2:       f.exists("/sys/fs/cgroup/cgroup.controllers"),
+		Systemd:        f.exists("/run/systemd/system"),
+		CapSysResource: capsErr == nil && caps&(1<<capSysResource) != 0,
+		SwapOn:         swapOn(f),
+		Overlay:        hasFilesystem(f, "overlay"),
+		BrNetfilter:    f.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+		HostNetns:      sameNetns(f),
 	}
-	if !n.CgroupV2 && !f.exists("/sys/fs/cgroup/memory") {
-		return n, errors.New("no cgroups found under /sys/fs/cgroup: containers need them; mount cgroup v2 (or the v1 controllers) and enable them in the kernel")
+	return n, Report{
+		capabilities(caps, capsErr), n.capSysResource(),
+		n.cgroupVersion(), cgroupControllers(f, n.CgroupV2),
+		n.swap(), n.overlay(), n.brNetfilter(), vxlan(f), conntrack(f),
+		ipForward(f), n.netns(),
 	}
-	caps, err := effectiveCaps(f)
-	if err != nil {
-		return n, err
-	}
-	n.CapSysResource = caps&(1<<24) != 0 // CAP_SYS_RESOURCE
-	n.HostNetns = sameNetns(f)
-	return n, nil
 }
 
 // CgroupDriver is the driver the kubelet and runc must share: systemd's
@@ -66,28 +75,83 @@ func (n Node) CgroupDriver() string {
 	return "cgroupfs"
 }
 
-// Adaptations says, once each, what the node changes to fit this machine.
+// Adaptations says, once each, what the node changes to fit this machine:
+// the messages of the warnings about what it adapts to.
 func (n Node) Adaptations() []string {
-	var out []string
-	if !n.CapSysResource {
-		out = append(out, "CAP_SYS_RESOURCE is missing (a container or restricted host): containers keep oom_score_adj at or above containerd's and the kubelet leaves its own at 0")
+	r := Report{n.capSysResource(), n.cgroupVersion(), n.swap(), n.overlay(), n.brNetfilter(), n.netns()}
+	return r.Warnings()
+}
+
+func (n Node) capSysResource() Result {
+	const name = "CAP_SYS_RESOURCE"
+	if n.CapSysResource {
+		return ok(name, "present")
 	}
-	if !n.CgroupV2 {
-		out = append(out, "this host uses cgroup v1, which Kubernetes deprecates: running with failCgroupV1=false; move to cgroup v2 when you can")
+	return warn(name, "missing (a container or restricted host): containers keep oom_score_adj at or above containerd's and the kubelet leaves its own at 0",
+		"grant it (a container needs --privileged) for the usual OOM priorities")
+}
+
+func (n Node) cgroupVersion() Result {
+	const name = "cgroups"
+	if n.CgroupV2 {
+		return ok(name, "v2 (unified hierarchy), "+n.CgroupDriver()+" driver")
 	}
-	if n.SwapOn {
-		out = append(out, "swap is on: the kubelet runs with it (swapBehavior NoSwap: pods get no swap) instead of refusing to start")
+	return warn(name, "this host uses cgroup v1, which Kubernetes deprecates: running with failCgroupV1=false",
+		"move to cgroup v2 when you can (systemd.unified_cgroup_hierarchy=1 on the kernel command line)")
+}
+
+func (n Node) swap() Result {
+	if !n.SwapOn {
+		return ok("swap", "off")
 	}
-	if !n.Overlay {
-		out = append(out, "overlayfs is not available: using the native snapshotter (slower, more disk); load the overlay module for better performance")
+	return warn("swap", "on: the kubelet runs with it (swapBehavior NoSwap: pods get no swap) instead of refusing to start",
+		"nothing to do; turn swap off (swapoff -a, and in /etc/fstab) to run as upstream expects")
+}
+
+func (n Node) overlay() Result {
+	if n.Overlay {
+		return ok("overlayfs", "available: containerd uses the overlayfs snapshotter")
 	}
-	if !n.BrNetfilter {
-		out = append(out, "br_netfilter is not loaded: a pod reaching a Service backed by a pod on the same node may fail; run modprobe br_netfilter")
+	return warn("overlayfs", "not available: using the native snapshotter (slower, more disk)",
+		"load the overlay module (modprobe overlay) for better performance")
+}
+
+func (n Node) brNetfilter() Result {
+	if n.BrNetfilter {
+		return ok("br_netfilter", "loaded")
 	}
-	if !n.HostNetns {
-		out = append(out, "not in (or cannot confirm) the host's network namespace: kube-proxy leaves the host-wide conntrack settings alone")
+	return warn("br_netfilter", "not loaded: a pod reaching a Service backed by a pod on the same node may fail",
+		"run modprobe br_netfilter")
+}
+
+func (n Node) netns() Result {
+	const name = "network namespace"
+	if n.HostNetns {
+		return ok(name, "the host's: kube-proxy tunes the conntrack table")
 	}
-	return out
+	return warn(name, "not the host's (or cannot confirm it): kube-proxy leaves the host-wide conntrack settings alone",
+		"nothing to do unless conntrack limits matter; then run monokube in the host's network namespace")
+}
+
+func capabilities(caps uint64, err error) Result {
+	const name = "capabilities"
+	if err != nil {
+		return fail(name, err.Error(), "mount /proc where monokube runs")
+	}
+	var missing []string
+	for _, c := range []struct {
+		bit  uint
+		name string
+	}{{capSysAdmin, "CAP_SYS_ADMIN"}, {capNetAdmin, "CAP_NET_ADMIN"}} {
+		if caps&(1<<c.bit) == 0 {
+			missing = append(missing, c.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fail(name, strings.Join(missing, " and ")+" missing: the node mounts volumes and sets up pod networking",
+			"run as root with full capabilities (a container needs --privileged)")
+	}
+	return ok(name, "CAP_SYS_ADMIN and CAP_NET_ADMIN present")
 }
 
 func hasFilesystem(f Files, name string) bool {
@@ -119,7 +183,11 @@ func effectiveCaps(f Files) (uint64, error) {
 	s := bufio.NewScanner(bytes.NewReader(data))
 	for s.Scan() {
 		if v, ok := strings.CutPrefix(s.Text(), "CapEff:"); ok {
-			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read capabilities: %w", err)
+			}
+			return caps, nil
 		}
 	}
 	return 0, errors.New("read capabilities: no CapEff line in /proc/self/status")

@@ -135,7 +135,7 @@ func runOut(name string, args ...string) (string, error) {
 }
 
 // cgroupMountScript remounts the host's cgroup hierarchies inside a node:
-// `ip netns exec` mounts a fresh sysfs at /sys for the new network
+// The node's mount namespace has a fresh sysfs at /sys for its network
 // namespace, which hides the cgroup mounts under /sys/fs/cgroup. Mounting
 // a hierarchy again with the same options attaches the same hierarchy.
 func cgroupMountScript(t testing.TB) string {

@@ -92,6 +92,7 @@ func NewNode(t testing.TB, network *Network, octet int) *Node {
 	// Cleanup runs last-registered first: processes, then cgroups, then
 	// (registered by AddHost) the network namespace.
 	n.CgroupRoot = NewCgroupRoot(t, n.NS.Name)
+	n.newMountNS()
 	t.Cleanup(func() {
 		n.kill()
 		killNetnsProcs(n.NS.Name)
@@ -106,20 +107,48 @@ type Options struct {
 	Env   []string // extra environment variables, KEY=value
 }
 
-// Command returns cmd args... to run inside the node's network and mount
-// namespaces, after masking the kernel tunables and private directories.
-func (n *Node) Command(opts Options, args ...string) *exec.Cmd {
+// MountNS is the file that holds the node's mount namespace open.
+func (n *Node) MountNS() string { return filepath.Join(n.Dir, "ns", "mnt") }
+
+// newMountNS creates the node's own mount namespace, which lives as long
+// as the node, as a machine's does: processes started one after another
+// (a restart, an upgrade, killall) see each other's mounts. Inside it,
+// before anything runs: the kernel tunables are masked, /sys is the
+// network namespace's (as `ip netns exec` does), the cgroup hierarchies
+// are mounted again below it, and the private directories are bound.
+func (n *Node) newMountNS() {
+	t := n.t
+	t.Helper()
+	holder := filepath.Dir(n.MountNS())
+	// The namespace file must sit on a private mount to be bound there.
+	run(t, "mkdir", "-p", holder)
+	run(t, "mount", "--bind", holder, holder)
+	run(t, "mount", "--make-private", holder)
+	run(t, "touch", n.MountNS())
+	t.Cleanup(func() {
+		_ = exec.Command("umount", n.MountNS()).Run()
+		_ = exec.Command("umount", holder).Run()
+	})
 	var s strings.Builder
 	s.WriteString("set -e\n")
+	fmt.Fprintf(&s, "umount -l /sys; nsenter --net=/run/netns/%s mount -t sysfs sysfs /sys\n", n.NS.Name)
 	for k, v := range maskedSysctls {
 		f := filepath.Join(n.Dir, "sysctl", strings.ReplaceAll(k, "/", "_"))
 		fmt.Fprintf(&s, "mkdir -p %s; echo %s > %s; mount --bind %s /proc/sys/%s\n", filepath.Dir(f), v, f, f, k)
 	}
-	s.WriteString(cgroupMountScript(n.t))
+	s.WriteString(cgroupMountScript(t))
 	for _, d := range privateDirs {
 		h := filepath.Join(n.Dir, "host", d)
 		fmt.Fprintf(&s, "mkdir -p %s; mount --bind %s %s\n", h, h, d)
 	}
+	run(t, "unshare", "--mount="+n.MountNS(), "--propagation", "slave", "sh", "-c", s.String())
+}
+
+// Command returns cmd args... to run inside the node's network and mount
+// namespaces.
+func (n *Node) Command(opts Options, args ...string) *exec.Cmd {
+	var s strings.Builder
+	s.WriteString("set -e\n")
 	for _, l := range opts.Setup {
 		s.WriteString(l + "\n")
 	}
@@ -129,8 +158,8 @@ func (n *Node) Command(opts Options, args ...string) *exec.Cmd {
 	} else {
 		s.WriteString("exec \"$@\"\n")
 	}
-	argv := append([]string{"netns", "exec", n.NS.Name, "sh", "-c", s.String(), "sh"}, args...)
-	cmd := exec.Command("ip", argv...)
+	argv := append([]string{"--mount=" + n.MountNS(), "--net=/run/netns/" + n.NS.Name, "--", "sh", "-c", s.String(), "sh"}, args...)
+	cmd := exec.Command("nsenter", argv...)
 	// The launcher unpacks the real binary under the data dir, or else in
 	// $TMPDIR: keep both inside the node's scratch dir, also for kubectl.
 	cmd.Env = append(os.Environ(), "MONOKUBE_DATA_DIR="+n.DataDir, "TMPDIR="+filepath.Join(n.Dir, "tmp"))

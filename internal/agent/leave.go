@@ -1,0 +1,49 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// leaveTimeout bounds Leave: an unreachable server must not hold up an
+// uninstall.
+const leaveTimeout = 15 * time.Second
+
+// Leave deletes this node's Node object from its cluster, as the node
+// itself (its kubelet credentials in kubeconfig): the cluster forgets a
+// node that is uninstalled. It asks the server who the credentials belong
+// to rather than trusting a config file's node name.
+func Leave(ctx context.Context, kubeconfig string) error {
+	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load node credentials: %w", err)
+	}
+	rc.Timeout = leaveTimeout
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	review, err := client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("ask the server who this node is: %w", err)
+	}
+	name, ok := strings.CutPrefix(review.Status.UserInfo.Username, "system:node:")
+	if !ok {
+		return fmt.Errorf("credentials in %s are %q, not a node's", kubeconfig, review.Status.UserInfo.Username)
+	}
+	err = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/monokube/monokube/internal/killall"
+	"github.com/monokube/monokube/internal/systemd"
+)
+
+// Removal is one uninstall.
+type Removal struct {
+	Paths
+	Kubeconfig string // the admin kubeconfig a server wrote; "" for none
+	Node       killall.Target
+	KeepData   bool
+	Stop       bool // disable and stop the units with systemctl
+	// Leave, if set, removes this node from its cluster before it stops.
+	Leave func(context.Context) error
+}
+
+// Uninstall removes this node from its cluster (Leave), stops its service,
+// turns it off (killall), then removes the unit, config, binary, the files
+// the node keeps outside its data dir and, unless KeepData, the data dir.
+// If the node cannot be turned off completely nothing is removed, so a
+// second run can finish the job.
+func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
+	if r.Leave != nil {
+		if err := r.Leave(ctx); err != nil {
+			log.Warn("could not remove this node from the cluster; remove it there with kubectl delete node", "err", err)
+		}
+	}
+	for _, role := range []systemd.Role{systemd.Server, systemd.Agent} {
+		if _, err := os.Stat(r.onRoot(r.Unit(role))); err == nil && r.Stop {
+			if err := systemctl("disable", "--now", role.UnitName()); err != nil {
+				return err
+			}
+		}
+	}
+	if err := killall.Run(r.Node, log); err != nil {
+		return fmt.Errorf("%w; nothing was removed: fix that and run monokube uninstall again", err)
+	}
+	var errs []error
+	for _, p := range r.files() {
+		errs = append(errs, removeIfExists(p))
+	}
+	errs = append(errs, removeLinks(r.onRoot(r.BinDir)), removeNodeFiles())
+	if r.KeepData {
+		log.Info("kept the data dir", "data-dir", r.Node.DataDir)
+	} else {
+		errs = append(errs, removeTree(r.Node.DataDir))
+	}
+	_ = os.Remove(filepath.Dir(r.onRoot(r.Paths.Config))) // only if empty
+	if r.Stop {
+		errs = append(errs, systemctl("daemon-reload"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info("monokube uninstalled")
+	return nil
+}
+
+// files are the installed files to remove.
+func (r Removal) files() []string {
+	out := []string{
+		r.onRoot(r.Unit(systemd.Server)), r.onRoot(r.Unit(systemd.Agent)),
+		r.onRoot(r.Paths.Config), r.onRoot(r.Binary()),
+	}
+	if r.Kubeconfig != "" {
+		out = append(out, r.onRoot(r.Kubeconfig))
+	}
+	return out
+}
+
+// removeLinks removes the multicall links install made (those that still
+// point at monokube).
+func removeLinks(dir string) error {
+	var errs []error
+	for _, name := range Links {
+		p := filepath.Join(dir, name)
+		if target, err := os.Readlink(p); err == nil && filepath.Base(target) == "monokube" {
+			errs = append(errs, removeIfExists(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hardCodedDirs are the node's files outside its data dir, in paths the
+// kubelet and the CNI plugins do not let us move.
+var hardCodedDirs = []string{ //nolint:gochecknoglobals // fixed table
+	"/var/lib/cni/networks/monokube", // host-local's IP allocations
+	"/var/lib/kubelet/device-plugins",
+	"/var/log/pods",
+}
+
+// removeTree removes dir and everything in it; a dir that is a mount point
+// is emptied and stays.
+func removeTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, syscall.EBUSY) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeNodeFiles removes the node's files in hard-coded paths: pod logs
+// and their links in /var/log/containers, CNI results and allocations, and
+// the kubelet's device-plugin dir, then their parents if empty.
+func removeNodeFiles() error {
+	var errs []error
+	links, _ := filepath.Glob("/var/log/containers/*.log")
+	for _, l := range links {
+		if t, err := os.Readlink(l); err == nil && strings.HasPrefix(t, "/var/log/pods/") {
+			errs = append(errs, removeIfExists(l))
+		}
+	}
+	results, _ := filepath.Glob("/var/lib/cni/results/monokube-*")
+	for _, p := range results {
+		errs = append(errs, removeIfExists(p))
+	}
+	for _, d := range hardCodedDirs {
+		errs = append(errs, removeTree(d))
+	}
+	for _, d := range []string{"/var/lib/cni/networks", "/var/lib/cni/results", "/var/lib/cni", "/var/lib/kubelet"} {
+		_ = os.Remove(d) // only if empty
+	}
+	return errors.Join(errs...)
+}

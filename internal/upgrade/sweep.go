@@ -1,0 +1,95 @@
+package upgrade
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/monokube/monokube/internal/killall"
+)
+
+// sweepEvery is how often old versions' directories are looked at again:
+// an old shim keeps its version's directory until its pod goes.
+const sweepEvery = 5 * time.Minute
+
+// Sweeper removes the version directories under <data-dir>/data/ that
+// this version does not use and no process runs a binary from: what an
+// upgrade leaves behind once the old version's shims have exited.
+type Sweeper struct {
+	dataDir string
+	keep    []string
+	log     *slog.Logger
+}
+
+// NewSweeper returns the component that sweeps dataDir, keeping the
+// version directories that hold keep (this version's files).
+func NewSweeper(dataDir string, log *slog.Logger, keep ...string) *Sweeper {
+	return &Sweeper{dataDir: dataDir, keep: keep, log: log}
+}
+
+// Name implements lifecycle.Component.
+func (s *Sweeper) Name() string { return "version-sweeper" }
+
+// Run implements lifecycle.Component.
+func (s *Sweeper) Run(ctx context.Context) error {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		s.Sweep()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep removes every unused version directory now.
+func (s *Sweeper) Sweep() {
+	root := filepath.Join(s.dataDir, "data")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	inUse := killall.Binaries(root + "/")
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		if !e.IsDir() || s.kept(dir) || used(dir, inUse) || unpacking(dir) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			s.log.Warn("could not remove an old version's files", "dir", dir, "err", err)
+			continue
+		}
+		s.log.Info("removed an old version's files: nothing runs them any more", "dir", dir)
+	}
+}
+
+func (s *Sweeper) kept(dir string) bool {
+	return slices.ContainsFunc(s.keep, func(k string) bool { return k == dir || strings.HasPrefix(k, dir+"/") })
+}
+
+// unpacking spares a directory a launcher or another monokube is
+// unpacking into right now: it holds their temporary files.
+func unpacking(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	return slices.ContainsFunc(entries, func(e os.DirEntry) bool {
+		return strings.HasPrefix(e.Name(), ".monokube-") || strings.HasPrefix(e.Name(), "bin.tmp-")
+	})
+}
+
+func used(dir string, binaries map[int]string) bool {
+	for _, exe := range binaries {
+		if strings.HasPrefix(exe, dir+"/") {
+			return true
+		}
+	}
+	return false
+}

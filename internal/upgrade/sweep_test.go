@@ -1,0 +1,63 @@
+package upgrade
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSweepKeepsWhatRuns runs a real process from an old version's
+// directory and checks the sweeper keeps that directory until it exits.
+func TestSweepKeepsWhatRuns(t *testing.T) {
+	data := t.TempDir()
+	dir := func(h string) string { return filepath.Join(data, "data", h) }
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"running", "unused", "current", "fresh"} {
+		if err := os.MkdirAll(filepath.Join(dir(h), "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shim := filepath.Join(dir("running"), "bin", "shim")
+	if err := os.WriteFile(shim, sh, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir("fresh"), ".monokube-123"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(shim, "-c", "sleep 60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	exe := fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, _ := os.Readlink(exe); p == shim {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shim did not start")
+		}
+	}
+
+	s := NewSweeper(data, slog.New(slog.NewTextHandler(io.Discard, nil)), filepath.Join(dir("current"), "bin"))
+	s.Sweep()
+	for h, want := range map[string]bool{"running": true, "unused": false, "current": true, "fresh": true} {
+		if _, err := os.Stat(dir(h)); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", h, err == nil, want)
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	s.Sweep()
+	if _, err := os.Stat(dir("running")); err == nil {
+		t.Error("the old version's directory stayed after its last process exited")
+	}
+}
