@@ -217,3 +217,64 @@ func (n *Node) AllPIDs() []int {
 	}
 	return all
 }
+
+// JoinToken waits for the server's join token and returns it.
+func (n *Node) JoinToken() string {
+	n.t.Helper()
+	var token string
+	n.WaitFor(time.Minute, "join token", func(context.Context) (bool, error) {
+		data, err := os.ReadFile(filepath.Join(n.DataDir, "server", "token"))
+		token = strings.TrimSpace(string(data))
+		return err == nil, err
+	})
+	return token
+}
+
+// WaitNodesReady waits until want nodes of srv's cluster are Ready; n is
+// the node the wait is for (its log is shown on failure).
+func (n *Node) WaitNodesReady(srv *Node, want int) {
+	n.t.Helper()
+	c := srv.Client()
+	n.WaitFor(3*time.Minute, fmt.Sprintf("%d nodes Ready", want), func(ctx context.Context) (bool, error) {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					ready++
+				}
+			}
+		}
+		return ready == want, fmt.Errorf("%d of %d nodes Ready", ready, len(nodes.Items))
+	})
+}
+
+// PinnedEcho writes an echo Deployment whose one pod runs on node and
+// returns the manifest's path.
+func (n *Node) PinnedEcho(name, node string) string {
+	n.t.Helper()
+	path := filepath.Join(n.Dir, name+".yaml")
+	manifest := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: %[2]s}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: echo
+        image: %[3]s
+        imagePullPolicy: Never
+`, name, node, EchoImage)
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	return path
+}

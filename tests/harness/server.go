@@ -37,6 +37,13 @@ func (n *Node) StartAgent(server *Node, token, name string, extra ...string) {
 	n.start(args, extra)
 }
 
+// StartInstalled starts the binary bin (as installed by monokube install
+// under a staging root) with exactly args, as its systemd unit would.
+func (n *Node) StartInstalled(bin string, args ...string) {
+	n.t.Helper()
+	n.run(append([]string{bin}, args...))
+}
+
 // ServerURL is the address agents join at.
 func (n *Node) ServerURL() string { return "https://" + n.NS.IP + ":6443" }
 
@@ -44,13 +51,18 @@ func (n *Node) ServerURL() string { return "https://" + n.NS.IP + ":6443" }
 // extra (last, so a test can override any of them).
 func (n *Node) start(args, extra []string) {
 	n.t.Helper()
+	args = append([]string{n.Bin}, args...)
+	args = append(args, "--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP)
+	n.run(append(args, extra...))
+}
+
+// run starts argv in the node, with output to n.LogPath.
+func (n *Node) run(argv []string) {
+	n.t.Helper()
 	if n.proc != nil {
 		n.t.Fatal("server already running")
 	}
-	args = append([]string{n.Bin}, args...)
-	args = append(args, "--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP)
-	args = append(args, extra...)
-	cmd := n.Command(Options{}, args...)
+	cmd := n.Command(Options{}, argv...)
 	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)

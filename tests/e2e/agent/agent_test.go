@@ -33,7 +33,7 @@ func TestAgentJoins(t *testing.T) {
 	srv.StartServerNode("--node-name", "server-1", "--disable", "local-storage,metrics-server")
 	srv.WaitReadyz(2 * time.Minute)
 	srv.WaitNodeReady(3 * time.Minute)
-	token := readToken(t, srv)
+	token := srv.JoinToken()
 
 	t.Run("bad tokens are refused before anything is written", func(t *testing.T) { checkRefusals(t, srv, network, token) })
 
@@ -41,7 +41,7 @@ func TestAgentJoins(t *testing.T) {
 	agent.StageImages(nil)
 	start := time.Now()
 	agent.StartAgent(srv, token, agentName)
-	waitNodes(t, srv, agent, 2)
+	agent.WaitNodesReady(srv, 2)
 	t.Logf("agent start to node Ready: %s", time.Since(start))
 
 	t.Run("agent credentials are its own", func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestAgentJoins(t *testing.T) {
 			}
 		}
 	})
-	srv.Kubectl("apply", "-f", pinned(t, srv, "on-agent", agentName))
+	srv.Kubectl("apply", "-f", srv.PinnedEcho("on-agent", agentName))
 	srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
 	pod := strings.TrimPrefix(strings.TrimSpace(srv.Kubectl("get", "pods", "-l", "app=on-agent", "-o", "name")), "pod/")
 	t.Run("logs and exec on the agent's pod", func(t *testing.T) {
@@ -77,7 +77,7 @@ func TestAgentJoins(t *testing.T) {
 			t.Fatalf("agent exit %d after SIGTERM (%s)", code, took)
 		}
 		agent.StartAgent(srv, "", agentName) // joined already: no token needed
-		waitNodes(t, srv, agent, 2)
+		agent.WaitNodesReady(srv, 2)
 		srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
 		after := srv.Kubectl("get", "pod", pod, "-o", "jsonpath={.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount}")
 		if after != before || !strings.HasSuffix(after, " 0") {
@@ -87,7 +87,7 @@ func TestAgentJoins(t *testing.T) {
 	agent2 := harness.NewNode(t, network, 4)
 	t.Run("second agent joins with a created token", func(t *testing.T) {
 		agent2.StartAgent(srv, createToken(t, srv, "10m"), "agent-2")
-		waitNodes(t, srv, agent2, 3)
+		agent2.WaitNodesReady(srv, 3)
 	})
 	t.Run("expired token refused", func(t *testing.T) {
 		expiring := createToken(t, srv, "1s")
@@ -111,7 +111,7 @@ func TestAgentJoins(t *testing.T) {
 		}
 		agent2.Wipe()
 		agent2.StartAgent(srv, createToken(t, srv, "10m"), "agent-2")
-		waitNodes(t, srv, agent2, 3)
+		agent2.WaitNodesReady(srv, 3)
 	})
 	if code, _ := agent2.Stop(15 * time.Second); code != 0 {
 		t.Errorf("agent-2 exit %d after SIGTERM", code)
@@ -128,7 +128,7 @@ func TestAgentJoins(t *testing.T) {
 // ClusterIP and by Service name (CoreDNS runs on either node), over
 // flannel's VXLAN.
 func checkOverlay(t *testing.T, srv, agent *harness.Node, agentPod string) {
-	srv.Kubectl("apply", "-f", pinned(t, srv, "on-server", "server-1"))
+	srv.Kubectl("apply", "-f", srv.PinnedEcho("on-server", "server-1"))
 	srv.Kubectl("expose", "deployment", "on-server", "--port", "8080")
 	srv.WaitRunning(2*time.Minute, "app=on-server", 1)
 	srv.WaitDeploymentsAvailable(2*time.Minute, "kube-system", "coredns")
@@ -163,17 +163,6 @@ func createToken(t *testing.T, srv *harness.Node, ttl string) string {
 	return strings.TrimSpace(r.Stdout)
 }
 
-func readToken(t *testing.T, srv *harness.Node) string {
-	t.Helper()
-	var token string
-	srv.WaitFor(time.Minute, "join token", func(context.Context) (bool, error) {
-		data, err := os.ReadFile(filepath.Join(srv.DataDir, "server", "token"))
-		token = strings.TrimSpace(string(data))
-		return err == nil, err
-	})
-	return token
-}
-
 // checkRefusals runs agents with bad tokens: each exits non-zero saying
 // what is wrong, and leaves no agent state behind.
 func checkRefusals(t *testing.T, srv *harness.Node, network *harness.Network, token string) {
@@ -202,54 +191,6 @@ func checkRefusals(t *testing.T, srv *harness.Node, network *harness.Network, to
 			}
 		})
 	}
-}
-
-// waitNodes waits until want nodes are Ready, the agent's among them.
-func waitNodes(t *testing.T, srv, agent *harness.Node, want int) {
-	t.Helper()
-	c := srv.Client()
-	agent.WaitFor(3*time.Minute, fmt.Sprintf("%d nodes Ready", want), func(ctx context.Context) (bool, error) {
-		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, err
-		}
-		ready := 0
-		for _, n := range nodes.Items {
-			for _, cond := range n.Status.Conditions {
-				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-					ready++
-				}
-			}
-		}
-		return ready == want, fmt.Errorf("%d of %d nodes Ready", ready, len(nodes.Items))
-	})
-}
-
-// pinned is an echo Deployment whose pod runs on node; it returns the
-// manifest's path.
-func pinned(t *testing.T, n *harness.Node, name, node string) string {
-	t.Helper()
-	path := filepath.Join(n.Dir, name+".yaml")
-	manifest := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %[1]s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: %[1]s}}
-  template:
-    metadata: {labels: {app: %[1]s}}
-    spec:
-      nodeSelector: {kubernetes.io/hostname: %[2]s}
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: echo
-        image: %[3]s
-        imagePullPolicy: Never
-`, name, node, harness.EchoImage)
-	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestFlannelBackendNone: with --flannel-backend none monokube runs no
@@ -298,9 +239,9 @@ func TestServerWithoutNodeReachesPods(t *testing.T) {
 	srv.WaitReadyz(2 * time.Minute)
 	agent := harness.NewNode(t, network, 3)
 	agent.StageImages(nil)
-	agent.StartAgent(srv, readToken(t, srv), agentName)
-	waitNodes(t, srv, agent, 1)
-	srv.Kubectl("apply", "-f", pinned(t, srv, "on-agent", agentName))
+	agent.StartAgent(srv, srv.JoinToken(), agentName)
+	agent.WaitNodesReady(srv, 1)
+	srv.Kubectl("apply", "-f", srv.PinnedEcho("on-agent", agentName))
 	srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
 	pod := strings.TrimPrefix(strings.TrimSpace(srv.Kubectl("get", "pods", "-l", "app=on-agent", "-o", "name")), "pod/")
 	var out string
