@@ -131,7 +131,10 @@ func removeNodeFiles() error {
 			errs = append(errs, removeIfExists(l))
 		}
 	}
+	// The pod network's results and containerd's loopback ones.
 	results, _ := filepath.Glob("/var/lib/cni/results/monokube-*")
+	loopback, _ := filepath.Glob("/var/lib/cni/results/cni-loopback-*")
+	results = append(results, loopback...)
 	for _, p := range results {
 		errs = append(errs, removeIfExists(p))
 	}

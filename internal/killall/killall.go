@@ -9,11 +9,13 @@
 package killall
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Target names the node to turn off.
@@ -39,6 +41,7 @@ func Run(t Target, log *slog.Logger) error {
 		{"delete routes", deleteRoutes},
 		{"delete iptables rules", cleanIptables},
 		{"remove cgroups", func() error { return removeCgroups(t.CgroupRoot) }},
+		{"remove shim sockets", func() error { return removeShimSockets(t.RunDir) }},
 		{"remove run dir", func() error { return os.RemoveAll(t.RunDir) }},
 	}
 	for _, s := range steps {
@@ -48,6 +51,33 @@ func Run(t Target, log *slog.Logger) error {
 	}
 	if len(errs) == 0 {
 		log.Info("node stopped and cleaned up", "data-dir", t.DataDir)
+	}
+	return errors.Join(errs...)
+}
+
+// shimSocketDir is where containerd's shims put their sockets, whatever
+// containerd's own paths.
+const shimSocketDir = "/run/containerd/s/"
+
+// removeShimSockets removes the sockets of the node's killed shims, named
+// in each task bundle's bootstrap.json under the run dir.
+func removeShimSockets(runDir string) error {
+	files, _ := filepath.Glob(filepath.Join(runDir, "containerd", "io.containerd.runtime.v2.task", "*", "*", "bootstrap.json"))
+	var errs []error
+	for _, f := range files {
+		var b struct {
+			Address string `json:"address"`
+		}
+		data, err := os.ReadFile(f)
+		if err != nil || json.Unmarshal(data, &b) != nil {
+			continue
+		}
+		sock := strings.TrimPrefix(b.Address, "unix://")
+		if strings.HasPrefix(sock, shimSocketDir) {
+			if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -26,11 +26,12 @@ func (n *Node) Snapshot() Snapshot {
 		"mounts":   n.inside("awk '{print $5, $9}' /proc/self/mountinfo"),
 		"links":    n.inside("ip -o link | awk '{print $2}'"),
 		"routes":   n.inside("ip route show table all; ip -6 route show table all"),
-		"iptables": n.inside("iptables-save | grep -v '^#'; ip6tables-save | grep -v '^#'"),
+		"iptables": n.inside("{ iptables-save; ip6tables-save; } | grep -v '^#' || true"),
 	}
-	for i, r := range s["iptables"] {
-		s["iptables"][i] = counters.ReplaceAllString(r, "")
-	}
+	s["iptables"] = slices.DeleteFunc(s["iptables"], emptyTableLine)
+	// The kernel adds a link-local IPv6 address to eth0 a moment after
+	// the namespace is made: not the node's doing.
+	s["routes"] = slices.DeleteFunc(s["routes"], func(l string) bool { return strings.Contains(l, "fe80::") })
 	var procs []string
 	for _, pid := range netnsPIDs(n.NS.Name) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
@@ -52,6 +53,15 @@ func (n *Node) Snapshot() Snapshot {
 		slices.Sort(s[k])
 	}
 	return s
+}
+
+// emptyTableLine tells the iptables-save lines that only say a table and
+// its built-in chains exist (iptables creates them on first use) from the
+// rules and chains a node adds.
+func emptyTableLine(l string) bool {
+	f := strings.Fields(counters.ReplaceAllString(l, ""))
+	return len(f) == 0 || strings.HasPrefix(f[0], "*") || f[0] == "COMMIT" ||
+		strings.HasPrefix(f[0], ":") && len(f) > 1 && f[1] == "ACCEPT" // a built-in chain, default policy
 }
 
 // inside runs a shell script in the node and returns its output lines.

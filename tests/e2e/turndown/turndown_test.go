@@ -50,7 +50,8 @@ func TestInstallAndTurndown(t *testing.T) {
 	for _, node := range []string{"server-1", "agent-1"} {
 		srv.Kubectl("apply", "-f", srv.PinnedEcho("echo-"+node, node))
 	}
-	srv.WaitDeploymentsAvailable(2*time.Minute, "default", "echo-server-1", "echo-agent-1", "coredns")
+	srv.WaitDeploymentsAvailable(2*time.Minute, "default", "echo-server-1", "echo-agent-1")
+	srv.WaitDeploymentsAvailable(time.Minute, "kube-system", "coredns")
 
 	t.Run("uninstall on the agent leaves the cluster and no residue", func(t *testing.T) {
 		r := agent.Exec(2*time.Minute, harness.Options{}, "uninstall", "--root", agentRoot, "--config", "/etc/monokube/config.yaml")

@@ -55,7 +55,8 @@ func TestUpgradeByBinarySwap(t *testing.T) {
 	for _, node := range []string{"server-1", "agent-1"} {
 		srv.Kubectl("apply", "-f", srv.PinnedEcho("echo-"+node, node))
 	}
-	srv.WaitDeploymentsAvailable(2*time.Minute, "default", "echo-server-1", "echo-agent-1", "coredns")
+	srv.WaitDeploymentsAvailable(2*time.Minute, "default", "echo-server-1", "echo-agent-1")
+	srv.WaitDeploymentsAvailable(time.Minute, "kube-system", "coredns")
 	before := containers(t, srv)
 	shims := append(srv.ShimPIDs(), agent.ShimPIDs()...)
 	oldLaunch := launcherDir(t, srv)
