@@ -248,8 +248,8 @@ test-unit: assets
 test-e2e: build next test-images
 	E2E=1 MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_NEXT_BIN=$(CURDIR)/$(NEXT_BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) -v ./tests/e2e/...
 
-bench: all test-images
-	MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
+bench: all next test-images
+	MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_NEXT_BIN=$(CURDIR)/$(NEXT_BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
 
 clean:
 	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS) $(PAYLOAD) $(PAYLOAD_SUM) $(NEXT_DIR)

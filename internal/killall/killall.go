@@ -79,6 +79,7 @@ func removeShimSockets(runDir string) error {
 			}
 		}
 	}
+	_ = os.Remove(shimSocketDir) // only if no other containerd's shims use it
 	return errors.Join(errs...)
 }
 

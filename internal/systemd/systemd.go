@@ -67,9 +67,6 @@ func Render(u Unit) ([]byte, error) {
 // Outside systemd (no $NOTIFY_SOCKET) it does nothing.
 func Ready() error { return notify(daemon.SdNotifyReady) }
 
-// Stopping tells systemd that monokube is shutting down.
-func Stopping() error { return notify(daemon.SdNotifyStopping) }
-
 func notify(state string) error {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return nil

@@ -67,14 +67,16 @@ func (d *Drainer) Run(ctx context.Context) error {
 // version it uncordons it if monokube cordoned it for an upgrade, also
 // after a crash in between.
 type Uncordoner struct {
+	since  metav1.Time // before this start's kubelet: older status is stale
 	node   string
 	client func() (kubernetes.Interface, error)
 	log    *slog.Logger
 }
 
-// NewUncordoner returns the component that uncordons node.
+// NewUncordoner returns the component that uncordons node; make it before
+// the node's kubelet starts.
 func NewUncordoner(node string, client func() (kubernetes.Interface, error), log *slog.Logger) *Uncordoner {
-	return &Uncordoner{node: node, client: client, log: log}
+	return &Uncordoner{since: metav1.Now(), node: node, client: client, log: log}
 }
 
 // Name implements lifecycle.Component.
@@ -142,7 +144,6 @@ func evictable(p corev1.Pod) bool {
 // uncordonWhenReady waits until the node is Ready and, if monokube
 // cordoned it for an upgrade, uncordons it.
 func (u *Uncordoner) uncordonWhenReady(ctx context.Context, c kubernetes.Interface) error {
-	since := metav1.Now() // the condition the old kubelet left is stale
 	var node *corev1.Node
 	err := wait.PollUntilContextCancel(ctx, pollEvery, true, func(ctx context.Context) (bool, error) {
 		n, err := c.CoreV1().Nodes().Get(ctx, u.node, metav1.GetOptions{})
@@ -150,7 +151,7 @@ func (u *Uncordoner) uncordonWhenReady(ctx context.Context, c kubernetes.Interfa
 			return false, nil //nolint:nilerr // keep waiting through API hiccups
 		}
 		node = n
-		return readySince(n, since), nil
+		return readySince(n, u.since), nil
 	})
 	if err != nil {
 		return err

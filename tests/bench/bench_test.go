@@ -285,3 +285,49 @@ func BenchmarkAgent(b *testing.B) {
 		report(b, "agent-sigterm-exit-s", stop.Seconds())
 	}
 }
+
+// BenchmarkUpgrade swaps a running server node (addons disabled, 10 echo
+// pods) to the next build (make next) and measures the restart: SIGTERM to
+// exit, restart (with the new version's first unpack) to /readyz and to
+// the kubelet on the new version, and how many containers restarted (0).
+func BenchmarkUpgrade(b *testing.B) {
+	harness.RequireRoot(b)
+	harness.GuardHostSysctls(b)
+	next := os.Getenv("MONOKUBE_NEXT_BIN")
+	if next == "" {
+		b.Fatal("MONOKUBE_NEXT_BIN is not set: make bench builds it (make next)")
+	}
+	for range b.N {
+		n := harness.NewNode(b, harness.NewNetwork(b), 2)
+		n.StageImages(nil)
+		args := []string{"--disable", "coredns,local-storage,metrics-server"}
+		n.StartServerNode(args...)
+		n.WaitReadyz(2 * time.Minute)
+		n.Kubectl("apply", "-f", n.EchoDeployment("many", 10))
+		n.WaitRunning(3*time.Minute, "app=many", 10)
+		before := n.Kubectl("get", "pods", "-o", "jsonpath={range .items[*].status.containerStatuses[*]}{.containerID} {.restartCount}{\"\\n\"}{end}")
+		_, stop := n.Stop(30 * time.Second)
+		n.Bin = next
+		start := time.Now()
+		n.StartServerNode(args...)
+		readyz := n.WaitReadyz(2 * time.Minute)
+		n.WaitFor(2*time.Minute, "kubelet on the new version", func(ctx context.Context) (bool, error) {
+			out := n.Kubectl("get", "nodes", "-o", "jsonpath={.items[0].status.nodeInfo.kubeletVersion}")
+			return strings.HasSuffix(out, "-next"), fmt.Errorf("kubelet %s", out)
+		})
+		kubelet := time.Since(start)
+		after := n.Kubectl("get", "pods", "-o", "jsonpath={range .items[*].status.containerStatuses[*]}{.containerID} {.restartCount}{\"\\n\"}{end}")
+		restarted := 0
+		for _, line := range strings.Split(strings.TrimSpace(before), "\n") {
+			if !strings.Contains(after, line) {
+				restarted++
+			}
+		}
+		n.Stop(30 * time.Second)
+
+		report(b, "upgrade-stop-s", stop.Seconds())
+		report(b, "upgrade-readyz-s", readyz.Seconds())
+		report(b, "upgrade-kubelet-s", kubelet.Seconds())
+		report(b, "upgrade-restarted", float64(restarted))
+	}
+}
