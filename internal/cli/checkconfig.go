@@ -29,11 +29,10 @@ func newCheckConfigCommand(stdout io.Writer, checks sysreq.Checks) *cli.Command 
 		Flags: append(serverFlags(config.DefaultServerInput()), &cli.BoolFlag{Name: "agent",
 			Usage: "check for an agent (the node's requirements and ports) instead of a server"}),
 		Action: func(c *cli.Context) error {
-			cfg, err := serverConfig(c)
+			report, err := checkConfig(c, checks)
 			if err != nil {
 				return err
 			}
-			report := checkConfig(cfg, c.Bool("agent"), checks)
 			if _, err := fmt.Fprintf(stdout, "%s%s\n", report, report.Summary()); err != nil {
 				return err
 			}
@@ -46,14 +45,28 @@ func newCheckConfigCommand(stdout io.Writer, checks sysreq.Checks) *cli.Command 
 }
 
 // checkConfig is the report of the preflight the role runs at start, so
-// check-config and start cannot disagree.
-func checkConfig(cfg *config.Server, asAgent bool, c sysreq.Checks) sysreq.Report {
-	if asAgent {
-		a := &config.Agent{DataDir: cfg.DataDir, RunDir: cfg.RunDir, NodeIP: cfg.NodeIP,
-			FlannelBackend: cfg.FlannelBackend, FlannelIface: cfg.FlannelIface}
-		_, report := agent.Preflight(a, c)
-		return report
+// check-config and start cannot disagree. With --agent the config file is
+// an agent's.
+func checkConfig(c *cli.Context, checks sysreq.Checks) (sysreq.Report, error) {
+	if !c.Bool("agent") {
+		cfg, err := serverConfig(c)
+		if err != nil {
+			return nil, err
+		}
+		_, report := server.Preflight(cfg, checks)
+		return report, nil
 	}
-	_, report := server.Preflight(cfg, c)
-	return report
+	in, err := loadInput(c, "", config.DefaultAgentInput())
+	if err != nil {
+		return nil, err
+	}
+	if in.Server == "" {
+		in.Server = "https://server.invalid" // the preflight needs no server
+	}
+	cfg, err := config.BuildAgent(in, config.OSHost{})
+	if err != nil {
+		return nil, err
+	}
+	_, report := agent.Preflight(cfg, checks)
+	return report, nil
 }

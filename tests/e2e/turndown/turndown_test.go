@@ -52,6 +52,20 @@ func TestInstallAndTurndown(t *testing.T) {
 	}
 	srv.WaitDeploymentsAvailable(2*time.Minute, "default", "echo-server-1", "echo-agent-1")
 	srv.WaitDeploymentsAvailable(time.Minute, "kube-system", "coredns")
+	t.Run("a running node changes every part of the snapshot", func(t *testing.T) {
+		// Else comparing against the snapshot afterwards would prove nothing.
+		for _, c := range []struct {
+			n      *harness.Node
+			before harness.Snapshot
+		}{{srv, srvBefore}, {agent, agentBefore}} {
+			running := c.n.Snapshot()
+			for _, kind := range append(state, "files") {
+				if c.before.Diff(running, kind) == "" {
+					t.Errorf("%s: %s unchanged while the node runs", c.n.NS.Name, kind)
+				}
+			}
+		}
+	})
 
 	t.Run("uninstall on the agent leaves the cluster and no residue", func(t *testing.T) {
 		r := agent.Exec(2*time.Minute, harness.Options{}, "uninstall", "--root", agentRoot, "--config", "/etc/monokube/config.yaml")
