@@ -1,17 +1,8 @@
-//go:build launcher && !next
+//go:build launcher
 
 package payload
 
-import (
-	_ "embed" // for go:embed
-	"strings"
-)
-
-//go:embed monokube.zst
-var binary []byte
-
-//go:embed monokube.sha256
-var sum string
+import "strings"
 
 // Binary returns the compressed binary; the slice is the embedded data
 // itself: callers must not modify it.
