@@ -160,6 +160,12 @@ func killallCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if systemd.Running() {
+				// Else Restart=always brings monokube back at once.
+				if err := install.StopServices(install.Paths{}, "stop"); err != nil {
+					return err
+				}
+			}
 			return killall.Run(turndownTarget(nf), log)
 		},
 	}

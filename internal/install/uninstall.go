@@ -36,11 +36,9 @@ func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
 			log.Warn("could not remove this node from the cluster; remove it there with kubectl delete node", "err", err)
 		}
 	}
-	for _, role := range []systemd.Role{systemd.Server, systemd.Agent} {
-		if _, err := os.Stat(r.onRoot(r.Unit(role))); err == nil && r.Stop {
-			if err := systemctl("disable", "--now", role.UnitName()); err != nil {
-				return err
-			}
+	if r.Stop {
+		if err := StopServices(r.Paths, "disable", "--now"); err != nil {
+			return err
 		}
 	}
 	if err := killall.Run(r.Node, log); err != nil {
@@ -64,6 +62,20 @@ func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
 		return err
 	}
 	log.Info("monokube uninstalled")
+	return nil
+}
+
+// StopServices stops (with systemctl verb args, such as "stop" or
+// "disable --now") the monokube units installed under p, so that systemd
+// does not restart what killall stops.
+func StopServices(p Paths, verb ...string) error {
+	for _, role := range []systemd.Role{systemd.Server, systemd.Agent} {
+		if _, err := os.Stat(p.onRoot(p.Unit(role))); err == nil {
+			if err := systemctl(append(verb, role.UnitName())...); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
