@@ -44,3 +44,19 @@ func TestParent(t *testing.T) {
 		t.Error("parent of a missing process")
 	}
 }
+
+func TestTargetRefusesTheWholeMachine(t *testing.T) {
+	for _, tg := range []Target{
+		{DataDir: "", RunDir: "/run/monokube"},
+		{DataDir: "/", RunDir: "/run/monokube"},
+		{DataDir: "/var/lib/monokube", RunDir: "run"},
+		{DataDir: "/var/lib/monokube", RunDir: "//"},
+	} {
+		if err := tg.check(); err == nil {
+			t.Errorf("%+v accepted", tg)
+		}
+	}
+	if err := (Target{DataDir: "/var/lib/monokube", RunDir: "/run/monokube"}).check(); err != nil {
+		t.Error(err)
+	}
+}

@@ -28,6 +28,9 @@ type Target struct {
 // Run stops and cleans up the node. Every step runs even if an earlier one
 // failed; the errors are joined.
 func Run(t Target, log *slog.Logger) error {
+	if err := t.check(); err != nil {
+		return err
+	}
 	var errs []error
 	if err := stopProcesses(t, log); err != nil {
 		errs = append(errs, err)
@@ -53,6 +56,17 @@ func Run(t Target, log *slog.Logger) error {
 		log.Info("node stopped and cleaned up", "data-dir", t.DataDir)
 	}
 	return errors.Join(errs...)
+}
+
+// check refuses targets that would reach beyond one node: every path
+// below them is unmounted or removed.
+func (t Target) check() error {
+	for _, d := range []struct{ flag, dir string }{{"data-dir", t.DataDir}, {"run-dir", t.RunDir}} {
+		if !filepath.IsAbs(d.dir) || filepath.Clean(d.dir) == "/" {
+			return fmt.Errorf("--%s %q: killall needs the node's own absolute directory, not / or a relative path", d.flag, d.dir)
+		}
+	}
+	return nil
 }
 
 // shimSocketDir is where containerd's shims put their sockets, whatever

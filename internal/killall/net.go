@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -16,11 +17,15 @@ import (
 )
 
 // unmountUnder unmounts everything mounted below dirs (container root
-// filesystems, pod volumes, network namespace files), deepest first.
+// filesystems, pod volumes, network namespace files), deepest first. A dir
+// that is itself a mount point (a disk for the data) stays mounted.
 func unmountUnder(dirs ...string) error {
 	var mounts []*mountinfo.Info
 	for _, d := range dirs {
-		m, err := mountinfo.GetMounts(mountinfo.PrefixFilter(d))
+		d = filepath.Clean(d)
+		m, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+			return !strings.HasPrefix(m.Mountpoint, d+"/"), false
+		})
 		if err != nil {
 			return err
 		}
