@@ -42,9 +42,12 @@ func installCommand(stderr io.Writer) *cli.Command {
 					if err != nil {
 						return err
 					}
-					if _, err := config.BuildServer(in, config.OSHost{}); err != nil {
+					cfg, err := config.BuildServer(in, config.OSHost{})
+					if err != nil {
 						return err
 					}
+					// The service runs from /: write the paths absolute.
+					in.DataDir, in.RunDir, in.WriteKubeconfig = cfg.DataDir, cfg.RunDir, cfg.WriteKubeconfig
 					return runInstall(c, stderr, systemd.Server, in, d)
 				},
 			},
@@ -58,9 +61,11 @@ func installCommand(stderr io.Writer) *cli.Command {
 					if err != nil {
 						return err
 					}
-					if _, err := config.BuildAgent(in, config.OSHost{}); err != nil {
+					cfg, err := config.BuildAgent(in, config.OSHost{})
+					if err != nil {
 						return err
 					}
+					in.DataDir, in.RunDir = cfg.DataDir, cfg.RunDir
 					return runInstall(c, stderr, systemd.Agent, in, d)
 				},
 			},
@@ -75,6 +80,11 @@ func runInstall(c *cli.Context, stderr io.Writer, role systemd.Role, in, d any) 
 	if root == "" {
 		if err := sysreq.OS().Root("install"); err != nil {
 			return err
+		}
+	}
+	for _, f := range []string{"config", "bin-dir"} {
+		if !filepath.IsAbs(c.String(f)) {
+			return fmt.Errorf("--%s %q must be an absolute path: the service does not run from this directory", f, c.String(f))
 		}
 	}
 	data, err := config.Marshal(in, d)
@@ -177,7 +187,7 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 		Usage: "remove this node from its cluster, run killall, and remove the service, config, binary and data dir",
 		Flags: append(turndownFlags(),
 			&cli.BoolFlag{Name: "keep-data", Usage: "keep the data dir (certificates, etcd data, images)"},
-			&cli.StringFlag{Name: "root", Usage: "the --root monokube install wrote under"},
+			&cli.StringFlag{Name: "root", Usage: "remove only what monokube install --root staged under this directory (nothing is stopped)"},
 			&cli.StringFlag{Name: "bin-dir", Value: "/usr/local/bin", Usage: "where monokube install put the binary"},
 		),
 		Action: func(c *cli.Context) error {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -25,7 +27,9 @@ type Daemon struct {
 // finds on PATH.
 func NewDaemon(self, configFile, address, binDir string, log *slog.Logger) *Daemon {
 	spec := supervise.DefaultSpec("containerd", self, "containerd", "--config", configFile)
-	spec.Env = append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH"))
+	// containerd would tell systemd it is ready too: only monokube may.
+	env := slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "NOTIFY_SOCKET=") })
+	spec.Env = append(env, "PATH="+binDir+":"+os.Getenv("PATH"))
 	spec.Output = logLine(log)
 	return &Daemon{Process: supervise.New(spec, log), address: address}
 }

@@ -4,6 +4,7 @@
 package install
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/systemd"
@@ -86,7 +88,12 @@ func Install(o Options, log *slog.Logger) error {
 	if err := systemctl("daemon-reload"); err != nil {
 		return err
 	}
-	return systemctl("enable", "--now", o.Role.UnitName())
+	if err := systemctl("enable", o.Role.UnitName()); err != nil {
+		return err
+	}
+	// restart, not start: a second install's config and binary take effect.
+	log.Info("starting "+o.Role.UnitName()+"; this returns once the node is ready", "follow", "journalctl -fu "+o.Role.UnitName())
+	return systemctl("restart", o.Role.UnitName())
 }
 
 // copyBinary copies src to dst through a temporary file, unless they are
@@ -144,7 +151,7 @@ func linkNames(dir string) error {
 func systemctl(args ...string) error {
 	out, err := exec.Command("systemctl", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("systemctl %v: %w: %s", args, err, out)
+		return fmt.Errorf("systemctl %s: %w: %s; see systemctl status and journalctl -u for the unit", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
 }

@@ -1,13 +1,16 @@
 package install
 
 import (
+	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/monokube/monokube/internal/killall"
 	"github.com/monokube/monokube/internal/systemd"
 )
 
@@ -62,5 +65,34 @@ func TestInstallUnderRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/kubectl")); err != nil {
 		t.Error("the user's kubectl was removed")
+	}
+}
+
+func TestUninstallUnderRootTouchesOnlyTheStagedFiles(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "monokube")
+	if err := os.WriteFile(src, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	paths := Paths{Root: root, BinDir: "/usr/local/bin", Config: "/etc/monokube/config.yaml"}
+	if err := Install(Options{Paths: paths, Role: systemd.Server, Source: src, Config: []byte("{}\n")}, log); err != nil {
+		t.Fatal(err)
+	}
+	// A node target that killall would refuse: it must not be reached.
+	r := Removal{Paths: paths, Node: killall.Target{DataDir: "/", RunDir: "/"}, Kubeconfig: "/etc/monokube/kubeconfig.yaml"}
+	r.Leave = func(context.Context) error { t.Error("a staged uninstall contacted the cluster"); return nil }
+	if err := Uninstall(context.Background(), r, log); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
+		t.Errorf("left under the root: %v", left)
 	}
 }

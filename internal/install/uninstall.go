@@ -25,16 +25,19 @@ type Removal struct {
 	Leave func(context.Context) error
 }
 
-// Uninstall removes this node from its cluster (Leave), stops its service,
-// turns it off (killall), then removes the unit, config, binary, the files
-// the node keeps outside its data dir and, unless KeepData, the data dir.
-// If the node cannot be turned off completely nothing is removed, so a
-// second run can finish the job.
+// Uninstall stops this node's service, turns the node off (killall),
+// removes it from its cluster (Leave), then removes the unit, config,
+// binary, the files the node keeps outside its data dir and, unless
+// KeepData, the data dir. If the node cannot be turned off completely
+// nothing is removed, so a second run can finish the job. With a staging
+// Root only the files staged there are removed: nothing runs from them.
 func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
-	if r.Leave != nil {
-		if err := r.Leave(ctx); err != nil {
-			log.Warn("could not remove this node from the cluster; remove it there with kubectl delete node", "err", err)
+	if r.Root != "" {
+		if err := r.removeInstalled(); err != nil {
+			return err
 		}
+		log.Info("removed the files staged under --root", "root", r.Root)
+		return nil
 	}
 	if r.Stop {
 		if err := StopServices(r.Paths, "disable", "--now"); err != nil {
@@ -44,17 +47,17 @@ func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
 	if err := killall.Run(r.Node, log); err != nil {
 		return fmt.Errorf("%w; nothing was removed: fix that and run monokube uninstall again", err)
 	}
-	var errs []error
-	for _, p := range r.files() {
-		errs = append(errs, removeIfExists(p))
+	if r.Leave != nil {
+		if err := r.Leave(ctx); err != nil {
+			log.Warn("could not remove this node from its cluster; remove it there with kubectl delete node NAME", "err", err)
+		}
 	}
-	errs = append(errs, removeLinks(r.onRoot(r.BinDir)), removeNodeFiles())
+	errs := []error{r.removeInstalled(), removeNodeFiles()}
 	if r.KeepData {
 		log.Info("kept the data dir", "data-dir", r.Node.DataDir)
 	} else {
 		errs = append(errs, removeTree(r.Node.DataDir))
 	}
-	_ = os.Remove(filepath.Dir(r.onRoot(r.Paths.Config))) // only if empty
 	if r.Stop {
 		errs = append(errs, systemctl("daemon-reload"))
 	}
@@ -63,6 +66,18 @@ func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
 	}
 	log.Info("monokube uninstalled")
 	return nil
+}
+
+// removeInstalled removes what install wrote: units, config file, admin
+// kubeconfig, binary and links.
+func (r Removal) removeInstalled() error {
+	var errs []error
+	for _, p := range r.files() {
+		errs = append(errs, removeIfExists(p))
+	}
+	errs = append(errs, removeLinks(r.onRoot(r.BinDir)))
+	_ = os.Remove(filepath.Dir(r.onRoot(r.Paths.Config))) // only if empty
+	return errors.Join(errs...)
 }
 
 // StopServices stops (with systemctl verb args, such as "stop" or

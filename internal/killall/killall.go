@@ -28,6 +28,7 @@ type Target struct {
 // Run stops and cleans up the node. Every step runs even if an earlier one
 // failed; the errors are joined.
 func Run(t Target, log *slog.Logger) error {
+	t = t.resolved()
 	if err := t.check(); err != nil {
 		return err
 	}
@@ -58,15 +59,35 @@ func Run(t Target, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
+// resolved follows symlinks in the dirs, as /proc and mountinfo show the
+// real paths.
+func (t Target) resolved() Target {
+	for _, d := range []*string{&t.DataDir, &t.RunDir} {
+		if r, err := filepath.EvalSymlinks(*d); err == nil {
+			*d = r
+		}
+	}
+	return t
+}
+
 // check refuses targets that would reach beyond one node: every path
-// below them is unmounted or removed.
+// below them is unmounted or removed. An existing data dir must look like
+// monokube's.
 func (t Target) check() error {
 	for _, d := range []struct{ flag, dir string }{{"data-dir", t.DataDir}, {"run-dir", t.RunDir}} {
 		if !filepath.IsAbs(d.dir) || filepath.Clean(d.dir) == "/" {
 			return fmt.Errorf("--%s %q: killall needs the node's own absolute directory, not / or a relative path", d.flag, d.dir)
 		}
 	}
-	return nil
+	if _, err := os.Stat(t.DataDir); err != nil {
+		return nil // nothing of the node there
+	}
+	for _, marker := range []string{"data", "server", "agent", "version.json"} {
+		if _, err := os.Stat(filepath.Join(t.DataDir, marker)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("--data-dir %s holds no monokube data (no data/, server/ or agent/): give the node's data dir (see data-dir in its config file)", t.DataDir)
 }
 
 // shimSocketDir is where containerd's shims put their sockets, whatever

@@ -37,7 +37,7 @@ func stopProcesses(t Target, log *slog.Logger) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v still running after %s", left, killTimeout)
+			return fmt.Errorf("processes %v still running after %s of SIGKILL (stuck in the kernel, e.g. on a hung mount?): check them with ps -o pid,stat,wchan,args -p PID, then run killall again", left, killTimeout)
 		}
 		signal(left, syscall.SIGKILL)
 		time.Sleep(100 * time.Millisecond)
@@ -45,7 +45,7 @@ func stopProcesses(t Target, log *slog.Logger) error {
 }
 
 // monokubes are the node's monokube processes (server or agent, and the
-// containerd it supervises), not this one.
+// containerd it supervises), not this one and not clients (kubectl, ctr).
 func monokubes(t Target) []int {
 	var out []int
 	for pid, exe := range nodeBinaries(t) {
@@ -63,10 +63,11 @@ func monokubes(t Target) []int {
 func leftovers(t Target) []int {
 	roots := nodeBinaries(t)
 	children := childMap()
+	spare := ancestors()
 	seen := map[int]bool{}
 	var walk func(int)
 	walk = func(pid int) {
-		if seen[pid] || pid == os.Getpid() || pid <= 1 {
+		if seen[pid] || pid <= 1 {
 			return
 		}
 		seen[pid] = true
@@ -82,15 +83,53 @@ func leftovers(t Target) []int {
 	}
 	out := make([]int, 0, len(seen))
 	for pid := range seen {
-		out = append(out, pid)
+		if !spare[pid] {
+			out = append(out, pid)
+		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-// nodeBinaries maps each process running a binary under <data-dir>/data/
-// to that binary, leaving out this process.
-func nodeBinaries(t Target) map[int]string { return Binaries(t.binRoot()) }
+// nodeBinaries maps each of the node's processes to its binary: those in
+// this mount namespace running a binary under <data-dir>/data/, except
+// monokube run as a client (kubectl, crictl, ctr, killall itself).
+func nodeBinaries(t Target) map[int]string {
+	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
+	out := Binaries(t.binRoot())
+	for pid, exe := range out {
+		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		if ns != ownNS || filepath.Base(exe) == "monokube" && !daemonRole(pid) {
+			delete(out, pid)
+		}
+	}
+	return out
+}
+
+// daemonRole reports whether monokube process pid runs as server, agent
+// or the containerd a node supervises.
+func daemonRole(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	return len(args) > 1 && slices.Contains([]string{"server", "agent", "containerd"}, args[1])
+}
+
+// ancestors are this process and its parents, which killall must survive.
+func ancestors() map[int]bool {
+	out := map[int]bool{}
+	for pid := os.Getpid(); pid > 1 && !out[pid]; {
+		out[pid] = true
+		ppid, ok := parent(pid)
+		if !ok {
+			break
+		}
+		pid = ppid
+	}
+	return out
+}
 
 // Binaries maps each process (but this one) running a binary whose path
 // starts with prefix to that binary. A binary deleted since it started

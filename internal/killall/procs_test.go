@@ -28,6 +28,7 @@ func TestStopProcessesKillsTree(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	buf := make([]byte, 32)
 	n, _ := out.Read(buf) // the child's PID, once it runs
 	var child int
@@ -39,10 +40,31 @@ func TestStopProcessesKillsTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = bystander.Process.Kill(); _ = bystander.Wait() }()
+	// monokube from the node's dir run as a client (kubectl) is spared;
+	// run as "server" (here: sh running a script named server) it is not.
+	mk := filepath.Join(dir, "data", "0123456789abcdef", "monokube")
+	copyFile(t, "/bin/sh", mk)
+	if err := os.WriteFile(filepath.Join(dir, "server"), []byte("sleep 60\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	client := exec.Command(mk, "-c", "sleep 60")
+	daemon := exec.Command(mk, "server")
+	daemon.Dir = dir
+	for _, c := range []*exec.Cmd{client, daemon} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+	}
+	waitExe(t, client.Process.Pid, mk)
+	waitExe(t, daemon.Process.Pid, mk)
 
 	target := Target{DataDir: dir, RunDir: filepath.Join(dir, "run"), CgroupRoot: "/monokube-test-none"}
-	if got := leftovers(target); len(got) != 2 {
-		t.Fatalf("leftovers = %v, want the shim %d and its child %d", got, cmd.Process.Pid, child)
+	if got := monokubes(target); len(got) != 1 || got[0] != daemon.Process.Pid {
+		t.Fatalf("monokubes = %v, want only the daemon %d", got, daemon.Process.Pid)
+	}
+	if got := leftovers(target); len(got) < 3 {
+		t.Fatalf("leftovers = %v, want the shim %d, its child %d and the daemon with its child", got, cmd.Process.Pid, child)
 	}
 	if err := stopProcesses(target, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
@@ -55,8 +77,8 @@ func TestStopProcessesKillsTree(t *testing.T) {
 	if waitGone([]int{child}, 5*time.Second) == false {
 		t.Errorf("child %d still running", child)
 	}
-	if !running(bystander.Process.Pid) {
-		t.Error("an unrelated process was stopped")
+	if !running(bystander.Process.Pid) || !running(client.Process.Pid) {
+		t.Error("an unrelated process or a kubectl-like client was stopped")
 	}
 }
 
@@ -71,5 +93,18 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 	if err := os.WriteFile(dst, data, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitExe waits until pid runs exe.
+func waitExe(t *testing.T, pid int, exe string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); p == exe {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d does not run %s", pid, exe)
+		}
 	}
 }

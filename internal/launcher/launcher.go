@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
@@ -42,7 +44,9 @@ func Exec(p Payload, args, env []string) error {
 	}
 	// `monokube install` copies the launcher, not the unpacked binary.
 	if self, err := os.Executable(); err == nil {
-		env = append(env, "MONOKUBE_LAUNCHER="+self)
+		env = append(slices.DeleteFunc(slices.Clone(env), func(e string) bool {
+			return strings.HasPrefix(e, "MONOKUBE_LAUNCHER=")
+		}), "MONOKUBE_LAUNCHER="+self)
 	}
 	if err := syscall.Exec(path, args, env); err != nil {
 		return fmt.Errorf("run %s: %w", path, err)

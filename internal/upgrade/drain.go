@@ -99,12 +99,7 @@ func (u *Uncordoner) Run(ctx context.Context) error {
 // every pod on it except mirror pods and DaemonSet pods. It does not wait
 // for the pods to go: only the kubelet about to start can stop them.
 func (d *Drainer) drain(ctx context.Context, c kubernetes.Interface) error {
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"unschedulable":true}}`,
-		CordonAnnotation, d.step.Prev.Kubernetes+" -> "+d.step.Cur.Kubernetes)
-	if err := retry(ctx, func(ctx context.Context) error {
-		_, err := c.CoreV1().Nodes().Patch(ctx, d.node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-		return err
-	}); err != nil {
+	if err := d.cordon(ctx, c); err != nil {
 		return fmt.Errorf("cordon: %w", err)
 	}
 	pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{
@@ -127,6 +122,25 @@ func (d *Drainer) drain(ctx context.Context, c kubernetes.Interface) error {
 	}
 	d.log.Info("node cordoned and drained", "evicted", evicted)
 	return nil
+}
+
+// cordon marks the node unschedulable as monokube's upgrade cordon, unless
+// someone else cordoned it already: that cordon stays theirs to lift.
+func (d *Drainer) cordon(ctx context.Context, c kubernetes.Interface) error {
+	return retry(ctx, func(ctx context.Context) error {
+		n, err := c.CoreV1().Nodes().Get(ctx, d.node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if _, ours := n.Annotations[CordonAnnotation]; n.Spec.Unschedulable && !ours {
+			d.log.Info("node already cordoned (not by monokube): it stays cordoned after the upgrade")
+			return nil
+		}
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"unschedulable":true}}`,
+			CordonAnnotation, d.step.Prev.Kubernetes+" -> "+d.step.Cur.Kubernetes)
+		_, err = c.CoreV1().Nodes().Patch(ctx, d.node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	})
 }
 
 // evictable leaves out what a drain leaves: mirror (static) pods,

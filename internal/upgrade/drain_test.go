@@ -96,3 +96,17 @@ func TestUncordonOnlyOwnCordonAfterFreshReady(t *testing.T) {
 		t.Errorf("still cordoned: %v %v", got.Spec.Unschedulable, got.Annotations)
 	}
 }
+
+func TestDrainKeepsSomeoneElsesCordon(t *testing.T) {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Spec: corev1.NodeSpec{Unschedulable: true}}
+	c := fake.NewClientset(n)
+	step := Step{Prev: Record{Kubernetes: "v1.36.1"}, Cur: Record{Kubernetes: "v1.37.2"}, MinorChange: true}
+	d := NewDrainer(step, "n1", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := d.drain(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	if _, marked := got.Annotations[CordonAnnotation]; marked || !got.Spec.Unschedulable {
+		t.Errorf("an admin's cordon became monokube's: %v %v", got.Spec.Unschedulable, got.Annotations)
+	}
+}

@@ -28,7 +28,18 @@ type Sweeper struct {
 // NewSweeper returns the component that sweeps dataDir, keeping the
 // version directories that hold keep (this version's files).
 func NewSweeper(dataDir string, log *slog.Logger, keep ...string) *Sweeper {
-	return &Sweeper{dataDir: dataDir, keep: keep, log: log}
+	// /proc shows binaries by their real paths: compare real paths.
+	real := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return p
+	}
+	s := &Sweeper{dataDir: real(dataDir), log: log}
+	for _, k := range keep {
+		s.keep = append(s.keep, real(k))
+	}
+	return s
 }
 
 // Name implements lifecycle.Component.

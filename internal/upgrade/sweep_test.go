@@ -14,7 +14,11 @@ import (
 // TestSweepKeepsWhatRuns runs a real process from an old version's
 // directory and checks the sweeper keeps that directory until it exits.
 func TestSweepKeepsWhatRuns(t *testing.T) {
-	data := t.TempDir()
+	// The data dir is reached through a symlink, as a data disk often is.
+	data := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), data); err != nil {
+		t.Fatal(err)
+	}
 	dir := func(h string) string { return filepath.Join(data, "data", h) }
 	sh, err := os.ReadFile("/bin/sh")
 	if err != nil {
@@ -38,8 +42,12 @@ func TestSweepKeepsWhatRuns(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	exe := fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)
+	realShim, err := filepath.EvalSymlinks(shim)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if p, _ := os.Readlink(exe); p == shim {
+		if p, _ := os.Readlink(exe); p == realShim {
 			break
 		}
 		if time.Now().After(deadline) {

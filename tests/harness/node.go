@@ -33,6 +33,9 @@ var privateDirs = []string{ //nolint:gochecknoglobals // fixed table
 	"/etc/monokube", "/var/lib/monokube", "/run/monokube",
 	"/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/var/lib/cni",
 	"/run/containerd", "/run/flannel", "/etc/cni", "/opt/cni",
+	// monokube install's targets, and systemd's marker: a node never
+	// sees (or drives) the host's systemd.
+	"/etc/systemd/system", "/usr/local/bin", "/run/systemd",
 }
 
 // Node is one monokube process (or short command) in its own namespaces.

@@ -1,9 +1,11 @@
 //go:build e2e
 
 // Package turndown_test installs a server and an agent with `monokube
-// install` (into staging roots), runs them as their units would, and turns
-// them down: `monokube uninstall` on the agent and `monokube killall` on
-// the server must leave each machine as it was before the node started.
+// install` (each node has its own /etc/systemd/system, /usr/local/bin and
+// /etc/monokube, and no systemd), runs them as their units would, and
+// turns them down: `monokube uninstall` on the agent and `monokube
+// killall` on the server must leave each machine as it was before the node
+// started.
 package turndown_test
 
 import (
@@ -31,21 +33,21 @@ func TestInstallAndTurndown(t *testing.T) {
 	agent := harness.NewNode(t, network, 3)
 	srvBefore, agentBefore := srv.Snapshot(), agent.Snapshot()
 
-	srvRoot := filepath.Join(srv.Dir, "root")
-	install(t, srv, srvRoot, "server", "--write-kubeconfig", srv.Kubeconfig, "--node-name", "server-1",
+	srvRoot := filepath.Join(srv.Dir, "host") // what the node sees as /
+	install(t, srv, "server", "--write-kubeconfig", srv.Kubeconfig, "--node-name", "server-1",
 		"--disable", "metrics-server,local-storage")
 	t.Run("install writes binary, config and unit", func(t *testing.T) {
 		checkInstalled(t, srvRoot, "monokube.service", "ExecStart=/usr/local/bin/monokube server\n", "node-name: server-1")
 	})
 	srv.StageImages(nil)
-	srv.StartInstalled(filepath.Join(srvRoot, "usr/local/bin/monokube"), "server", "--config", filepath.Join(srvRoot, "etc/monokube/config.yaml"))
+	srv.StartInstalled("/usr/local/bin/monokube", "server")
 	srv.WaitReadyz(2 * time.Minute)
 
-	agentRoot := filepath.Join(agent.Dir, "root")
-	install(t, agent, agentRoot, "agent", "--server", srv.ServerURL(), "--token", srv.JoinToken(), "--node-name", "agent-1")
+	agentRoot := filepath.Join(agent.Dir, "host")
+	install(t, agent, "agent", "--server", srv.ServerURL(), "--token", srv.JoinToken(), "--node-name", "agent-1")
 	checkInstalled(t, agentRoot, "monokube-agent.service", "ExecStart=/usr/local/bin/monokube agent\n", "token: mk1::")
 	agent.StageImages(nil)
-	agent.StartInstalled(filepath.Join(agentRoot, "usr/local/bin/monokube"), "agent", "--config", filepath.Join(agentRoot, "etc/monokube/config.yaml"))
+	agent.StartInstalled("/usr/local/bin/monokube", "agent")
 	agent.WaitNodesReady(srv, 2)
 	for _, node := range []string{"server-1", "agent-1"} {
 		srv.Kubectl("apply", "-f", srv.PinnedEcho("echo-"+node, node))
@@ -68,7 +70,7 @@ func TestInstallAndTurndown(t *testing.T) {
 	})
 
 	t.Run("uninstall on the agent leaves the cluster and no residue", func(t *testing.T) {
-		r := agent.Exec(2*time.Minute, harness.Options{}, "uninstall", "--root", agentRoot, "--config", "/etc/monokube/config.yaml")
+		r := agent.Exec(2*time.Minute, harness.Options{}, "uninstall")
 		if r.Code != 0 {
 			t.Fatalf("uninstall: exit %d\n%s", r.Code, r.Stderr)
 		}
@@ -91,7 +93,7 @@ func TestInstallAndTurndown(t *testing.T) {
 	})
 
 	t.Run("killall on the server leaves no residue and keeps the data", func(t *testing.T) {
-		r := srv.Exec(2*time.Minute, harness.Options{}, "killall", "--config", filepath.Join(srvRoot, "etc/monokube/config.yaml"))
+		r := srv.Exec(2*time.Minute, harness.Options{}, "killall")
 		if r.Code != 0 {
 			t.Fatalf("killall: exit %d\n%s", r.Code, r.Stderr)
 		}
@@ -113,7 +115,7 @@ func TestInstallAndTurndown(t *testing.T) {
 	})
 
 	t.Run("uninstall --keep-data keeps the data dir", func(t *testing.T) {
-		r := srv.Exec(time.Minute, harness.Options{}, "uninstall", "--root", srvRoot, "--keep-data", "--config", "/etc/monokube/config.yaml")
+		r := srv.Exec(time.Minute, harness.Options{}, "uninstall", "--keep-data")
 		if r.Code != 0 {
 			t.Fatalf("uninstall: exit %d\n%s", r.Code, r.Stderr)
 		}
@@ -126,11 +128,11 @@ func TestInstallAndTurndown(t *testing.T) {
 	})
 }
 
-// install runs monokube install ROLE into root with the node's own paths
-// and address plus args.
-func install(t *testing.T, n *harness.Node, root, role string, args ...string) {
+// install runs monokube install ROLE in the node with its own paths and
+// address plus args.
+func install(t *testing.T, n *harness.Node, role string, args ...string) {
 	t.Helper()
-	args = append([]string{"install", role, "--root", root, "--data-dir", n.DataDir, "--run-dir", n.RunDir,
+	args = append([]string{"install", role, "--data-dir", n.DataDir, "--run-dir", n.RunDir,
 		"--node-ip", n.NS.IP, "--kubelet-arg", "cgroup-root=" + n.CgroupRoot}, args...)
 	if r := n.Exec(time.Minute, harness.Options{}, args...); r.Code != 0 {
 		t.Fatalf("monokube %s: exit %d\n%s", strings.Join(args, " "), r.Code, r.Stderr)
