@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,6 +51,9 @@ func newCheckConfigCommand(stdout io.Writer, checks sysreq.Checks) *cli.Command 
 func checkConfig(c *cli.Context, checks sysreq.Checks) (sysreq.Report, error) {
 	if !c.Bool("agent") {
 		cfg, err := serverConfig(c)
+		if err != nil && (strings.Contains(err.Error(), `unknown key "server"`) || strings.Contains(err.Error(), `unknown key "token"`)) {
+			return nil, fmt.Errorf("%w; for an agent's config run monokube check-config --agent", err)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -247,6 +247,9 @@ func (n *Node) Wipe() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The node's mounts (container root filesystems, volumes) live in its
+	// own mount namespace: unmount them there first.
+	n.inside(fmt.Sprintf(`awk '{print $5}' /proc/self/mountinfo | grep -E '^(%s|%s)/' | sort -r | xargs -r umount -l`, n.DataDir, n.RunDir))
 	for _, d := range []string{filepath.Join(n.DataDir, "agent"), filepath.Join(n.DataDir, "server"), n.RunDir} {
 		if err := os.RemoveAll(d); err != nil {
 			n.t.Fatalf("wipe %s: %v", d, err)

@@ -96,9 +96,12 @@ func TestUpgradeByBinarySwap(t *testing.T) {
 				t.Errorf("shim %d runs %q (%v): its binary was removed", pid, exe, err)
 			}
 		}
-		if v := record(t, srv)["monokube"]; !strings.HasSuffix(v, "-next") {
-			t.Errorf("version.json records %q", v)
-		}
+		// Recorded once every component is ready, which may be just after
+		// the kubelet reports the new version.
+		srv.WaitFor(time.Minute, "version.json records the new version", func(context.Context) (bool, error) {
+			v := readRecord(srv)["monokube"]
+			return strings.HasSuffix(v, "-next"), fmt.Errorf("version.json records %q", v)
+		})
 	})
 	t.Run("a newer Kubernetes minor version is refused", func(t *testing.T) {
 		agent.Stop(30 * time.Second)
@@ -143,9 +146,10 @@ func TestUpgradeByBinarySwap(t *testing.T) {
 		if podUID(t, srv, "echo-server-1") == uid {
 			t.Error("the pod on the drained node was not replaced")
 		}
-		if got := record(t, srv)["kubernetes"]; got != rec["kubernetes"] {
-			t.Errorf("version.json records %q after the upgrade, want %q", got, rec["kubernetes"])
-		}
+		srv.WaitFor(time.Minute, "version.json records this version", func(context.Context) (bool, error) {
+			got := readRecord(srv)["kubernetes"]
+			return got == rec["kubernetes"], fmt.Errorf("version.json records %q, want %q", got, rec["kubernetes"])
+		})
 	})
 }
 
@@ -215,13 +219,19 @@ func launcherDir(t *testing.T, n *harness.Node) string {
 
 func record(t *testing.T, n *harness.Node) map[string]string {
 	t.Helper()
+	r := readRecord(n)
+	if r == nil {
+		t.Fatal("no readable version.json")
+	}
+	return r
+}
+
+// readRecord is the node's version.json, nil if it cannot be read.
+func readRecord(n *harness.Node) map[string]string {
 	var r map[string]string
 	data, err := os.ReadFile(filepath.Join(n.DataDir, "version.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &r)
-	}
-	if err != nil {
-		t.Fatalf("version.json: %v", err)
+	if err != nil || json.Unmarshal(data, &r) != nil {
+		return nil
 	}
 	return r
 }
