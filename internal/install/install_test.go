@@ -15,12 +15,7 @@ import (
 )
 
 func TestInstallUnderRoot(t *testing.T) {
-	root := t.TempDir()
-	src := filepath.Join(t.TempDir(), "monokube")
-	if err := os.WriteFile(src, []byte("binary"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	root, src, log := t.TempDir(), fakeBinary(t), slog.New(slog.NewTextHandler(io.Discard, nil))
 	paths := Paths{Root: root, BinDir: "/usr/local/bin", Config: "/etc/mk/agent.yaml"}
 	if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -69,12 +64,7 @@ func TestInstallUnderRoot(t *testing.T) {
 }
 
 func TestUninstallUnderRootTouchesOnlyTheStagedFiles(t *testing.T) {
-	root := t.TempDir()
-	src := filepath.Join(t.TempDir(), "monokube")
-	if err := os.WriteFile(src, []byte("binary"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	root, src, log := t.TempDir(), fakeBinary(t), slog.New(slog.NewTextHandler(io.Discard, nil))
 	paths := Paths{Root: root, BinDir: "/usr/local/bin", Config: "/etc/monokube/config.yaml"}
 	if err := Install(Options{Paths: paths, Role: systemd.Server, Source: src, Config: []byte("{}\n")}, log); err != nil {
 		t.Fatal(err)
@@ -95,4 +85,14 @@ func TestUninstallUnderRootTouchesOnlyTheStagedFiles(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("left under the root: %v", left)
 	}
+}
+
+// fakeBinary is a file standing in for the monokube binary install copies.
+func fakeBinary(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "monokube")
+	if err := os.WriteFile(src, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return src
 }

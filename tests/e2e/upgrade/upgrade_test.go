@@ -142,10 +142,18 @@ func TestUpgradeByBinarySwap(t *testing.T) {
 		if !strings.Contains(string(log), "cordoning and draining") {
 			t.Error("no drain in the log")
 		}
-		srv.WaitDeploymentsAvailable(2*time.Minute, "default", "echo-server-1")
-		if podUID(t, srv, "echo-server-1") == uid {
-			t.Error("the pod on the drained node was not replaced")
-		}
+		srv.WaitFor(2*time.Minute, "the drained pod replaced and running", func(ctx context.Context) (bool, error) {
+			pods, err := srv.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=echo-server-1"})
+			if err != nil {
+				return false, err
+			}
+			for _, p := range pods.Items {
+				if string(p.UID) != uid && p.DeletionTimestamp == nil && p.Status.Phase == "Running" {
+					return true, nil
+				}
+			}
+			return false, fmt.Errorf("%d pods, none new and running", len(pods.Items))
+		})
 		srv.WaitFor(time.Minute, "version.json records this version", func(context.Context) (bool, error) {
 			got := readRecord(srv)["kubernetes"]
 			return got == rec["kubernetes"], fmt.Errorf("version.json records %q, want %q", got, rec["kubernetes"])
