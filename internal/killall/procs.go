@@ -174,24 +174,31 @@ func childMap() map[int][]int {
 	return out
 }
 
-// parent reads the parent PID from /proc/PID/stat, whose second field (the
-// command name, in parentheses) may itself hold spaces and parentheses.
-func parent(pid int) (int, bool) {
+// stat reads a process's state and parent PID from /proc/PID/stat, whose
+// second field (the command name, in parentheses) may itself hold spaces
+// and parentheses.
+func stat(pid int) (state string, ppid int, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, false
+		return "", 0, false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false
+		return "", 0, false
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 2 {
-		return 0, false
+		return "", 0, false
 	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
+	ppid, err = strconv.Atoi(f[1])
+	return f[0], ppid, err == nil
+}
+
+// parent is pid's parent PID.
+func parent(pid int) (int, bool) {
+	_, ppid, ok := stat(pid)
+	return ppid, ok
 }
 
 func signal(pids []int, sig syscall.Signal) {
@@ -203,13 +210,8 @@ func signal(pids []int, sig syscall.Signal) {
 // running reports whether pid exists and is not a zombie waiting for its
 // parent to reap it.
 func running(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || !strings.HasPrefix(s[i+1:], " Z")
+	state, _, ok := stat(pid)
+	return ok && state != "Z"
 }
 
 // waitGone waits until none of pids runs.
