@@ -94,12 +94,9 @@ func DefaultServerInput() ServerInput {
 // malformed YAML are errors that name the file and line.
 // in is a *ServerInput or *AgentInput.
 func LoadFile(path string, explicit bool, in any) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !explicit {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read config file: %w; create it or drop --config", err)
+	data, err := readConfig(path, explicit)
+	if data == nil || err != nil {
+		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -108,6 +105,19 @@ func LoadFile(path string, explicit bool, in any) error {
 			path, yamlMessage(err))
 	}
 	return nil
+}
+
+// readConfig reads the config file at path: nil for a missing file the
+// user did not name with --config.
+func readConfig(path string, explicit bool) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w; create it or drop --config", err)
+	}
+	return data, nil
 }
 
 // yamlMessage rewrites yaml.v3's messages in the user's terms.
@@ -201,12 +211,9 @@ type NodeFiles struct {
 // explicit.
 func LoadNodeFiles(path string, explicit bool) (NodeFiles, error) {
 	nf := NodeFiles{DataDir: DefaultDataDir, RunDir: DefaultRunDir, WriteKubeconfig: DefaultKubeconfig}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !explicit {
-		return nf, nil
-	}
-	if err != nil {
-		return nf, fmt.Errorf("read config file: %w; create it or drop --config", err)
+	data, err := readConfig(path, explicit)
+	if data == nil || err != nil {
+		return nf, err
 	}
 	if err := yaml.Unmarshal(data, &nf); err != nil {
 		return nf, fmt.Errorf("config file %s: %s", path, yamlMessage(err))
