@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/monokube/monokube/internal/datadir"
 )
 
 const (
@@ -43,7 +45,7 @@ func ExtractBin(dataDir string, zstdTar []byte, sha256Hex string) (string, error
 	if len(sha256Hex) < hashLen {
 		return "", fmt.Errorf("helper binaries: digest %q is too short: rebuild with make", sha256Hex)
 	}
-	versionDir := filepath.Join(dataDir, "data", sha256Hex[:hashLen])
+	versionDir := filepath.Join(datadir.Layout{Data: dataDir}.Versions(), sha256Hex[:hashLen])
 	binDir := filepath.Join(versionDir, "bin")
 	if complete(binDir) {
 		return binDir, nil

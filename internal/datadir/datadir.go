@@ -26,6 +26,12 @@ func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests"
 // Token is the server's own join token (internal/join).
 func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
 
+// Versions holds one directory per binary version, named by a prefix of
+// its content hash: the launcher's unpacked monokube and the extracted
+// helper binaries (internal/assets). Old ones go once unused
+// (internal/upgrade).
+func (l Layout) Versions() string { return filepath.Join(l.Data, "data") }
+
 // VersionFile records the versions that last ran on this data dir
 // (internal/upgrade).
 func (l Layout) VersionFile() string { return filepath.Join(l.Data, "version.json") }

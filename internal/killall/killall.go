@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/monokube/monokube/internal/datadir"
 )
 
 // Target names the node to turn off.
@@ -119,4 +121,4 @@ func removeShimSockets(runDir string) error {
 }
 
 // binRoot is where every binary of the node's processes lives.
-func (t Target) binRoot() string { return filepath.Join(t.DataDir, "data") + "/" }
+func (t Target) binRoot() string { return datadir.Layout{Data: t.DataDir}.Versions() + "/" }

@@ -22,6 +22,8 @@ import (
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/monokube/monokube/internal/datadir"
 )
 
 // Payload is the compressed binary and the SHA-256 of its uncompressed
@@ -60,7 +62,7 @@ func Ensure(p Payload, dataDir string) (string, error) {
 	if len(p.SHA256) < 16 {
 		return "", errors.New("this monokube was built without its payload checksum: rebuild it with make")
 	}
-	dir := filepath.Join(dataDir, "data", p.SHA256[:16])
+	dir := filepath.Join(datadir.Layout{Data: dataDir}.Versions(), p.SHA256[:16])
 	path := filepath.Join(dir, "monokube")
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil

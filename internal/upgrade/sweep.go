@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/killall"
 )
 
@@ -61,7 +62,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 
 // Sweep removes every unused version directory now.
 func (s *Sweeper) Sweep() {
-	root := filepath.Join(s.dataDir, "data")
+	root := datadir.Layout{Data: s.dataDir}.Versions()
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return
