@@ -23,7 +23,7 @@ import (
 func installFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "root", Usage: "write the binary, config and unit under this directory instead of / (staging an image); nothing is started"},
-		&cli.StringFlag{Name: "bin-dir", Value: "/usr/local/bin", Usage: "where the monokube binary (and kubectl, crictl, ctr links) go"},
+		&cli.StringFlag{Name: "bin-dir", Value: install.DefaultBinDir, Usage: "where the monokube binary (and kubectl, crictl, ctr links) go"},
 	}
 }
 
@@ -188,7 +188,7 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 		Flags: append(turndownFlags(),
 			&cli.BoolFlag{Name: "keep-data", Usage: "keep the data dir (certificates, etcd data, images)"},
 			&cli.StringFlag{Name: "root", Usage: "remove only what monokube install --root staged under this directory (nothing is stopped)"},
-			&cli.StringFlag{Name: "bin-dir", Value: "/usr/local/bin", Usage: "where monokube install put the binary"},
+			&cli.StringFlag{Name: "bin-dir", Value: install.DefaultBinDir, Usage: "where monokube install put the binary"},
 		),
 		Action: func(c *cli.Context) error {
 			if err := sysreq.OS().Root("uninstall"); err != nil {
@@ -212,7 +212,7 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 			l := datadir.Layout{Data: nf.DataDir, Run: nf.RunDir}
 			if _, err := os.Stat(l.Server()); err == nil {
 				r.Kubeconfig = nf.WriteKubeconfig
-			} else if kc := node.NewAgentCreds(l).KubeletKubeconfig; fileExists(kc) {
+			} else if kc := node.NewAgentCreds(l).KubeletKubeconfig; exists(kc) {
 				r.Leave = func(ctx context.Context) error { return agent.Leave(ctx, kc) }
 			}
 			return install.Uninstall(c.Context, r, log)
@@ -220,7 +220,7 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 	}
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(filepath.Clean(p))
+func exists(p string) bool {
+	_, err := os.Stat(p)
 	return err == nil
 }

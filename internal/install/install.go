@@ -18,8 +18,11 @@ import (
 	"github.com/monokube/monokube/internal/systemd"
 )
 
-// UnitDir is where units are installed on the target machine.
-const UnitDir = "/etc/systemd/system"
+// Where units and the binary go on the target machine.
+const (
+	UnitDir       = "/etc/systemd/system"
+	DefaultBinDir = "/usr/local/bin"
+)
 
 // Links are the multicall names installed beside the binary.
 var Links = []string{"kubectl", "crictl", "ctr"} //nolint:gochecknoglobals // fixed table

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/monokube/monokube/internal/systemd"
 )
 
 // Node is what a node needs to know about its machine to adapt to it.
@@ -51,7 +53,7 @@ func (c Checks) Node() (Node, Report) {
 	caps, capsErr := effectiveCaps(f)
 	n := Node{
 		CgroupV2:       f.exists("/sys/fs/cgroup/cgroup.controllers"),
-		Systemd:        f.exists("/run/systemd/system"),
+		Systemd:        f.exists(systemd.Marker),
 		CapSysResource: capsErr == nil && caps&(1<<capSysResource) != 0,
 		SwapOn:         swapOn(f),
 		Overlay:        hasFilesystem(f, "overlay"),

@@ -77,8 +77,11 @@ func notify(state string) error {
 	return nil
 }
 
+// Marker exists only where systemd is the init system (sd_booted(3)).
+const Marker = "/run/systemd/system"
+
 // Running reports whether systemd is this machine's init system.
 func Running() bool {
-	fi, err := os.Stat("/run/systemd/system")
+	fi, err := os.Stat(Marker)
 	return err == nil && fi.IsDir()
 }
