@@ -31,7 +31,7 @@ BIN := bin/monokube
 RUN_ARGS ?=
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all deps build next assets test-images run test test-unit test-e2e bench clean FORCE
+.PHONY: all deps build next assets test-images run test test-unit test-e2e bench conformance conformance-deps clean FORCE
 all: deps build
 
 # Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter), procps (ps),
@@ -242,7 +242,8 @@ test-unit: assets
 	@test -z "$$(gofmt -l cmd internal tests embed manifests scripts)" || { gofmt -l cmd internal tests embed manifests scripts; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./tests/...
-	$(GO) test -short -count=1 ./internal/... ./embed/...
+	$(GO) vet -tags conformance ./tests/conformance/...
+	$(GO) test -short -count=1 ./internal/... ./embed/... ./tests/conformance/mkimages/
 
 # E2E needs root; E2E=1 turns a skip for missing root into a failure.
 test-e2e: build next test-images
@@ -250,6 +251,63 @@ test-e2e: build next test-images
 
 bench: all next test-images
 	MONOKUBE_BIN=$(CURDIR)/$(BIN) MONOKUBE_NEXT_BIN=$(CURDIR)/$(NEXT_BIN) MONOKUBE_TEST_IMAGES=$(CURDIR)/$(dir $(ECHO_TAR)) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x -count=1 -timeout 30m ./tests/bench/
+
+# ---- Conformance: the upstream [Conformance] suite, offline ----------------
+# Not part of `make test` (it runs for about an hour). Everything comes from
+# the pinned modules in go.mod (tests/conformance/tools.go names them): the
+# e2e.test binary, ginkgo, kubectl and the programs inside the images the
+# suite runs; the images share one Debian tree made by mmdebstrap. All of it
+# is cached per Kubernetes version under build/conformance-<version>/.
+# CONF_FOCUS=REGEXP re-runs only the matching specs.
+CONF_DEB_PKGS := mmdebstrap
+CONF_DIR := $(BUILD_DIR)/conformance-$(K8S_VERSION)
+CONF_BIN := $(CONF_DIR)/bin
+CONF_TOOLS := $(CONF_DIR)/e2e.test $(CONF_DIR)/ginkgo $(CONF_DIR)/kubectl
+CONF_IMAGE_BINS := $(addprefix $(CONF_BIN)/,agnhost nnp sample-apiserver etcd coredns pause)
+CONF_IMAGES := $(CONF_DIR)/images.tar
+CONF_RESULTS ?= $(BUILD_DIR)/conformance-results/$(shell date -u +%Y%m%d-%H%M%S)
+CONF_PROCS ?= 4
+CONF_TIMEOUT ?= 90m
+CONF_FOCUS ?=
+CONF_LDFLAGS := -s -w -X $(KV).gitVersion=$(K8S_VERSION) -X $(KV).gitMajor=1 -X $(KV).gitMinor=$(K8S_MINOR) \
+	-X $(CV).gitVersion=$(K8S_VERSION) -X $(CV).gitMajor=1 -X $(CV).gitMinor=$(K8S_MINOR)
+
+conformance-deps:
+	@scripts/install-deps.sh $(DEB_PKGS) $(CONF_DEB_PKGS)
+
+conformance: conformance-deps build $(CONF_TOOLS) $(CONF_IMAGES)
+	E2E=1 MONOKUBE_BIN=$(CURDIR)/$(BIN) CONFORMANCE_DIR=$(CURDIR)/$(CONF_DIR) \
+	CONFORMANCE_RESULTS=$(abspath $(CONF_RESULTS)) CONFORMANCE_PROCS=$(CONF_PROCS) \
+	CONFORMANCE_TIMEOUT=$(CONF_TIMEOUT) CONFORMANCE_FOCUS='$(CONF_FOCUS)' \
+	$(GO) test -tags conformance -count=1 -timeout 4h -v ./tests/conformance/
+
+$(CONF_DIR)/e2e.test:
+	$(GO) test -c -trimpath -ldflags '$(CONF_LDFLAGS)' -o $@ k8s.io/kubernetes/test/e2e
+$(CONF_DIR)/ginkgo:
+	$(GO) build -trimpath -ldflags '-s -w' -o $@ github.com/onsi/ginkgo/v2/ginkgo
+$(CONF_DIR)/kubectl:
+	$(GO) build -trimpath -ldflags '$(CONF_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/kubectl
+$(CONF_DIR)/mkimages: $(wildcard tests/conformance/mkimages/*.go)
+	$(GO) build -trimpath -o $@ ./tests/conformance/mkimages
+
+# The programs inside the images, by the package that builds each.
+CONF_PKG_agnhost := k8s.io/kubernetes/test/images/agnhost
+CONF_PKG_nnp := k8s.io/kubernetes/test/images/nonewprivs
+CONF_PKG_sample-apiserver := k8s.io/sample-apiserver
+CONF_PKG_etcd := go.etcd.io/etcd/server/v3
+$(addprefix $(CONF_BIN)/,agnhost nnp sample-apiserver etcd):
+	$(GO) build -trimpath -ldflags '-s -w' -o $@ $(CONF_PKG_$(@F))
+$(CONF_BIN)/coredns: $(COREDNS_BIN)
+	@mkdir -p $(@D) && cp $< $@
+$(CONF_BIN)/pause: $(PAUSE_BIN)
+	@mkdir -p $(@D) && cp $< $@
+
+$(CONF_DIR)/rootfs.tar: tests/conformance/rootfs.sh
+	tests/conformance/rootfs.sh $@
+
+$(CONF_IMAGES): $(CONF_DIR)/mkimages $(CONF_DIR)/rootfs.tar $(CONF_IMAGE_BINS)
+	$(CONF_DIR)/mkimages -o $@ -rootfs $(CONF_DIR)/rootfs.tar -bin $(CONF_BIN) \
+		-files "$$($(GO) list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images"
 
 clean:
 	rm -rf bin $(BUILD_DIR) $(EMBED_ASSETS) $(PAYLOAD) $(PAYLOAD_SUM) $(NEXT_DIR)

@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,36 @@ func (n *Node) StageImages(extra map[string][]byte) {
 			n.t.Fatal(err)
 		}
 	}
+}
+
+// StageImageFile copies the image tarball src into the node's images
+// directory, for import at start, before the node starts.
+func (n *Node) StageImageFile(src string) {
+	n.t.Helper()
+	dir := filepath.Join(n.DataDir, "agent", "images")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := copyFile(src, filepath.Join(dir, filepath.Base(src))); err != nil {
+		n.t.Fatalf("stage image %s: %v", src, err)
+	}
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // WaitNodeReady waits for the cluster's only node to be Ready.
@@ -277,4 +308,34 @@ spec:
 		n.t.Fatal(err)
 	}
 	return path
+}
+
+// WaitNodesHoldImage waits until every node of the cluster reports image
+// among its images (the kubelet lists what containerd holds).
+func (n *Node) WaitNodesHoldImage(timeout time.Duration, image string) {
+	n.t.Helper()
+	c := n.Client()
+	n.WaitFor(timeout, "every node holding "+image, func(ctx context.Context) (bool, error) {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, node := range nodes.Items {
+			if !holdsImage(node, image) {
+				return false, fmt.Errorf("node %s does not list it yet", node.Name)
+			}
+		}
+		return len(nodes.Items) > 0, nil
+	})
+}
+
+func holdsImage(node corev1.Node, image string) bool {
+	for _, img := range node.Status.Images {
+		for _, name := range img.Names {
+			if name == image {
+				return true
+			}
+		}
+	}
+	return false
 }
