@@ -259,11 +259,11 @@ bench: all next test-images
 # suite runs; the images share one Debian tree made by mmdebstrap. All of it
 # is cached per Kubernetes version under build/conformance-<version>/.
 # CONF_FOCUS=REGEXP re-runs only the matching specs.
-CONF_DEB_PKGS := mmdebstrap
+CONF_DEB_PKGS := mmdebstrap curl bzip2 make
 CONF_DIR := $(BUILD_DIR)/conformance-$(K8S_VERSION)
 CONF_BIN := $(CONF_DIR)/bin
 CONF_TOOLS := $(CONF_DIR)/e2e.test $(CONF_DIR)/ginkgo $(CONF_DIR)/kubectl
-CONF_IMAGE_BINS := $(addprefix $(CONF_BIN)/,agnhost nnp sample-apiserver etcd coredns pause)
+CONF_IMAGE_BINS := $(addprefix $(CONF_BIN)/,agnhost nnp sample-apiserver etcd coredns pause busybox)
 CONF_IMAGES := $(CONF_DIR)/images.tar
 CONF_RESULTS ?= $(BUILD_DIR)/conformance-results/$(shell date -u +%Y%m%d-%H%M%S)
 CONF_PROCS ?= 4
@@ -302,6 +302,8 @@ $(CONF_BIN)/coredns: $(COREDNS_BIN)
 $(CONF_BIN)/pause: $(PAUSE_BIN)
 	@mkdir -p $(@D) && cp $< $@
 
+$(CONF_BIN)/busybox: tests/conformance/busybox.sh
+	tests/conformance/busybox.sh $@
 $(CONF_DIR)/rootfs.tar: tests/conformance/rootfs.sh
 	tests/conformance/rootfs.sh $@
 

@@ -25,9 +25,17 @@ func epoch() time.Time { return time.Unix(0, 0).UTC() }
 
 // builder makes images from specs; images built earlier can be parents.
 type builder struct {
-	o      options
-	rootfs []byte              // the Debian tree's tar
-	built  map[string]v1.Image // by first name, plus scratch and debian
+	o       options
+	rootfs  []byte           // the Debian tree's tar
+	applets []string         // what the busybox in -bin provides
+	built   map[string]built // by first name, plus the bases
+}
+
+// built is an image and whether the Debian tree is below it (where /bin
+// is a symlink into /usr).
+type built struct {
+	img    v1.Image
+	debian bool
 }
 
 func newBuilder(o options) (*builder, error) {
@@ -35,11 +43,24 @@ func newBuilder(o options) (*builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the root filesystem (tests/conformance/rootfs.sh makes it): %w", err)
 	}
+	applets, err := busyboxApplets(filepath.Join(o.bin, "busybox"))
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{o: o, rootfs: rootfs, applets: applets, built: map[string]built{scratch: {img: empty.Image}}}
 	base, err := appendLayer(empty.Image, rootfs, "debian root filesystem (mmdebstrap)")
 	if err != nil {
 		return nil, err
 	}
-	return &builder{o: o, rootfs: rootfs, built: map[string]v1.Image{scratch: empty.Image, debian: base}}, nil
+	b.built[debian] = built{img: base, debian: true}
+	missing, err := b.missingApplets()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.build(alpineLike(missing)); err != nil {
+		return nil, fmt.Errorf("the busybox layer: %w", err)
+	}
+	return b, nil
 }
 
 func (b *builder) build(spec imageSpec) (v1.Image, error) {
@@ -47,13 +68,17 @@ func (b *builder) build(spec imageSpec) (v1.Image, error) {
 	if !ok {
 		return nil, fmt.Errorf("parent %s is not listed before it", spec.from)
 	}
-	img := parent
-	if len(spec.entries) > 0 {
-		layer, err := b.layer(spec.entries)
+	entries := spec.entries
+	if spec.applets != "" {
+		entries = append(append([]entry(nil), entries...), appletLinks(spec.applets, b.applets, entries)...)
+	}
+	img := parent.img
+	if len(entries) > 0 {
+		layer, err := b.layer(entries, parent.debian)
 		if err != nil {
 			return nil, err
 		}
-		if img, err = appendLayer(parent, layer, "mkimages "+spec.names[0]); err != nil {
+		if img, err = appendLayer(img, layer, "mkimages "+spec.names[0]); err != nil {
 			return nil, err
 		}
 	}
@@ -61,7 +86,7 @@ func (b *builder) build(spec imageSpec) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.built[spec.names[0]] = img
+	b.built[spec.names[0]] = built{img: img, debian: parent.debian}
 	return img, nil
 }
 
@@ -108,13 +133,13 @@ func configure(img v1.Image, spec imageSpec) (v1.Image, error) {
 
 // layer returns the uncompressed tar of entries, sorted by path, each
 // parent directory first.
-func (b *builder) layer(entries []entry) ([]byte, error) {
+func (b *builder) layer(entries []entry, usrMerged bool) ([]byte, error) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].path < entries[j].path })
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
 	for _, e := range entries {
-		if err := writeParents(tw, dirs, path.Dir(e.path)); err != nil {
+		if err := writeParents(tw, dirs, path.Dir(e.path), usrMerged); err != nil {
 			return nil, err
 		}
 		if err := b.writeEntry(tw, e); err != nil {
@@ -128,17 +153,19 @@ func (b *builder) layer(entries []entry) ([]byte, error) {
 }
 
 // writeParents writes dir and its parents not written yet, outermost first.
-// The Debian tree's /bin, /sbin and /lib are symlinks into /usr: a layer
-// must never turn them into directories.
-func writeParents(tw *tar.Writer, written map[string]bool, dir string) error {
+// In the Debian tree (usrMerged) /bin, /sbin and /lib are symlinks into
+// /usr: a layer must never turn them into directories.
+func writeParents(tw *tar.Writer, written map[string]bool, dir string, usrMerged bool) error {
 	if dir == "/" || written[dir] {
 		return nil
 	}
 	switch strings.SplitN(strings.TrimPrefix(dir, "/"), "/", 2)[0] {
 	case "bin", "sbin", "lib", "lib64":
-		return fmt.Errorf("%s is a symlink in the Debian tree; use the /usr path", dir)
+		if usrMerged {
+			return fmt.Errorf("%s is a symlink in the Debian tree; use the /usr path", dir)
+		}
 	}
-	if err := writeParents(tw, written, path.Dir(dir)); err != nil {
+	if err := writeParents(tw, written, path.Dir(dir), usrMerged); err != nil {
 		return err
 	}
 	written[dir] = true

@@ -38,11 +38,16 @@ func writeTar(t *testing.T, p string, files map[string]string) {
 func testBuilder(t *testing.T) *builder {
 	t.Helper()
 	dir := t.TempDir()
-	writeTar(t, filepath.Join(dir, "rootfs.tar"), map[string]string{"./etc/passwd": "root:x:0:0::/root:/bin/sh", "./etc/group": "root:x:0:\n"})
+	writeTar(t, filepath.Join(dir, "rootfs.tar"), map[string]string{
+		"./etc/passwd": "root:x:0:0::/root:/bin/sh", "./etc/group": "root:x:0:\n", "./usr/bin/ls": "ELF"})
 	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bin", "nnp"), []byte("ELF"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A stand-in busybox: all mkimages runs of it is --list.
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), []byte("#!/bin/sh\necho sh ls sysctl busybox\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	b, err := newBuilder(options{rootfs: filepath.Join(dir, "rootfs.tar"), bin: filepath.Join(dir, "bin"), files: dir})
@@ -164,5 +169,33 @@ func TestCatalogueBuilds(t *testing.T) {
 				t.Errorf("name %q: %v", n, err)
 			}
 		}
+	}
+}
+
+func TestBusyboxImageAndAlpineLikeBase(t *testing.T) {
+	b := testBuilder(t)
+	bb, err := b.build(imageSpec{names: []string{"x/busybox:1"}, from: scratch, applets: "/bin",
+		entries: []entry{{path: "/bin/busybox", mode: 0o755, bin: "busybox"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := layerHeaders(t, bb)
+	for _, a := range []string{"bin/sh", "bin/ls", "bin/sysctl"} {
+		if h := hs[a]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "busybox" {
+			t.Errorf("%s: %+v, want a link to busybox", a, h)
+		}
+	}
+	if h := hs["bin/"]; h == nil || h.Typeflag != tar.TypeDir {
+		t.Error("a scratch image's /bin is a plain directory")
+	}
+	hs, _ = layerHeaders(t, b.built[alpine].img)
+	if h := hs["usr/bin/sh"]; h == nil || h.Linkname != "busybox" {
+		t.Errorf("alpine-like /usr/bin/sh = %+v, want a link to busybox", h)
+	}
+	if h := hs["usr/bin/sysctl"]; h == nil || h.Linkname != "busybox" {
+		t.Errorf("alpine-like /usr/bin/sysctl = %+v, want busybox for a command Debian lacks", h)
+	}
+	if h := hs["usr/bin/ls"]; h != nil {
+		t.Errorf("alpine-like layer shadows Debian's ls: %+v", h)
 	}
 }

@@ -1,9 +1,12 @@
 package main
 
-// Parents an image can build on: nothing, or the shared Debian tree.
+// Parents an image can build on besides the images listed before it:
+// nothing, the shared Debian tree, or that tree with upstream busybox as
+// /bin/sh, for the images whose real base is Alpine.
 const (
 	scratch = "scratch"
 	debian  = "debian"
+	alpine  = "alpine-like"
 )
 
 const e2eRegistry = "registry.k8s.io/e2e-test-images/"
@@ -19,6 +22,7 @@ type imageSpec struct {
 	cmd        []string
 	user       string
 	stopSignal string
+	applets    string // a directory to link every busybox applet into
 }
 
 // entry is one file of an image's layer. Exactly one of bin (a program in
@@ -45,7 +49,7 @@ func catalogue() []imageSpec {
 		{
 			// AgnhostPrev (2.55) is served by the pinned agnhost, a superset.
 			names: []string{e2eRegistry + "agnhost:2.66.1", e2eRegistry + "agnhost:2.55"},
-			from:  debian,
+			from:  alpine,
 			entries: []entry{
 				{path: "/agnhost", mode: 0o755, bin: "agnhost"},
 				{path: "/agnhost-2", link: "agnhost"},
@@ -80,13 +84,31 @@ func catalogue() []imageSpec {
 			},
 			cmd: []string{"test-webserver"},
 		},
-		{names: []string{e2eRegistry + "busybox:1.37.0-2"}, from: debian, cmd: []string{"sh"}},
+		{
+			// Upstream busybox on nothing, as the real image: its ash keeps
+			// variables like "data-1", its messages are the ones specs expect.
+			names: []string{e2eRegistry + "busybox:1.37.0-2"},
+			from:  scratch,
+			entries: []entry{
+				{path: "/bin/busybox", mode: 0o755, bin: "busybox"},
+				{path: "/etc/passwd", mode: 0o644, text: busyboxPasswd},
+				{path: "/etc/group", mode: 0o644, text: busyboxGroup},
+				{path: "/tmp", mode: 0o1777, dir: true},
+				{path: "/root", mode: 0o700, dir: true},
+				{path: "/home", mode: 0o755, dir: true},
+				{path: "/usr/sbin", mode: 0o755, dir: true},
+				{path: "/var/spool/mail", mode: 0o755, dir: true},
+				{path: "/var/www", mode: 0o755, dir: true},
+			},
+			applets: "/bin",
+			cmd:     []string{"sh"},
+		},
 		{
 			// Debian's nginx, serving its welcome page on port 80 (IPv4
 			// only: a pod may have no IPv6), logging to the container's
 			// output as the official image does.
 			names: []string{e2eRegistry + "nginx:1.27.0-2", e2eRegistry + "nginx:1.28.0-2"},
-			from:  debian,
+			from:  alpine,
 			entries: []entry{
 				{path: "/etc/nginx/sites-enabled/default", mode: 0o644, text: nginxSite},
 				{path: "/var/log/nginx/access.log", link: "/dev/stdout"},
@@ -97,14 +119,14 @@ func catalogue() []imageSpec {
 		},
 		{
 			names:   []string{e2eRegistry + "nonewprivs:1.4"},
-			from:    debian,
+			from:    alpine,
 			entries: []entry{{path: "/usr/local/bin/nnp", mode: 0o4755, bin: "nnp"}},
 			cmd:     []string{"nnp"},
 		},
 		{names: []string{e2eRegistry + "nonroot:1.5"}, from: debian, user: "1234"},
 		{
 			names:      []string{e2eRegistry + "sample-apiserver:1.29.2"},
-			from:       debian,
+			from:       alpine,
 			entries:    []entry{{path: "/sample-apiserver", mode: 0o755, bin: "sample-apiserver"}},
 			entrypoint: []string{"/sample-apiserver"},
 		},
@@ -138,4 +160,44 @@ const nginxSite = `server {
 		try_files $uri $uri/ =404;
 	}
 }
+`
+
+// The accounts of the real busybox image.
+const busyboxPasswd = `root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+sync:x:4:100:sync:/bin:/bin/sync
+mail:x:8:8:mail:/var/spool/mail:/bin/false
+www-data:x:33:33:www-data:/var/www:/bin/false
+operator:x:37:37:Operator:/var:/bin/false
+nobody:x:65534:65534:nobody:/home:/bin/false
+`
+
+const busyboxGroup = `root:x:0:
+daemon:x:1:
+bin:x:2:
+sys:x:3:
+adm:x:4:
+tty:x:5:
+disk:x:6:
+lp:x:7:
+mail:x:8:
+kmem:x:9:
+wheel:x:10:root
+cdrom:x:11:
+dialout:x:18:
+floppy:x:19:
+video:x:28:
+audio:x:29:
+tape:x:32:
+www-data:x:33:
+operator:x:37:
+utmp:x:43:
+plugdev:x:46:
+staff:x:50:
+lock:x:54:
+netdev:x:82:
+users:x:100:
+nogroup:x:65534:
 `

@@ -7,17 +7,20 @@
 //
 //	mkimages -o images.tar -rootfs rootfs.tar -bin DIR -files DIR
 //
-// DIR (-bin) holds agnhost, nnp, sample-apiserver, etcd, coredns and pause;
+// DIR (-bin) holds agnhost, nnp, sample-apiserver, etcd, coredns, pause and
+// upstream busybox (tests/conformance/busybox.sh);
 // DIR (-files) is k8s.io/kubernetes/test/images in the module cache, for the
 // few data files the real images carry (agnhost's porter certificate, the
 // kitten and nautilus pages).
 //
-// The Debian tree stands in for the Alpine and busybox bases upstream uses.
-// Where tests depend on the base it behaves like the real images: OpenBSD
-// nc, curl, dig, wget and a /bin/sh (bash) that keeps environment variables
+// The busybox image is upstream busybox alone, as the real one. The Debian
+// tree stands in for the Alpine base of agnhost, nginx and the others, with
+// upstream busybox as /bin/sh and as every command Debian lacks, as on
+// Alpine; where tests depend on the base it behaves like the real images:
+// OpenBSD nc, curl, dig, wget, and an ash that keeps environment variables
 // whose names are not shell identifiers (envFrom keys like "data-1"), which
-// Debian's busybox and dash drop. All images share that one layer, so the
-// archive holds it once.
+// Debian's patched busybox and dash drop. The images share the Debian layer,
+// so the archive holds it once.
 package main
 
 import (
