@@ -181,7 +181,7 @@ $(BIN_TAR): $(HELPER_BINS)
 $(BIN_TAR).sha256: $(BIN_TAR)
 	sha256sum $< | cut -d' ' -f1 >$@
 
-$(MKIMAGE): scripts/mkimage/main.go
+$(MKIMAGE): scripts/mkimage/main.go scripts/mkimage/archive/archive.go
 	$(GO) build -trimpath -o $@ ./scripts/mkimage
 
 $(PAUSE_BIN): scripts/pause/main.go

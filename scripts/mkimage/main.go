@@ -33,8 +33,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/monokube/monokube/scripts/mkimage/archive"
 )
 
 // epoch is the fixed time of every file, layer and config in the image.
@@ -94,7 +95,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeArchive(o.out, tag, img)
+	return archive.Write(o.out, map[name.Tag]v1.Image{tag: img})
 }
 
 func parseFlags(args []string) (options, error) {
@@ -268,20 +269,4 @@ func header(typ byte, name string, size int64) *tar.Header {
 		ModTime:  epoch(),
 		Format:   tar.FormatUSTAR,
 	}
-}
-
-// writeArchive writes the docker-archive beside out and renames it into place,
-// so an interrupted build never leaves a truncated tarball that make would
-// consider up to date.
-func writeArchive(out string, tag name.Tag, img v1.Image) error {
-	tmp := out + ".tmp"
-	if err := tarball.WriteToFile(tmp, tag, img); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/monokube/monokube/scripts/mkimage/archive"
 )
 
 // writeTar writes files (path → content) as a tar at p.
@@ -140,7 +142,7 @@ func TestChildInheritsEntrypointAndSharesBase(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "images.tar")
 	p, _ := name.NewTag("x/parent:1")
 	c, _ := name.NewTag("x/child:1")
-	if err := writeArchive(out, map[name.Tag]v1.Image{p: parent, c: child}); err != nil {
+	if err := archive.Write(out, map[name.Tag]v1.Image{p: parent, c: child}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range []name.Tag{p, c} {

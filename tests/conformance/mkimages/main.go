@@ -32,7 +32,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/monokube/monokube/scripts/mkimage/archive"
 )
 
 // options are the command-line flags.
@@ -70,7 +71,7 @@ func run(args []string) error {
 			imgs[tag] = img
 		}
 	}
-	if err := writeArchive(o.out, imgs); err != nil {
+	if err := archive.Write(o.out, imgs); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(imgs))
@@ -104,19 +105,4 @@ func parseFlags(args []string) (options, error) {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
 	return o, errors.Join(errs...)
-}
-
-// writeArchive writes all images into one archive beside out, then renames
-// it into place, so an interrupted build leaves no truncated archive.
-func writeArchive(out string, imgs map[name.Tag]v1.Image) error {
-	tmp := out + ".tmp"
-	if err := tarball.MultiWriteToFile(tmp, imgs); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", out, err)
-	}
-	return nil
 }
