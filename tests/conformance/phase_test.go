@@ -102,7 +102,7 @@ func runPhase(t *testing.T, cfg config, srv *harness.Node, p phase) phaseResult 
 	runErr := cmd.Run() // non-zero whenever a spec fails; the report says which
 	r := readReport(t, cfg, p)
 	r.took = time.Since(start)
-	if runErr != nil && len(r.failed) == 0 {
+	if runErr != nil && len(r.failed)+len(r.limited) == 0 {
 		t.Errorf("%s: ginkgo: %v with no failed spec in its report; see %s", p.name, runErr, logPath)
 	}
 	return r
