@@ -55,12 +55,7 @@ func alpineLike(missing []string) imageSpec {
 		{path: "/usr/bin/busybox", mode: 0o755, bin: "busybox"},
 		{path: "/usr/bin/sh", link: "busybox"},
 	}
-	for _, a := range missing {
-		if a != "sh" && a != "busybox" {
-			entries = append(entries, entry{path: "/usr/bin/" + a, link: "busybox"})
-		}
-	}
-	return imageSpec{names: []string{alpine}, from: debian, entries: entries}
+	return imageSpec{names: []string{alpine}, from: debian, entries: append(entries, appletLinks("/usr/bin", missing, entries)...)}
 }
 
 // appletLinks links every applet into dir, except paths entries has.

@@ -66,24 +66,8 @@ func catalogue() []imageSpec {
 			entrypoint: []string{"/agnhost"},
 			cmd:        []string{"pause"},
 		},
-		{
-			names: []string{e2eRegistry + "kitten:1.8"},
-			from:  e2eRegistry + "agnhost:2.66.1",
-			entries: []entry{
-				{path: "/kitten.jpg", mode: 0o644, file: "kitten/html/kitten.jpg"},
-				{path: "/data.json", mode: 0o644, file: "kitten/html/data.json"},
-			},
-			cmd: []string{"test-webserver"},
-		},
-		{
-			names: []string{e2eRegistry + "nautilus:1.8"},
-			from:  e2eRegistry + "agnhost:2.66.1",
-			entries: []entry{
-				{path: "/nautilus.jpg", mode: 0o644, file: "nautilus/html/nautilus.jpg"},
-				{path: "/data.json", mode: 0o644, file: "nautilus/html/data.json"},
-			},
-			cmd: []string{"test-webserver"},
-		},
+		agnhostPage("kitten"),
+		agnhostPage("nautilus"),
 		{
 			// Upstream busybox on nothing, as the real image: its ash keeps
 			// variables like "data-1", its messages are the ones specs expect.
@@ -148,6 +132,20 @@ func catalogue() []imageSpec {
 			entries:    []entry{{path: "/pause", mode: 0o755, bin: "pause"}},
 			entrypoint: []string{"/pause"},
 		},
+	}
+}
+
+// agnhostPage is the kitten or nautilus image: agnhost serving a picture
+// and a data.json from test/images/NAME/html.
+func agnhostPage(name string) imageSpec {
+	return imageSpec{
+		names: []string{e2eRegistry + name + ":1.8"},
+		from:  e2eRegistry + "agnhost:2.66.1",
+		entries: []entry{
+			{path: "/" + name + ".jpg", mode: 0o644, file: name + "/html/" + name + ".jpg"},
+			{path: "/data.json", mode: 0o644, file: name + "/html/data.json"},
+		},
+		cmd: []string{"test-webserver"},
 	}
 }
 
