@@ -3,9 +3,15 @@ package join
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +23,9 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	"k8s.io/cluster-bootstrap/token/jws"
+
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/pki"
 )
 
 // Discovery is what a joining node learns and verifies before it writes
@@ -45,23 +54,14 @@ func DefaultPatience() Patience {
 // token's pin, fetches it again over TLS verified by that CA, and reads the
 // cluster settings with the token. Each failure says which check failed.
 func Discover(ctx context.Context, server string, t Token, p Patience, log *slog.Logger) (Discovery, error) {
-	insecure := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{Insecure: true}, Timeout: 10 * time.Second}
-	cm, err := signedClusterInfo(ctx, insecure, t, p, log)
+	cm, err := signedClusterInfo(ctx, server, t, p, log)
 	if err != nil {
 		return Discovery{}, err
 	}
 	kubeconfig := cm.Data[bootstrapapi.KubeConfigKey]
-	cfg, err := clientcmd.Load([]byte(kubeconfig))
-	if err != nil || len(cfg.Clusters) != 1 {
-		return Discovery{}, fmt.Errorf("the server's cluster-info is malformed (%v): is %s a monokube server?", err, server)
-	}
-	var ca []byte
-	for _, c := range cfg.Clusters {
-		ca = c.CertificateAuthorityData
-	}
-	certs, err := certutil.ParseCertsPEM(ca)
-	if err != nil || !t.MatchesCA(certs) {
-		return Discovery{}, fmt.Errorf("the server's CA does not match the token's CA hash %s: %s is not the cluster the token was made for (or someone is in between); check --server and copy the token again", t.CAHash, server)
+	ca, err := pinnedCA(kubeconfig, t, server)
+	if err != nil {
+		return Discovery{}, err
 	}
 	verified := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: ca}, Timeout: 10 * time.Second}
 	again, err := getClusterInfo(ctx, verified)
@@ -75,16 +75,38 @@ func Discover(ctx context.Context, server string, t Token, p Patience, log *slog
 	return Discovery{Server: server, CA: ca, Settings: settings}, nil
 }
 
+// pinnedCA returns, as PEM, the one CA of cluster-info's kubeconfig that
+// the token pins; any other certificate in the bundle is dropped.
+func pinnedCA(kubeconfig string, t Token, server string) ([]byte, error) {
+	cfg, err := clientcmd.Load([]byte(kubeconfig))
+	if err != nil || len(cfg.Clusters) != 1 {
+		return nil, fmt.Errorf("the server's cluster-info is malformed (%v): is %s a monokube server?", err, server)
+	}
+	var bundle []byte
+	for _, c := range cfg.Clusters {
+		bundle = c.CertificateAuthorityData
+	}
+	certs, err := certutil.ParseCertsPEM(bundle)
+	var ca *x509.Certificate
+	if err == nil {
+		ca = t.PinnedCA(certs)
+	}
+	if ca == nil {
+		return nil, fmt.Errorf("the server's CA does not match the token's CA hash %s: %s is not the cluster the token was made for (or someone is in between); check --server and copy the token again", t.CAHash, server)
+	}
+	return pki.CertPEM(ca), nil
+}
+
 // signedClusterInfo waits for the server and for the token's signature.
-func signedClusterInfo(ctx context.Context, rc *rest.Config, t Token, p Patience, log *slog.Logger) (*corev1.ConfigMap, error) {
+func signedClusterInfo(ctx context.Context, server string, t Token, p Patience, log *slog.Logger) (*corev1.ConfigMap, error) {
 	start, delay := time.Now(), time.Second
 	for {
-		cm, err := getClusterInfo(ctx, rc)
+		cm, err := unverifiedClusterInfo(ctx, server)
 		switch {
 		case err != nil && time.Since(start) > p.Unreachable:
-			return nil, fmt.Errorf("cannot reach the server at %s after %s: %w; check --server, the network and that the server runs", rc.Host, p.Unreachable, err)
+			return nil, fmt.Errorf("cannot reach the server at %s after %s: %w; check --server, the network and that the server runs", server, p.Unreachable, err)
 		case err != nil:
-			log.Info("waiting for the server", "server", rc.Host, "err", err)
+			log.Info("waiting for the server", "server", server, "err", err)
 		default:
 			sig, ok := cm.Data[bootstrapapi.JWSSignatureKeyPrefix+t.ID]
 			if ok && jws.DetachedTokenIsValid(sig, cm.Data[bootstrapapi.KubeConfigKey], t.ID, t.Secret) {
@@ -104,6 +126,43 @@ func signedClusterInfo(ctx context.Context, rc *rest.Config, t Token, p Patience
 		}
 		delay = min(2*delay, 10*time.Second)
 	}
+}
+
+// maxClusterInfo bounds what is read from a server not yet trusted: a real
+// cluster-info is a few KiB.
+const maxClusterInfo = 1 << 20
+
+// unverifiedClusterInfo fetches cluster-info without verifying the server,
+// reading at most maxClusterInfo bytes: nothing in it is trusted before its
+// signature and CA pin are checked.
+func unverifiedClusterInfo(ctx context.Context, server string) (*corev1.ConfigMap, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+control.ClusterInfoPath, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: %w", server, err)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // checked by signature and pin
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxClusterInfo+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case len(body) > maxClusterInfo:
+		return nil, fmt.Errorf("cluster-info from %s is larger than %d bytes: not a monokube server", server, maxClusterInfo)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("cluster-info from %s: %s", server, resp.Status)
+	}
+	var cm corev1.ConfigMap
+	if err := json.Unmarshal(body, &cm); err != nil {
+		return nil, fmt.Errorf("cluster-info from %s is not a ConfigMap: %w", server, err)
+	}
+	return &cm, nil
 }
 
 func getClusterInfo(ctx context.Context, rc *rest.Config) (*corev1.ConfigMap, error) {

@@ -1,6 +1,7 @@
 package join
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	certutil "k8s.io/client-go/util/cert"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	"k8s.io/cluster-bootstrap/token/jws"
@@ -20,12 +22,14 @@ import (
 )
 
 // fakeServer serves cluster-info as a monokube server would, signed with
-// signer's secret, over TLS with a serving certificate from ca.
-func fakeServer(t *testing.T, signer Token) (*httptest.Server, Token) {
+// signer's secret, over TLS with a self-signed serving certificate, which
+// cluster-info names as the CA, after extraCAs. With the token it also
+// serves the cluster settings.
+func fakeServer(t *testing.T, signer Token, extraCAs ...[]byte) (*httptest.Server, Token) {
 	t.Helper()
 	srv := httptest.NewTLSServer(nil)
 	t.Cleanup(srv.Close)
-	caPEM := pki.CertPEM(srv.Certificate())
+	caPEM := append(bytes.Join(extraCAs, nil), pki.CertPEM(srv.Certificate())...)
 	kubeconfig, err := clientcmd.Write(clientcmdapi.Config{Clusters: map[string]*clientcmdapi.Cluster{"": {Server: srv.URL, CertificateAuthorityData: caPEM}}})
 	if err != nil {
 		t.Fatal(err)
@@ -39,13 +43,21 @@ func fakeServer(t *testing.T, signer Token) (*httptest.Server, Token) {
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster-info", Namespace: "kube-public"},
 		Data:       map[string]string{bootstrapapi.KubeConfigKey: string(kubeconfig), bootstrapapi.JWSSignatureKeyPrefix + signer.ID: sig},
 	}
+	settings := corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: SettingsConfigMap, Namespace: "kube-system"},
+		Data:       map[string]string{"cluster-domain": "cluster.local"},
+	}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/v1/namespaces/kube-public/configmaps/cluster-info" {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(cm)
+		switch {
+		case r.URL.Path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
+			_ = json.NewEncoder(w).Encode(cm)
+		case r.URL.Path == "/api/v1/namespaces/kube-system/configmaps/"+SettingsConfigMap && r.Header.Get("Authorization") == "Bearer "+signer.Bootstrap():
+			_ = json.NewEncoder(w).Encode(settings)
+		default:
+			http.Error(w, "forbidden", http.StatusForbidden)
+		}
 	})
 	good := signer
 	good.CAHash = CAHash(srv.Certificate())
@@ -82,9 +94,46 @@ func TestDiscoverRefusals(t *testing.T) {
 			}
 		})
 	}
-	// With the right token, discovery gets as far as reading the settings,
-	// which this fake server refuses.
-	if _, err := Discover(t.Context(), srv.URL, good, quick, log); err == nil || !strings.Contains(err.Error(), "read cluster settings") {
-		t.Errorf("Discover with the right token = %v, want it to pass the checks and fail at the settings", err)
+	d, err := Discover(t.Context(), srv.URL, good, quick, log)
+	if err != nil || d.Settings["cluster-domain"] != "cluster.local" {
+		t.Errorf("Discover with the right token = %+v, %v; want the settings", d, err)
+	}
+}
+
+// TestDiscoverTrustsOnlyThePinnedCA: a cluster-info that lists a second CA
+// beside the pinned one (anyone with the token secret can sign such a
+// bundle) yields only the pinned CA.
+func TestDiscoverTrustsOnlyThePinnedCA(t *testing.T) {
+	evil, err := pki.NewCA("evil", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, good := fakeServer(t, Token{ID: "abcdef", Secret: "0123456789abcdef"}, pki.CertPEM(evil.Cert))
+	d, err := Discover(t.Context(), srv.URL, good, Patience{Unreachable: time.Second, Unsigned: time.Second}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := certutil.ParseCertsPEM(d.CA)
+	if err != nil || len(certs) != 1 || !certs[0].Equal(srv.Certificate()) {
+		t.Errorf("discovered CA bundle has %d certificates (%v), want only the pinned one", len(certs), err)
+	}
+}
+
+// TestDiscoverBoundsUnverifiedRead: a server that streams an endless
+// cluster-info is cut off, not read into memory.
+func TestDiscoverBoundsUnverifiedRead(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte(" "), 64<<10)
+		for i := 0; i < 64; i++ { // 4 MiB, bounded
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, err := Discover(t.Context(), srv.URL, Token{ID: "abcdef", Secret: "0123456789abcdef", CAHash: "sha256:" + strings.Repeat("0", 64)},
+		Patience{Unreachable: 0, Unsigned: 0}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Discover = %v, want a refusal of the oversized cluster-info", err)
 	}
 }

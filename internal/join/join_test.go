@@ -42,8 +42,9 @@ func TestTokenRoundTrip(t *testing.T) {
 	if err != nil || got != tok {
 		t.Fatalf("ParseToken(String()) = %+v, %v; want %+v", got, err, tok)
 	}
-	if !got.MatchesCA([]*x509.Certificate{ca}) || got.MatchesCA([]*x509.Certificate{testCA(t)}) {
-		t.Error("MatchesCA does not tell the pinned CA from another")
+	other := testCA(t)
+	if got.PinnedCA([]*x509.Certificate{other, ca}) != ca || got.PinnedCA([]*x509.Certificate{other}) != nil {
+		t.Error("PinnedCA does not tell the pinned CA from another")
 	}
 }
 

@@ -71,14 +71,16 @@ func CAHash(ca *x509.Certificate) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// MatchesCA reports whether one of certs is the CA t pins.
-func (t Token) MatchesCA(certs []*x509.Certificate) bool {
+// PinnedCA returns the one certificate of certs that t pins, or nil. The
+// rest of a bundle is never trusted: whoever knows the token secret can sign
+// a cluster-info that adds a CA of their own beside the real one.
+func (t Token) PinnedCA(certs []*x509.Certificate) *x509.Certificate {
 	for _, c := range certs {
 		if subtle.ConstantTimeCompare([]byte(CAHash(c)), []byte(t.CAHash)) == 1 {
-			return true
+			return c
 		}
 	}
-	return false
+	return nil
 }
 
 func isHex(s string) bool {
