@@ -174,4 +174,17 @@ func TestHostsFile(t *testing.T) {
 	if got := HostsFile(nil); got != "" {
 		t.Errorf("HostsFile(nil) = %q, want empty", got)
 	}
+	// Hostile nodes: names that would shadow a Service, an external name or
+	// localhost, and addresses that are not IPs, are never published.
+	hostile := HostsFile([]*corev1.Node{
+		node("kubernetes.default.svc.cluster.local", ip("10.0.0.66")),
+		node("vault.vault.svc.cluster.local", ip("10.0.0.66")),
+		node("github.com", ip("10.0.0.66")),
+		node("localhost", ip("10.0.0.66")),
+		node("evil", ip("10.0.0.66 kubernetes.default.svc.cluster.local"), ip("10.0.0.66\n10.0.0.67 github.com"), ip("not-an-ip")),
+		node("good", ip("10.0.0.4")),
+	})
+	if hostile != "10.0.0.4 good\n" {
+		t.Errorf("HostsFile of hostile nodes =\n%s\nwant only the good node", hostile)
+	}
 }

@@ -3,11 +3,13 @@ package addons
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -58,13 +60,23 @@ func (n *NodeHosts) apply(ctx context.Context, hosts string) error {
 }
 
 // HostsFile renders nodes as hosts-file lines "IP NAME", sorted by name.
-// Nodes with no InternalIP yet are left out.
+//
+// CoreDNS's hosts plugin answers before its kubernetes plugin, so a line
+// here wins over any cluster or external name. Only nodes whose name is a
+// single DNS label (not localhost) are listed: a pod resolves a short name
+// through its search path, cluster names first, so such a name can never
+// shadow a Service or a real domain. A dotted node name (an FQDN) is left to
+// the upstream DNS that made it. Addresses are listed only if they parse as
+// IPs. Nodes with no InternalIP yet are left out.
 func HostsFile(nodes []*corev1.Node) string {
 	var lines []string
 	for _, node := range nodes {
+		if strings.Contains(node.Name, ".") || strings.EqualFold(node.Name, "localhost") || len(validation.IsDNS1123Label(node.Name)) > 0 {
+			continue
+		}
 		for _, a := range node.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				lines = append(lines, a.Address+" "+node.Name)
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+				lines = append(lines, ip.String()+" "+node.Name)
 			}
 		}
 	}

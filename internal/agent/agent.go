@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -97,10 +98,13 @@ func joinOnce(ctx context.Context, cfg *config.Agent, l datadir.Layout, creds no
 	if err != nil {
 		return j, err
 	}
-	if err := writeJoinFiles(l, creds, d, t); err != nil {
-		return j, err
-	}
 	j = joined{Server: d.Server, Settings: d.Settings}
+	if _, err := nodeConfig(cfg, j, "the server's settings"); err != nil {
+		return joined{}, err // refused before anything is written
+	}
+	if err := writeJoinFiles(l, creds, d, t); err != nil {
+		return joined{}, err
+	}
 	if err := fsutil.SaveState(clusterFile(l), j); err != nil {
 		return j, err
 	}
@@ -140,6 +144,12 @@ func nodeConfig(cfg *config.Agent, j joined, file string) (node.Config, error) {
 	dns, err3 := netip.ParseAddr(s["cluster-dns"])
 	if err := errors.Join(err1, err2, err3); err != nil || s["cluster-domain"] == "" {
 		return node.Config{}, fmt.Errorf("the cluster settings in %s are incomplete (%v): remove it to join again", file, err)
+	}
+	if err := config.CheckNodeNetwork(cfg.NodeIP, clusterCIDR, serviceCIDR); err != nil {
+		return node.Config{}, err
+	}
+	if d := s["cluster-domain"]; cfg.NodeName == d || strings.HasSuffix(cfg.NodeName, "."+d) {
+		return node.Config{}, fmt.Errorf("node name %s is under the cluster domain %s, where it would stand for a cluster name in DNS: give --node-name", cfg.NodeName, d)
 	}
 	return node.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,

@@ -2,8 +2,10 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -65,15 +67,42 @@ func (w *Writer) write(n Network) error {
 // "ip route" shows "proto 109"), so turndown finds them without the config.
 const RouteProtocol netlink.RouteProtocol = 109
 
+// BlackholeMetric is the metric of the blackhole routes: the highest there
+// is, so a route of the machine's own network for the same prefix (a LAN
+// or VPN that happens to use it) always wins, and is never replaced.
+const BlackholeMetric = math.MaxUint32
+
 // EnsureBlackholes adds (or keeps) a blackhole route for each prefix, so
 // packets for in-cluster addresses that no pod or service holds are
 // dropped here instead of following the default route off the machine.
+// Routes an earlier version added at metric 0 are moved to BlackholeMetric.
 func EnsureBlackholes(prefixes ...netip.Prefix) error {
 	for _, p := range prefixes {
 		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-		r := &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE, Protocol: RouteProtocol}
-		if err := netlink.RouteReplace(r); err != nil {
+		r := &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE, Protocol: RouteProtocol, Priority: BlackholeMetric}
+		if err := netlink.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("add blackhole route for %s: %w", p, err)
+		}
+		if err := removeOldBlackholes(dst); err != nil {
+			return fmt.Errorf("blackhole route for %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// removeOldBlackholes deletes this node's blackhole routes for dst at any
+// other metric than BlackholeMetric.
+func removeOldBlackholes(dst *net.IPNet) error {
+	filter := &netlink.Route{Dst: dst, Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN}
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, filter, netlink.RT_FILTER_DST|netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return err
+	}
+	for i := range routes {
+		if routes[i].Type == unix.RTN_BLACKHOLE && routes[i].Priority != BlackholeMetric {
+			if err := netlink.RouteDel(&routes[i]); err != nil && !errors.Is(err, unix.ESRCH) {
+				return err
+			}
 		}
 	}
 	return nil

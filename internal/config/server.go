@@ -121,6 +121,54 @@ func (p *parser) checkServer(s *Server) {
 	if s.ServiceCIDR.IsValid() && s.ClusterDNS.IsValid() && !s.ServiceCIDR.Contains(s.ClusterDNS) {
 		p.fail("--cluster-dns %s is not inside --service-cidr %s: pick an address from the service range", s.ClusterDNS, s.ServiceCIDR)
 	}
+	if s.ServiceCIDR.IsValid() && s.ClusterDNS == s.ServiceCIDR.Addr().Next() {
+		p.fail("--cluster-dns %s is the address of the kubernetes Service: pick another one from --service-cidr %s (the default is .10)", s.ClusterDNS, s.ServiceCIDR)
+	}
+	if s.ClusterCIDR.IsValid() && s.ClusterCIDR.Addr().Is4() && s.ClusterCIDR.Bits() >= NodeMaskBits {
+		p.fail("--cluster-cidr %s holds no more than one node's /%d: give a larger range such as 10.42.0.0/16", s.ClusterCIDR, NodeMaskBits)
+	}
+	for flag, c := range map[string]netip.Prefix{"--cluster-cidr": s.ClusterCIDR, "--service-cidr": s.ServiceCIDR} {
+		if c.IsValid() && !c.Addr().Is4() {
+			p.fail("%s %s is not IPv4: monokube's flannel overlay carries IPv4 only; give an IPv4 range", flag, c)
+		}
+	}
+	if err := CheckNodeNetwork(s.NodeIP, s.ClusterCIDR, s.ServiceCIDR); err != nil {
+		p.errs = append(p.errs, err)
+	}
+	p.tlsSANs(s.TLSSANs)
+	if s.ClusterDomain != "" && (s.NodeName == s.ClusterDomain || strings.HasSuffix(s.NodeName, "."+s.ClusterDomain)) {
+		p.fail("node name %s is under the cluster domain %s, where it would stand for a cluster name in DNS: give --node-name", s.NodeName, s.ClusterDomain)
+	}
+}
+
+// NodeMaskBits is the size of each node's pod subnet (the
+// controller-manager's IPv4 default).
+const NodeMaskBits = 24
+
+// CheckNodeNetwork refuses a node IP inside the cluster or service CIDR:
+// the node's own traffic would be routed into the cluster (or into the
+// blackhole routes that keep cluster traffic on the machine).
+func CheckNodeNetwork(nodeIP netip.Addr, clusterCIDR, serviceCIDR netip.Prefix) error {
+	for flag, c := range map[string]netip.Prefix{"cluster-cidr": clusterCIDR, "service-cidr": serviceCIDR} {
+		if nodeIP.IsValid() && c.IsValid() && c.Contains(nodeIP) {
+			return fmt.Errorf("the node IP %s is inside the %s %s: the node would route its own network into the cluster; give the server other --cluster-cidr/--service-cidr ranges, disjoint from the nodes' networks", nodeIP, flag, c)
+		}
+	}
+	return nil
+}
+
+// tlsSANs checks that every --tls-san is an IP or a DNS name (a leading
+// "*." allowed).
+func (p *parser) tlsSANs(sans []string) {
+	for _, san := range sans {
+		if _, err := netip.ParseAddr(san); err == nil {
+			continue
+		}
+		name := strings.TrimPrefix(san, "*.")
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			p.fail("--tls-san %q is neither an IP address nor a DNS name (%s)", san, strings.Join(errs, "; "))
+		}
+	}
 }
 
 // parser collects every problem instead of stopping at the first.

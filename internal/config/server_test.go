@@ -122,6 +122,14 @@ func TestBuildServerErrors(t *testing.T) {
 		{"no default IP", func(*ServerInput) {}, fakeHost{name: "node1", ipErr: errors.New("no route")}, "--node-ip"},
 		{"no hostname", func(*ServerInput) {}, fakeHost{nameErr: errors.New("uname"), ip: testHost.ip}, "--node-name"},
 		{"hostname not a node name", func(*ServerInput) {}, fakeHost{name: "my_host", ip: testHost.ip}, "--node-name"},
+		{"cluster DNS is the kubernetes Service", func(in *ServerInput) { in.ClusterDNS = "10.43.0.1" }, nil, "--cluster-dns 10.43.0.1 is the address of the kubernetes Service"},
+		{"cluster CIDR of one node", func(in *ServerInput) { in.ClusterCIDR = "10.42.0.0/24" }, nil, "--cluster-cidr 10.42.0.0/24 holds no more than one node"},
+		{"IPv6 cluster CIDR", func(in *ServerInput) { in.ClusterCIDR = "fd42::/56" }, nil, "--cluster-cidr fd42::/56 is not IPv4"},
+		{"node IP in the cluster CIDR", func(in *ServerInput) { in.NodeIP = "10.42.7.1" }, nil, "node IP 10.42.7.1 is inside the cluster-cidr"},
+		{"node IP in the service CIDR", func(in *ServerInput) { in.NodeIP = "10.43.0.99" }, nil, "node IP 10.43.0.99 is inside the service-cidr"},
+		{"TLS SAN with a space", func(in *ServerInput) { in.TLSSAN = []string{"api example.com"} }, nil, `--tls-san "api example.com"`},
+		{"empty TLS SAN", func(in *ServerInput) { in.TLSSAN = []string{""} }, nil, `--tls-san ""`},
+		{"node name under the cluster domain", func(in *ServerInput) { in.NodeName = "kubernetes.default.svc.cluster.local" }, nil, "under the cluster domain cluster.local"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := DefaultServerInput()

@@ -26,21 +26,24 @@ import (
 //   - a joining node's first client certificate (signer
 //     kube-apiserver-client-kubelet, requested with a join token): approved
 //     for system:node:<name> only while no Node <name> exists, so a token
-//     cannot take over a node that is in the cluster;
+//     cannot take over a node that is in the cluster, and only for a name
+//     the Policy allows;
 //   - kubelet serving certificates (signer kubelet-serving, requested by
-//     the node itself): approved only for the names and IPs that node
-//     reports and no other node does.
+//     the node itself, signed by the kubelet-serving CA that nothing but
+//     the apiserver and metrics-server trusts): approved only for the names
+//     and IPs that node reports, no other node does and the Policy allows.
 //
 // Renewals of client certificates by the node itself are approved by the
 // controller-manager (RBAC selfnodeclient). Everything else stays pending.
 type Approver struct {
 	client kubernetes.Interface
+	policy Policy
 	log    *slog.Logger
 }
 
 // NewApprover returns the CSR approver component.
-func NewApprover(client kubernetes.Interface, log *slog.Logger) *Approver {
-	return &Approver{client: client, log: log}
+func NewApprover(client kubernetes.Interface, policy Policy, log *slog.Logger) *Approver {
+	return &Approver{client: client, policy: policy, log: log}
 }
 
 // Name implements lifecycle.Component.
@@ -85,9 +88,9 @@ func (a *Approver) decide(ctx context.Context, csr *certificatesv1.CertificateSi
 		if !strings.HasPrefix(csr.Spec.Username, "system:bootstrap:") {
 			return // a node renewing its own certificate: the controller-manager's job
 		}
-		reason = CheckJoinCSR(csr, nodes)
+		reason = CheckJoinCSR(csr, nodes, a.policy)
 	case certificatesv1.KubeletServingSignerName:
-		reason = CheckServingCSR(csr, nodes)
+		reason = CheckServingCSR(csr, nodes, a.policy)
 	default:
 		return
 	}
@@ -111,7 +114,7 @@ func (a *Approver) decide(ctx context.Context, csr *certificatesv1.CertificateSi
 }
 
 // CheckJoinCSR checks a client-certificate CSR made with a join token.
-func CheckJoinCSR(csr *certificatesv1.CertificateSigningRequest, nodes listerscorev1.NodeLister) error {
+func CheckJoinCSR(csr *certificatesv1.CertificateSigningRequest, nodes listerscorev1.NodeLister, p Policy) error {
 	if !slices.Contains(csr.Spec.Groups, NodesGroup) {
 		return fmt.Errorf("requester %s is not a monokube join token", csr.Spec.Username)
 	}
@@ -123,6 +126,9 @@ func CheckJoinCSR(csr *certificatesv1.CertificateSigningRequest, nodes listersco
 		return fmt.Errorf("not a kubelet client CSR: %w", err)
 	}
 	name := strings.TrimPrefix(req.Subject.CommonName, "system:node:")
+	if err := p.CheckNodeName(name); err != nil {
+		return err
+	}
 	if _, err := nodes.Get(name); err == nil {
 		return fmt.Errorf("node %s is already in the cluster: delete it (kubectl delete node %s) before it joins again", name, name)
 	}
@@ -130,7 +136,7 @@ func CheckJoinCSR(csr *certificatesv1.CertificateSigningRequest, nodes listersco
 }
 
 // CheckServingCSR checks a kubelet serving-certificate CSR.
-func CheckServingCSR(csr *certificatesv1.CertificateSigningRequest, nodes listerscorev1.NodeLister) error {
+func CheckServingCSR(csr *certificatesv1.CertificateSigningRequest, nodes listerscorev1.NodeLister, p Policy) error {
 	req, err := parse(csr)
 	if err != nil {
 		return err
@@ -159,7 +165,13 @@ func CheckServingCSR(csr *certificatesv1.CertificateSigningRequest, nodes lister
 	if own.Len() == 0 {
 		return fmt.Errorf("node %s reports no addresses yet", name)
 	}
+	if len(req.URIs) > 0 || len(req.EmailAddresses) > 0 {
+		return fmt.Errorf("node %s asked for URI or e-mail names, which a kubelet does not serve", name)
+	}
 	for _, san := range append(slices.Clone(req.DNSNames), ipStrings(req.IPAddresses)...) {
+		if err := p.CheckServingSAN(san); err != nil {
+			return fmt.Errorf("node %s asked for %s: %w", name, san, err)
+		}
 		if !own.Has(san) || others.Has(san) {
 			return fmt.Errorf("node %s asked for %s, which is not its own address", name, san)
 		}

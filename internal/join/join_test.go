@@ -148,28 +148,51 @@ func node(name string, addrs ...string) *corev1.Node {
 	return n
 }
 
+// testPolicy is a server at 10.0.0.1 with --tls-san k8s.example.com.
+func testPolicy() Policy {
+	return Policy{
+		ClusterDomain: "cluster.local",
+		ServerNames:   []string{"k8s.example.com", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost", "server-1"},
+		ServerIPs:     []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.43.0.1"), netip.MustParseAddr("127.0.0.1")},
+		CIDRs:         []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16"), netip.MustParsePrefix("10.43.0.0/16")},
+	}
+}
+
 func TestCheckJoinCSR(t *testing.T) {
 	client := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}
 	nodes := lister(t, node("taken", "10.0.0.2"))
 	joiner := []string{"system:bootstrappers", NodesGroup, "system:authenticated"}
 	signer := certificatesv1.KubeAPIServerClientKubeletSignerName
-	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:fresh", nil, nil, client...), nodes); err != nil {
-		t.Errorf("a new node's join CSR was refused: %v", err)
+	p := testPolicy()
+	for _, name := range []string{"fresh", "web-1.example.com"} {
+		if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:"+name, nil, nil, client...), nodes, p); err != nil {
+			t.Errorf("a new node's join CSR for %s was refused: %v", name, err)
+		}
 	}
-	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:taken", nil, nil, client...), nodes); err == nil {
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:taken", nil, nil, client...), nodes, p); err == nil {
 		t.Error("a join token got the identity of a node already in the cluster")
 	}
-	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", []string{"system:bootstrappers"}, "system:node:fresh", nil, nil, client...), nodes); err == nil {
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", []string{"system:bootstrappers"}, "system:node:fresh", nil, nil, client...), nodes, p); err == nil {
 		t.Error("a bootstrap token that is not a monokube join token was approved")
 	}
-	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "admin", nil, nil, client...), nodes); err == nil {
+	if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "admin", nil, nil, client...), nodes, p); err == nil {
 		t.Error("a join token got a non-node identity")
+	}
+	// Names that would shadow cluster names in CoreDNS (NodeHosts) or
+	// stand for the API server.
+	for _, name := range []string{"kubernetes.default.svc.cluster.local", "vault.vault.svc.cluster.local", "cluster.local",
+		"KUBERNETES.DEFAULT.SVC.CLUSTER.LOCAL", "1.0.43.10.in-addr.arpa", "localhost", "k8s.example.com", "kubernetes", "server-1", "a.svc"} {
+		if err := CheckJoinCSR(csr(t, signer, "system:bootstrap:abcdef", joiner, "system:node:"+name, nil, nil, client...), nodes, p); err == nil {
+			t.Errorf("a join token got node name %s", name)
+		}
 	}
 }
 
 func TestCheckServingCSR(t *testing.T) {
 	serving := []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}
-	nodes := lister(t, node("a", "10.0.0.2", "host-a"), node("b", "10.0.0.3", "host-b"))
+	nodes := lister(t, node("a", "10.0.0.2", "host-a"), node("b", "10.0.0.3", "host-b"),
+		node("evil", "10.0.0.5", "10.43.0.1", "kubernetes.default.svc.cluster.local", "kubernetes", "k8s.example.com",
+			"10.0.0.1", "127.0.0.1", "localhost", "10.42.3.4", "db.prod.svc.cluster.local"))
 	signer := certificatesv1.KubeletServingSignerName
 	asNode := []string{"system:nodes", "system:authenticated"}
 	for _, tc := range []struct {
@@ -185,9 +208,20 @@ func TestCheckServingCSR(t *testing.T) {
 		{"another node's name", "system:node:a", "system:node:a", []string{"host-b"}, []string{"10.0.0.2"}, false},
 		{"for another node", "system:node:a", "system:node:b", nil, []string{"10.0.0.3"}, false},
 		{"unknown node", "system:node:c", "system:node:c", nil, []string{"10.0.0.4"}, false},
+		// The evil node reports the API server's names and addresses as its own.
+		{"kubernetes Service IP", "system:node:evil", "system:node:evil", nil, []string{"10.43.0.1"}, false},
+		{"kubernetes Service name", "system:node:evil", "system:node:evil", []string{"kubernetes.default.svc.cluster.local"}, nil, false},
+		{"short Service name", "system:node:evil", "system:node:evil", []string{"kubernetes"}, nil, false},
+		{"a --tls-san", "system:node:evil", "system:node:evil", []string{"k8s.example.com"}, nil, false},
+		{"the server IP (--disable-agent)", "system:node:evil", "system:node:evil", nil, []string{"10.0.0.1"}, false},
+		{"loopback", "system:node:evil", "system:node:evil", nil, []string{"127.0.0.1"}, false},
+		{"localhost", "system:node:evil", "system:node:evil", []string{"localhost"}, nil, false},
+		{"a pod IP", "system:node:evil", "system:node:evil", nil, []string{"10.42.3.4"}, false},
+		{"a name under the cluster domain", "system:node:evil", "system:node:evil", []string{"db.prod.svc.cluster.local"}, nil, false},
+		{"its own IP only", "system:node:evil", "system:node:evil", nil, []string{"10.0.0.5"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := CheckServingCSR(csr(t, signer, tc.requester, asNode, tc.cn, tc.dns, tc.ips, serving...), nodes)
+			err := CheckServingCSR(csr(t, signer, tc.requester, asNode, tc.cn, tc.dns, tc.ips, serving...), nodes, testPolicy())
 			if (err == nil) != tc.ok {
 				t.Errorf("CheckServingCSR = %v, want ok=%v", err, tc.ok)
 			}

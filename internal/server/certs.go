@@ -13,6 +13,7 @@ import (
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/join"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 )
@@ -117,6 +118,19 @@ func APIServerServingSpec(cfg *config.Server, hostname string) pki.Spec {
 	}
 	slices.Sort(dns)
 	return pki.Spec{CommonName: "kube-apiserver", Usages: pki.ServerUsage, DNSNames: slices.Compact(dns), IPs: ips(addrs...)}
+}
+
+// ApproverPolicy is what no node may claim: every name and address of the
+// apiserver's serving certificate, the cluster's networks and domain.
+func ApproverPolicy(cfg *config.Server, hostname string) join.Policy {
+	spec := APIServerServingSpec(cfg, hostname)
+	p := join.Policy{ClusterDomain: cfg.ClusterDomain, ServerNames: spec.DNSNames, CIDRs: []netip.Prefix{cfg.ClusterCIDR, cfg.ServiceCIDR}}
+	for _, ip := range spec.IPs {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			p.ServerIPs = append(p.ServerIPs, a.Unmap())
+		}
+	}
+	return p
 }
 
 // ips converts and de-duplicates addresses, in sorted order.

@@ -114,7 +114,8 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok
 	if err != nil {
 		return nil, fmt.Errorf("admin client: %w", err)
 	}
-	out := []lifecycle.Component{manifests, join.NewApprover(client, log.With("component", "csr-approver"))}
+	hostname, _ := os.Hostname() // best effort, as in EnsurePKI
+	out := []lifecycle.Component{manifests, join.NewApprover(client, ApproverPolicy(cfg, hostname), log.With("component", "csr-approver"))}
 	if tok.fresh {
 		out = append(out, join.NewServerToken(client, tok.Token, l.Token(), log.With("component", "join")))
 	}

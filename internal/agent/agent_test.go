@@ -1,0 +1,29 @@
+package agent
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/monokube/monokube/internal/config"
+)
+
+func TestNodeConfigChecksLearnedSettings(t *testing.T) {
+	settings := map[string]string{"cluster-cidr": "10.42.0.0/16", "service-cidr": "10.43.0.0/16", "cluster-dns": "10.43.0.10", "cluster-domain": "cluster.local"}
+	for _, tc := range []struct {
+		name, nodeName, nodeIP, want string
+	}{
+		{"fine", "worker-1", "192.168.1.5", ""},
+		{"node IP in the cluster CIDR", "worker-1", "10.42.9.9", "inside the cluster-cidr 10.42.0.0/16"},
+		{"node IP in the service CIDR", "worker-1", "10.43.1.1", "inside the service-cidr 10.43.0.0/16"},
+		{"name under the cluster domain", "kubernetes.default.svc.cluster.local", "192.168.1.5", "under the cluster domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config.Agent{NodeName: tc.nodeName, NodeIP: netip.MustParseAddr(tc.nodeIP)}
+			_, err := nodeConfig(cfg, joined{Server: "https://192.168.1.1:6443", Settings: settings}, "cluster.json")
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("nodeConfig = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
