@@ -37,6 +37,7 @@ type Settings struct {
 	ClusterDNS    netip.Addr
 	ClusterDomain string
 	StoragePath   string // where local-path keeps volumes on each node
+	KubeletCA     string // PEM: the CAs kubelet serving certificates chain to
 	Images        Images
 }
 

@@ -26,6 +26,7 @@ func settings() Settings {
 		ClusterDNS:    netip.MustParseAddr("10.43.0.10"),
 		ClusterDomain: "cluster.local",
 		StoragePath:   "/var/lib/monokube/storage",
+		KubeletCA:     "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 		Images: Images{
 			CoreDNS:       "monokube.local/coredns:v1.15.0",
 			LocalPath:     "monokube.local/local-path-provisioner:v0.0.30",

@@ -39,7 +39,7 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 		"kubelet-client-certificate":         c.APIServerKubelet.Cert(),
 		"kubelet-client-key":                 c.APIServerKubelet.Key(),
 		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
-		"kubelet-certificate-authority":      c.ServerCA.Cert(), // kubelets' serving certs
+		"kubelet-certificate-authority":      c.KubeletCABundle, // kubelets' serving certs
 		"proxy-client-cert-file":             c.AuthProxy.Cert(),
 		"proxy-client-key-file":              c.AuthProxy.Key(),
 		"requestheader-client-ca-file":       c.RequestHeaderCA.Cert(),

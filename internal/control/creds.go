@@ -13,6 +13,12 @@ type Creds struct {
 	ClientCA        pki.Files // signs client certificates
 	RequestHeaderCA pki.Files // signs the aggregator's front-proxy client
 	EtcdCA          pki.Files
+	// KubeletServingCA signs kubelet serving certificates, which the
+	// approver grants on a node's own word: nothing trusts it as the
+	// apiserver's identity, only the apiserver and metrics-server trust it,
+	// through KubeletCABundle, as kubelets'.
+	KubeletServingCA pki.Files
+	KubeletCABundle  string
 
 	APIServerServing pki.Files
 	CMServing        pki.Files
@@ -47,6 +53,8 @@ func NewCreds(l datadir.Layout) Creds {
 		ClientCA:            t("client-ca"),
 		RequestHeaderCA:     t("request-header-ca"),
 		EtcdCA:              e("server-ca"),
+		KubeletServingCA:    t("kubelet-serving-ca"),
+		KubeletCABundle:     l.TLSFile("kubelet-ca-bundle.crt"),
 		APIServerServing:    t("serving-kube-apiserver"),
 		CMServing:           t("serving-kube-controller-manager"),
 		SchedulerServing:    t("serving-kube-scheduler"),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/join"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
@@ -25,14 +26,18 @@ type leaf struct {
 	spec  pki.Spec
 }
 
-// EnsurePKI creates the four CAs once and every leaf certificate the control
+// EnsurePKI creates the five CAs once and every leaf certificate the control
 // plane (and the server's own node) uses, keeping existing ones that still
-// match (see pki.EnsureLeaf).
+// match (see pki.EnsureLeaf), and the bundle that verifies kubelets.
 func EnsurePKI(cfg *config.Server, c control.Creds, nc node.Creds, now time.Time, log *slog.Logger) error {
+	if err := markLegacyKubeletCA(c); err != nil {
+		return err
+	}
 	cas := map[pki.Files]*pki.KeyPair{}
 	for f, cn := range map[pki.Files]string{
 		c.ServerCA: "monokube-server-ca", c.ClientCA: "monokube-client-ca",
 		c.RequestHeaderCA: "monokube-request-header-ca", c.EtcdCA: "monokube-etcd-ca",
+		c.KubeletServingCA: "monokube-kubelet-serving-ca",
 	} {
 		kp, err := pki.EnsureCA(f, fmt.Sprintf("%s@%d", cn, now.Unix()), now)
 		if err != nil {
@@ -54,7 +59,43 @@ func EnsurePKI(cfg *config.Server, c control.Creds, nc node.Creds, now time.Time
 			log.Info("issued certificate", "file", l.files.Cert())
 		}
 	}
+	if err := writeKubeletCABundle(c, cas); err != nil {
+		return err
+	}
 	return pki.EnsureSigningKey(c.ServiceKey, c.ServicePub)
+}
+
+// legacyKubeletCA marks a cluster made by a version that signed kubelet
+// serving certificates with the server CA: kubelets keep trusting those
+// until they renew them from the kubelet-serving CA.
+func legacyKubeletCA(c control.Creds) string { return string(c.KubeletServingCA) + ".legacy" }
+
+// markLegacyKubeletCA records, before the kubelet-serving CA is first
+// made over an existing server CA, that agents' current serving
+// certificates come from the server CA.
+func markLegacyKubeletCA(c control.Creds) error {
+	if fileExists(c.KubeletServingCA.Cert()) || !fileExists(c.ServerCA.Cert()) {
+		return nil
+	}
+	note := "Kubelet serving certificates issued before monokube had a kubelet-serving CA are signed by the server CA;\n" +
+		"kube-apiserver and metrics-server keep trusting them (kubelet-ca-bundle.crt) while this file exists.\n"
+	return fsutil.WriteFile(legacyKubeletCA(c), []byte(note), 0o600)
+}
+
+// writeKubeletCABundle writes the CAs that kubelet serving certificates
+// may chain to: the kubelet-serving CA, and the server CA only on a
+// cluster marked legacy.
+func writeKubeletCABundle(c control.Creds, cas map[pki.Files]*pki.KeyPair) error {
+	bundle := pki.CertPEM(cas[c.KubeletServingCA].Cert)
+	if fileExists(legacyKubeletCA(c)) {
+		bundle = append(bundle, pki.CertPEM(cas[c.ServerCA].Cert)...)
+	}
+	return fsutil.WriteFile(c.KubeletCABundle, bundle, 0o644)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // leaves is the leaf-certificate plan.
@@ -93,7 +134,7 @@ func nodeLeaves(cfg *config.Server, c control.Creds, nc node.Creds) []leaf {
 	serving := pki.Spec{CommonName: cfg.NodeName, Usages: pki.ServerUsage,
 		DNSNames: []string{"localhost", cfg.NodeName}, IPs: ips(netip.MustParseAddr("127.0.0.1"), cfg.NodeIP)}
 	return []leaf{
-		{nc.KubeletServing, c.ServerCA, serving},
+		{nc.KubeletServing, c.KubeletServingCA, serving},
 		{nc.KubeletClient, c.ClientCA, pki.Spec{CommonName: "system:node:" + cfg.NodeName,
 			Organization: []string{"system:nodes"}, Usages: pki.ClientUsage}},
 		{nc.KubeProxyClient, c.ClientCA, pki.Spec{CommonName: "system:kube-proxy", Usages: pki.ClientUsage}},

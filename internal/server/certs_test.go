@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	certutil "k8s.io/client-go/util/cert"
+
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
@@ -136,4 +138,77 @@ func diff(a, b map[string][]byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Kubelet serving certificates come from their own CA: the server node's
+// own one does not verify as a server-CA certificate (what agents and pods
+// trust as the apiserver), and the apiserver's kubelet bundle holds only
+// the kubelet-serving CA on a new cluster, plus the server CA on one made
+// before the split.
+func TestKubeletServingCA(t *testing.T) {
+	dir := t.TempDir()
+	l := datadir.Layout{Data: dir, Run: dir + "/run"}
+	c, nc := control.NewCreds(l), node.NewCreds(l)
+	if err := l.EnsureServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnsureAgent(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	cfg := testutil.ServerConfig(t, dir, nil)
+	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
+		t.Fatal(err)
+	}
+	serverCA, kubeletCA, serving := load(t, c.ServerCA), load(t, c.KubeletServingCA), load(t, nc.KubeletServing)
+	if verifies(serving.Cert, serverCA.Cert) {
+		t.Error("the node's kubelet serving certificate verifies against the server CA")
+	}
+	if !verifies(serving.Cert, kubeletCA.Cert) {
+		t.Error("the node's kubelet serving certificate does not verify against the kubelet-serving CA")
+	}
+	if n := bundleLen(t, c.KubeletCABundle); n != 1 {
+		t.Errorf("kubelet CA bundle of a new cluster has %d certificates, want 1", n)
+	}
+	// A cluster from before the split: the kubelet-serving CA is new.
+	for _, f := range []string{c.KubeletServingCA.Cert(), c.KubeletServingCA.Key()} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
+		t.Fatal(err)
+	}
+	if n := bundleLen(t, c.KubeletCABundle); n != 2 {
+		t.Errorf("kubelet CA bundle of an upgraded cluster has %d certificates, want 2 (kubelet-serving and server CA)", n)
+	}
+}
+
+func load(t *testing.T, f pki.Files) *pki.KeyPair {
+	t.Helper()
+	kp, err := pki.Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+func verifies(cert, ca *x509.Certificate) bool {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err == nil
+}
+
+func bundleLen(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := certutil.ParseCertsPEM(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(certs)
 }

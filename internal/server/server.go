@@ -174,10 +174,15 @@ func syncAddons(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	kubeletCA, err := os.ReadFile(control.NewCreds(l).KubeletCABundle)
+	if err != nil {
+		return fmt.Errorf("read kubelet CA bundle: %w", err)
+	}
 	s := addons.Settings{
 		ClusterDNS:    cfg.ClusterDNS,
 		ClusterDomain: cfg.ClusterDomain,
 		StoragePath:   l.Storage(),
+		KubeletCA:     string(kubeletCA),
 		Images: addons.Images{
 			CoreDNS:       imgs[bundled.ImageCoreDNS].Ref,
 			LocalPath:     imgs[bundled.ImageLocalPath].Ref,
