@@ -9,8 +9,11 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/monokube/monokube/internal/join"
 )
 
 // leaveTimeout bounds Leave: an unreachable server must not hold up an
@@ -40,6 +43,13 @@ func Leave(ctx context.Context, kubeconfig string) error {
 	name, ok := strings.CutPrefix(review.Status.UserInfo.Username, "system:node:")
 	if !ok {
 		return fmt.Errorf("credentials in %s are %q, not a node's", kubeconfig, review.Status.UserInfo.Username)
+	}
+	// Marked as leaving first: the approver then frees the node's name for a
+	// later join (an admin's `kubectl delete node` does not).
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, join.LeavingAnnotation, time.Now().UTC().Format(time.RFC3339))
+	_, err = client.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("mark node %s as leaving: %w", name, err)
 	}
 	err = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -115,7 +116,7 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok
 		return nil, fmt.Errorf("admin client: %w", err)
 	}
 	hostname, _ := os.Hostname() // best effort, as in EnsurePKI
-	out := []lifecycle.Component{manifests, join.NewApprover(client, ApproverPolicy(cfg, hostname), log.With("component", "csr-approver"))}
+	out := []lifecycle.Component{manifests, join.NewApprover(client, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
 	if tok.fresh {
 		out = append(out, join.NewServerToken(client, tok.Token, l.Token(), log.With("component", "join")))
 	}
@@ -128,6 +129,18 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok
 		out = append(out, flannel.NewPeer(cfg.NodeIP, cfg.FlannelIface, client, log.With("component", "flannel")))
 	}
 	return out, nil
+}
+
+// signingDuration is how long the controller-manager's certificates last:
+// its upstream default unless --kube-controller-manager-arg sets it.
+func signingDuration(cfg *config.Server) time.Duration {
+	d := 365 * 24 * time.Hour
+	for _, a := range cfg.Args.ControllerManager {
+		if v, err := time.ParseDuration(a.Value); a.Key == "cluster-signing-duration" && err == nil && v > d {
+			d = v
+		}
+	}
+	return d
 }
 
 // serverToken is the server's own join token; fresh at first start.

@@ -99,7 +99,7 @@ func TestAgentJoins(t *testing.T) {
 			t.Errorf("exit %d, want a refusal naming an expired token:\n%s", r.Code, r.Stderr)
 		}
 	})
-	t.Run("deleted node leaves and joins again", func(t *testing.T) {
+	t.Run("a deleted node's name is held until the admin releases it", func(t *testing.T) {
 		srv.Kubectl("delete", "node", "agent-2")
 		// Upstream kube-proxy ends the process when its Node is deleted
 		// (exit 1, for a supervisor to restart); a stop before that exits 0.
@@ -109,6 +109,15 @@ func TestAgentJoins(t *testing.T) {
 		if out := srv.Kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "agent-2") {
 			t.Fatalf("agent-2 still listed after delete and stop:\n%s", out)
 		}
+		// Its certificate is still valid: a new join for the name is denied.
+		agent2.Wipe()
+		agent2.StartAgent(srv, createToken(t, srv, "10m"), "agent-2")
+		denied := "kubectl -n kube-system delete lease " + "monokube-node-agent-2"
+		srv.WaitFor(2*time.Minute, "the new agent-2 join CSR denied", func(ctx context.Context) (bool, error) {
+			return strings.Contains(srv.Kubectl("get", "csr", "-o", "jsonpath={range .items[*]}{.status.conditions[0].message}{\"\\n\"}{end}"), denied), nil
+		})
+		agent2.Stop(15 * time.Second)
+		srv.Kubectl("-n", "kube-system", "delete", "lease", "monokube-node-agent-2")
 		agent2.Wipe()
 		agent2.StartAgent(srv, createToken(t, srv, "10m"), "agent-2")
 		agent2.WaitNodesReady(srv, 3)
