@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -19,6 +20,7 @@ import (
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/join"
+	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/sysreq"
@@ -42,6 +44,11 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	bootstrapped := fileExists(kubelet.ClientCertFile(l.KubeletRoot()))
+	if bootstrapped {
+		creds.BootstrapKubeconfig = "" // the kubelet has its own certificate
+		dropJoinToken(cfg, l, log)
+	}
 	nodeCfg, err := nodeConfig(cfg, cluster, clusterFile(l))
 	if err != nil {
 		return err
@@ -52,8 +59,40 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		return err
 	}
 	g := lifecycle.NewGroup(log, components...)
-	g.OnReady = upgrade.OnReady(l.VersionFile(), log)
+	versionHook := upgrade.OnReady(l.VersionFile(), log)
+	g.OnReady = func() {
+		versionHook()
+		if !bootstrapped {
+			dropJoinToken(cfg, l, log) // ready: the kubelet holds its certificate
+		}
+	}
 	return g.Run(ctx)
+}
+
+// dropJoinToken removes the join token from what this node keeps once the
+// kubelet holds its own client certificate (renewed with it from then on):
+// the bootstrap kubeconfig and the token key of the config file. A token
+// is a credential to join nodes, and a joined node has no use for it.
+func dropJoinToken(cfg *config.Agent, l datadir.Layout, log *slog.Logger) {
+	bootstrap := node.NewAgentCreds(l).BootstrapKubeconfig
+	if err := os.Remove(bootstrap); err == nil {
+		log.Info("the node holds its own certificate: removed the join token's bootstrap kubeconfig", "file", bootstrap)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.Warn("cannot remove the bootstrap kubeconfig, which holds the join token", "file", bootstrap, "err", err)
+	}
+	if cfg.ConfigFile == "" {
+		return
+	}
+	if dropped, err := config.DropKey(cfg.ConfigFile, "token"); err != nil {
+		log.Warn("cannot drop the join token from the config file", "file", cfg.ConfigFile, "err", err)
+	} else if dropped {
+		log.Info("the node holds its own certificate: dropped the join token from the config file", "file", cfg.ConfigFile)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // Preflight checks, before anything is written, every requirement of an

@@ -23,6 +23,7 @@ func agentCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			cfg.ConfigFile = c.String("config")
 			log, err := setupLogging(stderr, cfg.Debug)
 			if err != nil {
 				return err
@@ -39,7 +40,8 @@ func agentFlags(d config.AgentInput) []cli.Flag {
 		&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
 			Usage: "YAML config file; keys are these flags' long names, flags override it"},
 		str("server", "", "the server to join, https://HOST:PORT"),
-		str("token", "", "join token (the server's <data-dir>/server/token or `monokube token create`); only needed to join"),
+		str("token", "", "join token (the server's <data-dir>/server/token or `monokube token create`); only needed to join; prefer --token-file or MONOKUBE_TOKEN, which keep it out of the process list"),
+		str("token-file", "", "file holding the join token"),
 		str("data-dir", d.DataDir, "directory for all state"),
 		str("run-dir", d.RunDir, "directory for runtime state (sockets)"),
 		str("node-ip", "", "this node's IP address (default: the address of the default-route interface)"),

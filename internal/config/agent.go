@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -12,6 +13,9 @@ import (
 type Agent struct {
 	Server   string // https://HOST:PORT
 	Token    string // the join token, parsed by internal/join
+	// ConfigFile is the config file the agent was started with: the token
+	// in it is dropped once the node holds its own certificate.
+	ConfigFile string
 	DataDir  string
 	RunDir   string
 	NodeIP   netip.Addr
@@ -28,7 +32,7 @@ func BuildAgent(in AgentInput, host Host) (*Agent, error) {
 	p := &parser{}
 	a := &Agent{
 		Server:         p.serverURL(in.Server),
-		Token:          strings.TrimSpace(in.Token),
+		Token:          p.token(in.Token, in.TokenFile),
 		DataDir:        p.absPath("data-dir", in.DataDir),
 		RunDir:         p.absPath("run-dir", in.RunDir),
 		NodeIP:         p.nodeIP(in.NodeIP, host),
@@ -48,6 +52,24 @@ func BuildAgent(in AgentInput, host Host) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// token returns the join token from --token or --token-file (which keeps
+// it out of argv, where any local user can read it).
+func (p *parser) token(token, file string) string {
+	if file == "" {
+		return strings.TrimSpace(token)
+	}
+	if token != "" {
+		p.fail("--token and --token-file are both given: give one")
+		return ""
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		p.fail("--token-file: %v", err)
+		return ""
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // serverURL checks --server: an https URL of the server's apiserver.

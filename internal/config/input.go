@@ -55,6 +55,7 @@ type ServerInput struct {
 type AgentInput struct {
 	Server         string   `yaml:"server"`
 	Token          string   `yaml:"token"`
+	TokenFile      string   `yaml:"token-file"`
 	DataDir        string   `yaml:"data-dir"`
 	RunDir         string   `yaml:"run-dir"`
 	NodeIP         string   `yaml:"node-ip"`

@@ -180,3 +180,26 @@ func TestServerInputTagsAreFlagNames(t *testing.T) {
 		seen = append(seen, tag)
 	}
 }
+
+func TestDropKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("# installed by monokube\nserver: https://10.0.0.1:6443\ntoken: mk1::secret\nnode-name: w1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if dropped, err := DropKey(path, "token"); err != nil || !dropped {
+		t.Fatalf("DropKey = %v, %v", dropped, err)
+	}
+	data, _ := os.ReadFile(path)
+	if string(data) != "# installed by monokube\nserver: https://10.0.0.1:6443\nnode-name: w1\n" {
+		t.Errorf("after DropKey:\n%s", data)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600 kept", fi.Mode().Perm())
+	}
+	if dropped, err := DropKey(path, "token"); err != nil || dropped {
+		t.Errorf("second DropKey = %v, %v; want nothing to drop", dropped, err)
+	}
+	if dropped, err := DropKey(filepath.Join(t.TempDir(), "none.yaml"), "token"); err != nil || dropped {
+		t.Errorf("DropKey of a missing file = %v, %v", dropped, err)
+	}
+}

@@ -32,10 +32,12 @@ type Config struct {
 	ClientCAFile string // authenticates the apiserver and other clients
 	TLSCertFile  string // serving certificate
 	TLSKeyFile   string
-	// BootstrapKubeconfig, on a joined node, holds the join token: the
-	// kubelet requests its client and serving certificates with it
-	// (TLS bootstrap, certificates in CertDir, rotated) instead of using
-	// TLSCertFile and the credentials in Kubeconfig.
+	// TLSBootstrap, on a joined node: the kubelet requests its own client
+	// and serving certificates (certificates in CertDir, rotated) instead
+	// of using TLSCertFile and static credentials in Kubeconfig.
+	TLSBootstrap bool
+	// BootstrapKubeconfig holds the join token the kubelet makes its first
+	// request with; empty once it holds its client certificate.
 	BootstrapKubeconfig string
 
 	RuntimeEndpoint string // containerd's socket path
@@ -98,7 +100,7 @@ func Render(c Config) ([]byte, error) {
 	if c.SwapOn {
 		kc.MemorySwap.SwapBehavior = "NoSwap"
 	}
-	if c.BootstrapKubeconfig != "" {
+	if c.TLSBootstrap {
 		kc.RotateCertificates = true
 		kc.ServerTLSBootstrap = true
 	}

@@ -43,7 +43,7 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 		out = append(out, upgrade.NewDrainer(p.cfg.Upgrade, p.cfg.NodeName, newClient, with("upgrade")))
 	}
 	out = append(out, kubelet.New(p.kubeletArgs, l.ContainerdSocket(), with("kubelet")))
-	if p.creds.BootstrapKubeconfig != "" {
+	if p.creds.TLSBootstrap {
 		out = append(out, newCredsWait(kubelet.ClientCertFile(l.KubeletRoot())))
 	}
 	if p.cfg.FlannelBackend != BackendNone {

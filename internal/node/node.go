@@ -59,9 +59,12 @@ type Creds struct {
 	KubeProxyClient     pki.Files // system:kube-proxy
 	KubeletKubeconfig   string
 	KubeProxyKubeconfig string
-	// BootstrapKubeconfig is set on a joined node (an agent): the kubelet
-	// gets its certificates with the join token in it, and kube-proxy uses
-	// the kubelet's credentials.
+	// TLSBootstrap is set on a joined node (an agent): the kubelet gets
+	// and rotates its own certificates, and kube-proxy uses the kubelet's
+	// credentials.
+	TLSBootstrap bool
+	// BootstrapKubeconfig holds the join token until the kubelet has its
+	// client certificate; the agent then removes it.
 	BootstrapKubeconfig string
 }
 
@@ -84,6 +87,7 @@ func NewAgentCreds(l datadir.Layout) Creds {
 		ClientCA:            l.AgentTLSFile("client-ca.crt"),
 		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
 		KubeProxyKubeconfig: l.AgentFile("kubelet.kubeconfig"),
+		TLSBootstrap:        true,
 		BootstrapKubeconfig: l.AgentFile("bootstrap.kubeconfig"),
 	}
 }
@@ -199,6 +203,7 @@ func KubeletConfig(cfg Config, l datadir.Layout, c Creds, host sysreq.Node) kube
 		RootDir:             l.KubeletRoot(),
 		Kubeconfig:          c.KubeletKubeconfig,
 		ClientCAFile:        c.ClientCA,
+		TLSBootstrap:        c.TLSBootstrap,
 		BootstrapKubeconfig: c.BootstrapKubeconfig,
 		RuntimeEndpoint:     l.ContainerdSocket(),
 		ClusterDNS:          cfg.ClusterDNS,
@@ -211,7 +216,7 @@ func KubeletConfig(cfg Config, l datadir.Layout, c Creds, host sysreq.Node) kube
 		Debug:               cfg.Debug,
 		Args:                cfg.KubeletArgs,
 	}
-	if c.BootstrapKubeconfig == "" {
+	if !c.TLSBootstrap {
 		kc.TLSCertFile, kc.TLSKeyFile = c.KubeletServing.Cert(), c.KubeletServing.Key()
 	}
 	return kc

@@ -9,6 +9,7 @@ package agent_test
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/monokube/monokube/tests/harness"
 )
@@ -52,11 +54,30 @@ func TestAgentJoins(t *testing.T) {
 		if !strings.Contains(string(data), "PRIVATE KEY") {
 			t.Error("kubelet-client-current.pem holds no key")
 		}
-		csrs := srv.Kubectl("get", "csr", "-o", "jsonpath={range .items[*]}{.spec.signerName} {.spec.username} {.status.conditions[0].type}{\"\\n\"}{end}")
-		for _, want := range []string{"kubernetes.io/kube-apiserver-client-kubelet system:bootstrap:", "kubernetes.io/kubelet-serving system:node:" + agentName + " Approved"} {
-			if !strings.Contains(csrs, want) {
-				t.Errorf("no CSR %q among:\n%s", want, csrs)
-			}
+		// The serving CSR follows the node's registration.
+		var csrs string
+		srv.WaitFor(time.Minute, "the agent's serving CSR approved", func(context.Context) (bool, error) {
+			csrs = srv.Kubectl("get", "csr", "-o", "jsonpath={range .items[*]}{.spec.signerName} {.spec.username} {.status.conditions[0].type}{\"\\n\"}{end}")
+			return strings.Contains(csrs, "kubernetes.io/kubelet-serving system:node:"+agentName+" Approved"), nil
+		})
+		if want := "kubernetes.io/kube-apiserver-client-kubelet system:bootstrap:"; !strings.Contains(csrs, want) {
+			t.Errorf("no CSR %q among:\n%s", want, csrs)
+		}
+		// The join token is gone from the node once it holds its certificate.
+		bootstrap := filepath.Join(agent.DataDir, "agent", "etc", "bootstrap.kubeconfig")
+		srv.WaitFor(time.Minute, "the bootstrap kubeconfig removed", func(context.Context) (bool, error) {
+			_, err := os.Stat(bootstrap)
+			return os.IsNotExist(err), nil
+		})
+		// Its serving certificate comes from the kubelet-serving CA, which
+		// no client trusts as the apiserver.
+		serving, err := os.ReadFile(filepath.Join(agent.DataDir, "agent", "kubelet", "pki", "kubelet-server-current.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !verifiesWith(t, serving, filepath.Join(srv.DataDir, "server", "tls", "kubelet-serving-ca.crt")) ||
+			verifiesWith(t, serving, filepath.Join(srv.DataDir, "server", "tls", "server-ca.crt")) {
+			t.Error("the agent's kubelet serving certificate does not chain to the kubelet-serving CA alone")
 		}
 	})
 	srv.Kubectl("apply", "-f", srv.PinnedEcho("on-agent", agentName))
@@ -266,4 +287,22 @@ func TestServerWithoutNodeReachesPods(t *testing.T) {
 	if code, _ := srv.Stop(15 * time.Second); code != 0 {
 		t.Errorf("server exit %d after SIGTERM", code)
 	}
+}
+
+// verifiesWith reports whether the first certificate in certPEM chains to
+// the CA in caFile.
+func verifiesWith(t *testing.T, certPEM []byte, caFile string) bool {
+	t.Helper()
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	certs, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil || len(certs) == 0 {
+		t.Fatalf("parse certificate: %v", err)
+	}
+	_, err = certs[0].Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err == nil
 }
