@@ -11,16 +11,16 @@ import (
 // Agent is the validated configuration of `monokube agent`. The cluster's
 // own settings (CIDRs, DNS) come from the server when the node joins.
 type Agent struct {
-	Server   string // https://HOST:PORT
-	Token    string // the join token, parsed by internal/join
+	Server string // https://HOST:PORT
+	Token  string // the join token, parsed by internal/join
 	// ConfigFile is the config file the agent was started with: the token
 	// in it is dropped once the node holds its own certificate.
 	ConfigFile string
-	DataDir  string
-	RunDir   string
-	NodeIP   netip.Addr
-	NodeName string
-	Args     ComponentArgs // Kubelet and KubeProxy only
+	DataDir    string
+	RunDir     string
+	NodeIP     netip.Addr
+	NodeName   string
+	Args       ComponentArgs // Kubelet and KubeProxy only
 	// FlannelBackend and FlannelIface are as for the server.
 	FlannelBackend string
 	FlannelIface   string
