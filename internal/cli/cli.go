@@ -32,6 +32,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Version:   info.Version,
 		Writer:    stdout,
 		ErrWriter: stderr,
+		// A pass-through value such as enable-admission-plugins=A,B or a
+		// cipher list keeps its commas; --disable and --tls-san split
+		// their own lists (internal/config).
+		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{
 			serverCommand(stderr),
 			agentCommand(stderr),

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -63,5 +64,35 @@ func TestServerConfigPrecedence(t *testing.T) {
 func TestEnvName(t *testing.T) {
 	if got := env("write-kubeconfig-mode"); got[0] != "MONOKUBE_WRITE_KUBECONFIG_MODE" {
 		t.Errorf("env = %v", got)
+	}
+}
+
+// Pass-through values keep their commas; --tls-san and --disable still
+// take comma-separated lists.
+func TestPassThroughKeepsCommas(t *testing.T) {
+	var got *config.Server
+	app := newApp(io.Discard, io.Discard)
+	for _, c := range app.Commands {
+		if c.Name == "server" {
+			c.Action = func(c *cli.Context) (err error) {
+				got, err = serverConfig(c)
+				return err
+			}
+		}
+	}
+	conf := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(conf, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"monokube", "server", "--config", conf, "--data-dir", t.TempDir(), "--node-ip", "10.0.0.5", "--node-name", "n1",
+		"--kube-apiserver-arg", "enable-admission-plugins=NodeRestriction,PodSecurity", "--tls-san", "a.example,b.example", "--disable", "coredns,metrics-server"}
+	if err := app.Run(args); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Args.APIServer) != 1 || got.Args.APIServer[0].Value != "NodeRestriction,PodSecurity" {
+		t.Errorf("kube-apiserver-arg = %+v, want one pair with the whole list", got.Args.APIServer)
+	}
+	if !slices.Equal(got.TLSSANs, []string{"a.example", "b.example"}) || !slices.Equal(got.Disable, []string{"coredns", "metrics-server"}) {
+		t.Errorf("tls-san %v, disable %v: want the lists split", got.TLSSANs, got.Disable)
 	}
 }

@@ -42,6 +42,7 @@ type ServerInput struct {
 	FlannelBackend           string   `yaml:"flannel-backend"`
 	FlannelIface             string   `yaml:"flannel-iface"`
 	Disable                  []string `yaml:"disable"`
+	PodSecurity              string   `yaml:"pod-security"`
 	KubeAPIServerArg         []string `yaml:"kube-apiserver-arg"`
 	KubeControllerManagerArg []string `yaml:"kube-controller-manager-arg"`
 	KubeSchedulerArg         []string `yaml:"kube-scheduler-arg"`
@@ -78,6 +79,7 @@ func DefaultServerInput() ServerInput {
 	return ServerInput{
 		DataDir:             DefaultDataDir,
 		RunDir:              DefaultRunDir,
+		PodSecurity:         "baseline",
 		BindAddress:         "0.0.0.0",
 		HTTPSListenPort:     6443,
 		ClusterCIDR:         "10.42.0.0/16",

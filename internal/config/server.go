@@ -35,6 +35,7 @@ type Server struct {
 	FlannelBackend      string // vxlan or none
 	FlannelIface        string
 	Disable             []string // addons left out, from addons.Names
+	PodSecurity         string   // Pod Security level enforced by default
 	Args                ComponentArgs
 	Debug               bool
 }
@@ -72,7 +73,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		NodeIP:          p.nodeIP(in.NodeIP, host),
 		BindAddress:     p.ip("bind-address", in.BindAddress),
 		HTTPSPort:       p.port("https-listen-port", in.HTTPSListenPort),
-		TLSSANs:         in.TLSSAN,
+		TLSSANs:         splitList(in.TLSSAN),
 		ClusterCIDR:     p.cidr("cluster-cidr", in.ClusterCIDR),
 		ServiceCIDR:     p.cidr("service-cidr", in.ServiceCIDR),
 		ClusterDNS:      p.ip("cluster-dns", in.ClusterDNS),
@@ -82,6 +83,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		FlannelBackend:  p.flannelBackend(in.FlannelBackend),
 		FlannelIface:    in.FlannelIface,
 		Disable:         p.addons("disable", in.Disable),
+		PodSecurity:     p.oneOf("pod-security", in.PodSecurity, "privileged", "baseline", "restricted"),
 		Debug:           in.Debug,
 	}
 	s.NodeName = p.nodeName(in.NodeName, host)
@@ -136,6 +138,7 @@ func (p *parser) checkServer(s *Server) {
 		p.errs = append(p.errs, err)
 	}
 	p.tlsSANs(s.TLSSANs)
+	p.authorization(s.Args.APIServer)
 	if s.ClusterDomain != "" && (s.NodeName == s.ClusterDomain || strings.HasSuffix(s.NodeName, "."+s.ClusterDomain)) {
 		p.fail("node name %s is under the cluster domain %s, where it would stand for a cluster name in DNS: give --node-name", s.NodeName, s.ClusterDomain)
 	}
@@ -155,6 +158,41 @@ func CheckNodeNetwork(nodeIP netip.Addr, clusterCIDR, serviceCIDR netip.Prefix) 
 		}
 	}
 	return nil
+}
+
+// splitList splits comma-separated entries of a repeatable flag.
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// oneOf checks that flag's value v is one of allowed.
+func (p *parser) oneOf(flag, v string, allowed ...string) string {
+	if !slices.Contains(allowed, v) {
+		p.fail("--%s %q: give one of %s", flag, v, strings.Join(allowed, ", "))
+	}
+	return v
+}
+
+// authorization refuses an apiserver authorization-mode without Node and
+// RBAC: nodes' access, and every grant monokube makes, rest on them.
+func (p *parser) authorization(args []Arg) {
+	for _, a := range args {
+		if a.Key != "authorization-mode" {
+			continue
+		}
+		modes := strings.Split(a.Value, ",")
+		if !slices.Contains(modes, "Node") || !slices.Contains(modes, "RBAC") {
+			p.fail("--kube-apiserver-arg authorization-mode=%s leaves out Node or RBAC, on which nodes' and monokube's own access rest: keep both (e.g. Node,RBAC,Webhook)", a.Value)
+		}
+	}
 }
 
 // tlsSANs checks that every --tls-san is an IP or a DNS name (a leading

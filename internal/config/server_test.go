@@ -41,6 +41,7 @@ func TestBuildServerDefaults(t *testing.T) {
 		WriteKubeconfig:     DefaultKubeconfig,
 		WriteKubeconfigMode: 0o600,
 		FlannelBackend:      "vxlan",
+		PodSecurity:         "baseline",
 		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}, Kubelet: []Arg{}, KubeProxy: []Arg{}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -128,7 +129,8 @@ func TestBuildServerErrors(t *testing.T) {
 		{"node IP in the cluster CIDR", func(in *ServerInput) { in.NodeIP = "10.42.7.1" }, nil, "node IP 10.42.7.1 is inside the cluster-cidr"},
 		{"node IP in the service CIDR", func(in *ServerInput) { in.NodeIP = "10.43.0.99" }, nil, "node IP 10.43.0.99 is inside the service-cidr"},
 		{"TLS SAN with a space", func(in *ServerInput) { in.TLSSAN = []string{"api example.com"} }, nil, `--tls-san "api example.com"`},
-		{"empty TLS SAN", func(in *ServerInput) { in.TLSSAN = []string{""} }, nil, `--tls-san ""`},
+		{"unknown Pod Security level", func(in *ServerInput) { in.PodSecurity = "strict" }, nil, `--pod-security "strict"`},
+		{"authorization without Node", func(in *ServerInput) { in.KubeAPIServerArg = []string{"authorization-mode=RBAC"} }, nil, "leaves out Node or RBAC"},
 		{"node name under the cluster domain", func(in *ServerInput) { in.NodeName = "kubernetes.default.svc.cluster.local" }, nil, "under the cluster domain cluster.local"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

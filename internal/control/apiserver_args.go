@@ -2,6 +2,8 @@ package control
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,6 +24,12 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 		"allow-privileged":                   "true",
 		"authorization-mode":                 "Node,RBAC",
 		"enable-admission-plugins":           "NodeRestriction",
+		"admission-control-config-file":      c.AdmissionConfig,
+		"audit-policy-file":                  c.AuditPolicy,
+		"audit-log-path":                     c.AuditLog,
+		"audit-log-maxage":                   "30",
+		"audit-log-maxbackup":                "10",
+		"audit-log-maxsize":                  "100",
 		"authentication-config":              c.AuthnConfig,
 		"enable-bootstrap-token-auth":        "true", // join tokens (internal/join)
 		"client-ca-file":                     c.ClientCA.Cert(),
@@ -55,11 +63,31 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 		// graceful shutdown waits for them until monokube gives up on it.
 		"shutdown-watch-termination-grace-period": "1s",
 	}
+	maps.Copy(defaults, tlsFlags())
 	forced := Flags{
-		"secure-port":  strconv.Itoa(cfg.HTTPSPort),
-		"etcd-servers": EtcdClientURL(),
+		"secure-port":              strconv.Itoa(cfg.HTTPSPort),
+		"etcd-servers":             EtcdClientURL(),
+		"enable-admission-plugins": withNodeRestriction(cfg.Args.APIServer),
 	}
 	return Merge(defaults, cfg.Args.APIServer, forced)
+}
+
+// withNodeRestriction is the user's enable-admission-plugins with
+// NodeRestriction always in it: the node RBAC monokube grants (a node may
+// delete and patch nodes) is safe only because NodeRestriction keeps each
+// node to its own object.
+func withNodeRestriction(user []config.Arg) string {
+	plugins := []string{"NodeRestriction"}
+	for _, a := range user {
+		if a.Key == "enable-admission-plugins" {
+			for _, p := range strings.Split(a.Value, ",") {
+				if p = strings.TrimSpace(p); p != "" && !slices.Contains(plugins, p) {
+					plugins = append(plugins, p)
+				}
+			}
+		}
+	}
+	return strings.Join(plugins, ",")
 }
 
 // EtcdClientURL is where the embedded etcd serves clients.

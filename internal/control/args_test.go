@@ -54,3 +54,16 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestPolicyGolden(t *testing.T) {
+	testutil.Golden(t, "admission-config.yaml", AdmissionConfig(PodSecurityBaseline))
+	testutil.Golden(t, "audit-policy.yaml", AuditPolicy())
+}
+
+// A user's enable-admission-plugins adds to NodeRestriction, never drops it.
+func TestAdmissionPluginsKeepNodeRestriction(t *testing.T) {
+	got := withNodeRestriction([]config.Arg{{Key: "enable-admission-plugins", Value: "PodSecurity,AlwaysPullImages"}})
+	if got != "NodeRestriction,PodSecurity,AlwaysPullImages" {
+		t.Errorf("enable-admission-plugins = %q", got)
+	}
+}

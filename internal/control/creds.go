@@ -1,6 +1,8 @@
 package control
 
 import (
+	"path/filepath"
+
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/pki"
 )
@@ -42,6 +44,9 @@ type Creds struct {
 	SchedulerKubeconfig string
 	EncryptionConfig    string
 	AuthnConfig         string
+	AdmissionConfig     string // Pod Security defaults
+	AuditPolicy         string
+	AuditLog            string // rotated by the apiserver
 }
 
 // NewCreds lays out the control plane's credentials under l.
@@ -73,5 +78,8 @@ func NewCreds(l datadir.Layout) Creds {
 		SchedulerKubeconfig: l.CredFile("scheduler.kubeconfig"),
 		EncryptionConfig:    l.CredFile("encryption-config.json"),
 		AuthnConfig:         l.CredFile("authentication-config.yaml"),
+		AdmissionConfig:     l.CredFile("admission-config.yaml"),
+		AuditPolicy:         l.CredFile("audit-policy.yaml"),
+		AuditLog:            filepath.Join(l.Logs(), "audit.log"),
 	}
 }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"maps"
 	"strconv"
 
 	"github.com/monokube/monokube/internal/config"
@@ -35,6 +36,7 @@ func ControllerManagerArgs(cfg *config.Server, c Creds) []string {
 		"leader-elect":                                    "false",
 		"profiling":                                       "false",
 	}
+	maps.Copy(defaults, tlsFlags())
 	forced := Flags{
 		"kubeconfig":  c.CMKubeconfig,
 		"secure-port": strconv.Itoa(CMPort),
@@ -54,6 +56,7 @@ func SchedulerArgs(cfg *config.Server, c Creds) []string {
 		"leader-elect":              "false",
 		"profiling":                 "false",
 	}
+	maps.Copy(defaults, tlsFlags())
 	forced := Flags{
 		"kubeconfig":  c.SchedulerKubeconfig,
 		"secure-port": strconv.Itoa(SchedulerPort),

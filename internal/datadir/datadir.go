@@ -22,6 +22,7 @@ func (l Layout) EtcdTLS() string  { return filepath.Join(l.TLS(), "etcd") }
 func (l Layout) Cred() string     { return filepath.Join(l.Server(), "cred") }
 func (l Layout) Etcd() string     { return filepath.Join(l.Server(), "db", "etcd") }
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
+func (l Layout) Logs() string     { return filepath.Join(l.Server(), "logs") }
 
 // Token is the server's own join token (internal/join).
 func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
@@ -88,7 +89,7 @@ func (l Layout) CredFile(name string) string { return filepath.Join(l.Cred(), na
 
 // EnsureServer creates the server directories with private permissions.
 func (l Layout) EnsureServer() error {
-	for _, d := range []string{l.TLS(), l.EtcdTLS(), l.Cred(), l.Etcd(), l.Run} {
+	for _, d := range []string{l.TLS(), l.EtcdTLS(), l.Cred(), l.Etcd(), l.Logs(), l.Run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	mklog "github.com/monokube/monokube/internal/log"
+	"github.com/monokube/monokube/internal/pki"
 )
 
 // Config is what the embedded etcd needs; every field is required.
@@ -115,6 +116,7 @@ func (e *Etcd) embedConfig() *embed.Config {
 	ec.PeerTLSInfo = transport.TLSInfo{
 		CertFile: c.PeerCert, KeyFile: c.PeerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
 	}
+	ec.TlsMinVersion, ec.CipherSuites = "TLS1.2", pki.CipherSuites()
 	// etcd logs every raft step at info; keep its warnings unless debugging.
 	level := zapcore.WarnLevel
 	if c.Debug {

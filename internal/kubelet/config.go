@@ -14,7 +14,13 @@ import (
 
 	"github.com/monokube/monokube/internal/config"
 	mklog "github.com/monokube/monokube/internal/log"
+	"github.com/monokube/monokube/internal/pki"
 )
+
+// PodPidsLimit bounds the processes of one pod, so a fork bomb cannot take
+// the node's (and on a server, the control plane's) PIDs; --kubelet-arg
+// pod-max-pids changes it.
+const PodPidsLimit = 4096
 
 // Ports: the kubelet's API on the node IP, its health endpoint on loopback.
 const (
@@ -51,6 +57,9 @@ type Config struct {
 	// (CAP_SYS_RESOURCE missing): it leaves its own at 0.
 	NoOOMScoreAdj bool
 	SwapOn        bool // run with swap on instead of refusing to start
+	// ProtectKernelDefaults: the host's kernel tunables already hold what
+	// the kubelet needs, so it checks them instead of writing them.
+	ProtectKernelDefaults bool
 
 	Debug bool
 	Args  []config.Arg // --kubelet-arg, applied as flags over the file
@@ -68,10 +77,13 @@ func Render(c Config) ([]byte, error) {
 		HealthzPort:        ptr.To[int32](HealthzPort),
 		Authentication: kubeletv1beta1.KubeletAuthentication{
 			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: ptr.To(false)},
-			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: ptr.To(true)},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: ptr.To(true), CacheTTL: metav1.Duration{Duration: 2 * time.Minute}},
 			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: c.ClientCAFile},
 		},
-		Authorization:            kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
+		Authorization: kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook,
+			Webhook: kubeletv1beta1.KubeletWebhookAuthorization{
+				CacheAuthorizedTTL: metav1.Duration{Duration: 5 * time.Minute}, CacheUnauthorizedTTL: metav1.Duration{Duration: 30 * time.Second},
+			}},
 		ClusterDNS:               []string{c.ClusterDNS.String()},
 		ClusterDomain:            c.ClusterDomain,
 		ResolverConfig:           ptr.To(c.ResolvConf),
@@ -82,9 +94,20 @@ func Render(c Config) ([]byte, error) {
 		StaticPodPath:            "",
 		SerializeImagePulls:      ptr.To(false),
 		RuntimeRequestTimeout:    metav1.Duration{Duration: 2 * time.Minute},
+		// Every threshold listed (upstream drops the unlisted ones), inode
+		// ones included: a pod making millions of files is evicted before
+		// the node's filesystem, which on a server holds etcd, runs out.
 		EvictionHard: map[string]string{
-			"memory.available": "100Mi", "nodefs.available": "5%", "imagefs.available": "5%",
+			"memory.available": "100Mi", "nodefs.available": "10%", "imagefs.available": "10%",
+			"nodefs.inodesFree": "5%", "imagefs.inodesFree": "5%",
 		},
+		SeccompDefault:  ptr.To(true),
+		PodPidsLimit:    ptr.To[int64](PodPidsLimit),
+		TLSMinVersion:   pki.TLSMinVersion,
+		TLSCipherSuites: pki.CipherSuites(),
+		// Upstream's defaults, written out so the file says what runs.
+		StreamingConnectionIdleTimeout: metav1.Duration{Duration: 4 * time.Hour},
+		ProtectKernelDefaults:          c.ProtectKernelDefaults,
 		// Embedded images are pinned; users' imported ones should not
 		// vanish on a laptop with a nearly full disk either.
 		ImageGCHighThresholdPercent: ptr.To[int32](95),

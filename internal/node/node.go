@@ -213,8 +213,11 @@ func KubeletConfig(cfg Config, l datadir.Layout, c Creds, host sysreq.Node) kube
 		CgroupV1:            !host.CgroupV2,
 		NoOOMScoreAdj:       !host.CapSysResource,
 		SwapOn:              host.SwapOn,
-		Debug:               cfg.Debug,
-		Args:                cfg.KubeletArgs,
+		// Where the host already holds the kubelet's kernel settings it
+		// only checks them; elsewhere it sets them, as upstream.
+		ProtectKernelDefaults: host.KernelDefaults,
+		Debug:                 cfg.Debug,
+		Args:                  cfg.KubeletArgs,
 	}
 	if !c.TLSBootstrap {
 		kc.TLSCertFile, kc.TLSKeyFile = c.KubeletServing.Cert(), c.KubeletServing.Key()

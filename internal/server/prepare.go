@@ -35,8 +35,12 @@ func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Cred
 	if err := ensureEncryptionConfig(c.EncryptionConfig); err != nil {
 		return err
 	}
-	if err := fsutil.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
-		return err
+	for file, data := range map[string][]byte{
+		c.AuthnConfig: control.AuthnConfig(), c.AdmissionConfig: control.AdmissionConfig(cfg.PodSecurity), c.AuditPolicy: control.AuditPolicy(),
+	} {
+		if err := fsutil.WriteFile(file, data, 0o600); err != nil {
+			return err
+		}
 	}
 	return writeKubeconfigs(cfg, c, nc)
 }

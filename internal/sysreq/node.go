@@ -23,6 +23,31 @@ type Node struct {
 	// HostNetns is true only when monokube can tell it runs in the
 	// machine's initial network namespace.
 	HostNetns bool
+	// KernelDefaults: the kernel tunables the kubelet sets at start already
+	// hold its values, so it can run with protectKernelDefaults (check,
+	// never write, the host's settings).
+	KernelDefaults bool
+}
+
+// kubeletSysctls are the tunables the kubelet sets (pkg/kubelet/cm,
+// setupKernelTunables), with its values.
+func kubeletSysctls() map[string]string {
+	return map[string]string{
+		"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10", "kernel/panic_on_oops": "1",
+		"kernel/keys/root_maxkeys": "1000000", "kernel/keys/root_maxbytes": "25000000",
+	}
+}
+
+// kernelDefaults reports whether every tunable the kubelet sets already
+// holds its value.
+func kernelDefaults(f Files) bool {
+	for key, want := range kubeletSysctls() {
+		got, err := f.read("/proc/sys/" + key)
+		if err != nil || strings.TrimSpace(string(got)) != want {
+			return false
+		}
+	}
+	return true
 }
 
 // Files are the kernel interfaces the node checks read, replaceable in
@@ -59,6 +84,7 @@ func (c Checks) Node() (Node, Report) {
 		Overlay:        hasFilesystem(f, "overlay"),
 		BrNetfilter:    f.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"),
 		HostNetns:      sameNetns(f),
+		KernelDefaults: kernelDefaults(f),
 	}
 	return n, Report{
 		capabilities(caps, capsErr), n.capSysResource(),
