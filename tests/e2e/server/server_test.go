@@ -8,6 +8,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,8 @@ func TestServerLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
+	t.Run("pod security baseline by default", func(t *testing.T) { checkPodSecurity(t, n) })
+	t.Run("audit log records a Secret read", func(t *testing.T) { checkAudit(t, n) })
 	t.Run("manifests directory", func(t *testing.T) { checkManifests(t, n) })
 	t.Run("join tokens", func(t *testing.T) { checkTokens(t, n) })
 	token := serverToken(t, n)
@@ -110,7 +113,8 @@ func checkAnonymous(t *testing.T, n *harness.Node) {
 
 func checkModes(t *testing.T, n *harness.Node) {
 	for _, f := range []string{n.Kubeconfig, "server/tls/server-ca.key", "server/tls/client-admin.key",
-		"server/tls/etcd/client.key", "server/cred/encryption-config.json", "server/tls/service.key"} {
+		"server/tls/etcd/client.key", "server/cred/encryption-config.json", "server/tls/service.key",
+		"server/tls/kubelet-serving-ca.key", "server/cred/audit-policy.yaml", "server/cred/admission-config.yaml", "server/logs/audit.log"} {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(n.DataDir, f)
 		}
@@ -122,6 +126,55 @@ func checkModes(t *testing.T, n *harness.Node) {
 			t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
+}
+
+// checkPodSecurity: a privileged pod is refused in a namespace that sets
+// no level, and admitted where the namespace says privileged.
+func checkPodSecurity(t *testing.T, n *harness.Node) {
+	pod := func(ns string) string {
+		file := filepath.Join(t.TempDir(), "pod.json")
+		data := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"priv","namespace":%q},
+"spec":{"containers":[{"name":"c","image":"registry.invalid/x:1","securityContext":{"privileged":true}}]}}`, ns)
+		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	apply := func(file string) harness.Result {
+		return n.Exec(30*time.Second, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "apply", "-f", file)
+	}
+	r := apply(pod("default"))
+	if r.Code == 0 || !strings.Contains(r.Stderr, "violates PodSecurity \"baseline:latest\"") {
+		t.Errorf("privileged pod in default: exit %d, want a baseline refusal:\n%s", r.Code, r.Stderr)
+	}
+	n.Kubectl("create", "namespace", "priv")
+	n.Kubectl("label", "namespace", "priv", "pod-security.kubernetes.io/enforce=privileged")
+	if r := apply(pod("priv")); r.Code != 0 {
+		t.Errorf("privileged pod in a privileged namespace refused: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// checkAudit: the admin's read of a Secret is in the audit log, as
+// metadata (who, what), never the Secret's content.
+func checkAudit(t *testing.T, n *harness.Node) {
+	n.Kubectl("get", "secret", "s1", "-o", "name")
+	file := filepath.Join(n.DataDir, "server", "logs", "audit.log")
+	n.WaitFor(30*time.Second, "the Secret read in the audit log", func(context.Context) (bool, error) {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return false, nil
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, `"verb":"get"`) && strings.Contains(line, `"resource":"secrets"`) &&
+				strings.Contains(line, `"name":"s1"`) && strings.Contains(line, `"username":"system:admin"`) {
+				if strings.Contains(line, "cGxhaW4tdGV4dC12YWx1ZQ") {
+					t.Error("the audit log holds the Secret's value")
+				}
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }
 
 func waitPods(t *testing.T, n *harness.Node, selector string, want int) {
