@@ -60,7 +60,15 @@ func TestStopProcessesKillsTree(t *testing.T) {
 	waitExe(t, daemon.Process.Pid, mk)
 
 	target := Target{DataDir: dir, RunDir: filepath.Join(dir, "run"), CgroupRoot: "/monokube-test-none"}
-	if got := monokubes(target); len(got) != 1 || got[0] != daemon.Process.Pid {
+	// The daemon's shell forks before it execs sleep: for that moment the
+	// fork is a monokube too, so wait for it to settle.
+	var got []int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if got = monokubes(target); len(got) == 1 && got[0] == daemon.Process.Pid {
+			break
+		}
+	}
+	if len(got) != 1 || got[0] != daemon.Process.Pid {
 		t.Fatalf("monokubes = %v, want only the daemon %d", got, daemon.Process.Pid)
 	}
 	if got := leftovers(target); len(got) < 3 {
