@@ -66,7 +66,7 @@ func Sync(dir string, s Settings, disabled []string, log *slog.Logger) error {
 	for _, name := range manifests.Names() {
 		file := filepath.Join(dir, name+".yaml")
 		switch {
-		case exists(file + ".skip"):
+		case fsutil.Exists(file + ".skip"):
 			log.Info("leaving addon alone: a .skip file is beside its manifest", "file", file, "disabled", off[name])
 		case off[name]:
 			errs = append(errs, remove(file, log))
@@ -103,9 +103,4 @@ func remove(file string, log *slog.Logger) error {
 	}
 	log.Info("addon disabled: removing it from the cluster", "file", file)
 	return nil
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }

@@ -44,7 +44,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	bootstrapped := fileExists(kubelet.ClientCertFile(l.KubeletRoot()))
+	bootstrapped := fsutil.Exists(kubelet.ClientCertFile(l.KubeletRoot()))
 	if bootstrapped {
 		creds.BootstrapKubeconfig = "" // the kubelet has its own certificate
 		dropJoinToken(cfg, l, log)
@@ -88,11 +88,6 @@ func dropJoinToken(cfg *config.Agent, l datadir.Layout, log *slog.Logger) {
 	} else if dropped {
 		log.Info("the node holds its own certificate: dropped the join token from the config file", "file", cfg.ConfigFile)
 	}
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // Preflight checks, before anything is written, every requirement of an

@@ -12,6 +12,7 @@ import (
 	"github.com/monokube/monokube/internal/agent"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/install"
 	"github.com/monokube/monokube/internal/killall"
 	"github.com/monokube/monokube/internal/node"
@@ -212,15 +213,10 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 			l := datadir.Layout{Data: nf.DataDir, Run: nf.RunDir}
 			if _, err := os.Stat(l.Server()); err == nil {
 				r.Kubeconfig = nf.WriteKubeconfig
-			} else if kc := node.NewAgentCreds(l).KubeletKubeconfig; exists(kc) {
+			} else if kc := node.NewAgentCreds(l).KubeletKubeconfig; fsutil.Exists(kc) {
 				r.Leave = func(ctx context.Context) error { return agent.Leave(ctx, kc) }
 			}
 			return install.Uninstall(c.Context, r, log)
 		},
 	}
-}
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

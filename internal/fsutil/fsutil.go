@@ -60,3 +60,9 @@ func SaveState(path string, v any) error {
 	}
 	return WriteFile(path, data, 0o600)
 }
+
+// Exists reports whether path can be stat'ed.
+func Exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -74,7 +74,7 @@ func legacyKubeletCA(c control.Creds) string { return string(c.KubeletServingCA)
 // made over an existing server CA, that agents' current serving
 // certificates come from the server CA.
 func markLegacyKubeletCA(c control.Creds) error {
-	if fileExists(c.KubeletServingCA.Cert()) || !fileExists(c.ServerCA.Cert()) {
+	if fsutil.Exists(c.KubeletServingCA.Cert()) || !fsutil.Exists(c.ServerCA.Cert()) {
 		return nil
 	}
 	note := "Kubelet serving certificates issued before monokube had a kubelet-serving CA are signed by the server CA;\n" +
@@ -87,15 +87,10 @@ func markLegacyKubeletCA(c control.Creds) error {
 // cluster marked legacy.
 func writeKubeletCABundle(c control.Creds, cas map[pki.Files]*pki.KeyPair) error {
 	bundle := pki.CertPEM(cas[c.KubeletServingCA].Cert)
-	if fileExists(legacyKubeletCA(c)) {
+	if fsutil.Exists(legacyKubeletCA(c)) {
 		bundle = append(bundle, pki.CertPEM(cas[c.ServerCA].Cert)...)
 	}
 	return fsutil.WriteFile(c.KubeletCABundle, bundle, 0o644)
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // leaves is the leaf-certificate plan.

@@ -44,15 +44,7 @@ func TestServingCertSANs(t *testing.T) {
 // A restart keeps every file; a changed --tls-san re-issues only the
 // apiserver's serving certificate.
 func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
-	dir := t.TempDir()
-	l := datadir.Layout{Data: dir, Run: dir + "/run"}
-	c, nc := control.NewCreds(l), node.NewCreds(l)
-	if err := l.EnsureServer(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.EnsureAgent(); err != nil {
-		t.Fatal(err)
-	}
+	dir, c, nc := pkiDirs(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()
 	cfg := testutil.ServerConfig(t, dir, nil)
@@ -146,15 +138,7 @@ func diff(a, b map[string][]byte) []string {
 // the kubelet-serving CA on a new cluster, plus the server CA on one made
 // before the split.
 func TestKubeletServingCA(t *testing.T) {
-	dir := t.TempDir()
-	l := datadir.Layout{Data: dir, Run: dir + "/run"}
-	c, nc := control.NewCreds(l), node.NewCreds(l)
-	if err := l.EnsureServer(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.EnsureAgent(); err != nil {
-		t.Fatal(err)
-	}
+	dir, c, nc := pkiDirs(t)
 	log := slog.New(slog.DiscardHandler)
 	cfg := testutil.ServerConfig(t, dir, nil)
 	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
@@ -211,4 +195,19 @@ func bundleLen(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return len(certs)
+}
+
+// pkiDirs makes a server's and its node's directories in a temporary data
+// dir and returns it with their credential layouts.
+func pkiDirs(t *testing.T) (string, control.Creds, node.Creds) {
+	t.Helper()
+	dir := t.TempDir()
+	l := datadir.Layout{Data: dir, Run: dir + "/run"}
+	if err := l.EnsureServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnsureAgent(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, control.NewCreds(l), node.NewCreds(l)
 }
