@@ -110,6 +110,11 @@ func (p *Process) runOnce(ctx context.Context) error {
 		runtime.LockOSThread()
 		err := cmd.Start()
 		w.Close() // the child holds its own copy
+		if err == nil {
+			// Before any output is forwarded, so a reader of a line
+			// always sees the PID of the child that wrote it.
+			p.setPID(cmd.Process.Pid)
+		}
 		started <- err
 		if err != nil {
 			r.Close()
@@ -122,7 +127,6 @@ func (p *Process) runOnce(ctx context.Context) error {
 	if err := <-started; err != nil {
 		return fmt.Errorf("start %s: %w", p.spec.Path, err)
 	}
-	p.setPID(cmd.Process.Pid)
 	defer p.setPID(0)
 	p.log.Info("started child process", "pid", cmd.Process.Pid)
 	select {
