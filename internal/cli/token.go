@@ -76,7 +76,7 @@ func createToken(c *cli.Context, stdout io.Writer) error {
 	if c.Duration("ttl") < 0 {
 		return fmt.Errorf("--ttl %s is negative: give a duration such as 24h, or 0 for a token that never expires", c.Duration("ttl"))
 	}
-	if err := join.CreateSecret(c.Context, client, t, c.Duration("ttl"), c.String("description")); err != nil {
+	if err := join.CreateSecret(c.Context, client, t, c.Duration("ttl"), c.String("description"), time.Now()); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(stdout, t.String())

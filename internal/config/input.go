@@ -43,6 +43,7 @@ type ServerInput struct {
 	FlannelIface             string   `yaml:"flannel-iface"`
 	Disable                  []string `yaml:"disable"`
 	PodSecurity              string   `yaml:"pod-security"`
+	TokenTTL                 string   `yaml:"token-ttl"`
 	KubeAPIServerArg         []string `yaml:"kube-apiserver-arg"`
 	KubeControllerManagerArg []string `yaml:"kube-controller-manager-arg"`
 	KubeSchedulerArg         []string `yaml:"kube-scheduler-arg"`
@@ -80,6 +81,7 @@ func DefaultServerInput() ServerInput {
 		DataDir:             DefaultDataDir,
 		RunDir:              DefaultRunDir,
 		PodSecurity:         "baseline",
+		TokenTTL:            "24h",
 		BindAddress:         "0.0.0.0",
 		HTTPSListenPort:     6443,
 		ClusterCIDR:         "10.42.0.0/16",

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -34,8 +35,9 @@ type Server struct {
 	DisableAgent        bool
 	FlannelBackend      string // vxlan or none
 	FlannelIface        string
-	Disable             []string // addons left out, from addons.Names
-	PodSecurity         string   // Pod Security level enforced by default
+	Disable             []string      // addons left out, from addons.Names
+	PodSecurity         string        // Pod Security level enforced by default
+	TokenTTL            time.Duration // life of the server's join token; 0 never expires
 	Args                ComponentArgs
 	Debug               bool
 }
@@ -84,6 +86,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		FlannelIface:    in.FlannelIface,
 		Disable:         p.addons("disable", in.Disable),
 		PodSecurity:     p.oneOf("pod-security", in.PodSecurity, "privileged", "baseline", "restricted"),
+		TokenTTL:        p.ttl("token-ttl", in.TokenTTL),
 		Debug:           in.Debug,
 	}
 	s.NodeName = p.nodeName(in.NodeName, host)
@@ -171,6 +174,19 @@ func splitList(vs []string) []string {
 		}
 	}
 	return out
+}
+
+// ttl parses flag's duration v: 0 means never, anything else at least a
+// minute (a token replaced more often than every 30 s is a typo).
+func (p *parser) ttl(flag, v string) time.Duration {
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		p.fail("--%s %q is not a duration: give one such as 24h, or 0 for never", flag, v)
+	case d != 0 && d < time.Minute:
+		p.fail("--%s %s is shorter than a minute: give a duration such as 24h, or 0 for never", flag, v)
+	}
+	return d
 }
 
 // oneOf checks that flag's value v is one of allowed.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeHost answers Hostname and DefaultIP with fixed values.
@@ -42,6 +43,7 @@ func TestBuildServerDefaults(t *testing.T) {
 		WriteKubeconfigMode: 0o600,
 		FlannelBackend:      "vxlan",
 		PodSecurity:         "baseline",
+		TokenTTL:            24 * time.Hour,
 		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}, Kubelet: []Arg{}, KubeProxy: []Arg{}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -130,6 +132,9 @@ func TestBuildServerErrors(t *testing.T) {
 		{"node IP in the service CIDR", func(in *ServerInput) { in.NodeIP = "10.43.0.99" }, nil, "node IP 10.43.0.99 is inside the service-cidr"},
 		{"TLS SAN with a space", func(in *ServerInput) { in.TLSSAN = []string{"api example.com"} }, nil, `--tls-san "api example.com"`},
 		{"unknown Pod Security level", func(in *ServerInput) { in.PodSecurity = "strict" }, nil, `--pod-security "strict"`},
+		{"token TTL not a duration", func(in *ServerInput) { in.TokenTTL = "1 day" }, nil, `--token-ttl "1 day" is not a duration`},
+		{"token TTL of seconds", func(in *ServerInput) { in.TokenTTL = "30s" }, nil, "--token-ttl 30s is shorter than a minute"},
+		{"negative token TTL", func(in *ServerInput) { in.TokenTTL = "-1h" }, nil, "--token-ttl -1h is shorter than a minute"},
 		{"authorization without Node", func(in *ServerInput) { in.KubeAPIServerArg = []string{"authorization-mode=RBAC"} }, nil, "leaves out Node or RBAC"},
 		{"node name under the cluster domain", func(in *ServerInput) { in.NodeName = "kubernetes.default.svc.cluster.local" }, nil, "under the cluster domain cluster.local"},
 	} {

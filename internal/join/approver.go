@@ -29,9 +29,11 @@ import (
 // Approver decides on the node CSRs upstream leaves alone:
 //   - a joining node's first client certificate (signer
 //     kube-apiserver-client-kubelet, requested with a join token): approved
-//     for system:node:<name> only while no Node <name> exists, so a token
-//     cannot take over a node that is in the cluster, and only for a name
-//     the Policy allows;
+//     for system:node:<name> only by taking the name's claim (Claims: a
+//     Lease created against the live API, so of two racing CSRs one wins),
+//     which is held while a certificate of the name may be valid, so a
+//     token cannot take over a node, nor a deleted node's name; and only
+//     for a name the Policy allows;
 //   - kubelet serving certificates (signer kubelet-serving, requested by
 //     the node itself, signed by the kubelet-serving CA that nothing but
 //     the apiserver and metrics-server trusts): approved only for the names

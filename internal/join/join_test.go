@@ -80,11 +80,11 @@ func TestSecret(t *testing.T) {
 		"usage-bootstrap-authentication": "true", "usage-bootstrap-signing": "true",
 		"auth-extra-groups": NodesGroup, "description": "for worker-1"}
 	for k, v := range want {
-		if s.StringData[k] != v {
-			t.Errorf("%s = %q, want %q", k, s.StringData[k], v)
+		if string(s.Data[k]) != v {
+			t.Errorf("%s = %q, want %q", k, s.Data[k], v)
 		}
 	}
-	if _, ok := Secret(tok, 0, "", now).StringData["expiration"]; ok {
+	if _, ok := Secret(tok, 0, "", now).Data["expiration"]; ok {
 		t.Error("a token without ttl has an expiration")
 	}
 }

@@ -19,7 +19,21 @@ import (
 const NodesGroup = "system:bootstrappers:monokube:nodes"
 
 // Secret is the bootstrap-token Secret for t. A zero ttl never expires.
+// It fills Data, as the API returns it, so readers need no conversion.
 func Secret(t Token, ttl time.Duration, description string, now time.Time) *corev1.Secret {
+	data := map[string][]byte{}
+	for k, v := range secretData(t, ttl, description, now) {
+		data[k] = []byte(v)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(t.ID), Namespace: metav1.NamespaceSystem},
+		Type:       bootstrapapi.SecretTypeBootstrapToken,
+		Data:       data,
+	}
+}
+
+// secretData is the bootstrap-token data of t.
+func secretData(t Token, ttl time.Duration, description string, now time.Time) map[string]string {
 	data := map[string]string{
 		bootstrapapi.BootstrapTokenIDKey:               t.ID,
 		bootstrapapi.BootstrapTokenSecretKey:           t.Secret,
@@ -33,17 +47,13 @@ func Secret(t Token, ttl time.Duration, description string, now time.Time) *core
 	if ttl > 0 {
 		data[bootstrapapi.BootstrapTokenExpirationKey] = now.Add(ttl).UTC().Format(time.RFC3339)
 	}
-	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: bootstraputil.BootstrapTokenSecretName(t.ID), Namespace: metav1.NamespaceSystem},
-		Type:       bootstrapapi.SecretTypeBootstrapToken,
-		StringData: data,
-	}
+	return data
 }
 
-// CreateSecret stores t in the cluster; an existing Secret for the same id
-// is left as it is.
-func CreateSecret(ctx context.Context, c kubernetes.Interface, t Token, ttl time.Duration, description string) error {
-	_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, Secret(t, ttl, description, time.Now()), metav1.CreateOptions{})
+// CreateSecret stores t in the cluster, its ttl counted from now; an
+// existing Secret for the same id is left as it is.
+func CreateSecret(ctx context.Context, c kubernetes.Interface, t Token, ttl time.Duration, description string, now time.Time) error {
+	_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, Secret(t, ttl, description, now), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("store join token %s: %w", t.ID, err)
 	}

@@ -9,7 +9,13 @@ import (
 	"os"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+	bootstrapsecrets "k8s.io/cluster-bootstrap/util/secrets"
 
 	"github.com/monokube/monokube/internal/fsutil"
 )
@@ -35,29 +41,138 @@ func LoadServerToken(path string, ca *x509.Certificate) (t Token, fresh bool, er
 	return t, false, nil
 }
 
-// ServerToken stores a fresh server join token: first its Secret (it never
-// expires; `monokube token delete` revokes it for good), then the token
-// file, so the file only ever names a token the cluster knows.
+// serverTokenDescription marks the server's own tokens among the join
+// tokens, so stale ones can be found again.
+const serverTokenDescription = "the server's join token, <data-dir>/server/token"
+
+// ServerToken keeps the server's own join token: in the cluster as a
+// bootstrap-token Secret and in the token file, Secret first, so the file
+// only ever names a token the cluster knows. With a TTL, a token is
+// replaced by a new one at half its life: the file always holds a token
+// that works for at least TTL/2, and the one it replaced works until it
+// expires. Never-expiring server tokens other than the current one (left
+// by a crash between Secret and file, or by a TTL set later) are deleted.
 type ServerToken struct {
 	client kubernetes.Interface
+	ca     *x509.Certificate
 	token  Token
+	fresh  bool // token is not stored yet
+	ttl    time.Duration
 	path   string
 	log    *slog.Logger
+	now    func() time.Time
+	warned bool
 }
 
-// NewServerToken returns the component for a fresh token t.
-func NewServerToken(client kubernetes.Interface, t Token, path string, log *slog.Logger) *ServerToken {
-	return &ServerToken{client: client, token: t, path: path, log: log}
+// ServerTokenConfig is what the ServerToken component needs.
+type ServerTokenConfig struct {
+	CA    *x509.Certificate // the CA tokens pin
+	Token Token             // the current token, from LoadServerToken
+	Fresh bool              // Token is new: store it first
+	TTL   time.Duration     // 0: never expires
+	Path  string            // the token file
+}
+
+// NewServerToken returns the component that keeps cfg's token.
+func NewServerToken(client kubernetes.Interface, cfg ServerTokenConfig, log *slog.Logger) *ServerToken {
+	return &ServerToken{client: client, ca: cfg.CA, token: cfg.Token, fresh: cfg.Fresh, ttl: cfg.TTL,
+		path: cfg.Path, log: log, now: time.Now}
 }
 
 // Name implements lifecycle.Component.
 func (*ServerToken) Name() string { return "join token" }
 
-// Run stores the token, retrying while the apiserver settles, then waits
-// for ctx.
+// recheck bounds how long the current token goes unchecked (an admin may
+// delete it, the clock may jump).
+const recheck = 10 * time.Minute
+
+// Run stores a fresh token, then keeps the token current until ctx ends,
+// retrying while the apiserver is unreachable.
 func (s *ServerToken) Run(ctx context.Context) error {
+	if s.fresh {
+		if err := s.store(ctx, s.token); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
 	for {
-		err := CreateSecret(ctx, s.client, s.token, 0, "the server's join token, <data-dir>/server/token")
+		wait, err := s.check(ctx)
+		if err != nil {
+			s.log.Warn("cannot check the join token yet; retrying", "err", err)
+			wait = 5 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// check replaces the current token when it is due, deletes stale server
+// tokens, and says when to look again.
+func (s *ServerToken) check(ctx context.Context) (time.Duration, error) {
+	sec, err := s.client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, bootstraputil.BootstrapTokenSecretName(s.token.ID), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		sec, err = nil, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read join token %s: %w", s.token.ID, err)
+	}
+	wait := s.due(sec)
+	if wait <= 0 {
+		t, err := NewToken(s.ca)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.store(ctx, t); err != nil || ctx.Err() != nil {
+			return 0, err
+		}
+		s.log.Info("replaced the join token; the one before works until it expires", "old", s.token.ID, "new", t.ID, "ttl", s.ttl)
+		s.token, wait = t, s.ttl/2
+	}
+	if err := s.sweep(ctx); err != nil {
+		return 0, err
+	}
+	return min(wait, recheck), nil
+}
+
+// due is how long until the current token, stored as sec (nil when
+// missing), must be replaced; 0 or less means now.
+func (s *ServerToken) due(sec *corev1.Secret) time.Duration {
+	if sec == nil && s.ttl == 0 {
+		// Deleted by `monokube token delete` (revoked for good) or expired.
+		if !s.warned {
+			s.log.Warn("the server's join token is not in the cluster (deleted, or expired): agents cannot join with it; `monokube token create` makes another, or remove the token file and restart", "file", s.path)
+			s.warned = true
+		}
+		return recheck
+	}
+	if sec == nil {
+		return 0
+	}
+	exp := bootstrapsecrets.GetData(sec, bootstrapapi.BootstrapTokenExpirationKey)
+	if exp == "" {
+		if s.ttl == 0 {
+			return recheck
+		}
+		return 0 // never expires, yet a TTL is set
+	}
+	if s.ttl == 0 {
+		return 0 // expires, yet none should
+	}
+	at, err := time.Parse(time.RFC3339, exp)
+	left := at.Sub(s.now())
+	if err != nil || left > s.ttl {
+		return 0 // unreadable, or longer than the TTL now set
+	}
+	return left - s.ttl/2
+}
+
+// store puts t in the cluster, retrying while the apiserver settles, then
+// writes the token file. It returns nil early when ctx ends.
+func (s *ServerToken) store(ctx context.Context, t Token) error {
+	for {
+		err := CreateSecret(ctx, s.client, t, s.ttl, serverTokenDescription, s.now())
 		if err == nil {
 			break
 		}
@@ -68,10 +183,34 @@ func (s *ServerToken) Run(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if err := fsutil.WriteFile(s.path, []byte(s.token.String()+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFile(s.path, []byte(t.String()+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write join token: %w", err)
 	}
-	s.log.Info("join token written; agents join with it", "file", s.path)
-	<-ctx.Done()
+	s.log.Info("join token written; agents join with it", "file", s.path, "id", t.ID)
+	return nil
+}
+
+// sweep deletes the server's never-expiring tokens other than the current
+// one; expiring ones are left to work out their life.
+func (s *ServerToken) sweep(ctx context.Context) error {
+	secrets, err := s.client.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{
+		FieldSelector: "type=" + string(bootstrapapi.SecretTypeBootstrapToken),
+	})
+	if err != nil {
+		return fmt.Errorf("list join tokens: %w", err)
+	}
+	for i := range secrets.Items {
+		sec := &secrets.Items[i]
+		id, ok := bootstrapsecrets.ParseName(sec.Name)
+		if !ok || id == s.token.ID || sec.Type != bootstrapapi.SecretTypeBootstrapToken ||
+			bootstrapsecrets.GetData(sec, bootstrapapi.BootstrapTokenDescriptionKey) != serverTokenDescription ||
+			bootstrapsecrets.GetData(sec, bootstrapapi.BootstrapTokenExpirationKey) != "" {
+			continue
+		}
+		if err := Delete(ctx, s.client, id); err != nil {
+			return err
+		}
+		s.log.Info("deleted a stale server join token that would never expire", "id", id)
+	}
 	return nil
 }

@@ -100,7 +100,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 }
 
 // deployComponents keep the manifests directory applied, store a fresh
-// join token, decide on node CSRs and, with CoreDNS, keep node names in
+// join token current, decide on node CSRs and, with CoreDNS, keep node names in
 // DNS; all act as admin.
 func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
 	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
@@ -117,9 +117,9 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok
 	}
 	hostname, _ := os.Hostname() // best effort, as in EnsurePKI
 	out := []lifecycle.Component{manifests, join.NewApprover(client, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
-	if tok.fresh {
-		out = append(out, join.NewServerToken(client, tok.Token, l.Token(), log.With("component", "join")))
-	}
+	out = append(out, join.NewServerToken(client, join.ServerTokenConfig{
+		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
+	}, log.With("component", "join")))
 	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
 		out = append(out, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
 	}
@@ -143,10 +143,12 @@ func signingDuration(cfg *config.Server) time.Duration {
 	return d
 }
 
-// serverToken is the server's own join token; fresh at first start.
+// serverToken is the server's own join token (fresh at first start) and
+// the CA it pins.
 type serverToken struct {
 	join.Token
 	fresh bool
+	ca    *x509.Certificate
 }
 
 // prepareJoin loads (or makes) the server's join token and writes what
@@ -177,7 +179,7 @@ func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverT
 	if err := fsutil.WriteFile(filepath.Join(l.Manifest(), "monokube-join.yaml"), m, 0o600); err != nil {
 		return serverToken{}, err
 	}
-	return serverToken{Token: t, fresh: fresh}, nil
+	return serverToken{Token: t, fresh: fresh, ca: ca.Cert}, nil
 }
 
 // syncAddons renders the embedded addon manifests into the manifests
