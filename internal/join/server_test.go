@@ -152,4 +152,3 @@ func mustToken(t *testing.T, s *ServerToken) Token {
 	}
 	return tok
 }
-
