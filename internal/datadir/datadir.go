@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/monokube/monokube/internal/fsutil"
 )
 
 // Layout is the tree under the data and run directories.
@@ -67,14 +69,15 @@ func (l Layout) AgentFile(name string) string { return filepath.Join(l.AgentEtc(
 // AgentTLSFile is a file in the node's PKI directory.
 func (l Layout) AgentTLSFile(name string) string { return filepath.Join(l.AgentTLS(), name) }
 
-// EnsureAgent creates the node's directories.
+// EnsureAgent creates the node's directories and removes the temp files
+// a killed write left in them.
 func (l Layout) EnsureAgent() error {
 	for _, d := range []string{l.AgentTLS(), l.AgentEtc(), l.Images(), l.ContainerdRoot(), l.KubeletRoot(), l.Run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	return nil
+	return fsutil.RemoveStaleTemps(l.Data, l.Agent(), l.AgentTLS(), l.AgentEtc())
 }
 
 // TLSFile is a file in the server's PKI directory.
@@ -87,7 +90,8 @@ func (l Layout) EtcdTLSFile(name string) string { return filepath.Join(l.EtcdTLS
 // (component kubeconfigs, the encryption config).
 func (l Layout) CredFile(name string) string { return filepath.Join(l.Cred(), name) }
 
-// EnsureServer creates the server directories with private permissions.
+// EnsureServer creates the server directories with private permissions
+// and removes the temp files a killed write left in them (copies of keys).
 func (l Layout) EnsureServer() error {
 	for _, d := range []string{l.TLS(), l.EtcdTLS(), l.Cred(), l.Etcd(), l.Logs(), l.Run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -95,5 +99,12 @@ func (l Layout) EnsureServer() error {
 		}
 	}
 	// etcd refuses a data dir that is more open than 0700.
-	return os.Chmod(l.Etcd(), 0o700)
+	if err := os.Chmod(l.Etcd(), 0o700); err != nil {
+		return err
+	}
+	return fsutil.RemoveStaleTemps(l.Data, l.Server(), l.TLS(), l.EtcdTLS(), l.Cred(), l.Manifest())
 }
+
+// HasEtcdData reports whether etcd has data here: from then on the keys
+// that data depends on must never be made anew.
+func (l Layout) HasEtcdData() bool { return fsutil.Exists(filepath.Join(l.Etcd(), "member")) }

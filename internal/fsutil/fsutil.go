@@ -1,6 +1,7 @@
 // Package fsutil writes monokube's files safely: atomically (temp file,
-// fsync, rename), so a crash or a full disk never leaves a half-written
-// config, key or state file behind, and small JSON state files that are
+// fsync, rename, fsync of the directory), so a crash, a power loss or a
+// full disk never leaves a half-written or vanished config, key or state
+// file behind, and small JSON state files that are
 // only a cache (a damaged one costs redoing work, never an error).
 package fsutil
 
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteFile writes data to path atomically with the given mode, creating
@@ -30,7 +32,60 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// The rename is durable only once the directory is: without this a
+	// power loss can drop a new key while etcd's fsynced data survives.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// RemoveStaleTemps deletes the temp files WriteFile leaves in dirs when it
+// is killed between create and rename (".<name>.<digits>": copies of keys,
+// mode 0600). Call it at start, before anything writes there; missing dirs
+// are fine.
+func RemoveStaleTemps(dirs ...string) error {
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("clean %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !isTempName(e.Name()) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove a stale temp file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// isTempName reports whether name is one of os.CreateTemp's names for the
+// pattern ".<base>.*": a dot, a base, a dot and digits.
+func isTempName(name string) bool {
+	i := strings.LastIndexByte(name, '.')
+	if !strings.HasPrefix(name, ".") || i <= 1 || i == len(name)-1 {
+		return false
+	}
+	for _, r := range name[i+1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func writeSync(f *os.File, data []byte, mode os.FileMode) error {

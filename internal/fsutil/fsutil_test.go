@@ -57,3 +57,32 @@ func TestState(t *testing.T) {
 		t.Errorf("a damaged or missing state file changed the value: %v", kept)
 	}
 }
+
+// A kill -9 between CreateTemp and Rename leaves ".<name>.<digits>"; only
+// those go, never a file that merely starts with a dot.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"server-ca.key", ".monokube", ".hidden.conf", ".x.12a", "a.123"}
+	stale := []string{".server-ca.key.3141592653", ".token.42"}
+	for _, n := range append(append([]string{}, keep...), stale...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".d.77"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveStaleTemps(dir, filepath.Join(dir, "missing")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range append(keep, ".d.77") {
+		if !Exists(filepath.Join(dir, n)) {
+			t.Errorf("%s removed", n)
+		}
+	}
+	for _, n := range stale {
+		if Exists(filepath.Join(dir, n)) {
+			t.Errorf("stale %s kept", n)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
@@ -27,6 +28,9 @@ func (f Files) Key() string { return string(f) + ".key" }
 // EnsureCA loads the CA at f, or creates and writes one if there is none.
 func EnsureCA(f Files, commonName string, now time.Time) (*KeyPair, error) {
 	kp, err := Load(f)
+	if errors.Is(err, ErrMismatch) {
+		return nil, fmt.Errorf("%w: restore the pair from a backup (a new CA would invalidate every certificate it signed)", err)
+	}
 	if err == nil {
 		if !kp.Cert.IsCA {
 			return nil, fmt.Errorf("%s is not a CA certificate: move it away and restart to create a new CA", f.Cert())
@@ -51,7 +55,9 @@ func EnsureLeaf(f Files, ca *KeyPair, spec Spec, now time.Time) (bool, error) {
 	if err == nil && Matches(kp.Cert, ca.Cert, spec, now) {
 		return false, nil
 	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// A missing file, or a key and certificate of two pairs (a kill
+	// between Write's two renames), is issued again.
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, ErrMismatch) {
 		return false, err
 	}
 	kp, err = ca.Sign(spec, now)
@@ -61,8 +67,11 @@ func EnsureLeaf(f Files, ca *KeyPair, spec Spec, now time.Time) (bool, error) {
 	return true, Write(f, kp)
 }
 
+// ErrMismatch is Load's error for a key that is not the certificate's.
+var ErrMismatch = errors.New("the key does not belong to the certificate")
+
 // Load reads the key pair at f. A missing file yields an error wrapping
-// os.ErrNotExist.
+// os.ErrNotExist; a key that is not the certificate's, ErrMismatch.
 func Load(f Files) (*KeyPair, error) {
 	certPEM, err := os.ReadFile(f.Cert())
 	if err != nil {
@@ -83,6 +92,9 @@ func Load(f Files) (*KeyPair, error) {
 	signer, ok := key.(crypto.Signer)
 	if !ok {
 		return nil, fmt.Errorf("%s does not hold a signing key", f.Key())
+	}
+	if pub, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(signer.Public()) {
+		return nil, fmt.Errorf("%s and %s: %w", f.Key(), f.Cert(), ErrMismatch)
 	}
 	return &KeyPair{Cert: certs[0], Key: signer}, nil
 }
@@ -108,17 +120,14 @@ func CertPEM(cert *x509.Certificate) []byte {
 // KeyPEM encodes kp's private key as PEM.
 func (kp *KeyPair) KeyPEM() ([]byte, error) { return keyutil.MarshalPrivateKeyToPEM(kp.Key) }
 
-// EnsureSigningKey loads the private key at path, or creates one; it also
-// writes the matching public key to pubPath. Used for service-account tokens.
+// EnsureSigningKey loads the private key at path, or creates one; and
+// writes the matching public key to pubPath (again, if it was lost or
+// does not match). Used for service-account tokens.
 func EnsureSigningKey(path, pubPath string) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
+	key, err := loadSigningKey(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key, err = newSigningKey(path)
 	}
-	key, err := NewKey()
-	if err != nil {
-		return err
-	}
-	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
 	if err != nil {
 		return err
 	}
@@ -127,8 +136,36 @@ func EnsureSigningKey(path, pubPath string) error {
 		return err
 	}
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-	if err := fsutil.WriteFile(pubPath, pubPEM, 0o644); err != nil {
-		return err
+	if old, err := os.ReadFile(pubPath); err == nil && bytes.Equal(old, pubPEM) {
+		return nil
 	}
-	return fsutil.WriteFile(path, keyPEM, 0o600)
+	return fsutil.WriteFile(pubPath, pubPEM, 0o644)
+}
+
+func loadSigningKey(path string) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyutil.ParsePrivateKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w; restore it from a backup (a new key invalidates every service account token)", path, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s does not hold a signing key", path)
+	}
+	return signer, nil
+}
+
+func newSigningKey(path string) (crypto.Signer, error) {
+	key, err := NewKey()
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	return key, fsutil.WriteFile(path, keyPEM, 0o600)
 }

@@ -5,9 +5,11 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,5 +227,66 @@ func TestKubeconfig(t *testing.T) {
 	}
 	if _, err := clientcmd.NewDefaultClientConfig(*cfg, nil).ClientConfig(); err != nil {
 		t.Errorf("kubeconfig does not give a client config: %v", err)
+	}
+}
+
+// A key and a certificate of two different pairs (a kill between Write's
+// two renames) are told apart: a leaf is issued again, a CA refused.
+func TestMismatchedPair(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := EnsureCA(Files(filepath.Join(dir, "ca")), "test-ca", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := Files(filepath.Join(dir, "leaf"))
+	if _, err := EnsureLeaf(leaf, ca, serverSpec(), now); err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPEM, err := keyutil.MarshalPrivateKeyToPEM(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leaf.Key(), otherPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(leaf); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Load of a mismatched pair = %v, want ErrMismatch", err)
+	}
+	if issued, err := EnsureLeaf(leaf, ca, serverSpec(), now); err != nil || !issued {
+		t.Fatalf("EnsureLeaf over a mismatched pair = %v, %v; want issued again", issued, err)
+	}
+	if _, err := Load(leaf); err != nil {
+		t.Errorf("after re-issue: %v", err)
+	}
+	caFiles := Files(filepath.Join(dir, "ca"))
+	if err := os.WriteFile(caFiles.Key(), otherPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureCA(caFiles, "test-ca", now); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "restore") {
+		t.Errorf("EnsureCA over a mismatched pair = %v, want a refusal that says to restore", err)
+	}
+}
+
+// A lost public key is written again from the private key, never a new pair.
+func TestEnsureSigningKeyRestoresPub(t *testing.T) {
+	dir := t.TempDir()
+	key, pub := filepath.Join(dir, "sa.key"), filepath.Join(dir, "sa.pub")
+	if err := EnsureSigningKey(key, pub); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, pubPEM := readFile(t, key), readFile(t, pub)
+	if err := os.Remove(pub); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureSigningKey(key, pub); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, key), keyPEM) || !bytes.Equal(readFile(t, pub), pubPEM) {
+		t.Error("the public key was not restored from the private key")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/monokube/monokube/internal/config"
@@ -29,6 +30,9 @@ func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Cred
 			return err
 		}
 	}
+	if err := checkKeysKept(l, c); err != nil {
+		return err
+	}
 	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
 		return err
 	}
@@ -43,6 +47,39 @@ func Prepare(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Cred
 		}
 	}
 	return writeKubeconfigs(cfg, c, nc)
+}
+
+// checkKeysKept refuses to start over etcd data whose keys are gone: a new
+// CA, service-account key or encryption key would be made silently, and
+// every Secret, service account token and node's trust would be lost.
+// The front-proxy and kubelet-serving CAs may be made again: nothing in
+// etcd depends on them.
+func checkKeysKept(l datadir.Layout, c control.Creds) error {
+	if !l.HasEtcdData() {
+		return nil
+	}
+	var missing []string
+	for _, f := range []string{
+		c.ServerCA.Cert(), c.ServerCA.Key(), c.ClientCA.Cert(), c.ClientCA.Key(),
+		c.EtcdCA.Cert(), c.EtcdCA.Key(), c.ServiceKey, c.EncryptionConfig,
+	} {
+		if !fsutil.Exists(f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("etcd holds this cluster's data (%s), but %s missing: new keys would make its Secrets, service account tokens and every node's trust invalid; "+
+		"restore %s and %s from a backup, or, to start a new cluster and lose the old one, remove %s",
+		l.Etcd(), strings.Join(missing, ", ")+plural(len(missing)), l.TLS(), l.Cred(), l.Server())
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return " is"
+	}
+	return " are"
 }
 
 // ensureEncryptionConfig writes the secrets-at-rest encryption config with a
