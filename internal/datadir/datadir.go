@@ -69,9 +69,16 @@ func (l Layout) AgentFile(name string) string { return filepath.Join(l.AgentEtc(
 // AgentTLSFile is a file in the node's PKI directory.
 func (l Layout) AgentTLSFile(name string) string { return filepath.Join(l.AgentTLS(), name) }
 
-// EnsureAgent creates the node's directories and removes the temp files
+// EnsureAgent refuses a data dir others can write, marks it as monokube's,
+// creates the node's directories and removes the temp files
 // a killed write left in them.
 func (l Layout) EnsureAgent() error {
+	if err := l.secure(); err != nil {
+		return err
+	}
+	if err := l.mark(); err != nil {
+		return err
+	}
 	for _, d := range []string{l.AgentTLS(), l.AgentEtc(), l.Images(), l.ContainerdRoot(), l.KubeletRoot(), l.Run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
@@ -90,9 +97,16 @@ func (l Layout) EtcdTLSFile(name string) string { return filepath.Join(l.EtcdTLS
 // (component kubeconfigs, the encryption config).
 func (l Layout) CredFile(name string) string { return filepath.Join(l.Cred(), name) }
 
-// EnsureServer creates the server directories with private permissions
-// and removes the temp files a killed write left in them (copies of keys).
+// EnsureServer refuses a data dir others can write, marks it as
+// monokube's, creates the server directories with private permissions and
+// removes the temp files a killed write left in them (copies of keys).
 func (l Layout) EnsureServer() error {
+	if err := l.secure(); err != nil {
+		return err
+	}
+	if err := l.mark(); err != nil {
+		return err
+	}
 	for _, d := range []string{l.TLS(), l.EtcdTLS(), l.Cred(), l.Etcd(), l.Logs(), l.Run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)

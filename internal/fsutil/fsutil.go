@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // WriteFile writes data to path atomically with the given mode, creating
@@ -62,7 +63,7 @@ func RemoveStaleTemps(dirs ...string) error {
 			return fmt.Errorf("clean %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			if !e.Type().IsRegular() || !isTempName(e.Name()) {
+			if !e.Type().IsRegular() || !IsTempName(e.Name()) {
 				continue
 			}
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -73,9 +74,9 @@ func RemoveStaleTemps(dirs ...string) error {
 	return nil
 }
 
-// isTempName reports whether name is one of os.CreateTemp's names for the
+// IsTempName reports whether name is one of os.CreateTemp's names for the
 // pattern ".<base>.*": a dot, a base, a dot and digits.
-func isTempName(name string) bool {
+func IsTempName(name string) bool {
 	i := strings.LastIndexByte(name, '.')
 	if !strings.HasPrefix(name, ".") || i <= 1 || i == len(name)-1 {
 		return false
@@ -97,6 +98,35 @@ func writeSync(f *os.File, data []byte, mode os.FileMode) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
+}
+
+// RemoveTree removes the entries of dir for which only is true (all when
+// only is nil), then dir itself unless something is left in it or it is a
+// mount point (a disk, a tmpfs), which is emptied and stays. It returns
+// the names it left. A missing dir is fine.
+func RemoveTree(dir string, only func(name string) bool) (left []string, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, e := range entries {
+		if only != nil && !only(e.Name()) {
+			left = append(left, e.Name())
+			continue
+		}
+		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	if len(left) > 0 {
+		return left, errors.Join(errs...)
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, syscall.EBUSY) {
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // LoadState decodes the JSON state file at path into v. A missing or

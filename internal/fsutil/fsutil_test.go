@@ -86,3 +86,27 @@ func TestRemoveStaleTemps(t *testing.T) {
 		}
 	}
 }
+
+// RemoveTree keeps what only rejects and then the dir; a full removal
+// takes the dir too.
+func TestRemoveTree(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	for _, n := range []string{"mine/x", "theirs"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(n)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left, err := RemoveTree(dir, func(n string) bool { return n == "mine" })
+	if err != nil || len(left) != 1 || left[0] != "theirs" || Exists(filepath.Join(dir, "mine")) {
+		t.Fatalf("RemoveTree(only mine) = %v, %v", left, err)
+	}
+	if left, err := RemoveTree(dir, nil); err != nil || left != nil || Exists(dir) {
+		t.Fatalf("RemoveTree(all) = %v, %v; dir exists: %v", left, err, Exists(dir))
+	}
+	if _, err := RemoveTree(dir, nil); err != nil {
+		t.Errorf("a missing dir: %v", err)
+	}
+}

@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/killall"
 	"github.com/monokube/monokube/internal/systemd"
 )
@@ -56,7 +57,12 @@ func Uninstall(ctx context.Context, r Removal, log *slog.Logger) error {
 	if r.KeepData {
 		log.Info("kept the data dir", "data-dir", r.Node.DataDir)
 	} else {
-		errs = append(errs, removeTree(r.Node.DataDir))
+		l := datadir.Layout{Data: r.Node.DataDir}
+		left, err := fsutil.RemoveTree(l.Data, l.IsEntry)
+		errs = append(errs, err)
+		if len(left) > 0 {
+			log.Warn("removed monokube's entries of the data dir and kept it: it holds other files", "data-dir", l.Data, "kept", left)
+		}
 	}
 	if r.Stop {
 		errs = append(errs, systemctl("daemon-reload"))
@@ -127,26 +133,6 @@ var hardCodedDirs = []string{ //nolint:gochecknoglobals // fixed table
 	"/var/log/pods",
 }
 
-// removeTree removes dir and everything in it; a dir that is a mount point
-// is emptied and stays.
-func removeTree(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, e := range entries {
-		errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, syscall.EBUSY) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
 // removeNodeFiles removes the node's files in hard-coded paths: pod logs
 // and their links in /var/log/containers, CNI results and allocations, and
 // the kubelet's device-plugin dir, then their parents if empty.
@@ -166,7 +152,8 @@ func removeNodeFiles() error {
 		errs = append(errs, removeIfExists(p))
 	}
 	for _, d := range hardCodedDirs {
-		errs = append(errs, removeTree(d))
+		_, err := fsutil.RemoveTree(d, nil)
+		errs = append(errs, err)
 	}
 	for _, d := range []string{"/var/lib/cni/networks", "/var/lib/cni/results", "/var/lib/cni", "/var/lib/kubelet"} {
 		_ = os.Remove(d) // only if empty

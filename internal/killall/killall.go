@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 )
 
 // Target names the node to turn off.
@@ -48,7 +49,7 @@ func Run(t Target, log *slog.Logger) error {
 		{"delete iptables rules", cleanIptables},
 		{"remove cgroups", func() error { return removeCgroups(t.CgroupRoot) }},
 		{"remove shim sockets", func() error { return removeShimSockets(t.RunDir) }},
-		{"remove run dir", func() error { return os.RemoveAll(t.RunDir) }},
+		{"remove run dir", func() error { _, err := fsutil.RemoveTree(t.RunDir, nil); return err }},
 	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
@@ -73,23 +74,15 @@ func (t Target) resolved() Target {
 }
 
 // check refuses targets that would reach beyond one node: every path
-// below them is unmounted or removed. An existing data dir must look like
-// monokube's.
+// below them is unmounted or removed. An existing data dir must be one
+// monokube marked as its own, and writable by root alone.
 func (t Target) check() error {
 	for _, d := range []struct{ flag, dir string }{{"data-dir", t.DataDir}, {"run-dir", t.RunDir}} {
 		if !filepath.IsAbs(d.dir) || filepath.Clean(d.dir) == "/" {
 			return fmt.Errorf("--%s %q: killall needs the node's own absolute directory, not / or a relative path", d.flag, d.dir)
 		}
 	}
-	if _, err := os.Stat(t.DataDir); err != nil {
-		return nil // nothing of the node there
-	}
-	for _, marker := range []string{"data", "server", "agent", "version.json"} {
-		if _, err := os.Stat(filepath.Join(t.DataDir, marker)); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("--data-dir %s holds no monokube data (no data/, server/ or agent/): give the node's data dir (see data-dir in its config file)", t.DataDir)
+	return datadir.Layout{Data: t.DataDir}.Owned()
 }
 
 // shimSocketDir is where containerd's shims put their sockets, whatever

@@ -57,20 +57,42 @@ func Exec(p Payload, args, env []string) error {
 }
 
 // Ensure returns the path of p's binary under dataDir, extracting it first
-// if it is not there yet.
+// if it is not there yet (or has the wrong size). It refuses a data dir,
+// or a binary in it, that a user other than root could have changed.
 func Ensure(p Payload, dataDir string) (string, error) {
 	if len(p.SHA256) < 16 {
 		return "", errors.New("this monokube was built without its payload checksum: rebuild it with make")
 	}
+	// Root execs what is here: only root may be able to change it.
+	if err := datadir.CheckTrusted(dataDir); err != nil {
+		return "", err
+	}
 	dir := filepath.Join(datadir.Layout{Data: dataDir}.Versions(), p.SHA256[:16])
 	path := filepath.Join(dir, "monokube")
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-		return path, nil
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		if err := datadir.CheckTrusted(path); err != nil {
+			return "", err
+		}
+		if size, ok := p.size(); !ok || uint64(fi.Size()) == size {
+			return path, nil
+		}
+		// Damaged (it is renamed into place whole): unpack it again.
 	}
 	if err := extract(p, dir, path); err != nil {
 		return "", fmt.Errorf("unpack monokube into %s: %w; free some space there or pick another --data-dir", dir, err)
 	}
 	return path, nil
+}
+
+// size is the length of p's binary, from its zstd frame header; the
+// digest is checked at extraction only, since hashing 240 MB at every
+// start (each `monokube kubectl`) would cost a second or more.
+func (p Payload) size() (uint64, bool) {
+	var h zstd.Header
+	if err := h.Decode(p.Zstd); err != nil || !h.HasFCS {
+		return 0, false
+	}
+	return h.FrameContentSize, true
 }
 
 // extract decompresses p beside path, checks its digest and renames it into

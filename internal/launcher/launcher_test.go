@@ -13,7 +13,7 @@ import (
 
 func payload(t *testing.T, content string) Payload {
 	t.Helper()
-	enc, err := zstd.NewWriter(nil)
+	enc, err := zstd.NewWriter(nil, zstd.WithSingleSegment(true)) // a frame that records its size, as zstd(1) writes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,15 +35,37 @@ func TestEnsureExtractsOncePerVersion(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o755 {
 		t.Fatalf("extracted binary: %v, mode %v", err, fi.Mode())
 	}
-	// An existing binary is used as it is, not extracted again.
-	if err := os.WriteFile(path, []byte("kept"), 0o755); err != nil {
+	// An existing binary of the right size is used as it is, not
+	// extracted again (the digest is checked at extraction only).
+	kept := strings.Repeat("k", int(fi.Size()))
+	if err := os.WriteFile(path, []byte(kept), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Ensure(p, dir); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := os.ReadFile(path); string(got) != "kept" {
+	if got, _ := os.ReadFile(path); string(got) != kept {
 		t.Errorf("binary extracted again: %q", got)
+	}
+	// One of another size is damaged: unpacked again.
+	if err := os.WriteFile(path, []byte("short"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(p, dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "#!/bin/sh\necho v1\n" {
+		t.Errorf("a binary of the wrong size was kept: %q", got)
+	}
+	// One that others may write is refused, never run.
+	if err := os.Chmod(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(p, dir); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("Ensure with a 0777 binary = %v, want a refusal", err)
+	}
+	if err := os.Chmod(path, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	// Another version goes beside it.
 	p2 := payload(t, "#!/bin/sh\necho v2\n")
