@@ -171,6 +171,9 @@ func killallCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := killall.Check(turndownTarget(nf)); err != nil {
+				return err
+			}
 			if systemd.Running() {
 				// Else Restart=always brings monokube back at once.
 				if err := install.StopServices(install.Paths{}, "stop"); err != nil {
@@ -202,6 +205,9 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 			}
 			log, err := setupLogging(stderr, false)
 			if err != nil {
+				return err
+			}
+			if err := killall.Check(turndownTarget(nf)); root == "" && err != nil {
 				return err
 			}
 			r := install.Removal{

@@ -35,6 +35,14 @@ func Run(t Target, log *slog.Logger) error {
 	if err := t.check(); err != nil {
 		return err
 	}
+	return run(t, log)
+}
+
+// Check refuses a target Run would refuse, so callers can check before
+// they stop anything (systemd units).
+func Check(t Target) error { return t.resolved().check() }
+
+func run(t Target, log *slog.Logger) error {
 	var errs []error
 	if err := stopProcesses(t, log); err != nil {
 		errs = append(errs, err)

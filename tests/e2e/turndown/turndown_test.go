@@ -33,6 +33,29 @@ func TestInstallAndTurndown(t *testing.T) {
 	agent := harness.NewNode(t, network, 3)
 	srvBefore, agentBefore := srv.Snapshot(), agent.Snapshot()
 
+	t.Run("killall refuses a directory monokube did not make", func(t *testing.T) {
+		foreign := filepath.Join(srv.Dir, "srv")
+		keep := filepath.Join(foreign, "data", "keep.txt") // data/ passed the old check
+		if err := os.MkdirAll(filepath.Dir(keep), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keep, []byte("not monokube's"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"killall", "uninstall"} {
+			r := srv.Exec(time.Minute, harness.Options{}, cmd, "--data-dir", foreign, "--run-dir", filepath.Join(srv.Dir, "run-foreign"))
+			if r.Code == 0 || !strings.Contains(r.Stderr, "is not a monokube data dir") {
+				t.Errorf("%s --data-dir %s: exit %d, want a refusal:\n%s", cmd, foreign, r.Code, r.Stderr)
+			}
+		}
+		if _, err := os.Stat(keep); err != nil {
+			t.Error("a file of the foreign dir is gone")
+		}
+		if err := os.RemoveAll(foreign); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	srvRoot := filepath.Join(srv.Dir, "host") // what the node sees as /
 	install(t, srv, "server", "--write-kubeconfig", srv.Kubeconfig, "--node-name", "server-1",
 		"--disable", "metrics-server,local-storage")
