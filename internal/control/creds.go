@@ -26,7 +26,8 @@ type Creds struct {
 	CMServing        pki.Files
 	SchedulerServing pki.Files
 
-	Admin             pki.Files
+	Admin             pki.Files // monokube:cluster-admins, bound by RBAC
+	SuperAdmin        pki.Files // system:masters, break-glass only
 	ControllerManager pki.Files
 	Scheduler         pki.Files
 	APIServerKubelet  pki.Files // the apiserver's client cert towards kubelets
@@ -39,14 +40,16 @@ type Creds struct {
 	ServiceKey string // service-account token signing key
 	ServicePub string
 
-	AdminKubeconfig     string
-	CMKubeconfig        string
-	SchedulerKubeconfig string
-	EncryptionConfig    string
-	AuthnConfig         string
-	AdmissionConfig     string // Pod Security defaults
-	AuditPolicy         string
-	AuditLog            string // rotated by the apiserver
+	AdminKubeconfig      string
+	SuperAdminKubeconfig string
+	AdminBindingMarker   string // the admin group's binding was made once
+	CMKubeconfig         string
+	SchedulerKubeconfig  string
+	EncryptionConfig     string
+	AuthnConfig          string
+	AdmissionConfig      string // Pod Security defaults
+	AuditPolicy          string
+	AuditLog             string // rotated by the apiserver
 }
 
 // NewCreds lays out the control plane's credentials under l.
@@ -54,32 +57,35 @@ func NewCreds(l datadir.Layout) Creds {
 	t := func(name string) pki.Files { return pki.Files(l.TLSFile(name)) }
 	e := func(name string) pki.Files { return pki.Files(l.EtcdTLSFile(name)) }
 	return Creds{
-		ServerCA:            t("server-ca"),
-		ClientCA:            t("client-ca"),
-		RequestHeaderCA:     t("request-header-ca"),
-		EtcdCA:              e("server-ca"),
-		KubeletServingCA:    t("kubelet-serving-ca"),
-		KubeletCABundle:     l.TLSFile("kubelet-ca-bundle.crt"),
-		APIServerServing:    t("serving-kube-apiserver"),
-		CMServing:           t("serving-kube-controller-manager"),
-		SchedulerServing:    t("serving-kube-scheduler"),
-		Admin:               t("client-admin"),
-		ControllerManager:   t("client-controller"),
-		Scheduler:           t("client-scheduler"),
-		APIServerKubelet:    t("client-kube-apiserver"),
-		AuthProxy:           t("client-auth-proxy"),
-		EtcdServer:          e("server-client"),
-		EtcdPeer:            e("peer-server-client"),
-		EtcdClient:          e("client"),
-		ServiceKey:          l.TLSFile("service.key"),
-		ServicePub:          l.TLSFile("service.pub"),
-		AdminKubeconfig:     l.CredFile("admin.kubeconfig"),
-		CMKubeconfig:        l.CredFile("controller.kubeconfig"),
-		SchedulerKubeconfig: l.CredFile("scheduler.kubeconfig"),
-		EncryptionConfig:    l.CredFile("encryption-config.json"),
-		AuthnConfig:         l.CredFile("authentication-config.yaml"),
-		AdmissionConfig:     l.CredFile("admission-config.yaml"),
-		AuditPolicy:         l.CredFile("audit-policy.yaml"),
-		AuditLog:            filepath.Join(l.Logs(), "audit.log"),
+		ServerCA:             t("server-ca"),
+		ClientCA:             t("client-ca"),
+		RequestHeaderCA:      t("request-header-ca"),
+		EtcdCA:               e("server-ca"),
+		KubeletServingCA:     t("kubelet-serving-ca"),
+		KubeletCABundle:      l.TLSFile("kubelet-ca-bundle.crt"),
+		APIServerServing:     t("serving-kube-apiserver"),
+		CMServing:            t("serving-kube-controller-manager"),
+		SchedulerServing:     t("serving-kube-scheduler"),
+		Admin:                t("client-admin"),
+		SuperAdmin:           t("client-super-admin"),
+		ControllerManager:    t("client-controller"),
+		Scheduler:            t("client-scheduler"),
+		APIServerKubelet:     t("client-kube-apiserver"),
+		AuthProxy:            t("client-auth-proxy"),
+		EtcdServer:           e("server-client"),
+		EtcdPeer:             e("peer-server-client"),
+		EtcdClient:           e("client"),
+		ServiceKey:           l.TLSFile("service.key"),
+		ServicePub:           l.TLSFile("service.pub"),
+		AdminKubeconfig:      l.CredFile("admin.kubeconfig"),
+		SuperAdminKubeconfig: l.CredFile("super-admin.kubeconfig"),
+		AdminBindingMarker:   l.CredFile("admin-binding-made"),
+		CMKubeconfig:         l.CredFile("controller.kubeconfig"),
+		SchedulerKubeconfig:  l.CredFile("scheduler.kubeconfig"),
+		EncryptionConfig:     l.CredFile("encryption-config.json"),
+		AuthnConfig:          l.CredFile("authentication-config.yaml"),
+		AdmissionConfig:      l.CredFile("admission-config.yaml"),
+		AuditPolicy:          l.CredFile("audit-policy.yaml"),
+		AuditLog:             filepath.Join(l.Logs(), "audit.log"),
 	}
 }

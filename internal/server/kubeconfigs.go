@@ -32,6 +32,7 @@ func writeKubeconfigs(cfg *config.Server, c control.Creds, nc node.Creds) error 
 	}
 	files := []kubeconfigFile{
 		{c.AdminKubeconfig, c.Admin, 0o600},
+		{c.SuperAdminKubeconfig, c.SuperAdmin, 0o600},
 		{c.CMKubeconfig, c.ControllerManager, 0o600},
 		{c.SchedulerKubeconfig, c.Scheduler, 0o600},
 		{cfg.WriteKubeconfig, c.Admin, cfg.WriteKubeconfigMode},

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	bundled "github.com/monokube/monokube/embed"
@@ -78,11 +79,20 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	if err != nil {
 		return nil, err
 	}
-	deployers, err := deployComponents(cfg, l, c, tok, log)
+	super, err := clientcmd.BuildConfigFromFlags("", c.SuperAdminKubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load super-admin kubeconfig: %w", err)
+	}
+	superClient, err := kubernetes.NewForConfig(super)
+	if err != nil {
+		return nil, fmt.Errorf("super-admin client: %w", err)
+	}
+	access := control.NewAccess(superClient, c.AdminBindingMarker, log.With("component", "access"))
+	deployers, err := deployComponents(cfg, l, c, super, tok, log)
 	if err != nil {
 		return nil, err
 	}
-	components := append(controlPlane(cfg, l, c, probe, log), deployers...)
+	components := append(controlPlane(cfg, l, c, probe, access, log), deployers...)
 	if cfg.DisableAgent {
 		self, err := os.Executable()
 		if err != nil {
@@ -99,15 +109,16 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	return append(components, nodes...), nil
 }
 
-// deployComponents keep the manifests directory applied, store a fresh
-// join token current, decide on node CSRs and, with CoreDNS, keep node names in
-// DNS; all act as admin.
-func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
+// deployComponents keep the manifests directory applied (as super-admin:
+// it applies whatever the directory holds, RBAC included), keep the join
+// token current, decide on node CSRs and, with CoreDNS, keep node names in
+// DNS (as admin).
+func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, super *rest.Config, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
 	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
 	}
-	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), admin, log.With("component", "manifests"))
+	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), super, log.With("component", "manifests"))
 	if err != nil {
 		return nil, err
 	}
@@ -262,11 +273,12 @@ func Ports(cfg *config.Server) []sysreq.Port {
 }
 
 // controlPlane builds the components in start order.
-func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, log *slog.Logger) []lifecycle.Component {
+func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, log *slog.Logger) []lifecycle.Component {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
 	return []lifecycle.Component{
 		etcd.New(etcdConfig(cfg, l, c), with("etcd")),
 		control.NewAPIServer(control.APIServerArgs(cfg, c), cfg.HTTPSPort, probe, with("kube-apiserver")),
+		access,
 		control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe),
 		control.NewScheduler(control.SchedulerArgs(cfg, c), probe),
 	}

@@ -55,6 +55,7 @@ func TestServerLifecycle(t *testing.T) {
 	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
 	t.Run("pod security baseline by default", func(t *testing.T) { checkPodSecurity(t, n) })
 	t.Run("audit log records a Secret read", func(t *testing.T) { checkAudit(t, n) })
+	t.Run("admin is RBAC-bound, super-admin break-glass", func(t *testing.T) { checkAdminIdentities(t, n) })
 	t.Run("manifests directory", func(t *testing.T) { checkManifests(t, n) })
 	t.Run("join tokens", func(t *testing.T) { checkTokens(t, n) })
 	token := serverToken(t, n)
@@ -114,7 +115,8 @@ func checkAnonymous(t *testing.T, n *harness.Node) {
 func checkModes(t *testing.T, n *harness.Node) {
 	for _, f := range []string{n.Kubeconfig, "server/tls/server-ca.key", "server/tls/client-admin.key",
 		"server/tls/etcd/client.key", "server/cred/encryption-config.json", "server/tls/service.key",
-		"server/tls/kubelet-serving-ca.key", "server/cred/audit-policy.yaml", "server/cred/admission-config.yaml", "server/logs/audit.log"} {
+		"server/tls/kubelet-serving-ca.key", "server/cred/audit-policy.yaml", "server/cred/admission-config.yaml", "server/logs/audit.log",
+		"server/cred/super-admin.kubeconfig", "server/tls/client-super-admin.key", ".monokube"} {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(n.DataDir, f)
 		}
@@ -166,7 +168,7 @@ func checkAudit(t *testing.T, n *harness.Node) {
 		}
 		for _, line := range strings.Split(string(data), "\n") {
 			if strings.Contains(line, `"verb":"get"`) && strings.Contains(line, `"resource":"secrets"`) &&
-				strings.Contains(line, `"name":"s1"`) && strings.Contains(line, `"username":"system:admin"`) {
+				strings.Contains(line, `"name":"s1"`) && strings.Contains(line, `"username":"monokube-admin"`) {
 				if strings.Contains(line, "cGxhaW4tdGV4dC12YWx1ZQ") {
 					t.Error("the audit log holds the Secret's value")
 				}
@@ -175,6 +177,29 @@ func checkAudit(t *testing.T, n *harness.Node) {
 		}
 		return false, nil
 	})
+}
+
+// checkAdminIdentities: the admin kubeconfig is in monokube:cluster-admins
+// (cluster-admin through a binding, so it can be revoked), not
+// system:masters; only the super-admin kubeconfig is.
+func checkAdminIdentities(t *testing.T, n *harness.Node) {
+	whoami := func(kubeconfig string) string {
+		r := n.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.groups}")
+		if r.Code != 0 {
+			t.Fatalf("kubectl auth whoami: exit %d\n%s", r.Code, r.Stderr)
+		}
+		return r.Stdout
+	}
+	if g := whoami(n.Kubeconfig); !strings.Contains(g, "monokube:cluster-admins") || strings.Contains(g, "system:masters") {
+		t.Errorf("admin kubeconfig groups = %s, want monokube:cluster-admins and not system:masters", g)
+	}
+	super := filepath.Join(n.DataDir, "server", "cred", "super-admin.kubeconfig")
+	if g := whoami(super); !strings.Contains(g, "system:masters") {
+		t.Errorf("super-admin groups = %s, want system:masters", g)
+	}
+	if r := n.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "auth", "can-i", "*", "*"); r.Code != 0 || strings.TrimSpace(r.Stdout) != "yes" {
+		t.Errorf("admin can-i * * = %q (exit %d), want yes", r.Stdout, r.Code)
+	}
 }
 
 func waitPods(t *testing.T, n *harness.Node, selector string, want int) {
