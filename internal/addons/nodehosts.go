@@ -2,6 +2,7 @@ package addons
 
 import (
 	"context"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -87,4 +88,16 @@ func HostsFile(nodes []*corev1.Node) string {
 		return ""
 	}
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// NodeHostsRules are what NodeHosts may do: watch nodes, and apply the
+// coredns ConfigMap (create, for a ConfigMap the addon has not made yet,
+// cannot be narrowed to one name).
+func NodeHostsRules() (cluster, system []rbacv1.PolicyRule) {
+	return []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "watch"}},
+		}, []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "patch"}, ResourceNames: []string{"coredns"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
+		}
 }

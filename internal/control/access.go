@@ -7,6 +7,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -27,24 +28,39 @@ const (
 	// KubeletClientUser is the apiserver towards kubelets (logs, exec,
 	// port-forward), bound to system:kubelet-api-admin.
 	KubeletClientUser = "kube-apiserver-kubelet-client"
+	// The in-process controllers, each with a client cert of its own.
+	ApproverUser    = "monokube:csr-approver"
+	TokenUser       = "monokube:join-token"
+	NodeHostsUser   = "monokube:nodehosts"
+	FlannelPeerUser = "monokube:flannel-peer"
 )
 
+// Identity is an in-process controller's user and what RBAC grants it,
+// cluster-wide and in kube-system.
+type Identity struct {
+	User            string
+	Cluster, System []rbacv1.PolicyRule
+}
+
 // Access creates the RBAC the control plane's own identities rest on, as
-// super-admin, before anything else uses them: the apiserver's kubelet
-// client binding at every start, and the admin group's binding once per
-// data dir (a marker file records it), so that an admin who deletes it to
-// revoke the admin kubeconfigs is not overruled by a restart.
+// super-admin, before anything else uses them: the rights of the
+// apiserver's kubelet client and of each in-process controller at every
+// start (brought back to what this version needs), and the admin group's
+// binding once per data dir (a marker file records it), so that an admin
+// who deletes it to revoke the admin kubeconfigs is not overruled by a
+// restart.
 type Access struct {
-	client kubernetes.Interface
-	marker string
-	log    *slog.Logger
-	ready  chan struct{}
+	client     kubernetes.Interface
+	marker     string
+	identities []Identity
+	log        *slog.Logger
+	ready      chan struct{}
 }
 
 // NewAccess returns the component; marker is the file that records the
 // admin binding as made.
-func NewAccess(client kubernetes.Interface, marker string, log *slog.Logger) *Access {
-	return &Access{client: client, marker: marker, log: log, ready: make(chan struct{})}
+func NewAccess(client kubernetes.Interface, marker string, identities []Identity, log *slog.Logger) *Access {
+	return &Access{client: client, marker: marker, identities: identities, log: log, ready: make(chan struct{})}
 }
 
 // Name implements lifecycle.Component.
@@ -81,6 +97,11 @@ func (a *Access) WaitReady(ctx context.Context) error {
 }
 
 func (a *Access) ensure(ctx context.Context) error {
+	for _, id := range a.identities {
+		if err := a.grant(ctx, id); err != nil {
+			return err
+		}
+	}
 	if err := a.create(ctx, binding("monokube:apiserver-kubelet-client", "system:kubelet-api-admin",
 		rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: KubeletClientUser})); err != nil {
 		return err
@@ -108,9 +129,60 @@ func (a *Access) create(ctx context.Context, b *rbacv1.ClusterRoleBinding) error
 	return nil
 }
 
+// grant gives id its rights: a ClusterRole and a Role in kube-system of
+// the user's name, each bound to it, their rules replaced when they differ.
+func (a *Access) grant(ctx context.Context, id Identity) error {
+	subject := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: id.User}
+	if len(id.Cluster) > 0 {
+		roles := a.client.RbacV1().ClusterRoles()
+		role := &rbacv1.ClusterRole{ObjectMeta: managed(id.User, ""), Rules: id.Cluster}
+		old, err := roles.Get(ctx, id.User, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = roles.Create(ctx, role, metav1.CreateOptions{})
+		case err == nil && !equality.Semantic.DeepEqual(old.Rules, id.Cluster):
+			role.ResourceVersion = old.ResourceVersion
+			_, err = roles.Update(ctx, role, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("ClusterRole %s: %w", id.User, err)
+		}
+		if err := a.create(ctx, binding(id.User, id.User, subject)); err != nil {
+			return err
+		}
+	}
+	if len(id.System) == 0 {
+		return nil
+	}
+	roles := a.client.RbacV1().Roles(metav1.NamespaceSystem)
+	role := &rbacv1.Role{ObjectMeta: managed(id.User, metav1.NamespaceSystem), Rules: id.System}
+	old, err := roles.Get(ctx, id.User, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = roles.Create(ctx, role, metav1.CreateOptions{})
+	case err == nil && !equality.Semantic.DeepEqual(old.Rules, id.System):
+		role.ResourceVersion = old.ResourceVersion
+		_, err = roles.Update(ctx, role, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("Role kube-system/%s: %w", id.User, err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: managed(id.User, metav1.NamespaceSystem),
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id.User}, Subjects: []rbacv1.Subject{subject}}
+	_, err = a.client.RbacV1().RoleBindings(metav1.NamespaceSystem).Create(ctx, rb, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("RoleBinding kube-system/%s: %w", id.User, err)
+	}
+	return nil
+}
+
+func managed(name, namespace string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "monokube"}}
+}
+
 func binding(name, clusterRole string, subject rbacv1.Subject) *rbacv1.ClusterRoleBinding {
 	return &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/managed-by": "monokube"}},
+		ObjectMeta: managed(name, ""),
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: clusterRole},
 		Subjects:   []rbacv1.Subject{subject},
 	}

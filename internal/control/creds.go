@@ -32,6 +32,11 @@ type Creds struct {
 	Scheduler         pki.Files
 	APIServerKubelet  pki.Files // the apiserver's client cert towards kubelets
 	AuthProxy         pki.Files // the aggregator's front-proxy client cert
+	// The in-process controllers' client certs, each with only its rights.
+	ApproverClient    pki.Files
+	TokenClient       pki.Files
+	NodeHostsClient   pki.Files
+	FlannelPeerClient pki.Files
 
 	EtcdServer pki.Files // etcd's client-facing serving cert
 	EtcdPeer   pki.Files
@@ -72,6 +77,10 @@ func NewCreds(l datadir.Layout) Creds {
 		Scheduler:            t("client-scheduler"),
 		APIServerKubelet:     t("client-kube-apiserver"),
 		AuthProxy:            t("client-auth-proxy"),
+		ApproverClient:       t("client-csr-approver"),
+		TokenClient:          t("client-join-token"),
+		NodeHostsClient:      t("client-nodehosts"),
+		FlannelPeerClient:    t("client-flannel-peer"),
 		EtcdServer:           e("server-client"),
 		EtcdPeer:             e("peer-server-client"),
 		EtcdClient:           e("client"),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -146,4 +147,9 @@ func (p *Peer) install(link netlink.Link, ep nodeEndpoint) error {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// PeerRules are what the Peer may do: watch nodes.
+func PeerRules() (cluster, system []rbacv1.PolicyRule) {
+	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list", "watch"}}}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -87,7 +88,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	if err != nil {
 		return nil, fmt.Errorf("super-admin client: %w", err)
 	}
-	access := control.NewAccess(superClient, c.AdminBindingMarker, log.With("component", "access"))
+	access := control.NewAccess(superClient, c.AdminBindingMarker, identities(), log.With("component", "access"))
 	deployers, err := deployComponents(cfg, l, c, super, tok, log)
 	if err != nil {
 		return nil, err
@@ -109,34 +110,56 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 	return append(components, nodes...), nil
 }
 
+// identities are the in-process controllers' users and rights.
+func identities() []control.Identity {
+	var out []control.Identity
+	for user, rules := range map[string]func() (cluster, system []rbacv1.PolicyRule){
+		control.ApproverUser: join.ApproverRules, control.TokenUser: join.TokenRules,
+		control.NodeHostsUser: addons.NodeHostsRules, control.FlannelPeerUser: flannel.PeerRules,
+	} {
+		cluster, system := rules()
+		out = append(out, control.Identity{User: user, Cluster: cluster, System: system})
+	}
+	return out
+}
+
 // deployComponents keep the manifests directory applied (as super-admin:
 // it applies whatever the directory holds, RBAC included), keep the join
 // token current, decide on node CSRs and, with CoreDNS, keep node names in
-// DNS (as admin).
+// DNS (each with a client certificate of its own and only its rights).
 func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, super *rest.Config, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
-	admin, err := clientcmd.BuildConfigFromFlags("", c.AdminKubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("load admin kubeconfig: %w", err)
-	}
 	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), super, log.With("component", "manifests"))
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(admin)
+	as := func(f pki.Files) (kubernetes.Interface, error) { return controllerClient(cfg, c, f) }
+	approver, err := as(c.ApproverClient)
 	if err != nil {
-		return nil, fmt.Errorf("admin client: %w", err)
+		return nil, err
+	}
+	tokens, err := as(c.TokenClient)
+	if err != nil {
+		return nil, err
 	}
 	hostname, _ := os.Hostname() // best effort, as in EnsurePKI
-	out := []lifecycle.Component{manifests, join.NewApprover(client, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
-	out = append(out, join.NewServerToken(client, join.ServerTokenConfig{
+	out := []lifecycle.Component{manifests, join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
+	out = append(out, join.NewServerToken(tokens, join.ServerTokenConfig{
 		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
 	}, log.With("component", "join")))
 	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
+		client, err := as(c.NodeHostsClient)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
 	}
 	if cfg.DisableAgent && cfg.FlannelBackend != node.BackendNone {
 		// No node here, yet the apiserver must reach pods (webhooks,
 		// aggregated APIs): route to them over the nodes' VXLAN.
+		client, err := as(c.FlannelPeerClient)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, flannel.NewPeer(cfg.NodeIP, cfg.FlannelIface, client, log.With("component", "flannel")))
 	}
 	return out, nil
@@ -301,6 +324,19 @@ func etcdConfig(cfg *config.Server, l datadir.Layout, c control.Creds) etcd.Conf
 		PeerKey:    c.EtcdPeer.Key(),
 		Debug:      cfg.Debug,
 	}
+}
+
+// controllerClient talks to the local apiserver with the client
+// certificate f.
+func controllerClient(cfg *config.Server, c control.Creds, f pki.Files) (kubernetes.Interface, error) {
+	client, err := kubernetes.NewForConfig(&rest.Config{
+		Host:            "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort)),
+		TLSClientConfig: rest.TLSClientConfig{CAFile: c.ServerCA.Cert(), CertFile: f.Cert(), KeyFile: f.Key()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", filepath.Base(string(f)), err)
+	}
+	return client, nil
 }
 
 // newProber trusts the serving CA and presents the admin certificate.
