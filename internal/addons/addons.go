@@ -38,6 +38,9 @@ type Settings struct {
 	ClusterDomain string
 	StoragePath   string // where local-path keeps volumes on each node
 	KubeletCA     string // PEM: the CAs kubelet serving certificates chain to
+	// metrics-server's serving certificate and key (PEM) and the CA its
+	// APIService trusts (base64 of the PEM, as caBundle wants).
+	MetricsCert, MetricsKey, MetricsCABundle string
 	Images        Images
 }
 

@@ -23,10 +23,13 @@ import (
 
 func settings() Settings {
 	return Settings{
-		ClusterDNS:    netip.MustParseAddr("10.43.0.10"),
-		ClusterDomain: "cluster.local",
-		StoragePath:   "/var/lib/monokube/storage",
-		KubeletCA:     "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+		ClusterDNS:      netip.MustParseAddr("10.43.0.10"),
+		ClusterDomain:   "cluster.local",
+		StoragePath:     "/var/lib/monokube/storage",
+		KubeletCA:       "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+		MetricsCert:     "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n",
+		MetricsKey:      "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+		MetricsCABundle: "LS0tLS1CRUdJTg==",
 		Images: Images{
 			CoreDNS:       "monokube.local/coredns:v1.15.0",
 			LocalPath:     "monokube.local/local-path-provisioner:v0.0.30",

@@ -21,10 +21,14 @@ type Creds struct {
 	// through KubeletCABundle, as kubelets'.
 	KubeletServingCA pki.Files
 	KubeletCABundle  string
+	// APIServiceCA signs the serving certificates of the aggregated APIs
+	// monokube deploys (metrics-server); APIServices trust only it.
+	APIServiceCA pki.Files
 
 	APIServerServing pki.Files
 	CMServing        pki.Files
 	SchedulerServing pki.Files
+	MetricsServing   pki.Files // metrics-server's, from APIServiceCA
 
 	Admin             pki.Files // monokube:cluster-admins, bound by RBAC
 	SuperAdmin        pki.Files // system:masters, break-glass only
@@ -67,6 +71,8 @@ func NewCreds(l datadir.Layout) Creds {
 		RequestHeaderCA:      t("request-header-ca"),
 		EtcdCA:               e("server-ca"),
 		KubeletServingCA:     t("kubelet-serving-ca"),
+		APIServiceCA:         t("apiservice-ca"),
+		MetricsServing:       t("serving-metrics-server"),
 		KubeletCABundle:      l.TLSFile("kubelet-ca-bundle.crt"),
 		APIServerServing:     t("serving-kube-apiserver"),
 		CMServing:            t("serving-kube-controller-manager"),

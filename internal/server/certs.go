@@ -37,7 +37,7 @@ func EnsurePKI(cfg *config.Server, c control.Creds, nc node.Creds, now time.Time
 	for f, cn := range map[pki.Files]string{
 		c.ServerCA: "monokube-server-ca", c.ClientCA: "monokube-client-ca",
 		c.RequestHeaderCA: "monokube-request-header-ca", c.EtcdCA: "monokube-etcd-ca",
-		c.KubeletServingCA: "monokube-kubelet-serving-ca",
+		c.KubeletServingCA: "monokube-kubelet-serving-ca", c.APIServiceCA: "monokube-apiservice-ca",
 	} {
 		kp, err := pki.EnsureCA(f, fmt.Sprintf("%s@%d", cn, now.Unix()), now)
 		if err != nil {
@@ -112,6 +112,8 @@ func leaves(cfg *config.Server, c control.Creds, hostname string) []leaf {
 		{c.APIServerServing, c.ServerCA, APIServerServingSpec(cfg, hostname)},
 		{c.CMServing, c.ServerCA, serving("kube-controller-manager")},
 		{c.SchedulerServing, c.ServerCA, serving("kube-scheduler")},
+		{c.MetricsServing, c.APIServiceCA, pki.Spec{CommonName: "metrics-server", Usages: pki.ServerUsage,
+			DNSNames: []string{"metrics-server.kube-system.svc", "metrics-server.kube-system.svc." + cfg.ClusterDomain}}},
 		{c.Admin, c.ClientCA, client(control.AdminUser, control.ClusterAdminsGroup)},
 		{c.SuperAdmin, c.ClientCA, client(control.SuperAdminUser, "system:masters")},
 		{c.ControllerManager, c.ClientCA, client("system:kube-controller-manager")},

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net"
@@ -223,15 +224,21 @@ func syncAddons(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	kubeletCA, err := os.ReadFile(control.NewCreds(l).KubeletCABundle)
-	if err != nil {
-		return fmt.Errorf("read kubelet CA bundle: %w", err)
+	c := control.NewCreds(l)
+	files := map[string][]byte{c.KubeletCABundle: nil, c.MetricsServing.Cert(): nil, c.MetricsServing.Key(): nil, c.APIServiceCA.Cert(): nil}
+	for f := range files {
+		if files[f], err = os.ReadFile(f); err != nil {
+			return fmt.Errorf("addon credentials: %w", err)
+		}
 	}
 	s := addons.Settings{
-		ClusterDNS:    cfg.ClusterDNS,
-		ClusterDomain: cfg.ClusterDomain,
-		StoragePath:   l.Storage(),
-		KubeletCA:     string(kubeletCA),
+		ClusterDNS:      cfg.ClusterDNS,
+		ClusterDomain:   cfg.ClusterDomain,
+		StoragePath:     l.Storage(),
+		KubeletCA:       string(files[c.KubeletCABundle]),
+		MetricsCert:     string(files[c.MetricsServing.Cert()]),
+		MetricsKey:      string(files[c.MetricsServing.Key()]),
+		MetricsCABundle: base64.StdEncoding.EncodeToString(files[c.APIServiceCA.Cert()]),
 		Images: addons.Images{
 			CoreDNS:       imgs[bundled.ImageCoreDNS].Ref,
 			LocalPath:     imgs[bundled.ImageLocalPath].Ref,

@@ -72,6 +72,12 @@ func TestAddons(t *testing.T) {
 			r := n.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "top", "pods", "-n", "kube-system", "--no-headers")
 			return r.Code == 0 && strings.Contains(r.Stdout, "coredns-"), fmt.Errorf("exit %d: %s", r.Code, r.Stderr)
 		})
+		// The aggregator verified metrics-server's certificate to get here.
+		r := n.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "get", "apiservice", "v1beta1.metrics.k8s.io",
+			"-o", "jsonpath={.spec.insecureSkipTLSVerify}/{.spec.caBundle}")
+		if skip, ca, _ := strings.Cut(r.Stdout, "/"); r.Code != 0 || skip == "true" || ca == "" {
+			t.Errorf("metrics APIService: %q (exit %d), want a caBundle and no insecureSkipTLSVerify\n%s", r.Stdout, r.Code, r.Stderr)
+		}
 	})
 	t.Run("disable removes a deployed addon", func(t *testing.T) { checkDisable(t, n) })
 	if code, _ := n.Stop(10 * time.Second); code != 0 {
