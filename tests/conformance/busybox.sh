@@ -7,7 +7,7 @@
 # as Debian's archive carries it (the only network this needs), checked
 # against its pinned SHA-256.
 set -euo pipefail
-out=${1:?usage: busybox.sh OUT}
+out=$(realpath -m "${1:?usage: busybox.sh OUT}") # absolute: the build below runs in a temp dir
 version=1.37.0
 sha256=3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4
 url=http://deb.debian.org/debian/pool/main/b/busybox/busybox_${version}.orig.tar.bz2
