@@ -1,0 +1,158 @@
+//go:build e2e
+
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+// checkListeners: nothing answers on the node IP without authentication.
+// The kubelet's read-only port is closed, the controller-manager's,
+// scheduler's, kube-proxy's metrics and etcd's client port are not on the
+// node IP at all, the kubelet refuses an anonymous client (401) and one
+// with no rights (403), and etcd refuses clients without a certificate of
+// its own CA.
+func checkListeners(t *testing.T, n *harness.Node) {
+	for port, what := range map[string]string{"10255": "kubelet read-only", "10257": "controller-manager", "10259": "scheduler", "10249": "kube-proxy metrics", "2379": "etcd client"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		conn, err := n.NS.DialContext(ctx, "tcp", net.JoinHostPort(n.NS.IP, port))
+		cancel()
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s port %s answers on the node IP %s", what, port, n.NS.IP)
+		}
+	}
+	if code := kubeletGet(t, n, ""); code != http.StatusUnauthorized {
+		t.Errorf("anonymous GET kubelet /pods = %d, want 401", code)
+	}
+	n.Kubectl("create", "serviceaccount", "nobody")
+	r := n.Exec(time.Minute, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "create", "token", "nobody")
+	if r.Code != 0 {
+		t.Fatalf("create token: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if code := kubeletGet(t, n, strings.TrimSpace(r.Stdout)); code != http.StatusForbidden {
+		t.Errorf("GET kubelet /pods as a service account with no rights = %d, want 403", code)
+	}
+	t.Run("etcd refuses foreign clients", func(t *testing.T) { checkEtcdRefuses(t, n) })
+}
+
+// kubeletGet asks the kubelet for /pods with bearer token (none if ""),
+// not verifying its serving certificate: only the answer's status counts.
+func kubeletGet(t *testing.T, n *harness.Node, token string) int {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext:     n.NS.DialContext,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // status codes only
+	}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+net.JoinHostPort(n.NS.IP, "10250")+"/pods", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("GET kubelet /pods: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// checkEtcdRefuses: a client without a certificate, and one whose
+// certificate comes from another CA, get nothing from etcd.
+func checkEtcdRefuses(t *testing.T, n *harness.Node) {
+	ca := filepath.Join(n.DataDir, "server/tls/etcd/server-ca.crt")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "foreign.crt"), filepath.Join(dir, "foreign.key")
+	writeForeignClientCert(t, certFile, keyFile)
+	for name, info := range map[string]transport.TLSInfo{
+		"no certificate": {TrustedCAFile: ca},
+		"foreign CA":     {TrustedCAFile: ca, CertFile: certFile, KeyFile: keyFile},
+	} {
+		cfg, err := info.ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := clientv3.New(clientv3.Config{
+			Endpoints: []string{"https://127.0.0.1:2379"}, TLS: cfg, DialTimeout: 5 * time.Second,
+			DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				return n.NS.DialContext(ctx, "tcp", addr)
+			})},
+		})
+		if err != nil {
+			continue // refused at dial: as wanted
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err = c.Get(ctx, "/registry/namespaces/default")
+		cancel()
+		c.Close()
+		if err == nil {
+			t.Errorf("etcd answered a client with %s", name)
+		}
+	}
+}
+
+// writeForeignClientCert writes a client certificate and key signed by a
+// fresh CA that etcd has never seen.
+func writeForeignClientCert(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "foreign-ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "etcd-client"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pemBlock("CERTIFICATE", der), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pemBlock("EC PRIVATE KEY", keyDER), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
