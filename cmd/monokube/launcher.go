@@ -16,6 +16,6 @@ import (
 func main() {
 	p := launcher.Payload{Zstd: payload.Binary(), SHA256: payload.SHA256()}
 	err := launcher.Exec(p, os.Args, os.Environ())
-	fmt.Fprintln(os.Stderr, "monokube:", err)
+	fmt.Fprintf(os.Stderr, "Error: %v\n", err) // as the real binary prints its errors
 	os.Exit(1)
 }

@@ -4,6 +4,7 @@ package server_test
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,17 @@ func TestBadInputRefused(t *testing.T) {
 		{name: "invalid cidr", args: fixed("--cluster-cidr", "10.42.0.0/99"), want: []string{"--cluster-cidr", "not a CIDR"}},
 		{name: "invalid ip", args: fixed("--node-ip", "300.1.2.3"), want: []string{"--node-ip", "not an IP address"}},
 		{name: "overlapping cidrs", args: fixed("--service-cidr", "10.42.128.0/20"), want: []string{"overlaps"}},
+		{name: "node IP inside the cluster CIDR", args: func(_ *testing.T, n *harness.Node) []string {
+			return []string{"--cluster-cidr", netip.MustParsePrefix(n.NS.IP + "/16").Masked().String()}
+		}, want: []string{"is inside the cluster-cidr"}},
+		{name: "data dir others can write", setup: func(t *testing.T, n *harness.Node) {
+			if err := os.MkdirAll(n.DataDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(n.DataDir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}, want: []string{"writable by group or others", "chmod 0700"}},
 		{name: "port in use", setup: occupy(6443), want: []string{"port 6443", "in use"}},
 		{name: "etcd port in use", setup: occupy(2379), want: []string{"port 2379", "etcd"}},
 		{name: "data dir under a file", args: func(t *testing.T, n *harness.Node) []string {
