@@ -34,14 +34,14 @@ type Images struct {
 
 // Settings are what the manifests are rendered with.
 type Settings struct {
-	ClusterDNS    netip.Addr
-	ClusterDomain string
-	StoragePath   string // where local-path keeps volumes on each node
-	KubeletCA     string // PEM: the CAs kubelet serving certificates chain to
-	// metrics-server's serving certificate and key (PEM) and the CA its
-	// APIService trusts (base64 of the PEM, as caBundle wants).
-	MetricsCert, MetricsKey, MetricsCABundle string
-	Images        Images
+	ClusterDNS      netip.Addr
+	ClusterDomain   string
+	StoragePath     string // where local-path keeps volumes on each node
+	KubeletCA       string // PEM: the CAs kubelet serving certificates chain to
+	MetricsCert     string // PEM: metrics-server's serving certificate
+	MetricsKey      string // PEM: its key
+	MetricsCABundle string // base64 of the PEM of the CA its APIService trusts
+	Images          Images
 }
 
 // Render returns addon name's manifest rendered with s.
