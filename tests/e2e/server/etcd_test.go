@@ -4,6 +4,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"path/filepath"
 	"testing"
@@ -28,12 +29,7 @@ func etcdGet(t *testing.T, n *harness.Node, key string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints: []string{"https://127.0.0.1:2379"}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return n.NS.DialContext(ctx, "tcp", addr)
-		})},
-	})
+	c, err := etcdClient(n, tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,4 +44,14 @@ func etcdGet(t *testing.T, n *harness.Node, key string) string {
 		t.Fatalf("etcd has no key %s", key)
 	}
 	return string(resp.Kvs[0].Value)
+}
+
+// etcdClient dials the node's etcd on its loopback with tlsCfg.
+func etcdClient(n *harness.Node, tlsCfg *tls.Config) (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{
+		Endpoints: []string{"https://127.0.0.1:2379"}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return n.NS.DialContext(ctx, "tcp", addr)
+		})},
+	})
 }

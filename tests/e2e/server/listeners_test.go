@@ -21,8 +21,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
 
 	"github.com/monokube/monokube/tests/harness"
 )
@@ -95,12 +93,7 @@ func checkEtcdRefuses(t *testing.T, n *harness.Node) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := clientv3.New(clientv3.Config{
-			Endpoints: []string{"https://127.0.0.1:2379"}, TLS: cfg, DialTimeout: 5 * time.Second,
-			DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				return n.NS.DialContext(ctx, "tcp", addr)
-			})},
-		})
+		c, err := etcdClient(n, cfg)
 		if err != nil {
 			continue // refused at dial: as wanted
 		}
