@@ -130,7 +130,10 @@ func (c *Controller) Sync(ctx context.Context) {
 }
 
 // scan reads the directory: manifest contents by file name, and the names
-// a .skip file marks.
+// to leave alone: those a .skip file marks, and those whose entry is there
+// but cannot be read (EACCES, EIO, a dangling symlink): such a file is not
+// gone, and deleting its objects (for monokube-join.yaml: cluster-info and
+// the nodes' RBAC) would be the wrong answer to a transient error.
 func (c *Controller) scan() (map[string][]byte, map[string]bool, error) {
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
@@ -149,7 +152,8 @@ func (c *Controller) scan() (map[string][]byte, map[string]bool, error) {
 		}
 		data, err := os.ReadFile(filepath.Join(c.dir, e.Name()))
 		if err != nil {
-			c.log.Error("cannot read manifest", "file", e.Name(), "err", err)
+			c.log.Error("cannot read manifest; its objects stay as they are", "file", e.Name(), "err", err)
+			skipped[e.Name()] = true
 			continue
 		}
 		files[e.Name()] = data
