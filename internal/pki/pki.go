@@ -85,17 +85,22 @@ func NewCA(commonName string, now time.Time) (*KeyPair, error) {
 	return &KeyPair{Cert: cert, Key: key}, nil
 }
 
-// Sign issues a leaf for spec with a fresh key.
+// Sign issues a leaf for spec with a fresh key, valid for LeafValidity but
+// never past the CA's own end (clients would refuse it after that anyway).
 func (ca *KeyPair) Sign(spec Spec, now time.Time) (*KeyPair, error) {
 	key, err := NewKey()
 	if err != nil {
 		return nil, err
 	}
+	notAfter := now.Add(LeafValidity)
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(LeafValidity),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  spec.Usages,
 		DNSNames:     spec.DNSNames,
