@@ -346,11 +346,13 @@ func controllerClient(cfg *config.Server, c control.Creds, f pki.Files) (kuberne
 	return client, nil
 }
 
-// newProber trusts the serving CA and presents the admin certificate.
+// newProber trusts the serving CA and presents the super-admin
+// certificate: the apiserver's readiness checks (bootstrap RBAC) must
+// answer before any RBAC binding exists, the admin's included.
 func newProber(c control.Creds) (*control.Prober, error) {
-	cert, err := tls.LoadX509KeyPair(c.Admin.Cert(), c.Admin.Key())
+	cert, err := tls.LoadX509KeyPair(c.SuperAdmin.Cert(), c.SuperAdmin.Key())
 	if err != nil {
-		return nil, fmt.Errorf("load admin certificate: %w", err)
+		return nil, fmt.Errorf("load super-admin certificate: %w", err)
 	}
 	ca, err := os.ReadFile(c.ServerCA.Cert())
 	if err != nil {
