@@ -107,6 +107,57 @@ func BenchmarkNode(b *testing.B) {
 	}
 }
 
+// BenchmarkAudit measures the cost of the hardened defaults' audit log:
+// the same server with its node (addons off) with the default audit
+// policy and with audit off (audit-policy-file=), one after the other in
+// one run, alternating twice: cold start to /readyz and to node Ready, 30
+// pods to Running (each a dozen audited writes), and monokube's idle RSS.
+// The on/off ratios are the figures that count.
+func BenchmarkAudit(b *testing.B) {
+	harness.RequireRoot(b)
+	harness.GuardHostSysctls(b)
+	for range b.N {
+		sum := map[string]map[string]float64{"on": {}, "off": {}}
+		for round := range 2 {
+			for _, mode := range []string{"on", "off"} {
+				for k, v := range auditRun(b, round, mode) {
+					sum[mode][k] += v / 2
+				}
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(sum["on"])) {
+			report(b, "audit-on-"+k, sum["on"][k])
+			report(b, "audit-off-"+k, sum["off"][k])
+			report(b, "audit-ratio-"+k, sum["on"][k]/sum["off"][k])
+		}
+	}
+}
+
+// auditRun starts one server node with audit on or off and measures it.
+func auditRun(b *testing.B, round int, mode string) map[string]float64 {
+	n := harness.NewNode(b, harness.NewNetwork(b), 2)
+	n.StageImages(nil)
+	args := []string{"--disable", "coredns,local-storage,metrics-server"}
+	if mode == "off" {
+		args = append(args, "--kube-apiserver-arg", "audit-policy-file=")
+	}
+	n.StartServerNode(args...)
+	readyz := n.WaitReadyz(2 * time.Minute)
+	ready := readyz + n.WaitNodeReady(3*time.Minute)
+	name := fmt.Sprintf("many-%d-%s", round, mode)
+	n.Kubectl("apply", "-f", n.EchoDeployment(name, 30))
+	pods := n.WaitRunning(5*time.Minute, "app="+name, 30)
+	time.Sleep(20 * time.Second) // settle before the memory figure
+	rss := rssMiB(b, n.PID())
+	audit := filepath.Join(n.DataDir, "server", "logs", "audit.log")
+	if _, err := os.Stat(audit); (err == nil) != (mode == "on") {
+		b.Fatalf("audit %s, yet audit.log exists: %v", mode, err == nil)
+	}
+	n.Stop(30 * time.Second)
+	return map[string]float64{"readyz-s": readyz.Seconds(), "node-ready-s": ready.Seconds(),
+		"30-pods-running-s": pods.Seconds(), "idle-rss-MiB": rss}
+}
+
 // BenchmarkAddons measures the default install: cold start to every addon
 // Deployment available, and the idle memory of the whole node with them
 // (monokube, containerd, shims and every container process).
