@@ -50,6 +50,10 @@ type Identity struct {
 // who deletes it to revoke the admin kubeconfigs is not overruled by a
 // restart.
 type Access struct {
+	// AfterAdminBound, if set, runs once the admin group's binding is first
+	// made (the server writes the admin kubeconfigs then).
+	AfterAdminBound func() error
+
 	client     kubernetes.Interface
 	marker     string
 	identities []Identity
@@ -112,6 +116,11 @@ func (a *Access) ensure(ctx context.Context) error {
 	if err := a.create(ctx, binding(ClusterAdminsGroup, "cluster-admin",
 		rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: ClusterAdminsGroup})); err != nil {
 		return err
+	}
+	if a.AfterAdminBound != nil {
+		if err := a.AfterAdminBound(); err != nil {
+			return err
+		}
 	}
 	note := "monokube made the ClusterRoleBinding " + ClusterAdminsGroup + " once; delete it to revoke admin kubeconfigs, and it stays deleted.\n"
 	return fsutil.WriteFile(a.marker, []byte(note), 0o600)

@@ -90,6 +90,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 		return nil, fmt.Errorf("super-admin client: %w", err)
 	}
 	access := control.NewAccess(superClient, c.AdminBindingMarker, identities(), log.With("component", "access"))
+	access.AfterAdminBound = func() error { return writeAdminKubeconfigs(cfg, c) }
 	deployers, err := deployComponents(cfg, l, c, super, tok, log)
 	if err != nil {
 		return nil, err
