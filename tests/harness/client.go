@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"time"
 
@@ -77,4 +78,17 @@ func (n *Node) WaitReadyz(timeout time.Duration) time.Duration {
 		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", err
 	})
+}
+
+// Answers reports whether anything accepts a TCP connection on port of
+// n's IP (within 3 s).
+func Answers(ctx context.Context, n *Node, port string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := n.NS.DialContext(ctx, "tcp", net.JoinHostPort(n.NS.IP, port))
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }

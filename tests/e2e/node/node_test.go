@@ -42,6 +42,7 @@ func TestNode(t *testing.T) {
 	t.Logf("pod create to Running: %s", n.WaitRunning(2*time.Minute, "app=echo", 1))
 	pod := podName(t, n, "app=echo")
 
+	t.Run("nothing unauthenticated on the node IP", func(t *testing.T) { checkNodePorts(t, n) })
 	t.Run("logs", func(t *testing.T) {
 		if out := n.Kubectl("logs", pod); !strings.Contains(out, "echo listening on :8080") {
 			t.Errorf("kubectl logs = %q", out)

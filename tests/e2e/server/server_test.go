@@ -52,7 +52,6 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("secret is not encrypted in etcd: %.80q", raw)
 		}
 	})
-	// After pods ran: the kubelet and kube-proxy listen by then.
 	t.Run("nothing unauthenticated on the node IP", func(t *testing.T) { checkListeners(t, n) })
 	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
 	t.Run("pod security baseline by default", func(t *testing.T) { checkPodSecurity(t, n) })
