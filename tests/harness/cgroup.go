@@ -51,7 +51,9 @@ func NewCgroupRoot(t testing.TB, name string) string {
 		}
 	}
 	t.Cleanup(func() {
-		for _, h := range hier {
+		// On a hybrid host runc and the kubelet also make the node's
+		// cgroups in the v2 mount (unified), which this never creates.
+		for _, h := range append(hier, "/sys/fs/cgroup/unified") {
 			if err := removeCgroupTree(filepath.Join(h, name)); err != nil {
 				t.Errorf("cgroup cleanup: %v", err)
 			}
