@@ -94,8 +94,12 @@ func CheckTrusted(path string) error {
 			return fmt.Errorf("check %s: %w", path, err)
 		}
 		if err := trusted(fi, euid, first); err != nil {
-			return fmt.Errorf("%s: %s %w; only root may control the data dir: make it owned by root and mode 0700 (chown root: %s; chmod 0700 %s), or give another --data-dir",
-				path, p, err, path, path)
+			fix := fmt.Sprintf("chown root: %s; chmod 0700 %s", p, p)
+			if !first {
+				fix = fmt.Sprintf("chown root: %s; chmod go-w %s", p, p)
+			}
+			return fmt.Errorf("%s: %s %w; only root may be able to change what monokube keeps and runs there (%s), or give another --data-dir",
+				path, p, err, fix)
 		}
 		if p == "/" {
 			return nil
