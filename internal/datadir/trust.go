@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/monokube/monokube/internal/fsutil"
@@ -47,18 +48,54 @@ func (l Layout) secure() error {
 }
 
 // Owned refuses a data dir that monokube did not make: killall and
-// uninstall act only on a marked one, or on one an older monokube left
-// (version.json beside server/ or agent/). A missing dir is fine: nothing
-// of a node is there.
+// uninstall act only on a marked one, on one an older monokube left
+// (version.json beside server/ or agent/), or on one that holds nothing but
+// what the launcher unpacked (a node that failed before its first start:
+// a wrong server or an expired token). A missing dir is fine: nothing of a
+// node is there.
 func (l Layout) Owned() error {
 	if _, err := os.Stat(l.Data); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if fsutil.Exists(l.Marker()) ||
+	if fsutil.Exists(l.Marker()) || l.onlyUnpacked() ||
 		fsutil.Exists(l.VersionFile()) && (fsutil.Exists(l.Server()) || fsutil.Exists(l.Agent())) {
 		return CheckTrusted(l.Data)
 	}
 	return fmt.Errorf("--data-dir %s is not a monokube data dir (no %s, which a node writes at its first start): give the node's data dir (data-dir in its config file)", l.Data, markerName)
+}
+
+// onlyUnpacked reports whether the data dir is empty or holds only data/
+// with the launcher's version dirs (16 hex digits) in it.
+func (l Layout) onlyUnpacked() bool {
+	top, err := os.ReadDir(l.Data)
+	if err == nil && len(top) == 0 {
+		return true
+	}
+	if err != nil || len(top) != 1 || top[0].Name() != filepath.Base(l.Versions()) {
+		return false
+	}
+	versions, err := os.ReadDir(l.Versions())
+	if err != nil {
+		return false
+	}
+	for _, v := range versions {
+		if !v.IsDir() || !isVersionName(v.Name()) {
+			return false
+		}
+	}
+	return true
+}
+
+func isVersionName(name string) bool {
+	if len(name) != 16 {
+		return false
+	}
+	for _, r := range name {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Entries are the names monokube keeps at the top of a data dir; uninstall

@@ -70,8 +70,20 @@ func TestOwnedAndTrusted(t *testing.T) {
 	if err := os.MkdirAll(srv.Versions(), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Owned(); err != nil {
+		t.Errorf("a dir holding only data/ (a node that never started) = %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(srv.Versions(), "0123456789abcdef", "bin"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Owned(); err != nil {
+		t.Errorf("a dir holding only unpacked versions = %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.Versions(), "keep.txt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Owned(); err == nil || !strings.Contains(err.Error(), "not a monokube data dir") {
-		t.Errorf("a dir holding only data/ = %v, want a refusal", err)
+		t.Errorf("a dir whose data/ holds a file of someone else = %v, want a refusal", err)
 	}
 	if err := os.WriteFile(srv.VersionFile(), []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)

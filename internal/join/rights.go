@@ -25,6 +25,6 @@ func ApproverRules() (cluster, system []rbacv1.PolicyRule) {
 // Secrets live in kube-system (RBAC cannot narrow Secrets by type).
 func TokenRules() (cluster, system []rbacv1.PolicyRule) {
 	return nil, []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
 	}
 }

@@ -62,6 +62,9 @@ type ServerToken struct {
 	log    *slog.Logger
 	now    func() time.Time
 	warned bool
+	// unwritten: token is stored in the cluster but not yet in the file
+	// (the write failed); the next check writes it, never a new token.
+	unwritten bool
 }
 
 // ServerTokenConfig is what the ServerToken component needs.
@@ -111,6 +114,11 @@ func (s *ServerToken) Run(ctx context.Context) error {
 // check replaces the current token when it is due, deletes stale server
 // tokens, and says when to look again.
 func (s *ServerToken) check(ctx context.Context) (time.Duration, error) {
+	if s.unwritten {
+		if err := s.writeFile(s.token); err != nil {
+			return 0, err
+		}
+	}
 	sec, err := s.client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, bootstraputil.BootstrapTokenSecretName(s.token.ID), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		sec, err = nil, nil
@@ -124,11 +132,12 @@ func (s *ServerToken) check(ctx context.Context) (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
+		old := s.token.ID
 		if err := s.store(ctx, t); err != nil || ctx.Err() != nil {
 			return 0, err
 		}
-		s.log.Info("replaced the join token; the one before works until it expires", "old", s.token.ID, "new", t.ID, "ttl", s.ttl)
-		s.token, wait = t, s.ttl/2
+		s.log.Info("replaced the join token; the one before works until it expires", "old", old, "new", t.ID, "ttl", s.ttl)
+		wait = s.ttl / 2
 	}
 	if err := s.sweep(ctx); err != nil {
 		return 0, err
@@ -168,8 +177,9 @@ func (s *ServerToken) due(sec *corev1.Secret) time.Duration {
 	return left - s.ttl/2
 }
 
-// store puts t in the cluster, retrying while the apiserver settles, then
-// writes the token file. It returns nil early when ctx ends.
+// store puts t in the cluster, retrying while the apiserver settles, makes
+// it the current token, then writes the token file. It returns nil early
+// when ctx ends.
 func (s *ServerToken) store(ctx context.Context, t Token) error {
 	for {
 		err := CreateSecret(ctx, s.client, t, s.ttl, serverTokenDescription, s.now())
@@ -183,15 +193,25 @@ func (s *ServerToken) store(ctx context.Context, t Token) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	s.token = t
+	return s.writeFile(t)
+}
+
+// writeFile writes t to the token file; on failure the next check retries.
+func (s *ServerToken) writeFile(t Token) error {
 	if err := fsutil.WriteFile(s.path, []byte(t.String()+"\n"), 0o600); err != nil {
+		s.unwritten = true
 		return fmt.Errorf("write join token: %w", err)
 	}
+	s.unwritten = false
 	s.log.Info("join token written; agents join with it", "file", s.path, "id", t.ID)
 	return nil
 }
 
-// sweep deletes the server's never-expiring tokens other than the current
-// one; expiring ones are left to work out their life.
+// sweep ends the server's never-expiring tokens other than the current
+// one: with a TTL they expire one TTL from now, without one they are
+// deleted (crash leftovers nobody knows); expiring ones are left to work
+// out their life.
 func (s *ServerToken) sweep(ctx context.Context) error {
 	secrets, err := s.client.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{
 		FieldSelector: "type=" + string(bootstrapapi.SecretTypeBootstrapToken),
@@ -207,10 +227,32 @@ func (s *ServerToken) sweep(ctx context.Context) error {
 			bootstrapsecrets.GetData(sec, bootstrapapi.BootstrapTokenExpirationKey) != "" {
 			continue
 		}
+		if s.ttl > 0 {
+			// The one before a TTL was set (an upgrade): scripts may hold
+			// it, so it lives one TTL more instead of dying at once.
+			if err := s.expire(ctx, sec); err != nil {
+				return err
+			}
+			s.log.Info("a server join token that would never expire now expires", "id", id, "in", s.ttl)
+			continue
+		}
 		if err := Delete(ctx, s.client, id); err != nil {
 			return err
 		}
 		s.log.Info("deleted a stale server join token that would never expire", "id", id)
+	}
+	return nil
+}
+
+// expire gives sec an expiry one TTL from now.
+func (s *ServerToken) expire(ctx context.Context, sec *corev1.Secret) error {
+	sec = sec.DeepCopy()
+	if sec.Data == nil {
+		sec.Data = map[string][]byte{}
+	}
+	sec.Data[bootstrapapi.BootstrapTokenExpirationKey] = []byte(s.now().Add(s.ttl).UTC().Format(time.RFC3339))
+	if _, err := s.client.CoreV1().Secrets(metav1.NamespaceSystem).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("set the expiry of join token %s: %w", sec.Name, err)
 	}
 	return nil
 }

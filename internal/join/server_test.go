@@ -152,3 +152,52 @@ func mustToken(t *testing.T, s *ServerToken) Token {
 	}
 	return tok
 }
+
+// An upgrade to a TTL: the old never-expiring server token is replaced and
+// expires one TTL later instead of dying at once (scripts may hold it).
+func TestServerTokenUpgradeToTTL(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	s, client := newTestServerToken(t, 24*time.Hour, &now)
+	old := s.token
+	if err := CreateSecret(ctx, client, old, 0, serverTokenDescription, now); err != nil {
+		t.Fatal(err)
+	}
+	s.fresh = false
+	if _, err := s.check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ids := tokenIDs(t, s)
+	if s.token == old || ids[old.ID] == "" || ids[s.token.ID] == "" {
+		t.Errorf("tokens = %v (current %s); want the old %s kept with an expiry and a new current one", ids, s.token.ID, old.ID)
+	}
+}
+
+// A token file that cannot be written is retried; no new token is made
+// meanwhile.
+func TestServerTokenRetriesTheFile(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	s, _ := newTestServerToken(t, 24*time.Hour, &now)
+	s.path = filepath.Join(t.TempDir(), "file", "token")
+	if err := os.WriteFile(filepath.Dir(s.path), nil, 0o600); err != nil { // a file where the dir should be
+		t.Fatal(err)
+	}
+	if err := s.store(ctx, s.token); err == nil {
+		t.Fatal("store under a file succeeded")
+	}
+	for range 3 {
+		if _, err := s.check(ctx); err == nil {
+			t.Fatal("check with an unwritable file succeeded")
+		}
+	}
+	if ids := tokenIDs(t, s); len(ids) != 1 {
+		t.Errorf("tokens = %v, want only the first: a failed file write must not make new ones", ids)
+	}
+	if err := os.Remove(filepath.Dir(s.path)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.check(ctx); err != nil || fileToken(t, s) != s.token {
+		t.Errorf("check after the fault = %v; the file should hold the current token", err)
+	}
+}

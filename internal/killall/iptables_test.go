@@ -1,6 +1,8 @@
 package killall
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -61,7 +63,11 @@ func TestTargetRefusesTheWholeMachine(t *testing.T) {
 	if err := (Target{DataDir: "/nonexistent/monokube", RunDir: "/run/monokube"}).check(); err != nil {
 		t.Errorf("a data dir that does not exist: %v", err)
 	}
-	if err := (Target{DataDir: t.TempDir(), RunDir: "/run/monokube"}).check(); err == nil {
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "notes.txt"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Target{DataDir: foreign, RunDir: "/run/monokube"}).check(); err == nil {
 		t.Error("a dir without monokube data accepted")
 	}
 }
