@@ -93,8 +93,9 @@ const recheck = 10 * time.Minute
 // retrying while the apiserver is unreachable.
 func (s *ServerToken) Run(ctx context.Context) error {
 	if s.fresh {
-		if err := s.store(ctx, s.token); err != nil || ctx.Err() != nil {
-			return err
+		// store fails only at the file, which check then retries.
+		if err := s.store(ctx, s.token); err != nil {
+			s.log.Warn("cannot write the join token file yet; retrying", "err", err)
 		}
 	}
 	for {
@@ -111,8 +112,9 @@ func (s *ServerToken) Run(ctx context.Context) error {
 	}
 }
 
-// check replaces the current token when it is due, deletes stale server
-// tokens, and says when to look again.
+// check writes a token file that failed before, replaces the current
+// token when it is due, ends stale server tokens (sweep), and says when to
+// look again.
 func (s *ServerToken) check(ctx context.Context) (time.Duration, error) {
 	if s.unwritten {
 		if err := s.writeFile(s.token); err != nil {
