@@ -35,7 +35,11 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		return err
 	}
 	l := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
-	step, err := upgrade.Check(upgrade.Load(l.VersionFile()), upgrade.Current(), false, cfg.DataDir)
+	prev, err := upgrade.Load(l.VersionFile())
+	if err != nil {
+		return err
+	}
+	step, err := upgrade.Check(prev, upgrade.Current(), false, cfg.DataDir)
 	if err != nil {
 		return err
 	}

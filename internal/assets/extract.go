@@ -39,19 +39,29 @@ const (
 // outside the dir (absolute paths, "..") and entries other than regular files
 // and directories are rejected.
 //
-// One monokube process owns a data dir, so ExtractBin removes temporary dirs
-// an interrupted earlier run left behind.
+// It holds the data dir's versions lock throughout, so it may remove
+// temporary dirs an interrupted earlier run left behind, and it marks the
+// dir as just used, so the sweeper leaves it to the caller that is about
+// to run what is in it.
 func ExtractBin(dataDir string, zstdTar []byte, sha256Hex string) (string, error) {
 	if len(sha256Hex) < hashLen {
 		return "", fmt.Errorf("helper binaries: digest %q is too short: rebuild with make", sha256Hex)
 	}
-	versionDir := filepath.Join(datadir.Layout{Data: dataDir}.Versions(), sha256Hex[:hashLen])
+	layout := datadir.Layout{Data: dataDir}
+	versionDir := filepath.Join(layout.Versions(), sha256Hex[:hashLen])
 	binDir := filepath.Join(versionDir, "bin")
-	if complete(binDir) {
-		return binDir, nil
-	}
-	if err := extractOnce(versionDir, binDir, zstdTar); err != nil {
+	unlock, err := layout.LockVersions()
+	if err != nil {
 		return "", fmt.Errorf("extract helper binaries to %s: %w%s", binDir, err, hint(err, dataDir))
+	}
+	defer unlock()
+	if !complete(binDir) {
+		if err := extractOnce(versionDir, binDir, zstdTar); err != nil {
+			return "", fmt.Errorf("extract helper binaries to %s: %w%s", binDir, err, hint(err, dataDir))
+		}
+	}
+	if err := datadir.TouchVersion(versionDir); err != nil {
+		return "", fmt.Errorf("mark %s in use: %w", versionDir, err)
 	}
 	return binDir, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -129,6 +130,38 @@ func TestExtractBinReusesCompleteDir(t *testing.T) {
 	}
 	if other == first {
 		t.Errorf("different content reused %s", first)
+	}
+}
+
+// Concurrent extractions into one data dir (a `monokube crictl` while the
+// node starts) all succeed: none removes another's temporary dir, and the
+// dir is marked as just used for the sweeper.
+func TestExtractBinConcurrent(t *testing.T) {
+	dataDir := t.TempDir()
+	archive := helpers(t)
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			dir, err := extractBin(dataDir, archive)
+			if err == nil && !complete(dir) {
+				err = fmt.Errorf("%s returned incomplete", dir)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	dir, err := extractBin(dataDir, archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoTemp(t, filepath.Dir(dir))
+	if fi, err := os.Stat(filepath.Dir(dir)); err != nil || time.Since(fi.ModTime()) > time.Minute {
+		t.Errorf("version dir not marked as just used: %v, %v", fi.ModTime(), err)
 	}
 }
 
@@ -254,7 +287,8 @@ func assertNothingLeft(t *testing.T, dataDir string) {
 		if err != nil {
 			return err
 		}
-		if rel, _ := filepath.Rel(dataDir, p); rel != "data" {
+		// The versions lock stays: it is what serialises extractions.
+		if rel, _ := filepath.Rel(dataDir, p); rel != "data" && rel != filepath.Join("data", ".lock") {
 			left = append(left, rel)
 		}
 		return nil

@@ -65,7 +65,7 @@ func (l Layout) Owned() error {
 }
 
 // onlyUnpacked reports whether the data dir is empty or holds only data/
-// with the launcher's version dirs (16 hex digits) in it.
+// with the launcher's version dirs (16 hex digits) and its lock in it.
 func (l Layout) onlyUnpacked() bool {
 	top, err := os.ReadDir(l.Data)
 	if err == nil && len(top) == 0 {
@@ -78,7 +78,11 @@ func (l Layout) onlyUnpacked() bool {
 	if err != nil {
 		return false
 	}
+	lock := filepath.Base(l.VersionsLock())
 	for _, v := range versions {
+		if v.Name() == lock && v.Type().IsRegular() {
+			continue
+		}
 		if !v.IsDir() || !isVersionName(v.Name()) {
 			return false
 		}

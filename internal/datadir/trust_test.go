@@ -76,8 +76,13 @@ func TestOwnedAndTrusted(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(srv.Versions(), "0123456789abcdef", "bin"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	unlock, err := srv.LockVersions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
 	if err := srv.Owned(); err != nil {
-		t.Errorf("a dir holding only unpacked versions = %v", err)
+		t.Errorf("a dir holding only unpacked versions and their lock = %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(srv.Versions(), "keep.txt"), nil, 0o600); err != nil {
 		t.Fatal(err)

@@ -67,7 +67,27 @@ func Ensure(p Payload, dataDir string) (string, error) {
 	if err := datadir.CheckTrusted(dataDir); err != nil {
 		return "", err
 	}
-	dir := filepath.Join(datadir.Layout{Data: dataDir}.Versions(), p.SHA256[:16])
+	layout := datadir.Layout{Data: dataDir}
+	dir := filepath.Join(layout.Versions(), p.SHA256[:16])
+	// The lock keeps the sweeper of a running older version from removing
+	// the binary between here and the exec; the touch, after it.
+	unlock, err := layout.LockVersions()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	path, err := ensure(p, dir)
+	if err != nil {
+		return "", err
+	}
+	if err := datadir.TouchVersion(dir); err != nil {
+		return "", fmt.Errorf("mark %s in use: %w", dir, err)
+	}
+	return path, nil
+}
+
+// ensure returns the path of p's binary in dir, unpacking it if needed.
+func ensure(p Payload, dir string) (string, error) {
 	path := filepath.Join(dir, "monokube")
 	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
 		if err := datadir.CheckTrusted(path); err != nil {

@@ -51,7 +51,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		return err
 	}
 	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
-	step, err := upgrade.Check(upgrade.Load(layout.VersionFile()), upgrade.Current(), true, cfg.DataDir)
+	prev, err := upgrade.Load(layout.VersionFile())
+	if err != nil {
+		return err
+	}
+	step, err := upgrade.Check(prev, upgrade.Current(), true, cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -16,6 +17,11 @@ import (
 // sweepEvery is how often old versions' directories are looked at again:
 // an old shim keeps its version's directory until its pod goes.
 const sweepEvery = 5 * time.Minute
+
+// sweepGrace spares a version directory used this recently: the launcher
+// and the helper extraction touch theirs before they exec what is in it,
+// and an older launcher (which takes no lock) unpacks into a new one.
+const sweepGrace = 10 * time.Minute
 
 // Sweeper removes the version directories under <data-dir>/data/ that
 // this version does not use and no process runs a binary from: what an
@@ -60,9 +66,20 @@ func (s *Sweeper) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep removes every unused version directory now.
+// Sweep removes every unused version directory now. It holds the data
+// dir's versions lock while it decides and removes, and leaves the sweep
+// to the next round if another monokube is unpacking.
 func (s *Sweeper) Sweep() {
-	root := datadir.Layout{Data: s.dataDir}.Versions()
+	layout := datadir.Layout{Data: s.dataDir}
+	unlock, err := layout.TryLockVersions()
+	if err != nil {
+		if !errors.Is(err, datadir.ErrLocked) {
+			s.log.Warn("could not sweep old versions' files", "err", err)
+		}
+		return
+	}
+	defer unlock()
+	root := layout.Versions()
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return
@@ -70,7 +87,7 @@ func (s *Sweeper) Sweep() {
 	inUse := killall.Binaries(root + "/")
 	for _, e := range entries {
 		dir := filepath.Join(root, e.Name())
-		if !e.IsDir() || s.kept(dir) || used(dir, inUse) || unpacking(dir) {
+		if !e.IsDir() || s.kept(dir) || used(dir, inUse) || recent(dir) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -85,16 +102,10 @@ func (s *Sweeper) kept(dir string) bool {
 	return slices.ContainsFunc(s.keep, func(k string) bool { return k == dir || strings.HasPrefix(k, dir+"/") })
 }
 
-// unpacking spares a directory a launcher or another monokube is
-// unpacking into right now: it holds their temporary files.
-func unpacking(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return true
-	}
-	return slices.ContainsFunc(entries, func(e os.DirEntry) bool {
-		return strings.HasPrefix(e.Name(), ".monokube-") || strings.HasPrefix(e.Name(), "bin.tmp-")
-	})
+// recent reports whether dir was used (or changed) within sweepGrace.
+func recent(dir string) bool {
+	fi, err := os.Stat(dir)
+	return err != nil || time.Since(fi.ModTime()) < sweepGrace
 }
 
 func used(dir string, binaries map[int]string) bool {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/monokube/monokube/internal/datadir"
 )
 
 // TestSweepKeepsWhatRuns runs a real process from an old version's
@@ -33,8 +35,12 @@ func TestSweepKeepsWhatRuns(t *testing.T) {
 	if err := os.WriteFile(shim, sh, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir("fresh"), ".monokube-123"), nil, 0o600); err != nil {
-		t.Fatal(err)
+	// All but "fresh" were last used before the grace period.
+	old := time.Now().Add(-2 * sweepGrace)
+	for _, h := range []string{"running", "unused", "current"} {
+		if err := os.Chtimes(dir(h), old, old); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(shim, "-c", "sleep 60")
 	if err := cmd.Start(); err != nil {
@@ -56,6 +62,16 @@ func TestSweepKeepsWhatRuns(t *testing.T) {
 	}
 
 	s := NewSweeper(data, slog.New(slog.NewTextHandler(io.Discard, nil)), filepath.Join(dir("current"), "bin"))
+	// While another monokube holds the versions lock, nothing goes.
+	unlock, err := datadir.Layout{Data: data}.LockVersions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sweep()
+	if _, err := os.Stat(dir("unused")); err != nil {
+		t.Error("the sweeper removed a directory while the versions lock was held")
+	}
+	unlock()
 	s.Sweep()
 	for h, want := range map[string]bool{"running": true, "unused": false, "current": true, "fresh": true} {
 		if _, err := os.Stat(dir(h)); (err == nil) != want {

@@ -7,8 +7,13 @@
 package upgrade
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"strings"
 
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
@@ -29,11 +34,38 @@ func Current() Record {
 	return Record{Monokube: i.Version, Kubernetes: i.Kubernetes}
 }
 
-// Load reads the record at path; a data dir never started has none (zero).
-func Load(path string) Record {
+// Load reads the record at path. A data dir that never became ready has
+// none (zero): the record is written once every component is ready, so a
+// first start killed early leaves no record and must not block the next.
+// A record that exists but cannot be read is a refusal: skipping the
+// version checks over data of unknown version is what they are there to
+// prevent. The file is written atomically, so only a disk fault or a hand
+// edit damages it.
+func Load(path string) (Record, error) {
 	var r Record
-	fsutil.LoadState(path, &r)
-	return r
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return r, nil
+	case err != nil:
+		return r, fmt.Errorf("read %s, the versions that last used this data dir: %w", path, err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		cur := Current()
+		return r, fmt.Errorf("%s, the versions that last used this data dir, is damaged (%q): write into it the versions "+
+			"of the monokube that last ran here (its `monokube --version` prints them), e.g. for this one "+
+			"{\"monokube\": %q, \"kubernetes\": %q}, then start again", path, firstLine(data), cur.Monokube, cur.Kubernetes)
+	}
+	return r, nil
+}
+
+// firstLine is the start of data, for an error message.
+func firstLine(data []byte) string {
+	s, _, _ := strings.Cut(string(data), "\n")
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return s
 }
 
 // Step is what starting cur over data last used by prev means.

@@ -1,8 +1,12 @@
 package upgrade
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/monokube/monokube/internal/fsutil"
 )
 
 func TestCheck(t *testing.T) {
@@ -43,5 +47,28 @@ func TestCheck(t *testing.T) {
 				t.Errorf("MinorChange = %v, want %v", step.MinorChange, c.minor)
 			}
 		})
+	}
+}
+
+// A missing record is a data dir that never became ready; a damaged one is
+// a refusal that says what to write, never a silent "never ran".
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "version.json")
+	if r, err := Load(path); err != nil || r != (Record{}) {
+		t.Errorf("Load of a missing record = %+v, %v; want zero, nil", r, err)
+	}
+	want := Record{Monokube: "0.1.0", Kubernetes: "v1.36.4"}
+	if err := fsutil.SaveState(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Load(path); err != nil || r != want {
+		t.Errorf("Load = %+v, %v; want %+v", r, err, want)
+	}
+	if err := os.WriteFile(path, []byte(`{"monokube": "0.1`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), `"kubernetes": `) {
+		t.Errorf("Load of a truncated record = %v, want a refusal saying what to write", err)
 	}
 }
