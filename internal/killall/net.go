@@ -96,7 +96,8 @@ func deleteRoutes() error {
 }
 
 // cleanIptables removes the node's chains, and every rule that jumps to
-// them, from the IPv4 and IPv6 tables.
+// them, from the IPv4 and IPv6 tables, one transaction per family that
+// deletes those rules only.
 func cleanIptables() error {
 	var errs []error
 	for _, family := range []string{"iptables", "ip6tables"} {
@@ -108,12 +109,12 @@ func cleanIptables() error {
 			errs = append(errs, fmt.Errorf("%s-save: %w", family, err))
 			continue
 		}
-		kept, changed := withoutNodeRules(string(saved))
+		script, changed := deleteScript(string(saved))
 		if !changed {
 			continue
 		}
-		cmd := exec.Command(family + "-restore")
-		cmd.Stdin = strings.NewReader(kept)
+		cmd := exec.Command(family+"-restore", "--noflush")
+		cmd.Stdin = strings.NewReader(script)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {

@@ -1,6 +1,7 @@
 package killall
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bounds on waiting for processes to go.
@@ -25,7 +28,7 @@ func stopProcesses(t Target, log *slog.Logger) error {
 	mk := monokubes(t)
 	if len(mk) > 0 {
 		log.Info("stopping monokube", "pids", mk)
-		signal(mk, syscall.SIGTERM)
+		signal(mk, syscall.SIGTERM, func() []int { return monokubes(t) })
 		if !waitGone(mk, stopGrace) {
 			log.Warn("monokube did not stop in time; killing it", "grace", stopGrace)
 		}
@@ -39,7 +42,7 @@ func stopProcesses(t Target, log *slog.Logger) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes %v still running after %s of SIGKILL (stuck in the kernel, e.g. on a hung mount?): check them with ps -o pid,stat,wchan,args -p PID, then run killall again", left, killTimeout)
 		}
-		signal(left, syscall.SIGKILL)
+		signal(left, syscall.SIGKILL, func() []int { return leftovers(t) })
 		time.Sleep(100 * time.Millisecond)
 	}
 }
@@ -201,9 +204,36 @@ func parent(pid int) (int, bool) {
 	return ppid, ok
 }
 
-func signal(pids []int, sig syscall.Signal) {
+// signal sends sig to each of pids that current, called once a pidfd
+// holds each of them, still finds: the pidfd pins the process, so a PID
+// the kernel gave to an unrelated process between the scan and the signal
+// is checked afresh, and a process that exits after the check cannot be
+// replaced under the signal. Without pidfds (Linux before 5.3) the check
+// and the kill are as close as plain kill(2) allows.
+func signal(pids []int, sig syscall.Signal, current func() []int) {
+	fds := map[int]int{}
 	for _, pid := range pids {
-		_ = syscall.Kill(pid, sig)
+		if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+			fds[pid] = fd
+		} else if errors.Is(err, unix.ENOSYS) {
+			fds[pid] = -1
+		}
+	}
+	defer func() {
+		for _, fd := range fds {
+			if fd >= 0 {
+				_ = unix.Close(fd)
+			}
+		}
+	}()
+	for _, pid := range current() {
+		switch fd, ok := fds[pid]; {
+		case !ok:
+		case fd < 0:
+			_ = syscall.Kill(pid, sig)
+		default:
+			_ = unix.PidfdSendSignal(fd, sig, nil, 0)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -114,5 +116,25 @@ func waitExe(t *testing.T, pid int, exe string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d does not run %s", pid, exe)
 		}
+	}
+}
+
+// signal hits only what the re-check (made once a pidfd pins each PID)
+// still finds: a PID that no longer belongs to the node is spared.
+func TestSignalRechecks(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	pid := cmd.Process.Pid
+	signal([]int{pid}, syscall.SIGKILL, func() []int { return nil })
+	time.Sleep(100 * time.Millisecond)
+	if !running(pid) {
+		t.Fatal("a process the re-check did not find was killed")
+	}
+	signal([]int{pid}, syscall.SIGKILL, func() []int { return []int{pid} })
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("sleep ended with %v, want killed", err)
 	}
 }
