@@ -43,6 +43,9 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := l.EnsureAgent(); err != nil {
+		return err
+	}
 	creds := node.NewAgentCreds(l)
 	cluster, err := joinOnce(ctx, cfg, l, creds, log)
 	if err != nil {
@@ -153,9 +156,6 @@ func joinOnce(ctx context.Context, cfg *config.Agent, l datadir.Layout, creds no
 // writeJoinFiles writes the server CA, the client CA kubelets trust and the
 // bootstrap kubeconfig holding the token.
 func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join.Token) error {
-	if err := l.EnsureAgent(); err != nil {
-		return err
-	}
 	if err := fsutil.WriteFile(l.AgentTLSFile("server-ca.crt"), d.CA, 0o644); err != nil {
 		return err
 	}

@@ -133,13 +133,11 @@ func Ports(nodeIP netip.Addr) []sysreq.Port {
 	}
 }
 
-// Prepare adapts to the host, renders the configs and writes them.
+// Prepare adapts to the host, renders the configs and writes them. The
+// role has made the node's directories (datadir.Layout.EnsureAgent) first.
 func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Assets, log *slog.Logger) (*Plan, error) {
 	for _, msg := range host.Adaptations() {
 		log.Warn(msg)
-	}
-	if err := l.EnsureAgent(); err != nil {
-		return nil, err
 	}
 	if err := cni.EnsureBlackholes(cfg.ClusterCIDR, cfg.ServiceCIDR); err != nil {
 		return nil, err
