@@ -7,9 +7,10 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	rbacac "k8s.io/client-go/applyconfigurations/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/monokube/monokube/internal/fsutil"
@@ -73,17 +74,15 @@ func (*Access) Name() string { return "control-plane access" }
 // Run makes the bindings, retrying while the apiserver settles, then
 // waits for ctx.
 func (a *Access) Run(ctx context.Context) error {
-	for {
-		err := a.ensure(ctx)
-		if err == nil {
-			break
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := a.ensure(ctx); err != nil {
+			a.log.Warn("cannot bind the control plane's identities yet; retrying", "err", err)
+			return false, nil
 		}
-		a.log.Warn("cannot bind the control plane's identities yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil // stopped before the apiserver took the bindings
 	}
 	close(a.ready)
 	<-ctx.Done()
@@ -139,21 +138,15 @@ func (a *Access) create(ctx context.Context, b *rbacv1.ClusterRoleBinding) error
 }
 
 // grant gives id its rights: a ClusterRole and a Role in kube-system of
-// the user's name, each bound to it, their rules replaced when they differ.
+// the user's name, each bound to it. The roles are server-side applied, so
+// each start brings their rules back to this version's (a no-op write when
+// they already are); the bindings are made once.
 func (a *Access) grant(ctx context.Context, id Identity) error {
 	subject := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: id.User}
+	apply := metav1.ApplyOptions{FieldManager: "monokube", Force: true}
 	if len(id.Cluster) > 0 {
-		roles := a.client.RbacV1().ClusterRoles()
-		role := &rbacv1.ClusterRole{ObjectMeta: managed(id.User, ""), Rules: id.Cluster}
-		old, err := roles.Get(ctx, id.User, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = roles.Create(ctx, role, metav1.CreateOptions{})
-		case err == nil && !equality.Semantic.DeepEqual(old.Rules, id.Cluster):
-			role.ResourceVersion = old.ResourceVersion
-			_, err = roles.Update(ctx, role, metav1.UpdateOptions{})
-		}
-		if err != nil {
+		role := rbacac.ClusterRole(id.User).WithLabels(managedLabels()).WithRules(ruleConfigs(id.Cluster)...)
+		if _, err := a.client.RbacV1().ClusterRoles().Apply(ctx, role, apply); err != nil {
 			return fmt.Errorf("ClusterRole %s: %w", id.User, err)
 		}
 		if err := a.create(ctx, binding(id.User, id.User, subject)); err != nil {
@@ -163,30 +156,36 @@ func (a *Access) grant(ctx context.Context, id Identity) error {
 	if len(id.System) == 0 {
 		return nil
 	}
-	roles := a.client.RbacV1().Roles(metav1.NamespaceSystem)
-	role := &rbacv1.Role{ObjectMeta: managed(id.User, metav1.NamespaceSystem), Rules: id.System}
-	old, err := roles.Get(ctx, id.User, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = roles.Create(ctx, role, metav1.CreateOptions{})
-	case err == nil && !equality.Semantic.DeepEqual(old.Rules, id.System):
-		role.ResourceVersion = old.ResourceVersion
-		_, err = roles.Update(ctx, role, metav1.UpdateOptions{})
+	ns := metav1.NamespaceSystem
+	role := rbacac.Role(id.User, ns).WithLabels(managedLabels()).WithRules(ruleConfigs(id.System)...)
+	if _, err := a.client.RbacV1().Roles(ns).Apply(ctx, role, apply); err != nil {
+		return fmt.Errorf("Role %s/%s: %w", ns, id.User, err)
 	}
-	if err != nil {
-		return fmt.Errorf("Role kube-system/%s: %w", id.User, err)
-	}
-	rb := &rbacv1.RoleBinding{ObjectMeta: managed(id.User, metav1.NamespaceSystem),
+	rb := &rbacv1.RoleBinding{ObjectMeta: managed(id.User, ns),
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id.User}, Subjects: []rbacv1.Subject{subject}}
-	_, err = a.client.RbacV1().RoleBindings(metav1.NamespaceSystem).Create(ctx, rb, metav1.CreateOptions{})
+	_, err := a.client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("RoleBinding kube-system/%s: %w", id.User, err)
+		return fmt.Errorf("RoleBinding %s/%s: %w", ns, id.User, err)
 	}
 	return nil
 }
 
+// ruleConfigs are rules in the form server-side apply takes.
+func ruleConfigs(rules []rbacv1.PolicyRule) []*rbacac.PolicyRuleApplyConfiguration {
+	out := make([]*rbacac.PolicyRuleApplyConfiguration, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, rbacac.PolicyRule().WithAPIGroups(r.APIGroups...).WithResources(r.Resources...).
+			WithResourceNames(r.ResourceNames...).WithVerbs(r.Verbs...).WithNonResourceURLs(r.NonResourceURLs...))
+	}
+	return out
+}
+
+func managedLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/managed-by": "monokube"}
+}
+
 func managed(name, namespace string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "monokube"}}
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: managedLabels()}
 }
 
 func binding(name, clusterRole string, subject rbacv1.Subject) *rbacv1.ClusterRoleBinding {

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
@@ -183,17 +184,15 @@ func (s *ServerToken) due(sec *corev1.Secret) time.Duration {
 // it the current token, then writes the token file. It returns nil early
 // when ctx ends.
 func (s *ServerToken) store(ctx context.Context, t Token) error {
-	for {
-		err := CreateSecret(ctx, s.client, t, s.ttl, serverTokenDescription, s.now())
-		if err == nil {
-			break
+	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := CreateSecret(ctx, s.client, t, s.ttl, serverTokenDescription, s.now()); err != nil {
+			s.log.Warn("cannot store the join token yet; retrying", "err", err)
+			return false, nil
 		}
-		s.log.Warn("cannot store the join token yet; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(2 * time.Second):
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil // stopped before the apiserver took it
 	}
 	s.token = t
 	return s.writeFile(t)
