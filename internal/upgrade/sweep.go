@@ -19,9 +19,13 @@ import (
 const sweepEvery = 5 * time.Minute
 
 // sweepGrace spares a version directory used this recently: the launcher
-// and the helper extraction touch theirs before they exec what is in it,
-// and an older launcher (which takes no lock) unpacks into a new one.
-const sweepGrace = 10 * time.Minute
+// and the helper extraction touch theirs just before they exec what is in
+// it (from then on the running binary keeps it), and an older launcher,
+// which takes no lock, unpacks into a new one.
+const sweepGrace = 30 * time.Second
+
+// lockedRetry is how soon a sweep that found the lock taken is tried again.
+const lockedRetry = 5 * time.Second
 
 // Sweeper removes the version directories under <data-dir>/data/ that
 // this version does not use and no process runs a binary from: what an
@@ -54,40 +58,47 @@ func (s *Sweeper) Name() string { return "version-sweeper" }
 
 // Run implements lifecycle.Component.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
 	for {
-		s.Sweep()
+		t := time.NewTimer(s.Sweep())
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
 	}
 }
 
-// Sweep removes every unused version directory now. It holds the data
-// dir's versions lock while it decides and removes, and leaves the sweep
-// to the next round if another monokube is unpacking.
-func (s *Sweeper) Sweep() {
+// Sweep removes every unused version directory now and returns how soon
+// to look again: sooner than sweepEvery when it spared a directory only
+// for being used within sweepGrace, or found the data dir's versions lock
+// held (another monokube unpacking); it holds that lock while it decides
+// and removes.
+func (s *Sweeper) Sweep() time.Duration {
 	layout := datadir.Layout{Data: s.dataDir}
 	unlock, err := layout.TryLockVersions()
+	if errors.Is(err, datadir.ErrLocked) {
+		return lockedRetry
+	}
 	if err != nil {
-		if !errors.Is(err, datadir.ErrLocked) {
-			s.log.Warn("could not sweep old versions' files", "err", err)
-		}
-		return
+		s.log.Warn("could not sweep old versions' files", "err", err)
+		return sweepEvery
 	}
 	defer unlock()
 	root := layout.Versions()
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return
+		return sweepEvery
 	}
+	next := sweepEvery
 	inUse := killall.Binaries(root + "/")
 	for _, e := range entries {
 		dir := filepath.Join(root, e.Name())
-		if !e.IsDir() || s.kept(dir) || used(dir, inUse) || recent(dir) {
+		if !e.IsDir() || s.kept(dir) || used(dir, inUse) {
+			continue
+		}
+		if left := graceLeft(dir); left > 0 {
+			next = min(next, left+time.Second)
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -96,16 +107,21 @@ func (s *Sweeper) Sweep() {
 		}
 		s.log.Info("removed an old version's files: nothing runs them any more", "dir", dir)
 	}
+	return next
 }
 
 func (s *Sweeper) kept(dir string) bool {
 	return slices.ContainsFunc(s.keep, func(k string) bool { return k == dir || strings.HasPrefix(k, dir+"/") })
 }
 
-// recent reports whether dir was used (or changed) within sweepGrace.
-func recent(dir string) bool {
+// graceLeft is how long dir, last used (or changed) at its mtime, is
+// still spared.
+func graceLeft(dir string) time.Duration {
 	fi, err := os.Stat(dir)
-	return err != nil || time.Since(fi.ModTime()) < sweepGrace
+	if err != nil {
+		return sweepGrace
+	}
+	return sweepGrace - time.Since(fi.ModTime())
 }
 
 func used(dir string, binaries map[int]string) bool {

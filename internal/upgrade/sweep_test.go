@@ -67,12 +67,16 @@ func TestSweepKeepsWhatRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Sweep()
+	if next := s.Sweep(); next != lockedRetry {
+		t.Errorf("a sweep that found the lock held looks again in %s, want %s", next, lockedRetry)
+	}
 	if _, err := os.Stat(dir("unused")); err != nil {
 		t.Error("the sweeper removed a directory while the versions lock was held")
 	}
 	unlock()
-	s.Sweep()
+	if next := s.Sweep(); next <= 0 || next > sweepGrace+time.Second {
+		t.Errorf("a sweep that spared a fresh dir looks again in %s, want within the grace (%s)", next, sweepGrace)
+	}
 	for h, want := range map[string]bool{"running": true, "unused": false, "current": true, "fresh": true} {
 		if _, err := os.Stat(dir(h)); (err == nil) != want {
 			t.Errorf("%s exists = %v, want %v", h, err == nil, want)
