@@ -30,11 +30,16 @@ import (
 // Run checks the machine, joins the cluster if this node has not yet, and
 // runs the node until ctx ends.
 func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
+	l := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
+	lock := datadir.NewNodeLock(l)
+	defer lock.Release()
+	if err := lock.Take(); err != nil {
+		return err
+	}
 	host, report := Preflight(cfg, sysreq.OS())
 	if err := report.Admit(log, host.Adaptations()...); err != nil {
 		return err
 	}
-	l := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
 	prev, err := upgrade.Load(l.VersionFile())
 	if err != nil {
 		return err
@@ -44,6 +49,9 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		return err
 	}
 	if err := l.EnsureAgent(); err != nil {
+		return err
+	}
+	if err := lock.Take(); err != nil { // the dirs a first start made
 		return err
 	}
 	creds := node.NewAgentCreds(l)

@@ -140,11 +140,12 @@ func nodeFiles(c *cli.Context, root string) (config.NodeFiles, error) {
 	if err != nil {
 		return nf, err
 	}
-	if c.IsSet("data-dir") {
-		nf.DataDir = c.String("data-dir")
+	// An empty value (MONOKUBE_DATA_DIR= in a unit's environment) is unset.
+	if v := c.String("data-dir"); v != "" {
+		nf.DataDir = v
 	}
-	if c.IsSet("run-dir") {
-		nf.RunDir = c.String("run-dir")
+	if v := c.String("run-dir"); v != "" {
+		nf.RunDir = v
 	}
 	return nf, nil
 }

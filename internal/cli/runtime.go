@@ -31,21 +31,34 @@ func ctrCommand() *cli.Command {
 	return passThrough("ctr", "run containerd's ctr against this node's containerd (namespace k8s.io)", runCtr)
 }
 
-// nodeLayout is the default layout, or the one $MONOKUBE_DATA_DIR and
-// $MONOKUBE_RUN_DIR name (the same variables the server reads).
-func nodeLayout() datadir.Layout {
-	l := datadir.Layout{Data: config.DefaultDataDir, Run: config.DefaultRunDir}
+// nodeLayout is where the node on this machine keeps its state, by the
+// precedence the server and agent use: $MONOKUBE_DATA_DIR and
+// $MONOKUBE_RUN_DIR, then data-dir and run-dir in the config file
+// ($MONOKUBE_CONFIG, else the default one), then the defaults. ctr and
+// crictl take no flags of monokube's, so the environment stands in for them.
+func nodeLayout() (datadir.Layout, error) {
+	file, explicit := os.Getenv(env("config")[0]), true
+	if file == "" {
+		file, explicit = config.DefaultConfigFile, false
+	}
+	nf, err := config.LoadNodeFiles(file, explicit)
+	if err != nil {
+		return datadir.Layout{}, err
+	}
 	if v := os.Getenv(env("data-dir")[0]); v != "" {
-		l.Data = v
+		nf.DataDir = v
 	}
 	if v := os.Getenv(env("run-dir")[0]); v != "" {
-		l.Run = v
+		nf.RunDir = v
 	}
-	return l
+	return datadir.Layout{Data: nf.DataDir, Run: nf.RunDir}, nil
 }
 
 func runCtr(ctx context.Context, args []string) error {
-	l := nodeLayout()
+	l, err := nodeLayout()
+	if err != nil {
+		return err
+	}
 	defaults := []string{"ctr"}
 	if os.Getenv("CONTAINERD_ADDRESS") == "" {
 		defaults = append(defaults, "--address", l.ContainerdSocket())
@@ -64,7 +77,10 @@ func crictlCommand() *cli.Command {
 }
 
 func runCrictl(args []string) error {
-	l := nodeLayout()
+	l, err := nodeLayout()
+	if err != nil {
+		return err
+	}
 	tar := bundled.BinTar()
 	binDir, err := assets.ExtractBin(l.Data, tar.Data, tar.SHA256)
 	if err != nil {

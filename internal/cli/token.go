@@ -19,7 +19,14 @@ import (
 
 // tokenCommand manages join tokens on a server, as the cluster admin.
 func tokenCommand(stdout io.Writer) *cli.Command {
-	dataDir := func() cli.Flag { return str("data-dir", config.DefaultDataDir, "the server's data dir") }
+	dataDir := func() []cli.Flag {
+		return []cli.Flag{
+			&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
+				Usage: "the server's config file, for its data-dir"},
+			&cli.StringFlag{Name: "data-dir", EnvVars: env("data-dir"),
+				Usage: "the server's data dir (default: from the config file, else " + config.DefaultDataDir + ")"},
+		}
+	}
 	return &cli.Command{
 		Name:  "token",
 		Usage: "create, list and delete join tokens (run on a server)",
@@ -27,22 +34,22 @@ func tokenCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:  "create",
 				Usage: "create a join token and print it",
-				Flags: []cli.Flag{dataDir(),
+				Flags: append(dataDir(),
 					&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long the token works; 0 never expires"},
-					&cli.StringFlag{Name: "description", Usage: "what the token is for, shown by token list"}},
+					&cli.StringFlag{Name: "description", Usage: "what the token is for, shown by token list"}),
 				Action: func(c *cli.Context) error { return createToken(c, stdout) },
 			},
 			{
 				Name:   "list",
 				Usage:  "list join tokens (ids, not secrets)",
-				Flags:  []cli.Flag{dataDir()},
+				Flags:  dataDir(),
 				Action: func(c *cli.Context) error { return listTokens(c, stdout) },
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete join tokens; nodes that joined with them keep working",
 				ArgsUsage: "ID...",
-				Flags:     []cli.Flag{dataDir()},
+				Flags:     dataDir(),
 				Action:    deleteTokens,
 			},
 		},
@@ -51,10 +58,14 @@ func tokenCommand(stdout io.Writer) *cli.Command {
 
 // adminClient talks to the server whose data dir is given, as admin.
 func adminClient(c *cli.Context) (kubernetes.Interface, control.Creds, error) {
-	creds := control.NewCreds(datadir.Layout{Data: c.String("data-dir")})
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return nil, control.Creds{}, err
+	}
+	creds := control.NewCreds(datadir.Layout{Data: nf.DataDir})
 	rc, err := clientcmd.BuildConfigFromFlags("", creds.AdminKubeconfig)
 	if err != nil {
-		return nil, creds, fmt.Errorf("no admin credentials in --data-dir %s (%w): run this on a server", c.String("data-dir"), err)
+		return nil, creds, fmt.Errorf("no admin credentials in data dir %s (%w): run this on a server, or give its --data-dir or --config", nf.DataDir, err)
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	return client, creds, err

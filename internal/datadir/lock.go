@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -64,4 +66,69 @@ func (l Layout) lockVersions(how int) (func(), error) {
 func TouchVersion(dir string) error {
 	now := time.Now()
 	return os.Chtimes(dir, now, now)
+}
+
+// nodeLockName is the file, in the data dir and in the run dir, that a
+// running server or agent holds an flock on, with its PID in it.
+const nodeLockName = ".monokube.lock"
+
+// NodeLock keeps a second monokube server or agent off the data dir and
+// run dir of a running one: the two would share etcd, containerd's socket
+// and the kubelet's state, and fail in ways that name none of that.
+type NodeLock struct {
+	layout Layout
+	held   map[string]*os.File
+}
+
+// NewNodeLock returns the lock of l's data and run dirs, not yet taken.
+func NewNodeLock(l Layout) *NodeLock { return &NodeLock{layout: l, held: map[string]*os.File{}} }
+
+// Take locks each of the dirs that exists and is not locked by this
+// process yet; a dir that does not exist holds no running node. A role
+// calls it before its checks (for a clear message) and again once it has
+// made its dirs. A dir another monokube holds is an error with its PID.
+func (n *NodeLock) Take() error {
+	for _, dir := range []string{n.layout.Data, n.layout.Run} {
+		if n.held[dir] != nil {
+			continue
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		f, err := lockPID(filepath.Join(dir, nodeLockName))
+		if err != nil {
+			return fmt.Errorf("%w: stop it first (systemctl stop monokube, or monokube killall), or give this one another --data-dir and --run-dir", err)
+		}
+		n.held[dir] = f
+	}
+	return nil
+}
+
+// Release lets go of every dir this lock holds.
+func (n *NodeLock) Release() {
+	for dir, f := range n.held {
+		f.Close()
+		delete(n.held, dir)
+	}
+}
+
+// lockPID takes an flock on path and writes this process's PID into it,
+// or says which process holds it.
+func lockPID(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another monokube (PID %s) runs on %s", strings.TrimSpace(string(pid)), filepath.Dir(path))
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
 }

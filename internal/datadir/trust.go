@@ -68,6 +68,7 @@ func (l Layout) Owned() error {
 // with the launcher's version dirs (16 hex digits) and its lock in it.
 func (l Layout) onlyUnpacked() bool {
 	top, err := os.ReadDir(l.Data)
+	top = slices.DeleteFunc(top, func(e os.DirEntry) bool { return e.Name() == nodeLockName })
 	if err == nil && len(top) == 0 {
 		return true
 	}
@@ -105,7 +106,7 @@ func isVersionName(name string) bool {
 // Entries are the names monokube keeps at the top of a data dir; uninstall
 // removes these and nothing else.
 func (l Layout) Entries() []string {
-	names := []string{markerName}
+	names := []string{markerName, nodeLockName}
 	for _, p := range []string{l.Server(), l.Agent(), l.Versions(), l.VersionFile(), l.Storage()} {
 		names = append(names, filepath.Base(p))
 	}

@@ -46,11 +46,16 @@ import (
 // the manifests controller and (unless --disable-agent) the node until ctx
 // ends.
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
+	lock := datadir.NewNodeLock(layout)
+	defer lock.Release()
+	if err := lock.Take(); err != nil {
+		return err
+	}
 	host, report := Preflight(cfg, sysreq.OS())
 	if err := report.Admit(log, host.Adaptations()...); err != nil {
 		return err
 	}
-	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
 	prev, err := upgrade.Load(layout.VersionFile())
 	if err != nil {
 		return err
@@ -61,6 +66,9 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	}
 	creds, nodeCreds := control.NewCreds(layout), node.NewCreds(layout)
 	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
+		return err
+	}
+	if err := lock.Take(); err != nil { // the dirs a first start made
 		return err
 	}
 	if err := syncAddons(cfg, layout, log); err != nil {

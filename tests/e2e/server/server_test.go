@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func TestServerLifecycle(t *testing.T) {
 	t.Run("admin is RBAC-bound, super-admin break-glass", func(t *testing.T) { checkAdminIdentities(t, n) })
 	t.Run("manifests directory", func(t *testing.T) { checkManifests(t, n) })
 	t.Run("join tokens", func(t *testing.T) { checkTokens(t, n) })
+	t.Run("a second server on the same dirs is refused", func(t *testing.T) { checkSecondServer(t, n) })
 	token := serverToken(t, n)
 
 	caBefore := readFile(t, filepath.Join(n.DataDir, "server/tls/server-ca.crt"))
@@ -283,5 +285,18 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkSecondServer starts another server on the running one's data and
+// run dirs: it must stop at once, naming the first one's PID, and the
+// first must keep serving.
+func checkSecondServer(t *testing.T, n *harness.Node) {
+	r := n.Exec(time.Minute, harness.Options{}, "server", "--data-dir", n.DataDir, "--run-dir", n.RunDir)
+	if r.Code == 0 || !regexp.MustCompile(`another monokube \(PID [0-9]+\) runs on `+regexp.QuoteMeta(n.DataDir)).MatchString(r.Stderr) {
+		t.Errorf("second server: exit %d, want a refusal naming the first one's PID:\n%s", r.Code, r.Stderr)
+	}
+	if r := n.Exec(30*time.Second, harness.Options{}, "kubectl", "--kubeconfig", n.Kubeconfig, "get", "--raw", "/readyz"); r.Code != 0 {
+		t.Errorf("the first server stopped serving: %s", r.Stderr)
 	}
 }
