@@ -39,9 +39,20 @@ func (l Layout) lockVersions(how int) (func(), error) {
 	if err := os.MkdirAll(l.Versions(), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", l.VersionsLock(), err)
 	}
-	f, err := os.OpenFile(l.VersionsLock(), os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := flock(l.VersionsLock(), how)
 	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", l.VersionsLock(), err)
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// flock opens path (0600, never through a symlink, not inherited by
+// children) and takes an flock on it; ErrLocked if how has LOCK_NB and
+// another process holds it. Closing the file releases the lock.
+func flock(path string, how int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), how)
@@ -55,9 +66,9 @@ func (l Layout) lockVersions(how int) (func(), error) {
 		return nil, ErrLocked
 	case err != nil:
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", l.VersionsLock(), err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return func() { f.Close() }, nil
+	return f, nil
 }
 
 // TouchVersion marks a version directory as just used: the sweeper spares
@@ -115,17 +126,13 @@ func (n *NodeLock) Release() {
 // lockPID takes an flock on path and writes this process's PID into it,
 // or says which process holds it.
 func lockPID(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	f, err := flock(path, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, ErrLocked) {
 		pid, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another monokube (PID %s) runs on %s", strings.TrimSpace(string(pid)), filepath.Dir(path))
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("another monokube (PID %s) runs on %s", strings.TrimSpace(string(pid)), filepath.Dir(path))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
