@@ -33,7 +33,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	l := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
 	lock := datadir.NewNodeLock(l)
 	defer lock.Release()
-	if err := lock.Take(); err != nil {
+	if err := lock.Early(); err != nil {
 		return err
 	}
 	host, report := Preflight(cfg, sysreq.OS())

@@ -23,6 +23,9 @@ func (l Layout) VersionsLock() string { return filepath.Join(l.Versions(), ".loc
 // lock.
 var ErrLocked = errors.New("held by another monokube") //nolint:gochecknoglobals // sentinel error
 
+// errHeld starts the message of a node lock another process holds.
+var errHeld = errors.New("another monokube") //nolint:gochecknoglobals // sentinel error
+
 // LockVersions takes the versions lock of the data dir, waiting for it,
 // and returns the function that releases it. The lock is an flock, so a
 // process killed while holding it releases it with its last descriptor:
@@ -94,11 +97,23 @@ type NodeLock struct {
 // NewNodeLock returns the lock of l's data and run dirs, not yet taken.
 func NewNodeLock(l Layout) *NodeLock { return &NodeLock{layout: l, held: map[string]*os.File{}} }
 
-// Take locks each of the dirs that exists and is not locked by this
-// process yet; a dir that does not exist holds no running node. A role
-// calls it before its checks (for a clear message) and again once it has
-// made its dirs. A dir another monokube holds is an error with its PID.
+// Early locks each of the dirs that exists, before a role's checks, so
+// that a second node hears about the first one rather than about its
+// ports. Only another holder is an error here: a dir the lock cannot be
+// made in (read-only, not root's) is left to the checks, whose messages
+// say what to do, and to Take.
+func (n *NodeLock) Early() error {
+	return n.take(func(err error) bool { return errors.Is(err, errHeld) })
+}
+
+// Take locks each of the dirs not locked by this process yet, once the
+// role has made them; a dir that does not exist holds no running node. A
+// dir another monokube holds is an error with its PID.
 func (n *NodeLock) Take() error {
+	return n.take(func(error) bool { return true })
+}
+
+func (n *NodeLock) take(fatal func(error) bool) error {
 	for _, dir := range []string{n.layout.Data, n.layout.Run} {
 		if n.held[dir] != nil {
 			continue
@@ -107,10 +122,12 @@ func (n *NodeLock) Take() error {
 			continue
 		}
 		f, err := lockPID(filepath.Join(dir, nodeLockName))
-		if err != nil {
-			return fmt.Errorf("%w: stop it first (systemctl stop monokube, or monokube killall), or give this one another --data-dir and --run-dir", err)
+		if err != nil && fatal(err) {
+			return err
 		}
-		n.held[dir] = f
+		if err == nil {
+			n.held[dir] = f
+		}
 	}
 	return nil
 }
@@ -129,7 +146,8 @@ func lockPID(path string) (*os.File, error) {
 	f, err := flock(path, syscall.LOCK_EX|syscall.LOCK_NB)
 	if errors.Is(err, ErrLocked) {
 		pid, _ := os.ReadFile(path)
-		return nil, fmt.Errorf("another monokube (PID %s) runs on %s", strings.TrimSpace(string(pid)), filepath.Dir(path))
+		return nil, fmt.Errorf("%w (PID %s) runs on %s: stop it first (systemctl stop monokube, or monokube killall), "+
+			"or give this one another --data-dir and --run-dir", errHeld, strings.TrimSpace(string(pid)), filepath.Dir(path))
 	}
 	if err != nil {
 		return nil, err

@@ -49,7 +49,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
 	lock := datadir.NewNodeLock(layout)
 	defer lock.Release()
-	if err := lock.Take(); err != nil {
+	if err := lock.Early(); err != nil {
 		return err
 	}
 	host, report := Preflight(cfg, sysreq.OS())
