@@ -14,6 +14,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/nodewatch"
 )
 
@@ -33,6 +34,8 @@ type NodeHosts struct {
 func NewNodeHosts(client kubernetes.Interface, log *slog.Logger) *NodeHosts {
 	return &NodeHosts{client: client, log: log}
 }
+
+var _ lifecycle.Component = (*NodeHosts)(nil)
 
 // Name implements lifecycle.Component.
 func (*NodeHosts) Name() string { return "coredns node hosts" }

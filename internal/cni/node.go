@@ -34,6 +34,8 @@ func NewWriter(network func() Network, confDir string, log *slog.Logger) *Writer
 	return &Writer{network: network, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
+var _ lifecycle.Component = (*Writer)(nil)
+
 // Name implements lifecycle.Component.
 func (*Writer) Name() string { return "pod network config" }
 

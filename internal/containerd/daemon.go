@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/supervise"
 )
 
@@ -21,6 +22,11 @@ type Daemon struct {
 	*supervise.Process
 	address string
 }
+
+var (
+	_ lifecycle.Component = (*Daemon)(nil)
+	_ lifecycle.Readier   = (*Daemon)(nil)
+)
 
 // NewDaemon returns the containerd component. self is monokube's own
 // executable; binDir holds containerd-shim-runc-v2, which containerd

@@ -66,6 +66,8 @@ func NewImages(src ImageSources, log *slog.Logger) *Images {
 	return &Images{ImageSources: src, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
+var _ lifecycle.Component = (*Images)(nil)
+
 // Name implements lifecycle.Component.
 func (*Images) Name() string { return "image import" }
 

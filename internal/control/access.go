@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // Identities of the control plane's own client certificates that RBAC,
@@ -68,6 +69,8 @@ func NewAccess(client kubernetes.Interface, marker string, identities []Identity
 	return &Access{client: client, marker: marker, identities: identities, log: log, ready: make(chan struct{})}
 }
 
+var _ lifecycle.Component = (*Access)(nil)
+
 // Name implements lifecycle.Component.
 func (*Access) Name() string { return "control-plane access" }
 
@@ -88,6 +91,8 @@ func (a *Access) Run(ctx context.Context) error {
 	<-ctx.Done()
 	return nil
 }
+
+var _ lifecycle.Readier = (*Access)(nil)
 
 // WaitReady implements lifecycle.Readier: the bindings exist.
 func (a *Access) WaitReady(ctx context.Context) error {

@@ -12,6 +12,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // APIServer runs kube-apiserver in-process.
@@ -27,6 +29,9 @@ type APIServer struct {
 func NewAPIServer(args []string, port int, probe *Prober, log *slog.Logger) *APIServer {
 	return &APIServer{args: args, url: fmt.Sprintf("https://127.0.0.1:%d", port), probe: probe, log: log}
 }
+
+var _ lifecycle.Component = (*APIServer)(nil)
+var _ lifecycle.Readier = (*APIServer)(nil)
 
 // Name implements lifecycle.Component.
 func (*APIServer) Name() string { return "kube-apiserver" }

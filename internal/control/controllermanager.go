@@ -8,6 +8,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // ControllerManager runs kube-controller-manager in-process.
@@ -20,6 +22,9 @@ type ControllerManager struct {
 func NewControllerManager(args []string, probe *Prober) *ControllerManager {
 	return &ControllerManager{args: args, probe: probe}
 }
+
+var _ lifecycle.Component = (*ControllerManager)(nil)
+var _ lifecycle.Readier = (*ControllerManager)(nil)
 
 // Name implements lifecycle.Component.
 func (*ControllerManager) Name() string { return "kube-controller-manager" }

@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // Scheduler runs kube-scheduler in-process.
@@ -19,6 +21,9 @@ type Scheduler struct {
 func NewScheduler(args []string, probe *Prober) *Scheduler {
 	return &Scheduler{args: args, probe: probe}
 }
+
+var _ lifecycle.Component = (*Scheduler)(nil)
+var _ lifecycle.Readier = (*Scheduler)(nil)
 
 // Name implements lifecycle.Component.
 func (*Scheduler) Name() string { return "kube-scheduler" }

@@ -85,6 +85,8 @@ func New(dir, stateFile string, rc *rest.Config, log *slog.Logger) (*Controller,
 		log:    log, interval: 5 * time.Second, state: state, ReadySignal: lifecycle.NewReadySignal()}, nil
 }
 
+var _ lifecycle.Component = (*Controller)(nil)
+
 // Name implements lifecycle.Component.
 func (*Controller) Name() string { return "manifests" }
 

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	mklog "github.com/monokube/monokube/internal/log"
 	"github.com/monokube/monokube/internal/pki"
 )
@@ -46,6 +47,9 @@ type Etcd struct {
 func New(cfg Config, log *slog.Logger) *Etcd {
 	return &Etcd{cfg: cfg, log: log, ready: make(chan struct{}), done: make(chan struct{})}
 }
+
+var _ lifecycle.Component = (*Etcd)(nil)
+var _ lifecycle.Readier = (*Etcd)(nil)
 
 // Name implements lifecycle.Component.
 func (*Etcd) Name() string { return "etcd" }

@@ -60,6 +60,8 @@ func New(cfg Config, newClient func() (kubernetes.Interface, error), log *slog.L
 	return &Flannel{cfg: cfg, newClient: newClient, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
+var _ lifecycle.Component = (*Flannel)(nil)
+
 // Name implements lifecycle.Component.
 func (*Flannel) Name() string { return "flannel" }
 

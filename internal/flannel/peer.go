@@ -19,6 +19,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/nodewatch"
 )
 
@@ -38,6 +39,8 @@ type Peer struct {
 func NewPeer(nodeIP netip.Addr, iface string, client kubernetes.Interface, log *slog.Logger) *Peer {
 	return &Peer{nodeIP: nodeIP, iface: iface, client: client, log: log}
 }
+
+var _ lifecycle.Component = (*Peer)(nil)
 
 // Name implements lifecycle.Component.
 func (*Peer) Name() string { return "flannel routes" }

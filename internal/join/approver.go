@@ -24,6 +24,8 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/kubernetes/pkg/apis/certificates"
+
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // Approver decides on the node CSRs upstream leaves alone:
@@ -54,6 +56,8 @@ func NewApprover(client kubernetes.Interface, policy Policy, certLifetime time.D
 	return &Approver{client: client, policy: policy, log: log,
 		claims: Claims{Client: client, Lifetime: certLifetime, Now: time.Now}}
 }
+
+var _ lifecycle.Component = (*Approver)(nil)
 
 // Name implements lifecycle.Component.
 func (*Approver) Name() string { return "node CSR approver" }

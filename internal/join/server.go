@@ -19,6 +19,7 @@ import (
 	bootstrapsecrets "k8s.io/cluster-bootstrap/util/secrets"
 
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // LoadServerToken reads the server's own join token from path. At first
@@ -82,6 +83,8 @@ func NewServerToken(client kubernetes.Interface, cfg ServerTokenConfig, log *slo
 	return &ServerToken{client: client, ca: cfg.CA, token: cfg.Token, fresh: cfg.Fresh, ttl: cfg.TTL,
 		path: cfg.Path, log: log, now: time.Now}
 }
+
+var _ lifecycle.Component = (*ServerToken)(nil)
 
 // Name implements lifecycle.Component.
 func (*ServerToken) Name() string { return "join token" }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/kubernetes/cmd/kubelet/app"
+
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // Kubelet runs the upstream kubelet command in-process.
@@ -23,6 +25,9 @@ type Kubelet struct {
 func New(args []string, runtimeEndpoint string, log *slog.Logger) *Kubelet {
 	return &Kubelet{args: args, runtimeEndpoint: runtimeEndpoint, log: log}
 }
+
+var _ lifecycle.Component = (*Kubelet)(nil)
+var _ lifecycle.Readier = (*Kubelet)(nil)
 
 // Name implements lifecycle.Component.
 func (*Kubelet) Name() string { return "kubelet" }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // Ports on loopback.
@@ -87,6 +88,8 @@ type Proxy struct {
 
 // New returns the kube-proxy component; args come from Args.
 func New(args []string, log *slog.Logger) *Proxy { return &Proxy{args: args, log: log} }
+
+var _ lifecycle.Component = (*Proxy)(nil)
 
 // Name implements lifecycle.Component.
 func (*Proxy) Name() string { return "kube-proxy" }

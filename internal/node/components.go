@@ -75,6 +75,8 @@ func newCredsWait(file string) *credsWait {
 	return &credsWait{file: file, ReadySignal: lifecycle.NewReadySignal()}
 }
 
+var _ lifecycle.Component = (*credsWait)(nil)
+
 // Name implements lifecycle.Component.
 func (*credsWait) Name() string { return "node credentials" }
 

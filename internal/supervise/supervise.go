@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // Spec describes the child to keep running.
@@ -55,6 +57,8 @@ func New(spec Spec, log *slog.Logger) *Process {
 	}
 	return &Process{spec: spec, log: log}
 }
+
+var _ lifecycle.Component = (*Process)(nil)
 
 // Name implements lifecycle.Component.
 func (p *Process) Name() string { return p.spec.Name }

@@ -44,6 +44,8 @@ func NewDrainer(step Step, node string, client func() (kubernetes.Interface, err
 	return &Drainer{step: step, node: node, client: client, log: log, ReadySignal: lifecycle.NewReadySignal()}
 }
 
+var _ lifecycle.Component = (*Drainer)(nil)
+
 // Name implements lifecycle.Component.
 func (d *Drainer) Name() string { return "upgrade-drain" }
 
@@ -78,6 +80,8 @@ type Uncordoner struct {
 func NewUncordoner(node string, client func() (kubernetes.Interface, error), log *slog.Logger) *Uncordoner {
 	return &Uncordoner{since: metav1.Now(), node: node, client: client, log: log}
 }
+
+var _ lifecycle.Component = (*Uncordoner)(nil)
 
 // Name implements lifecycle.Component.
 func (u *Uncordoner) Name() string { return "upgrade-uncordon" }

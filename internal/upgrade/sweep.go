@@ -12,6 +12,7 @@ import (
 
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/killall"
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 // sweepEvery is how often old versions' directories are looked at again:
@@ -52,6 +53,8 @@ func NewSweeper(dataDir string, log *slog.Logger, keep ...string) *Sweeper {
 	}
 	return s
 }
+
+var _ lifecycle.Component = (*Sweeper)(nil)
 
 // Name implements lifecycle.Component.
 func (s *Sweeper) Name() string { return "version-sweeper" }
