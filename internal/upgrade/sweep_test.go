@@ -42,10 +42,19 @@ func TestSweepKeepsWhatRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(shim, "-c", "sleep 60")
+	// A builtin that blocks, so the shell forks no child: a child killed
+	// between fork and exec would still run the shim's binary.
+	stdin, hold, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	cmd := exec.Command(shim, "-c", "read x")
+	cmd.Stdin = stdin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stdin.Close()
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	exe := fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)
 	realShim, err := filepath.EvalSymlinks(shim)
