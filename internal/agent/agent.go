@@ -48,15 +48,16 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	creds := node.NewAgentCreds(l)
+	cluster, err := joinOnce(ctx, cfg, l, creds, log)
+	if err != nil {
+		return err
+	}
+	// After the join: a refused token must leave nothing behind.
 	if err := l.EnsureAgent(); err != nil {
 		return err
 	}
 	if err := lock.Take(); err != nil { // the dirs a first start made
-		return err
-	}
-	creds := node.NewAgentCreds(l)
-	cluster, err := joinOnce(ctx, cfg, l, creds, log)
-	if err != nil {
 		return err
 	}
 	bootstrapped := fsutil.Exists(kubelet.ClientCertFile(l.KubeletRoot()))
@@ -164,6 +165,9 @@ func joinOnce(ctx context.Context, cfg *config.Agent, l datadir.Layout, creds no
 // writeJoinFiles writes the server CA, the client CA kubelets trust and the
 // bootstrap kubeconfig holding the token.
 func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join.Token) error {
+	if err := l.EnsureAgent(); err != nil {
+		return err
+	}
 	if err := fsutil.WriteFile(l.AgentTLSFile("server-ca.crt"), d.CA, 0o644); err != nil {
 		return err
 	}
