@@ -48,7 +48,7 @@ func ExtractBin(dataDir string, zstdTar []byte, sha256Hex string) (string, error
 		return "", fmt.Errorf("helper binaries: digest %q is too short: rebuild with make", sha256Hex)
 	}
 	layout := datadir.Layout{Data: dataDir}
-	versionDir := filepath.Join(layout.Versions(), sha256Hex[:hashLen])
+	versionDir := layout.VersionDir(sha256Hex)
 	binDir := filepath.Join(versionDir, "bin")
 	unlock, err := layout.LockVersions()
 	if err != nil {

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -75,7 +74,7 @@ func (a *APIServer) WaitReady(ctx context.Context) error {
 		start := time.Now()
 		a.log.Info("waiting for " + s.what)
 		if err := a.probe.Wait(ctx, a.url+s.path); err != nil {
-			return errors.New("waiting for " + s.what + ": " + err.Error())
+			return fmt.Errorf("waiting for %s: %w", s.what, err)
 		}
 		a.log.Info(s.what+" ready", "took", time.Since(start).Round(time.Millisecond))
 	}

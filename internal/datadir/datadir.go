@@ -35,6 +35,12 @@ func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
 // (internal/upgrade).
 func (l Layout) Versions() string { return filepath.Join(l.Data, "data") }
 
+// VersionDir is the directory of one unpacked version under Versions,
+// named by the first 16 hex digits of its content's SHA-256.
+func (l Layout) VersionDir(sha256Hex string) string {
+	return filepath.Join(l.Versions(), sha256Hex[:min(16, len(sha256Hex))])
+}
+
 // VersionFile records the versions that last ran on this data dir
 // (internal/upgrade).
 func (l Layout) VersionFile() string { return filepath.Join(l.Data, "version.json") }

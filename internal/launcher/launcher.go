@@ -68,7 +68,7 @@ func Ensure(p Payload, dataDir string) (string, error) {
 		return "", err
 	}
 	layout := datadir.Layout{Data: dataDir}
-	dir := filepath.Join(layout.Versions(), p.SHA256[:16])
+	dir := layout.VersionDir(p.SHA256)
 	// The lock keeps the sweeper of a running older version from removing
 	// the binary between here and the exec; the touch, after it.
 	unlock, err := layout.LockVersions()
