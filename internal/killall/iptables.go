@@ -23,7 +23,6 @@ func nodeChain(name string) bool {
 // and -X deletes the chains. It reports whether there is anything to do.
 func deleteScript(saved string) (string, bool) {
 	var b strings.Builder
-	changed := false
 	var table string
 	var chains, deletes []string
 	for _, line := range strings.Split(saved, "\n") {
@@ -38,10 +37,9 @@ func deleteScript(saved string) (string, bool) {
 			deletes = append(deletes, "-D"+strings.TrimSpace(line)[2:])
 		case f[0] == "COMMIT" && len(chains)+len(deletes) > 0:
 			writeTable(&b, table, chains, deletes)
-			changed = true
 		}
 	}
-	return b.String(), changed
+	return b.String(), b.Len() > 0
 }
 
 // jumpsToNode reports whether the rule's target is one of the node's
