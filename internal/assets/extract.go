@@ -24,8 +24,6 @@ const (
 	completeMarker = ".complete"
 	// tmpPrefix names the temporary dirs extraction happens in.
 	tmpPrefix = "bin.tmp-"
-	// hashLen is how many hex digits of the archive's sha256 name its dir.
-	hashLen = 16
 	// damaged is the advice for an embedded archive that cannot be read.
 	damaged = "the monokube binary is damaged: reinstall or rebuild it"
 )
@@ -44,7 +42,7 @@ const (
 // dir as just used, so the sweeper leaves it to the caller that is about
 // to run what is in it.
 func ExtractBin(dataDir string, zstdTar []byte, sha256Hex string) (string, error) {
-	if len(sha256Hex) < hashLen {
+	if len(sha256Hex) < datadir.VersionNameLen {
 		return "", fmt.Errorf("helper binaries: digest %q is too short: rebuild with make", sha256Hex)
 	}
 	layout := datadir.Layout{Data: dataDir}

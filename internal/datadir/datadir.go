@@ -35,10 +35,14 @@ func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
 // (internal/upgrade).
 func (l Layout) Versions() string { return filepath.Join(l.Data, "data") }
 
+// VersionNameLen is how many hex digits of an unpacked version's SHA-256
+// name its directory under Versions.
+const VersionNameLen = 16
+
 // VersionDir is the directory of one unpacked version under Versions,
-// named by the first 16 hex digits of its content's SHA-256.
+// named by the first VersionNameLen hex digits of its content's SHA-256.
 func (l Layout) VersionDir(sha256Hex string) string {
-	return filepath.Join(l.Versions(), sha256Hex[:min(16, len(sha256Hex))])
+	return filepath.Join(l.Versions(), sha256Hex[:min(VersionNameLen, len(sha256Hex))])
 }
 
 // VersionFile records the versions that last ran on this data dir

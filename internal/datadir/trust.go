@@ -92,7 +92,7 @@ func (l Layout) onlyUnpacked() bool {
 }
 
 func isVersionName(name string) bool {
-	if len(name) != 16 {
+	if len(name) != VersionNameLen {
 		return false
 	}
 	for _, r := range name {

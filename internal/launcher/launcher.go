@@ -60,7 +60,7 @@ func Exec(p Payload, args, env []string) error {
 // if it is not there yet (or has the wrong size). It refuses a data dir,
 // or a binary in it, that a user other than root could have changed.
 func Ensure(p Payload, dataDir string) (string, error) {
-	if len(p.SHA256) < 16 {
+	if len(p.SHA256) < datadir.VersionNameLen {
 		return "", errors.New("this monokube was built without its payload checksum: rebuild it with make")
 	}
 	// Root execs what is here: only root may be able to change it.
