@@ -102,18 +102,16 @@ func NewNodeLock(l Layout) *NodeLock { return &NodeLock{layout: l, held: map[str
 // ports. Only another holder is an error here: a dir the lock cannot be
 // made in (read-only, not root's) is left to the checks, whose messages
 // say what to do, and to Take.
-func (n *NodeLock) Early() error {
-	return n.take(func(err error) bool { return errors.Is(err, errHeld) })
-}
+func (n *NodeLock) Early() error { return n.take(false) }
 
 // Take locks each of the dirs not locked by this process yet, once the
 // role has made them; a dir that does not exist holds no running node. A
 // dir another monokube holds is an error with its PID.
-func (n *NodeLock) Take() error {
-	return n.take(func(error) bool { return true })
-}
+func (n *NodeLock) Take() error { return n.take(true) }
 
-func (n *NodeLock) take(fatal func(error) bool) error {
+// take locks the dirs; strict makes every failure an error, not only
+// another holder.
+func (n *NodeLock) take(strict bool) error {
 	for _, dir := range []string{n.layout.Data, n.layout.Run} {
 		if n.held[dir] != nil {
 			continue
@@ -122,11 +120,11 @@ func (n *NodeLock) take(fatal func(error) bool) error {
 			continue
 		}
 		f, err := lockPID(filepath.Join(dir, nodeLockName))
-		if err != nil && fatal(err) {
-			return err
-		}
-		if err == nil {
+		switch {
+		case err == nil:
 			n.held[dir] = f
+		case strict || errors.Is(err, errHeld):
+			return err
 		}
 	}
 	return nil
