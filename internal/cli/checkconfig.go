@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -51,7 +51,8 @@ func newCheckConfigCommand(stdout io.Writer, checks sysreq.Checks) *cli.Command 
 func checkConfig(c *cli.Context, checks sysreq.Checks) (sysreq.Report, error) {
 	if !c.Bool("agent") {
 		cfg, err := serverConfig(c)
-		if err != nil && (strings.Contains(err.Error(), `unknown key "server"`) || strings.Contains(err.Error(), `unknown key "token"`)) {
+		var fe *config.FileError
+		if errors.As(err, &fe) && fe.HasUnknownKey("server", "token") {
 			return nil, fmt.Errorf("%w; for an agent's config run monokube check-config --agent", err)
 		}
 		if err != nil {

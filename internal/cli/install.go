@@ -133,21 +133,18 @@ func turndownFlags() []cli.Flag {
 	}
 }
 
-// nodeFiles reads where the node keeps its state: flags over the config
-// file (under root) over the defaults.
+// nodeFiles reads where the node keeps its state, by datadir.Locate's
+// rule, and the other NodeFiles keys from the config file (under root).
 func nodeFiles(c *cli.Context, root string) (config.NodeFiles, error) {
-	nf, err := config.LoadNodeFiles(root+c.String("config"), c.IsSet("config"))
+	t := told(c, root)
+	path, named := t.ConfigFile()
+	nf, err := config.LoadNodeFiles(root+path, named)
 	if err != nil {
 		return nf, err
 	}
-	// An empty value (MONOKUBE_DATA_DIR= in a unit's environment) is unset.
-	if v := c.String("data-dir"); v != "" {
-		nf.DataDir = v
-	}
-	if v := c.String("run-dir"); v != "" {
-		nf.RunDir = v
-	}
-	return nf, nil
+	loc, err := datadir.Locate(t)
+	nf.DataDir, nf.RunDir = loc.Data, loc.Run
+	return nf, err
 }
 
 func turndownTarget(nf config.NodeFiles) killall.Target {

@@ -11,7 +11,6 @@ import (
 
 	bundled "github.com/monokube/monokube/embed"
 	"github.com/monokube/monokube/internal/assets"
-	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/containerd"
 	"github.com/monokube/monokube/internal/datadir"
 )
@@ -31,27 +30,12 @@ func ctrCommand() *cli.Command {
 	return passThrough("ctr", "run containerd's ctr against this node's containerd (namespace k8s.io)", runCtr)
 }
 
-// nodeLayout is where the node on this machine keeps its state, by the
-// precedence the server and agent use: $MONOKUBE_DATA_DIR and
-// $MONOKUBE_RUN_DIR, then data-dir and run-dir in the config file
-// ($MONOKUBE_CONFIG, else the default one), then the defaults. ctr and
-// crictl take no flags of monokube's, so the environment stands in for them.
+// nodeLayout is where the node on this machine keeps its state, by
+// datadir.Locate's rule. ctr and crictl take no flags of monokube's, so
+// only the environment and the config file speak.
 func nodeLayout() (datadir.Layout, error) {
-	file, explicit := os.Getenv(env("config")[0]), true
-	if file == "" {
-		file, explicit = config.DefaultConfigFile, false
-	}
-	nf, err := config.LoadNodeFiles(file, explicit)
-	if err != nil {
-		return datadir.Layout{}, err
-	}
-	if v := os.Getenv(env("data-dir")[0]); v != "" {
-		nf.DataDir = v
-	}
-	if v := os.Getenv(env("run-dir")[0]); v != "" {
-		nf.RunDir = v
-	}
-	return datadir.Layout{Data: nf.DataDir, Run: nf.RunDir}, nil
+	loc, err := datadir.Locate(datadir.Told{Getenv: os.Getenv})
+	return loc.Layout, err
 }
 
 func runCtr(ctx context.Context, args []string) error {

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/datadir"
 	mklog "github.com/monokube/monokube/internal/log"
 	"github.com/monokube/monokube/internal/server"
 	"github.com/monokube/monokube/manifests"
@@ -58,11 +59,18 @@ func serverConfig(c *cli.Context) (*config.Server, error) {
 
 // loadInput merges defaults (in), the config file (under root) and the
 // flags the user set, in that order.
+// The data and run dir are datadir.Locate's, the rule every command uses.
 func loadInput[T config.ServerInput | config.AgentInput](c *cli.Context, root string, in T) (T, error) {
-	if err := config.LoadFile(root+c.String("config"), c.IsSet("config"), &in); err != nil {
+	t := told(c, root)
+	path, named := t.ConfigFile()
+	if err := config.LoadFile(root+path, named, &in); err != nil {
 		return in, err
 	}
-	config.Overlay(&in, c)
+	loc, err := datadir.Locate(t)
+	if err != nil {
+		return in, err
+	}
+	config.Overlay(&in, locatedFlags{c, loc})
 	return in, nil
 }
 
@@ -116,15 +124,4 @@ func boolean(name, usage string) cli.Flag {
 
 // env is the environment variable that can also set flag name:
 // MONOKUBE_DATA_DIR for data-dir.
-func env(name string) []string {
-	b := []byte("MONOKUBE_" + name)
-	for i, ch := range b {
-		switch {
-		case ch == '-':
-			b[i] = '_'
-		case ch >= 'a' && ch <= 'z':
-			b[i] = ch - 'a' + 'A'
-		}
-	}
-	return []string{string(b)}
-}
+func env(name string) []string { return []string{datadir.EnvVar(name)} }

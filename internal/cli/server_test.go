@@ -13,17 +13,36 @@ import (
 	"github.com/monokube/monokube/internal/config"
 )
 
-// Every config-file key must be a server flag, so the two stay one interface.
-func TestEveryConfigKeyIsAFlag(t *testing.T) {
-	var names []string
-	for _, f := range serverFlags(config.DefaultServerInput()) {
-		names = append(names, f.Names()...)
-	}
-	typ := reflect.TypeFor[config.ServerInput]()
-	for i := range typ.NumField() {
-		if key := typ.Field(i).Tag.Get("yaml"); !slices.Contains(names, key) {
-			t.Errorf("config key %q has no --%s flag", key, key)
-		}
+// Every config-file key is a flag of its role and every flag but --config
+// a key, so flags and file stay one interface.
+func TestFlagsAndConfigKeysMatch(t *testing.T) {
+	for _, tc := range []struct {
+		role  string
+		flags []cli.Flag
+		input reflect.Type
+	}{
+		{"server", serverFlags(config.DefaultServerInput()), reflect.TypeFor[config.ServerInput]()},
+		{"agent", agentFlags(config.DefaultAgentInput()), reflect.TypeFor[config.AgentInput]()},
+	} {
+		t.Run(tc.role, func(t *testing.T) {
+			var flags, keys []string
+			for _, f := range tc.flags {
+				flags = append(flags, f.Names()[0])
+			}
+			for i := range tc.input.NumField() {
+				keys = append(keys, tc.input.Field(i).Tag.Get("yaml"))
+			}
+			for _, k := range keys {
+				if !slices.Contains(flags, k) {
+					t.Errorf("config key %q has no --%s flag", k, k)
+				}
+			}
+			for _, f := range flags {
+				if f != "config" && !slices.Contains(keys, f) {
+					t.Errorf("flag --%s is not a config key", f)
+				}
+			}
+		})
 	}
 }
 

@@ -23,7 +23,7 @@ func DropKey(path, key string) (bool, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return false, fmt.Errorf("config file %s: %s", path, yamlMessage(err))
+		return false, fmt.Errorf("config file %s: %s", path, newFileError(path, err).Msg)
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return false, nil

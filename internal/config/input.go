@@ -8,16 +8,19 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/monokube/monokube/internal/datadir"
 )
 
 // Default paths and values users see in --help.
 const (
-	DefaultDataDir    = "/var/lib/monokube"
-	DefaultRunDir     = "/run/monokube"
-	DefaultConfigFile = "/etc/monokube/config.yaml"
+	DefaultDataDir    = datadir.DefaultData
+	DefaultRunDir     = datadir.DefaultRun
+	DefaultConfigFile = datadir.DefaultConfig
 	DefaultKubeconfig = "/etc/monokube/kubeconfig.yaml"
 )
 
@@ -106,10 +109,52 @@ func LoadFile(path string, explicit bool, in any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(in); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: %s; keys are the long flag names (see monokube server --help)",
-			path, yamlMessage(err))
+		return newFileError(path, err)
 	}
 	return nil
+}
+
+// FileError is a config file that does not decode. UnknownKeys lists the
+// keys the role does not know, so a caller can tell a server's file from an
+// agent's without reading the message.
+type FileError struct {
+	Path        string
+	Msg         string // yaml's message in the user's terms
+	UnknownKeys []string
+}
+
+func (e *FileError) Error() string {
+	return fmt.Sprintf("config file %s: %s; keys are the long flag names (see monokube server --help)", e.Path, e.Msg)
+}
+
+// HasUnknownKey reports whether any of keys is among the unknown ones.
+func (e *FileError) HasUnknownKey(keys ...string) bool {
+	for _, k := range keys {
+		if slices.Contains(e.UnknownKeys, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// newFileError rewrites yaml.v3's errors in the user's terms.
+func newFileError(path string, err error) *FileError {
+	fe := &FileError{Path: path, Msg: err.Error()}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fe
+	}
+	// yaml.v3's message for a key that is not in the struct.
+	unknownField := regexp.MustCompile(`field (\S+) not found in type \S+`)
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := unknownField.FindStringSubmatch(e); m != nil {
+			fe.UnknownKeys = append(fe.UnknownKeys, m[1])
+		}
+		msgs = append(msgs, unknownField.ReplaceAllString(e, `unknown key "$1"`))
+	}
+	fe.Msg = strings.Join(msgs, "; ")
+	return fe
 }
 
 // readConfig reads the config file at path: nil for a missing file the
@@ -123,23 +168,6 @@ func readConfig(path string, explicit bool) ([]byte, error) {
 		return nil, fmt.Errorf("read config file: %w; create it or drop --config", err)
 	}
 	return data, nil
-}
-
-// yamlMessage rewrites yaml.v3's messages in the user's terms.
-func yamlMessage(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		unknownField := regexp.MustCompile(`field (\S+) not found in type \S+`)
-		msgs := make([]byte, 0, 64)
-		for i, e := range te.Errors {
-			if i > 0 {
-				msgs = append(msgs, "; "...)
-			}
-			msgs = append(msgs, unknownField.ReplaceAllString(e, `unknown key "$1"`)...)
-		}
-		return string(msgs)
-	}
-	return err.Error()
 }
 
 // FlagSource is the part of a parsed command line Overlay reads. urfave/cli's
@@ -221,7 +249,7 @@ func LoadNodeFiles(path string, explicit bool) (NodeFiles, error) {
 		return nf, err
 	}
 	if err := yaml.Unmarshal(data, &nf); err != nil {
-		return nf, fmt.Errorf("config file %s: %s", path, yamlMessage(err))
+		return nf, fmt.Errorf("config file %s: %s", path, newFileError(path, err).Msg)
 	}
 	return nf, nil
 }

@@ -9,27 +9,17 @@ import (
 	"strings"
 	"syscall"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/monokube/monokube/internal/datadir"
 )
 
-// Defaults, as in package config (which the launcher does not link).
-const (
-	defaultDataDir = "/var/lib/monokube"
-	defaultConfig  = "/etc/monokube/config.yaml"
-)
-
-// DataDir finds where to keep the real binary: the data dir it will use
-// (--data-dir on the command line, then $MONOKUBE_DATA_DIR, then data-dir in
-// the config file named by --config or $MONOKUBE_CONFIG or the default, then
-// the default). When that cannot be written (an unprivileged `monokube
+// DataDir finds where to keep the real binary: the data dir it will use,
+// by datadir.Locate's rule, with the flags read from args. When that cannot
+// be written (an unprivileged `monokube
 // kubectl`, or a data dir the real binary will refuse with a clear message)
 // it falls back to the user's cache dir, then to a private directory in
 // $TMPDIR.
 func DataDir(args, env []string) (string, error) {
-	dir, err := configuredDataDir(args, env)
-	if err != nil {
-		return "", err
-	}
+	dir := ConfiguredDataDir(args, env)
 	if writable(dir) {
 		return dir, nil
 	}
@@ -60,29 +50,16 @@ func privateTemp() (string, error) {
 	return dir, nil
 }
 
-func configuredDataDir(args, env []string) (string, error) {
-	if v, ok := flagValue(args, "data-dir"); ok {
-		return v, nil
-	}
-	if v := lookupEnv(env, "MONOKUBE_DATA_DIR"); v != "" {
-		return v, nil
-	}
-	file, explicit := flagValue(args, "config")
-	if !explicit {
-		file = lookupEnv(env, "MONOKUBE_CONFIG")
-		explicit = file != ""
-	}
-	if !explicit {
-		file = defaultConfig
-	}
-	v, err := configDataDir(file)
-	if err != nil {
-		return "", err
-	}
-	if v != "" {
-		return v, nil
-	}
-	return defaultDataDir, nil
+// ConfiguredDataDir is the data dir the real binary will use, before the
+// fallbacks DataDir adds. A config file that cannot be read (an
+// unprivileged user, a typo) is the real binary's to report in full; the
+// launcher unpacks where the rule says without it.
+func ConfiguredDataDir(args, env []string) string {
+	loc, _ := datadir.Locate(datadir.Told{
+		Flag:   func(name string) (string, bool) { return flagValue(args, name) },
+		Getenv: func(key string) string { return lookupEnv(env, key) },
+	})
+	return loc.Data
 }
 
 // flagValue finds --name=value or --name value (also with one dash) in
@@ -105,23 +82,6 @@ func flagValue(args []string, name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// configDataDir reads the data-dir key of a config file; a missing file has
-// none. Any other problem is left for the real binary to report in full.
-func configDataDir(file string) (string, error) {
-	data, err := os.ReadFile(file)
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read config file: %w", err)
-	}
-	var c struct {
-		DataDir string `yaml:"data-dir"`
-	}
-	_ = yaml.Unmarshal(data, &c) // malformed: the real binary says where
-	return c.DataDir, nil
 }
 
 func lookupEnv(env []string, key string) string {

@@ -111,31 +111,3 @@ func TestFlagValue(t *testing.T) {
 		}
 	}
 }
-
-func TestConfiguredDataDir(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte("node-ip: 10.0.0.1\ndata-dir: /from/config\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	missing := filepath.Join(dir, "missing.yaml")
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  []string
-		want string
-	}{
-		{"flag wins", []string{"m", "server", "--data-dir", "/flag", "--config", cfg}, []string{"MONOKUBE_DATA_DIR=/env"}, "/flag"},
-		{"env next", []string{"m", "server", "--config", cfg}, []string{"MONOKUBE_DATA_DIR=/env"}, "/env"},
-		{"config file", []string{"m", "server", "--config", cfg}, nil, "/from/config"},
-		{"config from env", []string{"m", "server"}, []string{"MONOKUBE_CONFIG=" + cfg}, "/from/config"},
-		{"default", []string{"m", "server", "--config", missing}, nil, defaultDataDir},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := configuredDataDir(tc.args, tc.env)
-			if err != nil || got != tc.want {
-				t.Errorf("configuredDataDir = %q, %v; want %q", got, err, tc.want)
-			}
-		})
-	}
-}
