@@ -24,6 +24,7 @@ import (
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/sysreq"
+	"github.com/monokube/monokube/internal/systemd"
 	"github.com/monokube/monokube/internal/upgrade"
 )
 
@@ -75,12 +76,10 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		return err
 	}
 	g := lifecycle.NewGroup(log, components...)
-	versionHook := upgrade.OnReady(l.VersionFile(), log)
-	g.OnReady = func() {
-		versionHook()
-		if !bootstrapped {
-			dropJoinToken(cfg, l, log) // ready: the kubelet holds its certificate
-		}
+	g.OnReady(upgrade.RecordVersion(l.VersionFile(), log))
+	g.OnReady(systemd.NotifyReady(log))
+	if !bootstrapped {
+		g.OnReady(func() { dropJoinToken(cfg, l, log) }) // ready: the kubelet holds its certificate
 	}
 	return g.Run(ctx)
 }

@@ -22,32 +22,24 @@ import (
 // overlay, which waited for the node's pod CIDR); containerd picks the file
 // up and the node turns Ready.
 type Writer struct {
-	network                func() Network
-	confDir                string
-	log                    *slog.Logger
-	*lifecycle.ReadySignal // set once the conflist is written
+	network func() Network
+	confDir string
+	log     *slog.Logger
 }
 
-// NewWriter returns the CNI config component. network is called when it
-// starts, after the components before it are ready.
+// NewWriter returns the CNI config task. network is called when it runs,
+// after the components before it are ready.
 func NewWriter(network func() Network, confDir string, log *slog.Logger) *Writer {
-	return &Writer{network: network, confDir: confDir, log: log, ReadySignal: lifecycle.NewReadySignal()}
+	return &Writer{network: network, confDir: confDir, log: log}
 }
 
-var _ lifecycle.Component = (*Writer)(nil)
+var _ lifecycle.Task = (*Writer)(nil)
 
-// Name implements lifecycle.Component.
-func (*Writer) Name() string { return "pod network config" }
+// Name implements lifecycle.Task.
+func (*Writer) Name() string { return "cni-config" }
 
-// Run writes the conflist, then waits for ctx.
-func (w *Writer) Run(ctx context.Context) error {
-	if err := w.write(w.network()); err != nil {
-		return err
-	}
-	w.MarkReady()
-	<-ctx.Done()
-	return nil
-}
+// Do implements lifecycle.Task: it writes the conflist.
+func (w *Writer) Do(context.Context) error { return w.write(w.network()) }
 
 func (w *Writer) write(n Network) error {
 	data, err := Render(n)

@@ -36,8 +36,7 @@ var (
 // skipped; it never stops the node.
 type Images struct {
 	ImageSources
-	log                    *slog.Logger
-	*lifecycle.ReadySignal // set once the import has finished
+	log *slog.Logger
 }
 
 // ImageSources says where images come from and where they go.
@@ -61,26 +60,19 @@ type EmbeddedImage struct {
 // came from, so an unchanged one is not imported again at the next start.
 const archiveLabel = "monokube.io/archive-sha256"
 
-// NewImages returns the image import component.
+// NewImages returns the image import task.
 func NewImages(src ImageSources, log *slog.Logger) *Images {
-	return &Images{ImageSources: src, log: log, ReadySignal: lifecycle.NewReadySignal()}
+	return &Images{ImageSources: src, log: log}
 }
 
-var _ lifecycle.Component = (*Images)(nil)
+var _ lifecycle.Task = (*Images)(nil)
 
-// Name implements lifecycle.Component.
-func (*Images) Name() string { return "image import" }
+// Name implements lifecycle.Task.
+func (*Images) Name() string { return "image-import" }
 
-// Run imports everything, then waits for ctx to end.
-func (im *Images) Run(ctx context.Context) error {
-	err := im.importAll(ctx)
-	im.MarkReady()
-	if err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
-}
+// Do implements lifecycle.Task: it imports every embedded image and every
+// tarball in the images dir that containerd does not hold yet.
+func (im *Images) Do(ctx context.Context) error { return im.importAll(ctx) }
 
 func (im *Images) importAll(ctx context.Context) error {
 	c, err := client.New(im.Address, client.WithDefaultNamespace(Namespace))

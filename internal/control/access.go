@@ -60,48 +60,30 @@ type Access struct {
 	marker     string
 	identities []Identity
 	log        *slog.Logger
-	ready      chan struct{}
 }
 
-// NewAccess returns the component; marker is the file that records the
-// admin binding as made.
+// NewAccess returns the task; marker is the file that records the admin
+// binding as made.
 func NewAccess(client kubernetes.Interface, marker string, identities []Identity, log *slog.Logger) *Access {
-	return &Access{client: client, marker: marker, identities: identities, log: log, ready: make(chan struct{})}
+	return &Access{client: client, marker: marker, identities: identities, log: log}
 }
 
-var _ lifecycle.Component = (*Access)(nil)
+var _ lifecycle.Task = (*Access)(nil)
 
-// Name implements lifecycle.Component.
+// Name implements lifecycle.Task.
 func (*Access) Name() string { return "control-plane access" }
 
-// Run makes the bindings, retrying while the apiserver settles, then
-// waits for ctx.
-func (a *Access) Run(ctx context.Context) error {
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+// Do implements lifecycle.Task: it makes the bindings, retrying while the
+// apiserver settles. A stop before the apiserver took them is no failure.
+func (a *Access) Do(ctx context.Context) error {
+	_ = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		if err := a.ensure(ctx); err != nil {
 			a.log.Warn("cannot bind the control plane's identities yet; retrying", "err", err)
 			return false, nil
 		}
 		return true, nil
 	})
-	if err != nil {
-		return nil // stopped before the apiserver took the bindings
-	}
-	close(a.ready)
-	<-ctx.Done()
 	return nil
-}
-
-var _ lifecycle.Readier = (*Access)(nil)
-
-// WaitReady implements lifecycle.Readier: the bindings exist.
-func (a *Access) WaitReady(ctx context.Context) error {
-	select {
-	case <-a.ready:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (a *Access) ensure(ctx context.Context) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
@@ -49,7 +48,6 @@ func (m *ControllerManager) Run(ctx context.Context) error {
 	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
 		return fmt.Errorf("kube-controller-manager feature gates: %w", err)
 	}
-	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 	c, err := s.Config(ctx, known, disabled, aliases)
 	if err != nil {
 		return fmt.Errorf("kube-controller-manager config: %w", err)

@@ -69,6 +69,16 @@ func (l Layout) ContainerdState() string {
 func (l Layout) ContainerdSocket() string {
 	return filepath.Join(l.ContainerdState(), "containerd.sock")
 }
+
+// ContainerdTasks holds containerd's task bundles (one per container,
+// under a namespace dir), each with the shim's bootstrap.json.
+func (l Layout) ContainerdTasks() string {
+	return filepath.Join(l.ContainerdState(), "io.containerd.runtime.v2.task")
+}
+
+// FlannelSubnetFile is where flannel records the node's pod subnet.
+func (l Layout) FlannelSubnetFile() string { return filepath.Join(l.Run, "flannel", "subnet.env") }
+
 func (l Layout) RuncRoot() string    { return filepath.Join(l.Run, "runc") }
 func (l Layout) CNIConfDir() string  { return filepath.Join(l.AgentEtc(), "cni", "net.d") }
 func (l Layout) KubeletRoot() string { return filepath.Join(l.Agent(), "kubelet") }

@@ -100,7 +100,7 @@ const shimSocketDir = "/run/containerd/s/"
 // removeShimSockets removes the sockets of the node's killed shims, named
 // in each task bundle's bootstrap.json under the run dir.
 func removeShimSockets(runDir string) error {
-	files, _ := filepath.Glob(filepath.Join(runDir, "containerd", "io.containerd.runtime.v2.task", "*", "*", "bootstrap.json"))
+	files, _ := filepath.Glob(filepath.Join(datadir.Layout{Run: runDir}.ContainerdTasks(), "*", "*", "bootstrap.json"))
 	var errs []error
 	for _, f := range files {
 		var b struct {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/monokube/monokube/internal/proc"
 )
 
 // Bounds on waiting for processes to go.
@@ -99,7 +101,7 @@ func leftovers(t Target) []int {
 // monokube run as a client (kubectl, crictl, ctr, killall itself).
 func nodeBinaries(t Target) map[int]string {
 	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
-	out := Binaries(t.binRoot())
+	out := proc.Binaries(t.binRoot())
 	for pid, exe := range out {
 		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
 		if ns != ownNS || filepath.Base(exe) == "monokube" && !daemonRole(pid) {
@@ -134,42 +136,10 @@ func ancestors() map[int]bool {
 	return out
 }
 
-// Binaries maps each process (but this one) running a binary whose path
-// starts with prefix to that binary. A binary deleted since it started
-// still counts.
-func Binaries(prefix string) map[int]string {
-	out := map[int]string{}
-	for _, pid := range pids() {
-		if pid == os.Getpid() {
-			continue
-		}
-		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		if err != nil {
-			continue // gone, or a kernel thread
-		}
-		exe = strings.TrimSuffix(exe, " (deleted)")
-		if strings.HasPrefix(exe, prefix) {
-			out[pid] = exe
-		}
-	}
-	return out
-}
-
-func pids() []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // childMap maps each process to its children.
 func childMap() map[int][]int {
 	out := map[int][]int{}
-	for _, pid := range pids() {
+	for _, pid := range proc.PIDs() {
 		if ppid, ok := parent(pid); ok {
 			out[ppid] = append(out[ppid], pid)
 		}

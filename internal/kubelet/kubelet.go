@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,12 +17,11 @@ import (
 type Kubelet struct {
 	args            []string
 	runtimeEndpoint string
-	log             *slog.Logger
 }
 
 // New returns the kubelet component; args come from Args.
-func New(args []string, runtimeEndpoint string, log *slog.Logger) *Kubelet {
-	return &Kubelet{args: args, runtimeEndpoint: runtimeEndpoint, log: log}
+func New(args []string, runtimeEndpoint string) *Kubelet {
+	return &Kubelet{args: args, runtimeEndpoint: runtimeEndpoint}
 }
 
 var _ lifecycle.Component = (*Kubelet)(nil)

@@ -5,7 +5,6 @@ package kubeproxy
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 
 	"github.com/spf13/pflag"
@@ -83,11 +82,10 @@ func Args(c Config, configFile string) []string {
 // Proxy runs kube-proxy in-process.
 type Proxy struct {
 	args []string
-	log  *slog.Logger
 }
 
 // New returns the kube-proxy component; args come from Args.
-func New(args []string, log *slog.Logger) *Proxy { return &Proxy{args: args, log: log} }
+func New(args []string) *Proxy { return &Proxy{args: args} }
 
 var _ lifecycle.Component = (*Proxy)(nil)
 

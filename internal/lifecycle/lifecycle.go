@@ -31,19 +31,56 @@ type Readier interface {
 	WaitReady(ctx context.Context) error
 }
 
+// Timed is implemented by components whose start or stop takes longer
+// than the group's defaults: a child process given its own grace before
+// SIGKILL, a store that flushes on close. A zero duration keeps the
+// group's default.
+type Timed interface {
+	// ReadyTimeout bounds WaitReady.
+	ReadyTimeout() time.Duration
+	// StopGrace is how long the group waits for Run to return once asked
+	// to stop.
+	StopGrace() time.Duration
+}
+
+// RestartError is a component's request that the whole node restart (for
+// example, new certificates that upstream code reads only at start). The
+// group stops every component as for a failure and Run returns the
+// request, which callers tell from a failure with errors.As.
+type RestartError struct{ Reason string }
+
+func (e *RestartError) Error() string { return "restart requested: " + e.Reason }
+
 // Group runs components. The zero value is not usable; use NewGroup.
 type Group struct {
 	log          *slog.Logger
 	components   []Component
-	ReadyTimeout time.Duration // per Readier
-	Grace        time.Duration // per component, when stopping
-	// OnReady, if set, is called once every component is ready.
-	OnReady func()
+	ReadyTimeout time.Duration // per Readier, unless it is Timed
+	Grace        time.Duration // per component when stopping, unless Timed
+	onReady      []func()
 }
 
 // NewGroup returns a group that runs components in the given order.
 func NewGroup(log *slog.Logger, components ...Component) *Group {
 	return &Group{log: log, components: components, ReadyTimeout: 2 * time.Minute, Grace: 5 * time.Second}
+}
+
+// OnReady adds a hook called once every component is ready, after the
+// hooks added before it.
+func (g *Group) OnReady(hook func()) { g.onReady = append(g.onReady, hook) }
+
+func (g *Group) readyTimeout(c Component) time.Duration {
+	if t, ok := c.(Timed); ok && t.ReadyTimeout() > 0 {
+		return t.ReadyTimeout()
+	}
+	return g.ReadyTimeout
+}
+
+func (g *Group) grace(c Component) time.Duration {
+	if t, ok := c.(Timed); ok && t.StopGrace() > 0 {
+		return t.StopGrace()
+	}
+	return g.Grace
 }
 
 // running is one started component.
@@ -55,12 +92,14 @@ type running struct {
 }
 
 // Run starts every component and blocks until ctx ends (a clean stop: nil)
-// or a component fails or is not ready in time (that error). Either way all
-// started components are stopped, last-started first, before Run returns.
+// or a component fails or is not ready in time (that error, which the
+// group does not log: the caller reports it once). Either way all started
+// components are stopped, last-started first, before Run returns.
 func (g *Group) Run(ctx context.Context) error {
 	failed := make(chan *running, len(g.components))
 	started := make([]*running, 0, len(g.components))
-	defer func() { g.stop(started) }()
+	var reported *running // its error is Run's; stop does not log it again
+	defer func() { g.stop(started, reported) }()
 
 	for _, c := range g.components {
 		if ctx.Err() != nil {
@@ -68,7 +107,8 @@ func (g *Group) Run(ctx context.Context) error {
 		}
 		r := g.start(ctx, c, failed)
 		started = append(started, r)
-		if err := g.waitReady(ctx, r, failed); err != nil {
+		if f, err := g.waitReady(ctx, r, failed); err != nil {
+			reported = f
 			return err
 		}
 	}
@@ -76,15 +116,25 @@ func (g *Group) Run(ctx context.Context) error {
 		return nil
 	}
 	g.log.Info("all components ready")
-	if g.OnReady != nil {
-		g.OnReady()
+	for _, hook := range g.onReady {
+		hook()
 	}
 	select {
 	case <-ctx.Done():
 		return nil
 	case r := <-failed:
-		return fmt.Errorf("%s: %w", r.c.Name(), r.err)
+		reported = r
+		return r.failure()
 	}
+}
+
+// failure is the error Run returns for r: a restart request as it is,
+// anything else named by the component.
+func (r *running) failure() error {
+	if restart := (*RestartError)(nil); errors.As(r.err, &restart) {
+		return r.err
+	}
+	return fmt.Errorf("%s: %w", r.c.Name(), r.err)
 }
 
 // start runs c in its own goroutine under its own context, which is not a
@@ -117,49 +167,53 @@ func runSafe(ctx context.Context, c Component) (err error) {
 }
 
 // waitReady waits for r to be ready; it gives up early when r or an
-// earlier component fails.
-func (g *Group) waitReady(ctx context.Context, r *running, failed <-chan *running) error {
+// earlier component fails. On an error it also returns the component whose
+// failure the error reports, if one failed.
+func (g *Group) waitReady(ctx context.Context, r *running, failed <-chan *running) (*running, error) {
 	rd, ok := r.c.(Readier)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	g.log.Info("waiting for " + r.c.Name())
-	wctx, cancel := context.WithTimeoutCause(ctx, g.ReadyTimeout,
-		fmt.Errorf("%s not ready after %s", r.c.Name(), g.ReadyTimeout))
+	timeout := g.readyTimeout(r.c)
+	wctx, cancel := context.WithTimeoutCause(ctx, timeout,
+		fmt.Errorf("%s not ready after %s", r.c.Name(), timeout))
 	defer cancel()
 	result := make(chan error, 1)
 	go func() { result <- rd.WaitReady(wctx) }()
 	select {
 	case err := <-result:
 		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("%s: %w", r.c.Name(), err)
+			return nil, fmt.Errorf("%s: %w", r.c.Name(), err)
 		}
 	case f := <-failed:
-		return fmt.Errorf("%s: %w", f.c.Name(), f.err)
+		return f, f.failure()
 	}
 	if ctx.Err() == nil {
 		g.log.Info(r.c.Name()+" ready", "took", time.Since(start).Round(time.Millisecond))
 	}
-	return nil
+	return nil, nil
 }
 
-// stop cancels components last-started first and waits for each up to the
+// stop cancels components last-started first and waits for each up to its
 // grace period. A component that overstays is logged and left behind.
-func (g *Group) stop(started []*running) {
+// The error of reported is Run's own and is not logged here.
+func (g *Group) stop(started []*running, reported *running) {
 	for i := len(started) - 1; i >= 0; i-- {
 		r := started[i]
 		start := time.Now()
 		r.cancel()
+		grace := g.grace(r.c)
 		select {
 		case <-r.done:
-			if r.err != nil {
+			if r.err != nil && r != reported {
 				g.log.Warn("stopped with error", "component", r.c.Name(), "err", r.err)
 			} else {
 				g.log.Info("stopped", "component", r.c.Name(), "took", time.Since(start).Round(time.Millisecond))
 			}
-		case <-time.After(g.Grace):
-			g.log.Warn("did not stop within its grace period; moving on", "component", r.c.Name(), "grace", g.Grace)
+		case <-time.After(grace):
+			g.log.Warn("did not stop within its grace period; moving on", "component", r.c.Name(), "grace", grace)
 		}
 	}
 }

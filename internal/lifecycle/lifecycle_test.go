@@ -120,10 +120,13 @@ func TestStartInOrderStopInReverse(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var onReady atomic.Int32
-	g.OnReady = func() {
+	var order []string
+	g.OnReady(func() { order = append(order, "first") })
+	g.OnReady(func() {
+		order = append(order, "second")
 		onReady.Add(1)
 		cancel()
-	}
+	})
 	if err := wait(t, runGroup(ctx, g), "Run"); err != nil {
 		t.Errorf("Run after cancel = %v, want nil", err)
 	}
@@ -133,6 +136,9 @@ func TestStartInOrderStopInReverse(t *testing.T) {
 	}
 	if n := onReady.Load(); n != 1 {
 		t.Errorf("OnReady called %d times, want 1", n)
+	}
+	if want := []string{"first", "second"}; !slices.Equal(order, want) {
+		t.Errorf("hooks ran %q, want %q", order, want)
 	}
 }
 
@@ -164,7 +170,7 @@ func TestCancelBeforeReadyReturnsNil(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	g := newGroup(readyFake{fake: a, ready: make(chan struct{})}, b)
-	g.OnReady = func() { t.Error("OnReady called though a never became ready") }
+	g.OnReady(func() { t.Error("OnReady called though a never became ready") })
 	res := runGroup(ctx, g)
 	wait(t, a.started, "a to start")
 	cancel()
@@ -242,7 +248,7 @@ func TestComponentFailure(t *testing.T) {
 			if tc.readyMax != 0 {
 				g.ReadyTimeout = tc.readyMax
 			}
-			g.OnReady = func() {}
+			g.OnReady(func() {})
 			err := wait(t, runGroup(t.Context(), g), "Run")
 			if err == nil {
 				t.Fatal("Run = nil, want an error")
@@ -280,7 +286,7 @@ func TestStopDoesNotWaitBeyondGrace(t *testing.T) {
 	g := newGroup(readyFake{fake: a}, readyFake{fake: stuck})
 	g.Grace = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
-	g.OnReady = cancel
+	g.OnReady(cancel)
 	start := time.Now()
 	if err := wait(t, runGroup(ctx, g), "Run to give up on the stuck component"); err != nil {
 		t.Errorf("Run = %v, want nil", err)
@@ -304,5 +310,128 @@ func TestReadySignal(t *testing.T) {
 	r.MarkReady() // idempotent
 	if err := r.WaitReady(context.Background()); err != nil {
 		t.Fatalf("WaitReady after MarkReady = %v", err)
+	}
+}
+
+// timedFake is a fake with its own ready timeout and stop grace.
+type timedFake struct {
+	readyFake
+	readyIn, graceFor time.Duration
+}
+
+func (f timedFake) ReadyTimeout() time.Duration { return f.readyIn }
+func (f timedFake) StopGrace() time.Duration    { return f.graceFor }
+
+// A Timed component's own ready timeout and grace replace the group's.
+func TestPerComponentTimeouts(t *testing.T) {
+	ev := &events{}
+	slow := timedFake{readyFake: readyFake{fake: newFake("slow", ev), ready: make(chan struct{})}, readyIn: 50 * time.Millisecond}
+	g := newGroup(slow)
+	g.ReadyTimeout = time.Hour
+	err := wait(t, runGroup(t.Context(), g), "Run")
+	if err == nil || !strings.Contains(err.Error(), "slow not ready after 50ms") {
+		t.Errorf("Run = %v, want the component's own 50ms ready timeout", err)
+	}
+
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	stuck := newFake("stuck", ev)
+	stuck.ignoreCancel = release
+	g = newGroup(timedFake{readyFake: readyFake{fake: stuck}, graceFor: 300 * time.Millisecond})
+	g.Grace = time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	g.OnReady(cancel)
+	start := time.Now()
+	wait(t, runGroup(ctx, g), "Run")
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("stop gave up after %s, before the component's 300ms grace", took)
+	}
+}
+
+// A restart request stops the group and comes back as it is; the failing
+// component's error is Run's alone, not logged again while stopping.
+func TestRestartRequestAndSingleReport(t *testing.T) {
+	ev := &events{}
+	bad := newFake("bad", ev)
+	bad.fail = &RestartError{Reason: "new certificates"}
+	var logged strings.Builder
+	g := NewGroup(slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, nil)), newFake("a", ev), bad)
+	err := wait(t, runGroup(t.Context(), g), "Run")
+	var restart *RestartError
+	if !errors.As(err, &restart) || restart.Reason != "new certificates" {
+		t.Fatalf("Run = %v, want the RestartError", err)
+	}
+	if !slices.Contains(ev.get(), "stop a") {
+		t.Errorf("events %q: a not stopped", ev.get())
+	}
+	if strings.Contains(logged.String(), "new certificates") {
+		t.Errorf("the returned error was also logged:\n%s", logged.String())
+	}
+}
+
+// syncWriter serialises writes from the group's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// taskFake is a Task that records its run and returns err.
+type taskFake struct {
+	name string
+	ev   *events
+	wait <-chan struct{} // nil: done at once
+	err  error
+}
+
+func (f taskFake) Name() string { return f.name }
+
+func (f taskFake) Do(ctx context.Context) error {
+	if f.wait != nil {
+		select {
+		case <-f.wait:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	f.ev.add("did " + f.name)
+	return f.err
+}
+
+// An awaited task gates the next start; a background one does not; a
+// finished task is no failure; a task's error fails the group.
+func TestTasks(t *testing.T) {
+	ev := &events{}
+	later := make(chan struct{})
+	next := newFake("next", ev)
+	g := newGroup(Await(taskFake{name: "import", ev: ev}), Background(taskFake{name: "uncordon", ev: ev, wait: later}), readyFake{fake: next})
+	ctx, cancel := context.WithCancel(t.Context())
+	g.OnReady(func() { close(later) })
+	res := runGroup(ctx, g)
+	wait(t, next.started, "next to start")
+	deadline := time.Now().Add(5 * time.Second)
+	for !slices.Contains(ev.get(), "did uncordon") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := wait(t, res, "Run"); err != nil {
+		t.Errorf("Run = %v, want nil: finished tasks are not failures", err)
+	}
+	if got, want := ev.get(), []string{"did import", "start next", "did uncordon", "stop next"}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+
+	boom := errors.New("boom")
+	g = newGroup(Await(taskFake{name: "bad", ev: ev, err: boom}), newFake("never", ev))
+	if err := wait(t, runGroup(t.Context(), g), "Run"); !errors.Is(err, boom) || !strings.Contains(err.Error(), "bad") {
+		t.Errorf("Run = %v, want bad's error", err)
+	}
+	if slices.Contains(ev.get(), "start never") {
+		t.Error("a component started after a failed awaited task")
 	}
 }

@@ -32,30 +32,30 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 	images := containerd.NewImages(containerd.ImageSources{
 		Address: l.ContainerdSocket(), Snapshotter: p.snapshotter(), Embedded: p.assets.Images,
 		Dir: l.Images(), StateFile: l.ImageState(),
-	}, with("images"))
+	}, with("image-import"))
 	newClient := func() (kubernetes.Interface, error) { return nodeClient(p.creds.KubeletKubeconfig) }
 	out := []lifecycle.Component{
-		upgrade.NewSweeper(l.Data, with("upgrade"), p.assets.BinDir, filepath.Dir(self)),
+		upgrade.NewSweeper(l.Data, with("version-sweeper"), p.assets.BinDir, filepath.Dir(self)),
 		containerd.NewDaemon(self, p.containerdConfig, l.ContainerdSocket(), p.assets.BinDir, with("containerd")),
-		images,
+		lifecycle.Await(images),
 	}
 	if p.cfg.Upgrade.MinorChange {
-		out = append(out, upgrade.NewDrainer(p.cfg.Upgrade, p.cfg.NodeName, newClient, with("upgrade")))
+		out = append(out, lifecycle.Await(upgrade.NewDrainer(p.cfg.Upgrade, p.cfg.NodeName, newClient, with("upgrade-drain"))))
 	}
-	out = append(out, kubelet.New(p.kubeletArgs, l.ContainerdSocket(), with("kubelet")))
+	out = append(out, kubelet.New(p.kubeletArgs, l.ContainerdSocket()))
 	if p.creds.TLSBootstrap {
-		out = append(out, newCredsWait(kubelet.ClientCertFile(l.KubeletRoot())))
+		out = append(out, lifecycle.Await(credsWait{kubelet.ClientCertFile(l.KubeletRoot())}))
 	}
 	if p.cfg.FlannelBackend != BackendNone {
 		overlay := flannel.New(flannel.Config{
 			NodeName: p.cfg.NodeName, Iface: p.cfg.FlannelIface, NodeIP: p.cfg.NodeIP, ClusterCIDR: p.cfg.ClusterCIDR,
 			Kubeconfig: p.creds.KubeletKubeconfig, NetConf: l.AgentFile("flannel-net-conf.json"),
-			SubnetFile: filepath.Join(l.Run, "flannel", "subnet.env"),
+			SubnetFile: l.FlannelSubnetFile(),
 		}, newClient, with("flannel"))
-		out = append(out, overlay, cni.NewWriter(overlay.Network, l.CNIConfDir(), with("cni")))
+		out = append(out, overlay, lifecycle.Await(cni.NewWriter(overlay.Network, l.CNIConfDir(), with("cni-config"))))
 	}
-	return append(out, kubeproxy.New(p.kubeProxyArgs, with("kube-proxy")),
-		upgrade.NewUncordoner(p.cfg.NodeName, newClient, with("upgrade"))), nil
+	return append(out, kubeproxy.New(p.kubeProxyArgs),
+		lifecycle.Background(upgrade.NewUncordoner(p.cfg.NodeName, newClient, with("upgrade-uncordon")))), nil
 }
 
 // Pod network choices (--flannel-backend).
@@ -66,26 +66,18 @@ const (
 
 // credsWait is ready once a joining node's kubelet holds its client
 // certificate: what comes after it talks to the apiserver as the node.
-type credsWait struct {
-	file string
-	*lifecycle.ReadySignal
-}
+type credsWait struct{ file string }
 
-func newCredsWait(file string) *credsWait {
-	return &credsWait{file: file, ReadySignal: lifecycle.NewReadySignal()}
-}
+var _ lifecycle.Task = credsWait{}
 
-var _ lifecycle.Component = (*credsWait)(nil)
+// Name implements lifecycle.Task.
+func (credsWait) Name() string { return "node-credentials" }
 
-// Name implements lifecycle.Component.
-func (*credsWait) Name() string { return "node credentials" }
-
-// Run polls for the certificate file, then waits for ctx.
-func (w *credsWait) Run(ctx context.Context) error {
+// Do implements lifecycle.Task: it polls for the certificate file.
+func (w credsWait) Do(ctx context.Context) error {
 	for {
 		if _, err := os.Stat(w.file); err == nil {
-			w.MarkReady()
-			break
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -93,8 +85,6 @@ func (w *credsWait) Run(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	<-ctx.Done()
-	return nil
 }
 
 // nodeClient talks to the apiserver as the node itself.

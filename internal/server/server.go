@@ -39,6 +39,7 @@ import (
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
+	"github.com/monokube/monokube/internal/systemd"
 	"github.com/monokube/monokube/internal/upgrade"
 )
 
@@ -82,8 +83,13 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The control plane's loopback clients would log warnings about what
+	// they use themselves. The handler is process-wide, so the role sets
+	// it, not a component.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 	g := lifecycle.NewGroup(log, components...)
-	g.OnReady = upgrade.OnReady(layout.VersionFile(), log)
+	g.OnReady(upgrade.RecordVersion(layout.VersionFile(), log))
+	g.OnReady(systemd.NotifyReady(log))
 	return g.Run(ctx)
 }
 
@@ -325,7 +331,7 @@ func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *
 	return []lifecycle.Component{
 		etcd.New(etcdConfig(cfg, l, c), with("etcd")),
 		control.NewAPIServer(control.APIServerArgs(cfg, c), cfg.HTTPSPort, probe, with("kube-apiserver")),
-		access,
+		lifecycle.Await(access),
 		control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe),
 		control.NewScheduler(control.SchedulerArgs(cfg, c), probe),
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"text/template"
@@ -66,6 +67,16 @@ func Render(u Unit) ([]byte, error) {
 // it is up: `systemctl start` returns and units ordered after it start.
 // Outside systemd (no $NOTIFY_SOCKET) it does nothing.
 func Ready() error { return notify(daemon.SdNotifyReady) }
+
+// NotifyReady is Ready as a node's on-ready hook, which logs a failure:
+// systemd then times the start out and says so itself.
+func NotifyReady(log *slog.Logger) func() {
+	return func() {
+		if err := Ready(); err != nil {
+			log.Warn("could not tell systemd monokube is ready", "err", err)
+		}
+	}
+}
 
 func notify(state string) error {
 	if os.Getenv("NOTIFY_SOCKET") == "" {

@@ -27,7 +27,7 @@ const pollEvery = 2 * time.Second
 
 // Drainer is the node component placed before the kubelet when the
 // Kubernetes minor version changed: it cordons the node and evicts its pods
-// (the new kubelet would restart their containers anyway), then is ready,
+// (the new kubelet would restart their containers anyway), then is done,
 // so the kubelet starts and stops them. Uncordoner undoes the cordon. Both
 // act as the node itself: NodeRestriction lets a node change its own Node
 // and evict its own pods.
@@ -36,21 +36,20 @@ type Drainer struct {
 	node   string
 	client func() (kubernetes.Interface, error)
 	log    *slog.Logger
-	*lifecycle.ReadySignal
 }
 
-// NewDrainer returns the component that drains node for step.
+// NewDrainer returns the task that drains node for step.
 func NewDrainer(step Step, node string, client func() (kubernetes.Interface, error), log *slog.Logger) *Drainer {
-	return &Drainer{step: step, node: node, client: client, log: log, ReadySignal: lifecycle.NewReadySignal()}
+	return &Drainer{step: step, node: node, client: client, log: log}
 }
 
-var _ lifecycle.Component = (*Drainer)(nil)
+var _ lifecycle.Task = (*Drainer)(nil)
 
-// Name implements lifecycle.Component.
+// Name implements lifecycle.Task.
 func (d *Drainer) Name() string { return "upgrade-drain" }
 
-// Run implements lifecycle.Component.
-func (d *Drainer) Run(ctx context.Context) error {
+// Do implements lifecycle.Task.
+func (d *Drainer) Do(ctx context.Context) error {
 	c, err := d.client()
 	if err != nil {
 		return err
@@ -60,12 +59,10 @@ func (d *Drainer) Run(ctx context.Context) error {
 	if err := d.drain(ctx, c); err != nil {
 		d.log.Warn("drain incomplete; the kubelet restarts the remaining containers", "err", err)
 	}
-	d.MarkReady()
-	<-ctx.Done()
 	return nil
 }
 
-// Uncordoner is the node's last component: once the node is Ready on this
+// Uncordoner is the node's last task, run in the background: once the node is Ready on this
 // version it uncordons it if monokube cordoned it for an upgrade, also
 // after a crash in between.
 type Uncordoner struct {
@@ -75,19 +72,20 @@ type Uncordoner struct {
 	log    *slog.Logger
 }
 
-// NewUncordoner returns the component that uncordons node; make it before
-// the node's kubelet starts.
+// NewUncordoner returns the task that uncordons node; make it before the
+// node's kubelet starts.
 func NewUncordoner(node string, client func() (kubernetes.Interface, error), log *slog.Logger) *Uncordoner {
 	return &Uncordoner{since: metav1.Now(), node: node, client: client, log: log}
 }
 
-var _ lifecycle.Component = (*Uncordoner)(nil)
+var _ lifecycle.Task = (*Uncordoner)(nil)
 
-// Name implements lifecycle.Component.
+// Name implements lifecycle.Task.
 func (u *Uncordoner) Name() string { return "upgrade-uncordon" }
 
-// Run implements lifecycle.Component.
-func (u *Uncordoner) Run(ctx context.Context) error {
+// Do implements lifecycle.Task. Not being able to uncordon is logged, not
+// a failure: the node runs, and the message says what to do.
+func (u *Uncordoner) Do(ctx context.Context) error {
 	c, err := u.client()
 	if err != nil {
 		return err
@@ -95,7 +93,6 @@ func (u *Uncordoner) Run(ctx context.Context) error {
 	if err := u.uncordonWhenReady(ctx, c); err != nil && ctx.Err() == nil {
 		u.log.Warn("could not uncordon this node after the upgrade: run kubectl uncordon "+u.node, "err", err)
 	}
-	<-ctx.Done()
 	return nil
 }
 

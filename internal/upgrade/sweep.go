@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/monokube/monokube/internal/datadir"
-	"github.com/monokube/monokube/internal/killall"
 	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/proc"
 )
 
 // sweepEvery is how often old versions' directories are looked at again:
@@ -94,7 +94,7 @@ func (s *Sweeper) Sweep() time.Duration {
 		return sweepEvery
 	}
 	next := sweepEvery
-	inUse := killall.Binaries(root + "/")
+	inUse := proc.Binaries(root + "/")
 	for _, e := range entries {
 		dir := filepath.Join(root, e.Name())
 		if !e.IsDir() || s.kept(dir) || used(dir, inUse) {

@@ -18,7 +18,6 @@ import (
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/monokube/monokube/internal/fsutil"
-	"github.com/monokube/monokube/internal/systemd"
 	"github.com/monokube/monokube/internal/version"
 )
 
@@ -104,15 +103,13 @@ func Check(prev, cur Record, server bool, dataDir string) (Step, error) {
 	return s, nil
 }
 
-// OnReady returns what a node or server does once all its components are
-// ready: record this version as the data dir's, and tell systemd.
-func OnReady(path string, log *slog.Logger) func() {
+// RecordVersion returns the hook a node runs once all its components are
+// ready: it records this version in the data dir (path is version.json),
+// which the next start's skew check reads.
+func RecordVersion(path string, log *slog.Logger) func() {
 	return func() {
 		if err := fsutil.SaveState(path, Current()); err != nil {
 			log.Warn("could not record this version in the data dir", "file", path, "err", err)
-		}
-		if err := systemd.Ready(); err != nil {
-			log.Warn("could not tell systemd monokube is ready", "err", err)
 		}
 	}
 }

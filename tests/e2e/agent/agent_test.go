@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	certutil "k8s.io/client-go/util/cert"
 
@@ -112,7 +113,7 @@ func TestAgentJoins(t *testing.T) {
 	})
 	t.Run("expired token refused", func(t *testing.T) {
 		expiring := createToken(t, srv, "1s")
-		time.Sleep(3 * time.Second)
+		waitExpired(t, srv, expiring)
 		n := harness.NewNode(t, network, 30)
 		r := n.Exec(2*time.Minute, harness.Options{}, "agent", "--server", srv.ServerURL(), "--token", expiring,
 			"--node-name", "late", "--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP)
@@ -193,6 +194,28 @@ func createToken(t *testing.T, srv *harness.Node, ttl string) string {
 	return strings.TrimSpace(r.Stdout)
 }
 
+// waitExpired waits until the join token's Secret says it has expired, or
+// the token cleaner has deleted it.
+func waitExpired(t *testing.T, srv *harness.Node, token string) {
+	t.Helper()
+	parts := strings.Split(token, "::")
+	id, _, _ := strings.Cut(parts[len(parts)-1], ".")
+	srv.WaitFor(time.Minute, "token "+id+" expired", func(ctx context.Context) (bool, error) {
+		s, err := srv.Client().CoreV1().Secrets("kube-system").Get(ctx, "bootstrap-token-"+id, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		exp, err := time.Parse(time.RFC3339, string(s.Data["expiration"]))
+		if err != nil {
+			return false, fmt.Errorf("expiration %q: %w", s.Data["expiration"], err)
+		}
+		return time.Now().After(exp), fmt.Errorf("expires at %s", exp)
+	})
+}
+
 // checkRefusals runs agents with bad tokens: each exits non-zero saying
 // what is wrong, and leaves no agent state behind.
 func checkRefusals(t *testing.T, srv *harness.Node, network *harness.Network, token string) {
@@ -236,7 +259,13 @@ func TestFlannelBackendNone(t *testing.T) {
 		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		return err == nil && len(nodes.Items) == 1 && nodes.Items[0].Spec.PodCIDR != "", err
 	})
-	time.Sleep(10 * time.Second) // what the node would have done by now with flannel: ~1 s
+	// The group starts each component once the one before is ready, and
+	// records the version once all are: by then a CNI writer would have
+	// written.
+	n.WaitFor(2*time.Minute, "every component ready (version.json written)", func(context.Context) (bool, error) {
+		_, err := os.Stat(filepath.Join(n.DataDir, "version.json"))
+		return err == nil, err
+	})
 	if m, _ := filepath.Glob(filepath.Join(n.DataDir, "agent", "etc", "cni", "net.d", "*")); len(m) != 0 {
 		t.Errorf("CNI config written with --flannel-backend none: %v", m)
 	}

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
+	"github.com/monokube/monokube/internal/upgrade"
 	"github.com/monokube/monokube/tests/harness"
 )
 
@@ -129,14 +130,21 @@ func TestUpgradeByBinarySwap(t *testing.T) {
 		writeRecord(t, srv, map[string]string{"monokube": "0.0.1", "kubernetes": fmt.Sprintf("v%d.%d.9", v.Major(), v.Minor()-1)})
 		srv.StartServerNode(srvArgs...)
 		srv.WaitReadyz(time.Minute)
+		// The drainer cordons before it evicts: the old pod evicted and the
+		// node schedulable without the cordon mark means cordon, drain and
+		// uncordon, in that order.
 		srv.WaitFor(3*time.Minute, "node uncordoned after the drain", func(ctx context.Context) (bool, error) {
+			evicted, err := podEvicted(ctx, srv, "echo-server-1", uid)
+			if err != nil {
+				return false, err
+			}
 			n, err := srv.Client().CoreV1().Nodes().Get(ctx, "server-1", metav1.GetOptions{})
 			if err != nil {
 				return false, err
 			}
-			log, _ := os.ReadFile(srv.LogPath)
-			done := strings.Contains(string(log), "uncordoned") && !n.Spec.Unschedulable
-			return done, fmt.Errorf("unschedulable=%v annotations=%v", n.Spec.Unschedulable, n.Annotations)
+			_, marked := n.Annotations[upgrade.CordonAnnotation]
+			done := evicted && !marked && !n.Spec.Unschedulable
+			return done, fmt.Errorf("old pod evicted=%v, unschedulable=%v, annotations=%v", evicted, n.Spec.Unschedulable, n.Annotations)
 		})
 		log, _ := os.ReadFile(srv.LogPath)
 		if !strings.Contains(string(log), "cordoning and draining") {
@@ -193,6 +201,21 @@ func podUID(t *testing.T, srv *harness.Node, app string) string {
 		t.Fatalf("pods of %s: %v", app, err)
 	}
 	return string(pods.Items[0].UID)
+}
+
+// podEvicted reports whether the pod of app with uid is gone or being
+// deleted.
+func podEvicted(ctx context.Context, srv *harness.Node, app, uid string) (bool, error) {
+	pods, err := srv.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pods.Items {
+		if string(p.UID) == uid {
+			return p.DeletionTimestamp != nil, nil
+		}
+	}
+	return true, nil
 }
 
 // waitKubelets waits until every node's kubelet reports a version ending
