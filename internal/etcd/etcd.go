@@ -1,34 +1,39 @@
 // Package etcd runs the embedded etcd server (go.etcd.io/etcd/server/v3/embed)
 // that stores the cluster state: start, wait until ready, stop with a bound.
+//
+// It owns how the member is reached and named: clients on loopback at
+// ClientPort (ClientURL, the apiserver's --etcd-servers), peers on the node
+// IP at PeerPort (PeerURL), and the member named after its node. Today the
+// cluster has this one member; membership (add, promote, remove) comes with
+// HA servers.
 package etcd
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
+	"net/netip"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/monokube/monokube/internal/lifecycle"
-	mklog "github.com/monokube/monokube/internal/log"
-	"github.com/monokube/monokube/internal/pki"
 )
 
-// Config is what the embedded etcd needs; every field is required.
+// Config is what the embedded etcd needs; every field is required except
+// the ports and Debug.
 type Config struct {
-	Name      string // member name, the node name
-	DataDir   string
-	ClientURL url.URL // e.g. https://127.0.0.1:2379
-	PeerURL   url.URL // e.g. https://<node-ip>:2380, for later HA members
-	CAFile    string  // trusted for client and peer certificates
+	NodeName string     // the member is named after it
+	NodeIP   netip.Addr // where peers reach this member
+	DataDir  string
+	CAFile   string // trusted for client and peer certificates
 	// ServerCert/ServerKey serve clients; PeerCert/PeerKey serve and dial peers.
 	ServerCert, ServerKey string
 	PeerCert, PeerKey     string
-	Debug                 bool
+	// ClientPort and PeerPort default (zero) to the package's ClientPort
+	// and PeerPort; tests set free ones.
+	ClientPort, PeerPort int
+	Debug                bool
 }
 
 // closeTimeout bounds Close: etcd's own close can block on a stuck peer
@@ -45,11 +50,19 @@ type Etcd struct {
 
 // New returns an Etcd that starts when Run is called.
 func New(cfg Config, log *slog.Logger) *Etcd {
+	if cfg.ClientPort == 0 {
+		cfg.ClientPort = ClientPort
+	}
+	if cfg.PeerPort == 0 {
+		cfg.PeerPort = PeerPort
+	}
 	return &Etcd{cfg: cfg, log: log, ready: make(chan struct{}), done: make(chan struct{})}
 }
 
-var _ lifecycle.Component = (*Etcd)(nil)
-var _ lifecycle.Readier = (*Etcd)(nil)
+var (
+	_ lifecycle.Component = (*Etcd)(nil)
+	_ lifecycle.Readier   = (*Etcd)(nil)
+)
 
 // Name implements lifecycle.Component.
 func (*Etcd) Name() string { return "etcd" }
@@ -102,30 +115,4 @@ func (e *Etcd) close(srv *embed.Etcd) {
 	case <-time.After(closeTimeout):
 		e.log.Warn("etcd did not close in time; leaving it to process exit", "timeout", closeTimeout)
 	}
-}
-
-func (e *Etcd) embedConfig() *embed.Config {
-	c := e.cfg
-	ec := embed.NewConfig()
-	ec.Name = c.Name
-	ec.Dir = c.DataDir
-	ec.ListenClientUrls = []url.URL{c.ClientURL}
-	ec.AdvertiseClientUrls = []url.URL{c.ClientURL}
-	ec.ListenPeerUrls = []url.URL{c.PeerURL}
-	ec.AdvertisePeerUrls = []url.URL{c.PeerURL}
-	ec.InitialCluster = ec.InitialClusterFromName(c.Name)
-	ec.ClientTLSInfo = transport.TLSInfo{
-		CertFile: c.ServerCert, KeyFile: c.ServerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
-	}
-	ec.PeerTLSInfo = transport.TLSInfo{
-		CertFile: c.PeerCert, KeyFile: c.PeerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
-	}
-	ec.TlsMinVersion, ec.CipherSuites = "TLS1.2", pki.CipherSuites()
-	// etcd logs every raft step at info; keep its warnings unless debugging.
-	level := zapcore.WarnLevel
-	if c.Debug {
-		level = zapcore.InfoLevel
-	}
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(mklog.Zap(e.log, level))
-	return ec
 }
