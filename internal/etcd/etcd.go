@@ -1,5 +1,6 @@
 // Package etcd runs the embedded etcd server (go.etcd.io/etcd/server/v3/embed)
-// that stores the cluster state: start, wait until ready, stop with a bound.
+// that stores the cluster state: start, wait until ready, notice a server
+// that stops on its own, and stop with a bound.
 //
 // It owns how the member is reached and named: clients on loopback at
 // ClientPort (ClientURL, the apiserver's --etcd-servers), peers on the node
@@ -10,6 +11,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -46,6 +48,10 @@ type Etcd struct {
 	log   *slog.Logger
 	ready chan struct{}
 	done  chan struct{}
+	err   error // Run's result, set before done is closed
+	// onReady, if set, runs in Run once etcd is ready: tests reach the
+	// server through it.
+	onReady func(*embed.Etcd)
 }
 
 // New returns an Etcd that starts when Run is called.
@@ -68,37 +74,79 @@ var (
 func (*Etcd) Name() string { return "etcd" }
 
 // Run starts etcd and blocks until ctx ends (then closes it, returning nil)
-// or etcd fails.
+// or etcd fails: a listener fails, or the server stops on its own (the
+// member was removed, or raft or the backend hit a fatal error).
 func (e *Etcd) Run(ctx context.Context) error {
-	defer close(e.done)
+	e.err = e.run(ctx)
+	close(e.done)
+	return e.err
+}
+
+func (e *Etcd) run(ctx context.Context) error {
 	srv, err := embed.StartEtcd(e.embedConfig())
 	if err != nil {
 		return fmt.Errorf("start etcd in %s: %w", e.cfg.DataDir, err)
 	}
 	defer e.close(srv)
-	select {
-	case <-srv.Server.ReadyNotify():
-		close(e.ready)
-	case err := <-srv.Err():
-		return fmt.Errorf("etcd: %w", err)
-	case <-ctx.Done():
-		return nil
+	// As etcd's own main does (server/etcdmain/etcd.go, v3.7.3), wait for
+	// ready or stop: a server that stops while joining is never ready.
+	if err := await(ctx, srv, srv.Server.ReadyNotify()); err != nil || ctx.Err() != nil {
+		return err
 	}
+	close(e.ready)
+	if e.onReady != nil {
+		e.onReady(srv)
+	}
+	return await(ctx, srv, nil)
+}
+
+// await blocks until until is closed (nil: never) or ctx ends, returning
+// nil, or until etcd fails, returning why.
+func await(ctx context.Context, srv *embed.Etcd, until <-chan struct{}) error {
 	select {
-	case err := <-srv.Err():
-		return fmt.Errorf("etcd: %w", err)
+	case <-until:
+		return nil
 	case <-ctx.Done():
 		return nil
+	case <-srv.Server.StopNotify():
+		return stopped(srv)
+	case err := <-srv.Err():
+		return served(err)
 	}
 }
 
-// WaitReady returns once etcd serves clients.
+// stopped explains a server that stopped without being closed. etcd logs
+// the cause itself ("server error", at warn) and does not return it; only a
+// listener's failure, if one came with the stop, is on Err.
+func stopped(srv *embed.Etcd) error {
+	select {
+	case err := <-srv.Err():
+		if err != nil {
+			return fmt.Errorf("etcd server stopped on its own: %w", err)
+		}
+	default:
+	}
+	return errors.New("etcd server stopped on its own; etcd's log above says why")
+}
+
+// served is the error of a client or peer listener that stopped serving.
+func served(err error) error {
+	if err == nil {
+		return errors.New("etcd stopped serving")
+	}
+	return fmt.Errorf("etcd serve: %w", err)
+}
+
+// WaitReady returns once etcd serves clients, or why it never will.
 func (e *Etcd) WaitReady(ctx context.Context) error {
 	select {
 	case <-e.ready:
 		return nil
 	case <-e.done:
-		return fmt.Errorf("etcd stopped before it was ready")
+		if e.err == nil { // ctx ended first
+			return errors.New("etcd stopped before it was ready")
+		}
+		return fmt.Errorf("etcd stopped before it was ready: %w", e.err)
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
