@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/etcd"
 )
 
 // Issuer is the service-account token issuer: the in-cluster name of the
@@ -66,7 +67,7 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 	maps.Copy(defaults, tlsFlags())
 	forced := Flags{
 		"secure-port":              strconv.Itoa(cfg.HTTPSPort),
-		"etcd-servers":             EtcdClientURL(),
+		"etcd-servers":             etcd.ClientURL(),
 		"enable-admission-plugins": withNodeRestriction(cfg.Args.APIServer),
 	}
 	return Merge(defaults, cfg.Args.APIServer, forced)
@@ -89,9 +90,6 @@ func withNodeRestriction(user []config.Arg) string {
 	}
 	return strings.Join(plugins, ",")
 }
-
-// EtcdClientURL is where the embedded etcd serves clients.
-func EtcdClientURL() string { return fmt.Sprintf("https://127.0.0.1:%d", EtcdClientPort) }
 
 // AuthProxyUser is the common name of the aggregator's front-proxy client.
 const AuthProxyUser = "system:auth-proxy"

@@ -1,34 +1,41 @@
 // Package etcd runs the embedded etcd server (go.etcd.io/etcd/server/v3/embed)
-// that stores the cluster state: start, wait until ready, stop with a bound.
+// that stores the cluster state: start, wait until ready, notice a server
+// that stops on its own, and stop with a bound.
+//
+// It owns how the member is reached and named: clients on loopback at
+// ClientPort (ClientURL, the apiserver's --etcd-servers), peers on the node
+// IP at PeerPort (PeerURL), and the member named after its node. Today the
+// cluster has this one member; membership (add, promote, remove) comes with
+// HA servers.
 package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
+	"net/netip"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/monokube/monokube/internal/lifecycle"
-	mklog "github.com/monokube/monokube/internal/log"
-	"github.com/monokube/monokube/internal/pki"
 )
 
-// Config is what the embedded etcd needs; every field is required.
+// Config is what the embedded etcd needs; every field is required except
+// the ports and Debug.
 type Config struct {
-	Name      string // member name, the node name
-	DataDir   string
-	ClientURL url.URL // e.g. https://127.0.0.1:2379
-	PeerURL   url.URL // e.g. https://<node-ip>:2380, for later HA members
-	CAFile    string  // trusted for client and peer certificates
+	NodeName string     // the member is named after it
+	NodeIP   netip.Addr // where peers reach this member
+	DataDir  string
+	CAFile   string // trusted for client and peer certificates
 	// ServerCert/ServerKey serve clients; PeerCert/PeerKey serve and dial peers.
 	ServerCert, ServerKey string
 	PeerCert, PeerKey     string
-	Debug                 bool
+	// ClientPort and PeerPort default (zero) to the package's ClientPort
+	// and PeerPort; tests set free ones.
+	ClientPort, PeerPort int
+	Debug                bool
 }
 
 // closeTimeout bounds Close: etcd's own close can block on a stuck peer
@@ -41,51 +48,105 @@ type Etcd struct {
 	log   *slog.Logger
 	ready chan struct{}
 	done  chan struct{}
+	err   error // Run's result, set before done is closed
+	// onReady, if set, runs in Run once etcd is ready: tests reach the
+	// server through it.
+	onReady func(*embed.Etcd)
 }
 
 // New returns an Etcd that starts when Run is called.
 func New(cfg Config, log *slog.Logger) *Etcd {
+	if cfg.ClientPort == 0 {
+		cfg.ClientPort = ClientPort
+	}
+	if cfg.PeerPort == 0 {
+		cfg.PeerPort = PeerPort
+	}
 	return &Etcd{cfg: cfg, log: log, ready: make(chan struct{}), done: make(chan struct{})}
 }
 
-var _ lifecycle.Component = (*Etcd)(nil)
-var _ lifecycle.Readier = (*Etcd)(nil)
+var (
+	_ lifecycle.Component = (*Etcd)(nil)
+	_ lifecycle.Readier   = (*Etcd)(nil)
+)
 
 // Name implements lifecycle.Component.
 func (*Etcd) Name() string { return "etcd" }
 
 // Run starts etcd and blocks until ctx ends (then closes it, returning nil)
-// or etcd fails.
+// or etcd fails: a listener fails, or the server stops on its own (the
+// member was removed, or raft or the backend hit a fatal error).
 func (e *Etcd) Run(ctx context.Context) error {
-	defer close(e.done)
+	e.err = e.run(ctx)
+	close(e.done)
+	return e.err
+}
+
+func (e *Etcd) run(ctx context.Context) error {
 	srv, err := embed.StartEtcd(e.embedConfig())
 	if err != nil {
 		return fmt.Errorf("start etcd in %s: %w", e.cfg.DataDir, err)
 	}
 	defer e.close(srv)
-	select {
-	case <-srv.Server.ReadyNotify():
-		close(e.ready)
-	case err := <-srv.Err():
-		return fmt.Errorf("etcd: %w", err)
-	case <-ctx.Done():
-		return nil
+	// As etcd's own main does (server/etcdmain/etcd.go, v3.7.3), wait for
+	// ready or stop: a server that stops while joining is never ready.
+	if err := await(ctx, srv, srv.Server.ReadyNotify()); err != nil || ctx.Err() != nil {
+		return err
 	}
+	close(e.ready)
+	if e.onReady != nil {
+		e.onReady(srv)
+	}
+	return await(ctx, srv, nil)
+}
+
+// await blocks until until is closed (nil: never) or ctx ends, returning
+// nil, or until etcd fails, returning why.
+func await(ctx context.Context, srv *embed.Etcd, until <-chan struct{}) error {
 	select {
-	case err := <-srv.Err():
-		return fmt.Errorf("etcd: %w", err)
+	case <-until:
+		return nil
 	case <-ctx.Done():
 		return nil
+	case <-srv.Server.StopNotify():
+		return stopped(srv)
+	case err := <-srv.Err():
+		return served(err)
 	}
 }
 
-// WaitReady returns once etcd serves clients.
+// stopped explains a server that stopped without being closed. etcd logs
+// the cause itself ("server error", at warn) and does not return it; only a
+// listener's failure, if one came with the stop, is on Err.
+func stopped(srv *embed.Etcd) error {
+	select {
+	case err := <-srv.Err():
+		if err != nil {
+			return fmt.Errorf("etcd server stopped on its own: %w", err)
+		}
+	default:
+	}
+	return errors.New("etcd server stopped on its own; etcd's log above says why")
+}
+
+// served is the error of a client or peer listener that stopped serving.
+func served(err error) error {
+	if err == nil {
+		return errors.New("etcd stopped serving")
+	}
+	return fmt.Errorf("etcd serve: %w", err)
+}
+
+// WaitReady returns once etcd serves clients, or why it never will.
 func (e *Etcd) WaitReady(ctx context.Context) error {
 	select {
 	case <-e.ready:
 		return nil
 	case <-e.done:
-		return fmt.Errorf("etcd stopped before it was ready")
+		if e.err == nil { // ctx ended first
+			return errors.New("etcd stopped before it was ready")
+		}
+		return fmt.Errorf("etcd stopped before it was ready: %w", e.err)
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -102,30 +163,4 @@ func (e *Etcd) close(srv *embed.Etcd) {
 	case <-time.After(closeTimeout):
 		e.log.Warn("etcd did not close in time; leaving it to process exit", "timeout", closeTimeout)
 	}
-}
-
-func (e *Etcd) embedConfig() *embed.Config {
-	c := e.cfg
-	ec := embed.NewConfig()
-	ec.Name = c.Name
-	ec.Dir = c.DataDir
-	ec.ListenClientUrls = []url.URL{c.ClientURL}
-	ec.AdvertiseClientUrls = []url.URL{c.ClientURL}
-	ec.ListenPeerUrls = []url.URL{c.PeerURL}
-	ec.AdvertisePeerUrls = []url.URL{c.PeerURL}
-	ec.InitialCluster = ec.InitialClusterFromName(c.Name)
-	ec.ClientTLSInfo = transport.TLSInfo{
-		CertFile: c.ServerCert, KeyFile: c.ServerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
-	}
-	ec.PeerTLSInfo = transport.TLSInfo{
-		CertFile: c.PeerCert, KeyFile: c.PeerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
-	}
-	ec.TlsMinVersion, ec.CipherSuites = "TLS1.2", pki.CipherSuites()
-	// etcd logs every raft step at info; keep its warnings unless debugging.
-	level := zapcore.WarnLevel
-	if c.Debug {
-		level = zapcore.InfoLevel
-	}
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(mklog.Zap(e.log, level))
-	return ec
 }

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -314,8 +313,8 @@ func Ports(cfg *config.Server) []sysreq.Port {
 	lo := netip.MustParseAddr("127.0.0.1")
 	ports := []sysreq.Port{
 		{Addr: cfg.BindAddress, Port: cfg.HTTPSPort, What: "--https-listen-port"},
-		{Addr: lo, Port: control.EtcdClientPort, What: "etcd client port"},
-		{Addr: cfg.NodeIP, Port: control.EtcdPeerPort, What: "etcd peer port"},
+		{Addr: lo, Port: etcd.ClientPort, What: "etcd client port"},
+		{Addr: cfg.NodeIP, Port: etcd.PeerPort, What: "etcd peer port"},
 		{Addr: lo, Port: control.CMPort, What: "kube-controller-manager port"},
 		{Addr: lo, Port: control.SchedulerPort, What: "kube-scheduler port"},
 	}
@@ -338,15 +337,10 @@ func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *
 }
 
 func etcdConfig(cfg *config.Server, l datadir.Layout, c control.Creds) etcd.Config {
-	peerHost := cfg.NodeIP.String()
-	if cfg.NodeIP.Is6() {
-		peerHost = "[" + peerHost + "]"
-	}
 	return etcd.Config{
-		Name:       cfg.NodeName,
+		NodeName:   cfg.NodeName,
+		NodeIP:     cfg.NodeIP,
 		DataDir:    l.Etcd(),
-		ClientURL:  url.URL{Scheme: "https", Host: "127.0.0.1:" + strconv.Itoa(control.EtcdClientPort)},
-		PeerURL:    url.URL{Scheme: "https", Host: peerHost + ":" + strconv.Itoa(control.EtcdPeerPort)},
 		CAFile:     c.EtcdCA.Cert(),
 		ServerCert: c.EtcdServer.Cert(),
 		ServerKey:  c.EtcdServer.Key(),
