@@ -68,10 +68,19 @@ func New(cfg Config, log *slog.Logger) *Etcd {
 var (
 	_ lifecycle.Component = (*Etcd)(nil)
 	_ lifecycle.Readier   = (*Etcd)(nil)
+	_ lifecycle.Timed     = (*Etcd)(nil)
 )
 
 // Name implements lifecycle.Component.
 func (*Etcd) Name() string { return "etcd" }
+
+// ReadyTimeout implements lifecycle.Timed: the group's default.
+func (*Etcd) ReadyTimeout() time.Duration { return 0 }
+
+// StopGrace implements lifecycle.Timed: etcd's own close bound and a second
+// to return, so the group waits for etcd's close rather than moving on
+// while it flushes.
+func (*Etcd) StopGrace() time.Duration { return closeTimeout + time.Second }
 
 // Run starts etcd and blocks until ctx ends (then closes it, returning nil)
 // or etcd fails: a listener fails, or the server stops on its own (the
