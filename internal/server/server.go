@@ -34,6 +34,7 @@ import (
 	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/flannel"
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/join"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
@@ -64,21 +65,22 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	creds, nodeCreds := control.NewCreds(layout), node.NewCreds(layout)
-	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
+	nodeCreds := node.NewCreds(layout)
+	id, err := Prepare(cfg, layout, nodeCreds, log)
+	if err != nil {
 		return err
 	}
 	if err := lock.Take(); err != nil { // the dirs a first start made
 		return err
 	}
-	if err := syncAddons(cfg, layout, log); err != nil {
+	if err := syncAddons(cfg, layout, id.Creds, log); err != nil {
 		return err
 	}
-	tok, err := prepareJoin(cfg, layout, creds)
+	tok, err := prepareJoin(cfg, layout, id)
 	if err != nil {
 		return err
 	}
-	components, err := allComponents(cfg, layout, creds, nodeCreds, host, tok, step, log)
+	components, err := allComponents(cfg, layout, id, nodeCreds, host, tok, step, log)
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,8 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 }
 
 // allComponents lists everything the server runs, in start order.
-func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, tok serverToken, step upgrade.Step, log *slog.Logger) ([]lifecycle.Component, error) {
+func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, nc node.Creds, host sysreq.Node, tok serverToken, step upgrade.Step, log *slog.Logger) ([]lifecycle.Component, error) {
+	c := id.Creds
 	probe, err := newProber(c)
 	if err != nil {
 		return nil, err
@@ -106,7 +109,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 		return nil, fmt.Errorf("super-admin client: %w", err)
 	}
 	access := control.NewAccess(superClient, c.AdminBindingMarker, identities(), log.With("component", "access"))
-	access.AfterAdminBound = func() error { return writeAdminKubeconfigs(cfg, c) }
+	access.AfterAdminBound = func() error { return id.WriteAdminKubeconfigs(cfg) }
 	deployers, err := deployComponents(cfg, l, c, super, tok, log)
 	if err != nil {
 		return nil, err
@@ -159,7 +162,7 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 	if err != nil {
 		return nil, err
 	}
-	hostname, _ := os.Hostname() // best effort, as in EnsurePKI
+	hostname, _ := os.Hostname() // best effort, as in identity.Init
 	out := []lifecycle.Component{manifests, join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
 	out = append(out, join.NewServerToken(tokens, join.ServerTokenConfig{
 		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
@@ -205,23 +208,16 @@ type serverToken struct {
 
 // prepareJoin loads (or makes) the server's join token and writes what
 // joining needs into the manifests directory.
-func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverToken, error) {
-	ca, err := pki.Load(c.ServerCA)
-	if err != nil {
-		return serverToken{}, fmt.Errorf("load server CA: %w", err)
-	}
+func prepareJoin(cfg *config.Server, l datadir.Layout, id *identity.Identity) (serverToken, error) {
+	ca := id.CAs.Server
 	t, fresh, err := join.LoadServerToken(l.Token(), ca.Cert)
 	if err != nil {
 		return serverToken{}, err
 	}
-	clientCA, err := os.ReadFile(c.ClientCA.Cert())
-	if err != nil {
-		return serverToken{}, fmt.Errorf("read client CA: %w", err)
-	}
 	m, err := join.Manifest(join.Cluster{
 		Server:      "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
 		CA:          pki.CertPEM(ca.Cert),
-		ClientCA:    clientCA,
+		ClientCA:    id.ClientCAPEM(),
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 	})
@@ -236,12 +232,11 @@ func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverT
 
 // syncAddons renders the embedded addon manifests into the manifests
 // directory, and removes those of disabled addons.
-func syncAddons(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
+func syncAddons(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) error {
 	imgs, err := bundled.Images()
 	if err != nil {
 		return err
 	}
-	c := control.NewCreds(l)
 	files := map[string][]byte{c.KubeletCABundle: nil, c.MetricsServing.Cert(): nil, c.MetricsServing.Key(): nil, c.APIServiceCA.Cert(): nil}
 	for f := range files {
 		if files[f], err = os.ReadFile(f); err != nil {
