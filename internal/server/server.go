@@ -215,11 +215,9 @@ func prepareJoin(cfg *config.Server, l datadir.Layout, id *identity.Identity) (s
 		return serverToken{}, err
 	}
 	m, err := join.Manifest(join.Cluster{
-		Server:      "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
-		CA:          pki.CertPEM(ca.Cert),
-		ClientCA:    id.ClientCAPEM(),
-		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		Server:   "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
+		CA:       pki.CertPEM(ca.Cert),
+		Settings: id.Settings(cfg),
 	})
 	if err != nil {
 		return serverToken{}, err
