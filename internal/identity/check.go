@@ -59,7 +59,7 @@ func missingFiles(files []string) []string {
 func missingError(l datadir.Layout, missing []string) error {
 	what := strings.Join(missing, ", ") + plural(len(missing))
 	if !l.HasEtcdData() {
-		return fmt.Errorf("no complete cluster identity in %s: %s missing; run `monokube server` with this data dir to make one, or give the data dir of a server", l.Server(), what)
+		return fmt.Errorf("the cluster identity in %s is incomplete: %s missing; start `monokube server` with this data dir to make what is missing", l.Server(), what)
 	}
 	return fmt.Errorf("etcd holds this cluster's data (%s), but %s missing: new keys would make its Secrets, service account tokens and every node's trust invalid; "+
 		"restore %s and %s from a backup, or, to start a new cluster and lose the old one, remove %s",

@@ -96,7 +96,11 @@ func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger
 // otherwise the error lists what is missing and what to do.
 func Load(l datadir.Layout) (*Identity, error) {
 	c := control.NewCreds(l)
-	if missing := missingFiles(identityFiles(c)); len(missing) > 0 {
+	files := identityFiles(c)
+	switch missing := missingFiles(files); {
+	case len(missing) == len(files) && !l.HasEtcdData():
+		return nil, fmt.Errorf("no cluster identity in %s: not a server's data dir, or its server never started (`monokube server` makes the identity at its first start)", l.Server())
+	case len(missing) > 0:
 		return nil, missingError(l, missing)
 	}
 	cas := map[pki.Files]*pki.KeyPair{}

@@ -226,8 +226,8 @@ func TestLoad(t *testing.T) {
 func TestLoadRefusesPartialIdentity(t *testing.T) {
 	dir := t.TempDir()
 	l := datadir.Layout{Data: dir, Run: filepath.Join(dir, "run")}
-	if _, err := Load(l); err == nil || !strings.Contains(err.Error(), "monokube server") {
-		t.Errorf("Load of an empty data dir = %v, want a refusal that says to start a server", err)
+	if _, err := Load(l); err == nil || !strings.Contains(err.Error(), "no cluster identity") || !strings.Contains(err.Error(), "monokube server") {
+		t.Errorf("Load of an empty data dir = %v, want a refusal that says no server made one", err)
 	}
 	id, err := Init(testutil.ServerConfig(t, dir, nil), l, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
