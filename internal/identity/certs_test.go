@@ -42,7 +42,7 @@ func TestServingCertSANs(t *testing.T) {
 
 // A restart keeps every file; a changed --tls-san re-issues only the
 // apiserver's serving certificate.
-func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
+func TestPKIStableAndReissuesOnlyServing(t *testing.T) {
 	dir, c, nc := pkiDirs(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()

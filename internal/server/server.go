@@ -1,7 +1,7 @@
-// Package server wires the server role: it checks the machine, prepares the
-// control plane's credentials and runs etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler, and (unless --disable-agent)
-// the server's own node, as one lifecycle group.
+// Package server wires the server role: it checks the machine, makes or
+// loads the cluster's identity (internal/identity) and runs etcd,
+// kube-apiserver, kube-controller-manager and kube-scheduler, and (unless
+// --disable-agent) the server's own node, as one lifecycle group.
 package server
 
 import (
