@@ -9,17 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strings"
-
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
-	"github.com/monokube/monokube/internal/join"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
@@ -66,7 +62,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		creds.BootstrapKubeconfig = "" // the kubelet has its own certificate
 		dropJoinToken(cfg, l, log)
 	}
-	nodeCfg, err := nodeConfig(cfg, cluster, clusterFile(l))
+	nodeCfg, err := nodeConfig(cfg, cluster.Settings)
 	if err != nil {
 		return err
 	}
@@ -115,94 +111,19 @@ func Preflight(cfg *config.Agent, c sysreq.Checks) (sysreq.Node, sysreq.Report) 
 	return host, append(report, c.Ports(node.Ports(cfg.NodeIP))...)
 }
 
-// clusterFile records what the node learned when it joined, so a restart
-// needs neither the token nor the server.
-func clusterFile(l datadir.Layout) string { return l.AgentFile("cluster.json") }
-
-// joined is what a node keeps from joining.
-type joined struct {
-	Server   string            `json:"server"`
-	Settings map[string]string `json:"settings"`
-}
-
-// joinOnce returns what this node learned when it joined, joining now if
-// it has not: discovery first, then the node's files.
-func joinOnce(ctx context.Context, cfg *config.Agent, l datadir.Layout, creds node.Creds, log *slog.Logger) (joined, error) {
-	var j joined
-	if fsutil.LoadState(clusterFile(l), &j); j.Server != "" {
-		if j.Server != cfg.Server {
-			log.Warn("this node joined another server address; keeping it", "joined", j.Server, "--server", cfg.Server)
-		}
-		return j, nil
-	}
-	if cfg.Token == "" {
-		return j, errors.New("--token is required to join: copy it from the server's <data-dir>/server/token or create one there with `monokube token create`")
-	}
-	t, err := join.ParseToken(cfg.Token)
-	if err != nil {
-		return j, err
-	}
-	log.Info("joining the cluster", "server", cfg.Server)
-	d, err := join.Discover(ctx, cfg.Server, t, join.DefaultPatience(), log)
-	if err != nil {
-		return j, err
-	}
-	j = joined{Server: d.Server, Settings: d.Settings}
-	if _, err := nodeConfig(cfg, j, "the server's settings"); err != nil {
-		return joined{}, err // refused before anything is written
-	}
-	if err := writeJoinFiles(l, creds, d, t); err != nil {
-		return joined{}, err
-	}
-	if err := fsutil.SaveState(clusterFile(l), j); err != nil {
-		return j, err
-	}
-	log.Info("joined: the kubelet now requests its certificates", "server", d.Server)
-	return j, nil
-}
-
-// writeJoinFiles writes the server CA, the client CA kubelets trust and the
-// bootstrap kubeconfig holding the token.
-func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join.Token) error {
-	if err := l.EnsureAgent(); err != nil {
-		return err
-	}
-	if err := fsutil.WriteFile(l.AgentTLSFile("server-ca.crt"), d.CA, 0o644); err != nil {
-		return err
-	}
-	if err := fsutil.WriteFile(creds.ClientCA, []byte(d.Settings["client-ca.crt"]), 0o644); err != nil {
-		return err
-	}
-	kc, err := clientcmd.Write(clientcmdapi.Config{
-		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: d.Server, CertificateAuthorityData: d.CA}},
-		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"join": {Token: t.Bootstrap()}},
-		Contexts:       map[string]*clientcmdapi.Context{"join": {Cluster: "cluster", AuthInfo: "join"}},
-		CurrentContext: "join",
-	})
-	if err != nil {
-		return fmt.Errorf("render bootstrap kubeconfig: %w", err)
-	}
-	return fsutil.WriteFile(creds.BootstrapKubeconfig, kc, 0o600)
-}
-
-// nodeConfig combines the agent's flags with the cluster's settings.
-func nodeConfig(cfg *config.Agent, j joined, file string) (node.Config, error) {
-	s := j.Settings
-	clusterCIDR, err1 := netip.ParsePrefix(s["cluster-cidr"])
-	serviceCIDR, err2 := netip.ParsePrefix(s["service-cidr"])
-	dns, err3 := netip.ParseAddr(s["cluster-dns"])
-	if err := errors.Join(err1, err2, err3); err != nil || s["cluster-domain"] == "" {
-		return node.Config{}, fmt.Errorf("the cluster settings in %s are incomplete (%v): remove it to join again", file, err)
-	}
-	if err := config.CheckNodeNetwork(cfg.NodeIP, clusterCIDR, serviceCIDR); err != nil {
+// nodeConfig combines the agent's flags with the cluster's settings,
+// refusing a node address inside the cluster's networks and a node name
+// under its domain.
+func nodeConfig(cfg *config.Agent, s identity.ClusterSettings) (node.Config, error) {
+	if err := config.CheckNodeNetwork(cfg.NodeIP, s.ClusterCIDR, s.ServiceCIDR); err != nil {
 		return node.Config{}, err
 	}
-	if d := s["cluster-domain"]; cfg.NodeName == d || strings.HasSuffix(cfg.NodeName, "."+d) {
+	if d := s.ClusterDomain; cfg.NodeName == d || strings.HasSuffix(cfg.NodeName, "."+d) {
 		return node.Config{}, fmt.Errorf("node name %s is under the cluster domain %s, where it would stand for a cluster name in DNS: give --node-name", cfg.NodeName, d)
 	}
 	return node.Config{
 		NodeName: cfg.NodeName, NodeIP: cfg.NodeIP,
-		ClusterCIDR: clusterCIDR, ServiceCIDR: serviceCIDR, ClusterDNS: dns, ClusterDomain: s["cluster-domain"],
+		ClusterCIDR: s.ClusterCIDR, ServiceCIDR: s.ServiceCIDR, ClusterDNS: s.ClusterDNS, ClusterDomain: s.ClusterDomain,
 		KubeletArgs: cfg.Args.Kubelet, KubeProxyArgs: cfg.Args.KubeProxy, Debug: cfg.Debug,
 		FlannelBackend: cfg.FlannelBackend, FlannelIface: cfg.FlannelIface,
 	}, nil

@@ -6,10 +6,14 @@ import (
 	"testing"
 
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/identity"
 )
 
 func TestNodeConfigChecksLearnedSettings(t *testing.T) {
-	settings := map[string]string{"cluster-cidr": "10.42.0.0/16", "service-cidr": "10.43.0.0/16", "cluster-dns": "10.43.0.10", "cluster-domain": "cluster.local"}
+	settings := identity.ClusterSettings{
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
+		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local",
+	}
 	for _, tc := range []struct {
 		name, nodeName, nodeIP, want string
 	}{
@@ -20,7 +24,7 @@ func TestNodeConfigChecksLearnedSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.Agent{NodeName: tc.nodeName, NodeIP: netip.MustParseAddr(tc.nodeIP)}
-			_, err := nodeConfig(cfg, joined{Server: "https://192.168.1.1:6443", Settings: settings}, "cluster.json")
+			_, err := nodeConfig(cfg, settings)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("nodeConfig = %v, want %q", err, tc.want)
 			}

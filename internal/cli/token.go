@@ -11,10 +11,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/monokube/monokube/internal/config"
-	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/join"
-	"github.com/monokube/monokube/internal/pki"
 )
 
 // tokenCommand manages join tokens on a server, as the cluster admin.
@@ -56,31 +55,34 @@ func tokenCommand(stdout io.Writer) *cli.Command {
 	}
 }
 
-// adminClient talks to the server whose data dir is given, as admin.
-func adminClient(c *cli.Context) (kubernetes.Interface, control.Creds, error) {
+// adminClient talks to the server whose data dir is given, as admin, and
+// returns that server's identity.
+func adminClient(c *cli.Context) (kubernetes.Interface, *identity.Identity, error) {
 	nf, err := nodeFiles(c, "")
 	if err != nil {
-		return nil, control.Creds{}, err
+		return nil, nil, err
 	}
-	creds := control.NewCreds(datadir.Layout{Data: nf.DataDir})
-	rc, err := clientcmd.BuildConfigFromFlags("", creds.AdminKubeconfig)
+	id, err := identity.Load(datadir.Layout{Data: nf.DataDir})
 	if err != nil {
-		return nil, creds, fmt.Errorf("no admin credentials in data dir %s (%w): run this on a server, or give its --data-dir or --config", nf.DataDir, err)
+		return nil, nil, fmt.Errorf("read the cluster identity in data dir %s (run this on a server, or give its --data-dir or --config): %w", nf.DataDir, err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", id.Creds.AdminKubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("no admin credentials in data dir %s (%w): run this on a server, or give its --data-dir or --config", nf.DataDir, err)
 	}
 	client, err := kubernetes.NewForConfig(rc)
-	return client, creds, err
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin client: %w", err)
+	}
+	return client, id, nil
 }
 
 func createToken(c *cli.Context, stdout io.Writer) error {
-	client, creds, err := adminClient(c)
+	client, id, err := adminClient(c)
 	if err != nil {
 		return err
 	}
-	ca, err := pki.Load(creds.ServerCA)
-	if err != nil {
-		return fmt.Errorf("load server CA: %w", err)
-	}
-	t, err := join.NewToken(ca.Cert)
+	t, err := join.NewToken(id.CAs.Server.Cert)
 	if err != nil {
 		return err
 	}

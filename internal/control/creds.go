@@ -8,8 +8,8 @@ import (
 )
 
 // Creds names every credential and rendered file the control plane reads.
-// It is the single place these paths are decided; the server's PKI setup
-// writes exactly these files.
+// It is the single place these paths are decided; the cluster's identity
+// (internal/identity) writes exactly these files.
 type Creds struct {
 	ServerCA        pki.Files // signs serving certificates
 	ClientCA        pki.Files // signs client certificates

@@ -3,7 +3,6 @@ package join
 import (
 	"bytes"
 	"fmt"
-	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,6 +12,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	"sigs.k8s.io/yaml"
+
+	"github.com/monokube/monokube/internal/identity"
 )
 
 // SettingsConfigMap (in kube-system) holds what a joining node must know
@@ -21,13 +22,9 @@ const SettingsConfigMap = "monokube-cluster"
 
 // Cluster is what the server publishes for joining nodes.
 type Cluster struct {
-	Server        string // https://<advertise-address>:<port>
-	CA            []byte // PEM of the CA that signs the apiserver's serving cert
-	ClientCA      []byte // PEM of the CA of client certificates, which kubelets trust
-	ClusterCIDR   netip.Prefix
-	ServiceCIDR   netip.Prefix
-	ClusterDNS    netip.Addr
-	ClusterDomain string
+	Server   string // https://<advertise-address>:<port>
+	CA       []byte // PEM of the CA that signs the apiserver's serving cert
+	Settings identity.ClusterSettings
 }
 
 // Manifest renders the objects that make joining work, for the manifests
@@ -46,11 +43,7 @@ func Manifest(c Cluster) ([]byte, error) {
 	}
 	objs := []runtime.Object{
 		configMap(metav1.NamespacePublic, bootstrapapi.ConfigMapClusterInfo, map[string]string{bootstrapapi.KubeConfigKey: string(kubeconfig)}),
-		configMap(metav1.NamespaceSystem, SettingsConfigMap, map[string]string{
-			"cluster-cidr": c.ClusterCIDR.String(), "service-cidr": c.ServiceCIDR.String(),
-			"cluster-dns": c.ClusterDNS.String(), "cluster-domain": c.ClusterDomain,
-			"client-ca.crt": string(c.ClientCA),
-		}),
+		configMap(metav1.NamespaceSystem, SettingsConfigMap, c.Settings.Encode()),
 		role(metav1.NamespacePublic, "monokube:cluster-info-reader", rbacv1.PolicyRule{
 			APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{bootstrapapi.ConfigMapClusterInfo}, Verbs: []string{"get"},
 		}),

@@ -25,6 +25,7 @@ import (
 	"k8s.io/cluster-bootstrap/token/jws"
 
 	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -34,7 +35,7 @@ import (
 type Discovery struct {
 	Server   string
 	CA       []byte // PEM
-	Settings map[string]string
+	Settings identity.ClusterSettings
 }
 
 // Patience bounds how long Discover waits for a server that may just be
@@ -173,20 +174,25 @@ func getClusterInfo(ctx context.Context, rc *rest.Config) (*corev1.ConfigMap, er
 	return c.CoreV1().ConfigMaps(metav1.NamespacePublic).Get(ctx, bootstrapapi.ConfigMapClusterInfo, metav1.GetOptions{})
 }
 
-// readSettings reads the cluster settings as the token.
-func readSettings(ctx context.Context, server string, ca []byte, t Token) (map[string]string, error) {
+// readSettings reads and decodes the cluster settings as the token.
+func readSettings(ctx context.Context, server string, ca []byte, t Token) (identity.ClusterSettings, error) {
 	c, err := kubernetes.NewForConfig(BootstrapConfig(server, ca, t))
 	if err != nil {
-		return nil, err
+		return identity.ClusterSettings{}, fmt.Errorf("client of %s: %w", server, err)
 	}
 	cm, err := c.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, SettingsConfigMap, metav1.GetOptions{})
 	if apierrors.IsUnauthorized(err) {
-		return nil, fmt.Errorf("the server refuses token %s (expired or deleted): create one with `monokube token create`", t.ID)
+		return identity.ClusterSettings{}, fmt.Errorf("the server refuses token %s (expired or deleted): create one with `monokube token create`", t.ID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read cluster settings from %s: %w", server, err)
+		return identity.ClusterSettings{}, fmt.Errorf("read cluster settings from %s: %w", server, err)
 	}
-	return cm.Data, nil
+	s, err := identity.DecodeClusterSettings(cm.Data)
+	if err != nil {
+		return identity.ClusterSettings{}, fmt.Errorf("the cluster settings %s/%s from %s are invalid, so this node cannot join; check that --server names a monokube server: %w",
+			metav1.NamespaceSystem, SettingsConfigMap, server, err)
+	}
+	return s, nil
 }
 
 // BootstrapConfig is a client of server that trusts ca and authenticates

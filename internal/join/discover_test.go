@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	"k8s.io/cluster-bootstrap/token/jws"
 
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -26,6 +28,25 @@ import (
 // cluster-info names as the CA, after extraCAs. With the token it also
 // serves the cluster settings.
 func fakeServer(t *testing.T, signer Token, extraCAs ...[]byte) (*httptest.Server, Token) {
+	t.Helper()
+	return fakeServerWith(t, signer, testSettings(t).Encode(), extraCAs...)
+}
+
+// testSettings are a cluster's settings, with a client CA of its own.
+func testSettings(t *testing.T) identity.ClusterSettings {
+	t.Helper()
+	ca, err := pki.NewCA("test-client-ca", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.ClusterSettings{
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
+		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local", ClientCA: pki.CertPEM(ca.Cert),
+	}
+}
+
+// fakeServerWith is fakeServer with the given settings data.
+func fakeServerWith(t *testing.T, signer Token, settingsData map[string]string, extraCAs ...[]byte) (*httptest.Server, Token) {
 	t.Helper()
 	srv := httptest.NewTLSServer(nil)
 	t.Cleanup(srv.Close)
@@ -46,7 +67,7 @@ func fakeServer(t *testing.T, signer Token, extraCAs ...[]byte) (*httptest.Serve
 	settings := corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: metav1.ObjectMeta{Name: SettingsConfigMap, Namespace: "kube-system"},
-		Data:       map[string]string{"cluster-domain": "cluster.local"},
+		Data:       settingsData,
 	}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -95,8 +116,20 @@ func TestDiscoverRefusals(t *testing.T) {
 		})
 	}
 	d, err := Discover(t.Context(), srv.URL, good, quick, log)
-	if err != nil || d.Settings["cluster-domain"] != "cluster.local" {
+	if err != nil || d.Settings.ClusterDomain != "cluster.local" || d.Settings.ClusterCIDR != netip.MustParsePrefix("10.42.0.0/16") {
 		t.Errorf("Discover with the right token = %+v, %v; want the settings", d, err)
+	}
+}
+
+// Settings that do not decode stop the join before anything is written,
+// naming the key.
+func TestDiscoverRefusesInvalidSettings(t *testing.T) {
+	data := testSettings(t).Encode()
+	data["cluster-cidr"] = "10.42.0.0"
+	srv, good := fakeServerWith(t, Token{ID: "abcdef", Secret: "0123456789abcdef"}, data)
+	_, err := Discover(t.Context(), srv.URL, good, Patience{Unreachable: time.Second, Unsigned: time.Second}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "cluster-cidr") || !strings.Contains(err.Error(), "cannot join") {
+		t.Errorf("Discover = %v, want a refusal naming cluster-cidr", err)
 	}
 }
 

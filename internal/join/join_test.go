@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	certutil "k8s.io/client-go/util/cert"
 
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/testutil"
 )
@@ -92,9 +93,11 @@ func TestSecret(t *testing.T) {
 func TestManifestGolden(t *testing.T) {
 	m, err := Manifest(Cluster{
 		Server: "https://10.0.0.1:6443", CA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
-		ClientCA:    []byte("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"),
-		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
-		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local",
+		Settings: identity.ClusterSettings{
+			ClientCA:    []byte("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"),
+			ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
+			ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local",
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,75 +3,55 @@ package server
 import (
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
+	"reflect"
 	"testing"
-
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
-	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/testutil"
 )
 
-func TestEncryptionConfig(t *testing.T) {
-	data := EncryptionConfig("c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzIQ==")
-	testutil.Golden(t, "encryption-config", data)
-
-	scheme := runtime.NewScheme()
-	if err := apiserverv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
+// The identity issues the server's own node's credentials exactly where
+// the node reads them.
+func TestOwnNodeIsWhereTheNodeReads(t *testing.T) {
+	l := datadir.Layout{Data: "/var/lib/monokube", Run: "/run/monokube"}
+	nc := node.NewCreds(l)
+	own := ownNode(testutil.ServerConfig(t, l.Data, nil), nc)
+	if own == nil {
+		t.Fatal("no node files for a server that runs a node")
 	}
-	obj, _, err := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer().Decode(data, nil, nil)
-	if err != nil {
-		t.Fatalf("encryption config does not decode strictly: %v", err)
+	v, creds := reflect.ValueOf(*own), reflect.ValueOf(nc)
+	for i := range v.NumField() {
+		name := v.Type().Field(i).Name
+		if got, want := v.Field(i).Interface(), creds.FieldByName(name).Interface(); got != want {
+			t.Errorf("%s: identity writes %v, the node reads %v", name, got, want)
+		}
 	}
-	ec := obj.(*apiserverv1.EncryptionConfiguration)
-	p := ec.Resources[0].Providers
-	if ec.Resources[0].Resources[0] != "secrets" || p[0].Secretbox == nil || p[1].Identity == nil {
-		t.Fatalf("want secrets encrypted by secretbox first, identity to read old data: %+v", ec.Resources)
+	if own := ownNode(testutil.ServerConfig(t, l.Data, func(in *config.ServerInput) { in.DisableAgent = true }), nc); own != nil {
+		t.Errorf("node files %+v for a server without a node", own)
 	}
 }
 
-// Over etcd data, a lost CA, service-account key or encryption key stops
-// the start with the way out, and nothing is made anew; without etcd data
-// (a first start) they are made.
-func TestPrepareRefusesNewKeysOverData(t *testing.T) {
-	dir, c, nc := pkiDirs(t)
-	l := datadir.Layout{Data: dir, Run: dir + "/run"}
-	log := slog.New(slog.DiscardHandler)
-	cfg := testutil.ServerConfig(t, dir, func(in *config.ServerInput) { in.WriteKubeconfig = filepath.Join(dir, "kubeconfig.yaml") })
-	if err := Prepare(cfg, l, c, nc, log); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(l.Etcd(), "member"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, lost := range []string{c.ServerCA.Key(), c.ClientCA.Cert(), c.EtcdCA.Key(), c.ServiceKey, c.EncryptionConfig} {
-		t.Run(filepath.Base(lost), func(t *testing.T) {
-			data, err := os.ReadFile(lost)
-			if err != nil {
-				t.Fatal(err)
+// Prepare makes the dirs, the identity and the control plane's other
+// configs; with --disable-agent, nothing of a node.
+func TestPrepare(t *testing.T) {
+	for _, disableAgent := range []bool{false, true} {
+		dir := t.TempDir()
+		l := datadir.Layout{Data: dir, Run: dir + "/run"}
+		cfg := testutil.ServerConfig(t, dir, func(in *config.ServerInput) { in.DisableAgent = disableAgent })
+		id, err := Prepare(cfg, l, node.NewCreds(l), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{id.Creds.AdmissionConfig, id.Creds.AuditPolicy, id.Creds.EncryptionConfig, id.Creds.SuperAdminKubeconfig} {
+			if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("disable-agent %v: %s: %v, %v; want it 0600", disableAgent, f, fi, err)
 			}
-			if err := os.Remove(lost); err != nil {
-				t.Fatal(err)
-			}
-			err = Prepare(cfg, l, c, nc, log)
-			if err == nil || !strings.Contains(err.Error(), lost+" is missing") || !strings.Contains(err.Error(), "restore") {
-				t.Fatalf("Prepare = %v, want a refusal naming %s", err, lost)
-			}
-			if fsutil.Exists(lost) {
-				t.Fatalf("%s was made anew", lost)
-			}
-			if err := os.WriteFile(lost, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
-	if err := Prepare(cfg, l, c, nc, log); err != nil {
-		t.Fatalf("Prepare with every key back: %v", err)
+		}
+		_, err = os.Stat(node.NewCreds(l).KubeletKubeconfig)
+		if hasNode := err == nil; hasNode == disableAgent || (id.Node != nil) == disableAgent {
+			t.Errorf("disable-agent %v: node kubeconfig written %v, node files %+v", disableAgent, hasNode, id.Node)
+		}
 	}
 }

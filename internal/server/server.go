@@ -1,7 +1,7 @@
-// Package server wires the server role: it checks the machine, prepares the
-// control plane's credentials and runs etcd, kube-apiserver,
-// kube-controller-manager and kube-scheduler, and (unless --disable-agent)
-// the server's own node, as one lifecycle group.
+// Package server wires the server role: it checks the machine, makes or
+// loads the cluster's identity (internal/identity) and runs etcd,
+// kube-apiserver, kube-controller-manager and kube-scheduler, and (unless
+// --disable-agent) the server's own node, as one lifecycle group.
 package server
 
 import (
@@ -33,6 +33,7 @@ import (
 	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/flannel"
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/join"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
@@ -64,21 +65,22 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	creds, nodeCreds := control.NewCreds(layout), node.NewCreds(layout)
-	if err := Prepare(cfg, layout, creds, nodeCreds, log); err != nil {
+	nodeCreds := node.NewCreds(layout)
+	id, err := Prepare(cfg, layout, nodeCreds, log)
+	if err != nil {
 		return err
 	}
 	if err := lock.Take(); err != nil { // the dirs a first start made
 		return err
 	}
-	if err := syncAddons(cfg, layout, log); err != nil {
+	if err := syncAddons(cfg, layout, id.Creds, log); err != nil {
 		return err
 	}
-	tok, err := prepareJoin(cfg, layout, creds)
+	tok, err := prepareJoin(cfg, layout, id)
 	if err != nil {
 		return err
 	}
-	components, err := allComponents(cfg, layout, creds, nodeCreds, host, tok, step, log)
+	components, err := allComponents(cfg, layout, id, nodeCreds, host, tok, step, log)
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,8 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 }
 
 // allComponents lists everything the server runs, in start order.
-func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc node.Creds, host sysreq.Node, tok serverToken, step upgrade.Step, log *slog.Logger) ([]lifecycle.Component, error) {
+func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, nc node.Creds, host sysreq.Node, tok serverToken, step upgrade.Step, log *slog.Logger) ([]lifecycle.Component, error) {
+	c := id.Creds
 	probe, err := newProber(c)
 	if err != nil {
 		return nil, err
@@ -111,7 +114,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, c control.Creds, nc nod
 		return nil, fmt.Errorf("super-admin client: %w", err)
 	}
 	access := control.NewAccess(superClient, c.AdminBindingMarker, identities(), log.With("component", "access"))
-	access.AfterAdminBound = func() error { return writeAdminKubeconfigs(cfg, c) }
+	access.AfterAdminBound = func() error { return id.WriteAdminKubeconfigs(cfg) }
 	deployers, err := deployComponents(cfg, l, c, super, tok, log)
 	if err != nil {
 		return nil, err
@@ -164,7 +167,7 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 	if err != nil {
 		return nil, err
 	}
-	hostname, _ := os.Hostname() // best effort, as in EnsurePKI
+	hostname, _ := os.Hostname() // best effort, as in identity.Init
 	out := []lifecycle.Component{manifests, join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
 	out = append(out, join.NewServerToken(tokens, join.ServerTokenConfig{
 		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
@@ -210,25 +213,16 @@ type serverToken struct {
 
 // prepareJoin loads (or makes) the server's join token and writes what
 // joining needs into the manifests directory.
-func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverToken, error) {
-	ca, err := pki.Load(c.ServerCA)
-	if err != nil {
-		return serverToken{}, fmt.Errorf("load server CA: %w", err)
-	}
+func prepareJoin(cfg *config.Server, l datadir.Layout, id *identity.Identity) (serverToken, error) {
+	ca := id.CAs.Server
 	t, fresh, err := join.LoadServerToken(l.Token(), ca.Cert)
 	if err != nil {
 		return serverToken{}, err
 	}
-	clientCA, err := os.ReadFile(c.ClientCA.Cert())
-	if err != nil {
-		return serverToken{}, fmt.Errorf("read client CA: %w", err)
-	}
 	m, err := join.Manifest(join.Cluster{
-		Server:      "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
-		CA:          pki.CertPEM(ca.Cert),
-		ClientCA:    clientCA,
-		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
-		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		Server:   "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
+		CA:       pki.CertPEM(ca.Cert),
+		Settings: id.Settings(cfg),
 	})
 	if err != nil {
 		return serverToken{}, err
@@ -241,12 +235,11 @@ func prepareJoin(cfg *config.Server, l datadir.Layout, c control.Creds) (serverT
 
 // syncAddons renders the embedded addon manifests into the manifests
 // directory, and removes those of disabled addons.
-func syncAddons(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
+func syncAddons(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) error {
 	imgs, err := bundled.Images()
 	if err != nil {
 		return err
 	}
-	c := control.NewCreds(l)
 	files := map[string][]byte{c.KubeletCABundle: nil, c.MetricsServing.Cert(): nil, c.MetricsServing.Key(): nil, c.APIServiceCA.Cert(): nil}
 	for f := range files {
 		if files[f], err = os.ReadFile(f); err != nil {

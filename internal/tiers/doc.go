@@ -5,7 +5,8 @@
 //	roles            cli, server, agent, launcher: what a command runs
 //	node operations  install, killall: act on a node from outside its life
 //	components       what a role runs (etcd, control, kubelet, …) and the
-//	                 node's component sets (node, join, upgrade, …)
+//	                 node's component sets (node, join, upgrade, …) and
+//	                 the cluster's identity
 //	machinery        what components are built from (lifecycle, config,
 //	                 datadir, pki, …)
 //

@@ -1,4 +1,4 @@
-package server
+package identity
 
 import (
 	"bytes"
@@ -15,7 +15,6 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
-	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/testutil"
 )
@@ -43,17 +42,17 @@ func TestServingCertSANs(t *testing.T) {
 
 // A restart keeps every file; a changed --tls-san re-issues only the
 // apiserver's serving certificate.
-func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
+func TestPKIStableAndReissuesOnlyServing(t *testing.T) {
 	dir, c, nc := pkiDirs(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()
 	cfg := testutil.ServerConfig(t, dir, nil)
-	if err := EnsurePKI(cfg, c, nc, now, log); err != nil {
+	if _, err := ensurePKI(cfg, c, &nc, now, log); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, c)
 
-	if err := EnsurePKI(cfg, c, nc, now, log); err != nil {
+	if _, err := ensurePKI(cfg, c, &nc, now, log); err != nil {
 		t.Fatal(err)
 	}
 	if changed := diff(before, snapshot(t, c)); len(changed) != 0 {
@@ -61,7 +60,7 @@ func TestEnsurePKIStableAndReissuesOnlyServing(t *testing.T) {
 	}
 
 	cfg2 := testutil.ServerConfig(t, dir, func(in *config.ServerInput) { in.TLSSAN = []string{"new.example.com"} })
-	if err := EnsurePKI(cfg2, c, nc, now, log); err != nil {
+	if _, err := ensurePKI(cfg2, c, &nc, now, log); err != nil {
 		t.Fatal(err)
 	}
 	changed := diff(before, snapshot(t, c))
@@ -141,7 +140,7 @@ func TestKubeletServingCA(t *testing.T) {
 	dir, c, nc := pkiDirs(t)
 	log := slog.New(slog.DiscardHandler)
 	cfg := testutil.ServerConfig(t, dir, nil)
-	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
+	if _, err := ensurePKI(cfg, c, &nc, time.Now(), log); err != nil {
 		t.Fatal(err)
 	}
 	serverCA, kubeletCA, serving := load(t, c.ServerCA), load(t, c.KubeletServingCA), load(t, nc.KubeletServing)
@@ -160,7 +159,7 @@ func TestKubeletServingCA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := EnsurePKI(cfg, c, nc, time.Now(), log); err != nil {
+	if _, err := ensurePKI(cfg, c, &nc, time.Now(), log); err != nil {
 		t.Fatal(err)
 	}
 	if n := bundleLen(t, c.KubeletCABundle); n != 2 {
@@ -199,7 +198,7 @@ func bundleLen(t *testing.T, path string) int {
 
 // pkiDirs makes a server's and its node's directories in a temporary data
 // dir and returns it with their credential layouts.
-func pkiDirs(t *testing.T) (string, control.Creds, node.Creds) {
+func pkiDirs(t *testing.T) (string, control.Creds, NodeFiles) {
 	t.Helper()
 	dir := t.TempDir()
 	l := datadir.Layout{Data: dir, Run: dir + "/run"}
@@ -209,5 +208,5 @@ func pkiDirs(t *testing.T) (string, control.Creds, node.Creds) {
 	if err := l.EnsureAgent(); err != nil {
 		t.Fatal(err)
 	}
-	return dir, control.NewCreds(l), node.NewCreds(l)
+	return dir, control.NewCreds(l), testNode(l)
 }

@@ -1,0 +1,110 @@
+package identity
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// authority is one certificate authority of the identity: where it lives
+// and the common name it gets when it is made.
+type authority struct {
+	files pki.Files
+	name  string
+}
+
+// authorities are the cluster's six CAs.
+func authorities(c control.Creds) []authority {
+	return []authority{
+		{c.ServerCA, "monokube-server-ca"},
+		{c.ClientCA, "monokube-client-ca"},
+		{c.RequestHeaderCA, "monokube-request-header-ca"},
+		{c.EtcdCA, "monokube-etcd-ca"},
+		{c.KubeletServingCA, "monokube-kubelet-serving-ca"},
+		{c.APIServiceCA, "monokube-apiservice-ca"},
+	}
+}
+
+// ensurePKI creates the six CAs once and every leaf certificate the control
+// plane (and, if own is not nil, the server's own node) uses, keeping
+// existing ones that still match (see pki.EnsureLeaf), the bundle that
+// verifies kubelets and the service-account key. It returns the CAs by
+// their files.
+func ensurePKI(cfg *config.Server, c control.Creds, own *NodeFiles, now time.Time, log *slog.Logger) (map[pki.Files]*pki.KeyPair, error) {
+	if err := markLegacyKubeletCA(c); err != nil {
+		return nil, err
+	}
+	cas, err := ensureCAs(c, now)
+	if err != nil {
+		return nil, err
+	}
+	hostname, _ := os.Hostname() // best effort: only adds a SAN
+	plan := leaves(cfg, c, hostname)
+	if own != nil {
+		plan = append(plan, nodeLeaves(cfg, c, *own)...)
+	}
+	for _, l := range plan {
+		issued, err := pki.EnsureLeaf(l.files, cas[l.ca], l.spec, now)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s: %w", filepath.Base(string(l.files)), err)
+		}
+		if issued {
+			log.Info("issued certificate", "file", l.files.Cert())
+		}
+	}
+	if err := writeKubeletCABundle(c, cas); err != nil {
+		return nil, err
+	}
+	if err := pki.EnsureSigningKey(c.ServiceKey, c.ServicePub); err != nil {
+		return nil, err
+	}
+	return cas, nil
+}
+
+// ensureCAs loads each CA, or makes it if it is missing, named after now.
+func ensureCAs(c control.Creds, now time.Time) (map[pki.Files]*pki.KeyPair, error) {
+	cas := map[pki.Files]*pki.KeyPair{}
+	for _, a := range authorities(c) {
+		kp, err := pki.EnsureCA(a.files, fmt.Sprintf("%s@%d", a.name, now.Unix()), now)
+		if err != nil {
+			return nil, fmt.Errorf("certificate authority %s: %w", filepath.Base(string(a.files)), err)
+		}
+		cas[a.files] = kp
+	}
+	return cas, nil
+}
+
+// legacyKubeletCA marks a cluster made by a version that signed kubelet
+// serving certificates with the server CA: kubelets keep trusting those
+// until they renew them from the kubelet-serving CA.
+func legacyKubeletCA(c control.Creds) string { return string(c.KubeletServingCA) + ".legacy" }
+
+// markLegacyKubeletCA records, before the kubelet-serving CA is first
+// made over an existing server CA, that agents' current serving
+// certificates come from the server CA.
+func markLegacyKubeletCA(c control.Creds) error {
+	if fsutil.Exists(c.KubeletServingCA.Cert()) || !fsutil.Exists(c.ServerCA.Cert()) {
+		return nil
+	}
+	note := "Kubelet serving certificates issued before monokube had a kubelet-serving CA are signed by the server CA;\n" +
+		"kube-apiserver and metrics-server keep trusting them (kubelet-ca-bundle.crt) while this file exists.\n"
+	return fsutil.WriteFile(legacyKubeletCA(c), []byte(note), 0o600)
+}
+
+// writeKubeletCABundle writes the CAs that kubelet serving certificates
+// may chain to: the kubelet-serving CA, and the server CA only on a
+// cluster marked legacy.
+func writeKubeletCABundle(c control.Creds, cas map[pki.Files]*pki.KeyPair) error {
+	bundle := pki.CertPEM(cas[c.KubeletServingCA].Cert)
+	if fsutil.Exists(legacyKubeletCA(c)) {
+		bundle = append(bundle, pki.CertPEM(cas[c.ServerCA].Cert)...)
+	}
+	return fsutil.WriteFile(c.KubeletCABundle, bundle, 0o644)
+}

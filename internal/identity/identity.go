@@ -1,0 +1,144 @@
+package identity
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// Identity is a cluster's identity as one server holds it: where each of
+// its files lives and its certificate authorities, loaded. It is made by
+// Init or Load and not changed afterwards.
+type Identity struct {
+	// Creds names every file of the identity and every credential derived
+	// from it, where the control plane reads them.
+	Creds control.Creds
+	// Node names the credentials of the server's own node; nil after Load
+	// and on a server that runs no node (--disable-agent).
+	Node *NodeFiles
+	// CAs are the certificate authorities.
+	CAs CAs
+
+	clientCA []byte // the client CA's certificate file, as written
+}
+
+// CAs are the cluster's certificate authorities, each certificate with its
+// key (see the package comment for what each one signs).
+type CAs struct {
+	Server         *pki.KeyPair
+	Client         *pki.KeyPair
+	RequestHeader  *pki.KeyPair
+	Etcd           *pki.KeyPair
+	KubeletServing *pki.KeyPair
+	APIService     *pki.KeyPair
+}
+
+// NodeFiles names the credentials Init issues to the server's own node:
+// the role that runs the node decides these paths (node.NewCreds) and
+// hands them over.
+type NodeFiles struct {
+	ClientCA            string    // copy of the client CA, which the kubelet trusts
+	KubeletServing      pki.Files // signed by the kubelet-serving CA
+	KubeletClient       pki.Files // system:node:<name>
+	KubeProxyClient     pki.Files // system:kube-proxy
+	KubeletKubeconfig   string
+	KubeProxyKubeconfig string
+}
+
+// Init makes or loads the identity when a server starts on l: it keeps
+// every key that exists and creates those that do not, issues (or keeps)
+// the leaf certificates of cfg's control plane and, if own is not nil, of
+// the server's own node, and writes the encryption and authentication
+// configs and the kubeconfigs. Over etcd data it refuses to make anew a
+// key that data depends on (a CA of servers, clients or etcd, the
+// service-account key, the encryption key): it says what is missing and
+// what to do instead.
+//
+// Init writes into the directories that datadir.Layout.EnsureServer and,
+// for own, EnsureAgent make; it creates any that are missing 0700.
+func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger) (*Identity, error) {
+	c := control.NewCreds(l)
+	if err := checkKept(l, c); err != nil {
+		return nil, err
+	}
+	cas, err := ensurePKI(cfg, c, own, time.Now(), log)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureEncryptionConfig(c.EncryptionConfig); err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
+		return nil, err
+	}
+	id, err := newIdentity(c, cas, own)
+	if err != nil {
+		return nil, err
+	}
+	if err := id.writeKubeconfigs(cfg); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// Load reads the complete identity of the server whose data dir is l,
+// writing nothing: for what runs beside a server (`monokube token`) and
+// what copies the identity (a snapshot bundle). Every key of the identity
+// must be there, each certificate authority with its certificate;
+// otherwise the error lists what is missing and what to do.
+func Load(l datadir.Layout) (*Identity, error) {
+	c := control.NewCreds(l)
+	files := identityFiles(c)
+	switch missing := missingFiles(files); {
+	case len(missing) == len(files) && !l.HasEtcdData():
+		return nil, fmt.Errorf("no cluster identity in %s: not a server's data dir, or its server never started (`monokube server` makes the identity at its first start)", l.Server())
+	case len(missing) > 0:
+		return nil, missingError(l, missing)
+	}
+	cas := map[pki.Files]*pki.KeyPair{}
+	for _, a := range authorities(c) {
+		kp, err := pki.Load(a.files)
+		if err != nil {
+			return nil, fmt.Errorf("load certificate authority %s: %w", a.files.Cert(), err)
+		}
+		cas[a.files] = kp
+	}
+	return newIdentity(c, cas, nil)
+}
+
+// Join will take the identity from a running cluster, for a second server
+// of an HA cluster: the same six CAs, service-account key and encryption
+// key as the first server's (fetched over the join protocol with a server
+// token), then the leaves and kubeconfigs of this server made as Init makes
+// them. A server must never make an identity of its own where one exists:
+// two servers of one etcd with different keys lose each other's Secrets
+// and tokens. Not written yet.
+
+// newIdentity gathers what Init and Load made or read.
+func newIdentity(c control.Creds, cas map[pki.Files]*pki.KeyPair, own *NodeFiles) (*Identity, error) {
+	clientCA, err := os.ReadFile(c.ClientCA.Cert())
+	if err != nil {
+		return nil, fmt.Errorf("read client CA: %w", err)
+	}
+	return &Identity{
+		Creds: c,
+		Node:  own,
+		CAs: CAs{
+			Server: cas[c.ServerCA], Client: cas[c.ClientCA], RequestHeader: cas[c.RequestHeaderCA],
+			Etcd: cas[c.EtcdCA], KubeletServing: cas[c.KubeletServingCA], APIService: cas[c.APIServiceCA],
+		},
+		clientCA: clientCA,
+	}, nil
+}
+
+// ClientCAPEM is the client CA's certificate file, as written: what the
+// kubelets of the cluster trust.
+func (id *Identity) ClientCAPEM() []byte { return bytes.Clone(id.clientCA) }

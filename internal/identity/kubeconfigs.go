@@ -1,0 +1,98 @@
+package identity
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// kubeconfigFile is one kubeconfig to write: where, whose credentials,
+// its mode and that of its directory if it has to be made.
+type kubeconfigFile struct {
+	path    string
+	files   pki.Files
+	mode    os.FileMode
+	dirMode os.FileMode
+}
+
+// writeKubeconfigs renders the components' kubeconfigs and, once the
+// admin group's binding was made (see WriteAdminKubeconfigs), the admin
+// ones; with a node of the server's own, also that node's kubeconfigs
+// and the CA of the clients its kubelet accepts.
+func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
+	c := id.Creds
+	files := []kubeconfigFile{
+		{c.SuperAdminKubeconfig, c.SuperAdmin, 0o600, 0o700},
+		{c.CMKubeconfig, c.ControllerManager, 0o600, 0o700},
+		{c.SchedulerKubeconfig, c.Scheduler, 0o600, 0o700},
+	}
+	if fsutil.Exists(c.AdminBindingMarker) {
+		files = append(files, id.adminKubeconfigs(cfg)...)
+	}
+	if own := id.Node; own != nil {
+		if err := fsutil.WriteFile(own.ClientCA, id.clientCA, 0o644); err != nil {
+			return err
+		}
+		files = append(files,
+			kubeconfigFile{own.KubeletKubeconfig, own.KubeletClient, 0o600, 0o700},
+			kubeconfigFile{own.KubeProxyKubeconfig, own.KubeProxyClient, 0o600, 0o700})
+	}
+	return id.writeAll(cfg, files)
+}
+
+// adminKubeconfigs are the admin's: server/cred/admin.kubeconfig, and the
+// copy at --write-kubeconfig with --write-kubeconfig-mode, in a directory
+// others may read (/etc/monokube).
+func (id *Identity) adminKubeconfigs(cfg *config.Server) []kubeconfigFile {
+	return []kubeconfigFile{
+		{id.Creds.AdminKubeconfig, id.Creds.Admin, 0o600, 0o700},
+		{cfg.WriteKubeconfig, id.Creds.Admin, cfg.WriteKubeconfigMode, 0o755},
+	}
+}
+
+// WriteAdminKubeconfigs writes the admin's kubeconfigs. At first start the
+// server's Access component calls it once it has bound the admin group,
+// so that whoever waits for the file (a user, a script) never holds a
+// kubeconfig the cluster refuses yet.
+func (id *Identity) WriteAdminKubeconfigs(cfg *config.Server) error {
+	return id.writeAll(cfg, id.adminKubeconfigs(cfg))
+}
+
+// writeAll writes files as kubeconfigs of the local apiserver, which
+// trust the server CA's certificate file as it is.
+func (id *Identity) writeAll(cfg *config.Server, files []kubeconfigFile) error {
+	caPEM, err := os.ReadFile(id.Creds.ServerCA.Cert())
+	if err != nil {
+		return fmt.Errorf("read server CA: %w", err)
+	}
+	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
+	for _, k := range files {
+		if err := writeKubeconfig(k, url, caPEM); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeKubeconfig renders the kubeconfig k of the local apiserver at url
+// and writes it.
+func writeKubeconfig(k kubeconfigFile, url string, caPEM []byte) error {
+	kp, err := pki.Load(k.files)
+	if err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", k.path, err)
+	}
+	data, err := pki.Kubeconfig(url, "monokube", caPEM, kp)
+	if err != nil {
+		return fmt.Errorf("render kubeconfig %s: %w", k.path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(k.path), k.dirMode); err != nil {
+		return fmt.Errorf("create directory for %s: %w", k.path, err)
+	}
+	return fsutil.WriteFile(k.path, data, k.mode)
+}

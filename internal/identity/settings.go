@@ -1,0 +1,104 @@
+package identity
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	certutil "k8s.io/client-go/util/cert"
+
+	"github.com/monokube/monokube/internal/config"
+)
+
+// The keys of the encoded settings: the data of the settings ConfigMap
+// (join.SettingsConfigMap) and the "settings" of an agent's cluster.json.
+// Servers and agents of different versions read each other's: never
+// rename one.
+const (
+	keyClusterCIDR   = "cluster-cidr"
+	keyServiceCIDR   = "service-cidr"
+	keyClusterDNS    = "cluster-dns"
+	keyClusterDomain = "cluster-domain"
+	keyClientCA      = "client-ca.crt"
+)
+
+// ClusterSettings are what a joining node learns of the cluster besides
+// the server's address and CA: a server publishes them (Encode, in the
+// join manifest), an agent decodes them when it joins and keeps them in
+// its cluster.json (as JSON, in the same encoding).
+type ClusterSettings struct {
+	ClusterCIDR   netip.Prefix
+	ServiceCIDR   netip.Prefix
+	ClusterDNS    netip.Addr
+	ClusterDomain string
+	ClientCA      []byte // PEM of the CA of client certificates, which kubelets trust
+}
+
+var (
+	_ json.Marshaler   = ClusterSettings{}
+	_ json.Unmarshaler = (*ClusterSettings)(nil)
+)
+
+// Settings are the cluster settings a server started with cfg publishes.
+func (id *Identity) Settings(cfg *config.Server) ClusterSettings {
+	return ClusterSettings{
+		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
+		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		ClientCA: id.ClientCAPEM(),
+	}
+}
+
+// Encode is s as string data, the form DecodeClusterSettings reads.
+func (s ClusterSettings) Encode() map[string]string {
+	return map[string]string{
+		keyClusterCIDR: s.ClusterCIDR.String(), keyServiceCIDR: s.ServiceCIDR.String(),
+		keyClusterDNS: s.ClusterDNS.String(), keyClusterDomain: s.ClusterDomain,
+		keyClientCA: string(s.ClientCA),
+	}
+}
+
+// DecodeClusterSettings reads settings that Encode wrote, checking every
+// one; the error names each key that is missing or invalid. Keys it does
+// not know are ignored: a newer server may publish more.
+func DecodeClusterSettings(data map[string]string) (ClusterSettings, error) {
+	var s ClusterSettings
+	var errs []error
+	parse := func(key string, decode func(string) error) {
+		if v := data[key]; v == "" {
+			errs = append(errs, fmt.Errorf("%s is missing", key))
+		} else if err := decode(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	parse(keyClusterCIDR, func(v string) (err error) { s.ClusterCIDR, err = netip.ParsePrefix(v); return err })
+	parse(keyServiceCIDR, func(v string) (err error) { s.ServiceCIDR, err = netip.ParsePrefix(v); return err })
+	parse(keyClusterDNS, func(v string) (err error) { s.ClusterDNS, err = netip.ParseAddr(v); return err })
+	parse(keyClusterDomain, func(v string) error { s.ClusterDomain = v; return nil })
+	parse(keyClientCA, func(v string) error {
+		s.ClientCA = []byte(v)
+		_, err := certutil.ParseCertsPEM(s.ClientCA)
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return ClusterSettings{}, err
+	}
+	return s, nil
+}
+
+// MarshalJSON encodes s as a JSON object of its encoded keys.
+func (s ClusterSettings) MarshalJSON() ([]byte, error) { return json.Marshal(s.Encode()) }
+
+// UnmarshalJSON decodes what MarshalJSON wrote, with DecodeClusterSettings.
+func (s *ClusterSettings) UnmarshalJSON(b []byte) error {
+	var data map[string]string
+	if err := json.Unmarshal(b, &data); err != nil {
+		return fmt.Errorf("cluster settings: %w", err)
+	}
+	decoded, err := DecodeClusterSettings(data)
+	if err != nil {
+		return err
+	}
+	*s = decoded
+	return nil
+}
