@@ -38,7 +38,7 @@ func NewNodeHosts(client kubernetes.Interface, log *slog.Logger) *NodeHosts {
 var _ lifecycle.Component = (*NodeHosts)(nil)
 
 // Name implements lifecycle.Component.
-func (*NodeHosts) Name() string { return "coredns node hosts" }
+func (*NodeHosts) Name() string { return "coredns-node-hosts" }
 
 // Run watches nodes and applies NodeHosts whenever the listing changes.
 func (n *NodeHosts) Run(ctx context.Context) error {

@@ -71,7 +71,7 @@ func NewAccess(client kubernetes.Interface, marker string, identities []Identity
 var _ lifecycle.Task = (*Access)(nil)
 
 // Name implements lifecycle.Task.
-func (*Access) Name() string { return "control-plane access" }
+func (*Access) Name() string { return "control-plane-access" }
 
 // Do implements lifecycle.Task: it makes the bindings, retrying while the
 // apiserver settles. A stop before the apiserver took them is no failure.

@@ -43,7 +43,7 @@ func NewPeer(nodeIP netip.Addr, iface string, client kubernetes.Interface, log *
 var _ lifecycle.Component = (*Peer)(nil)
 
 // Name implements lifecycle.Component.
-func (*Peer) Name() string { return "flannel routes" }
+func (*Peer) Name() string { return "flannel-routes" }
 
 // Run keeps one route per node subnet until ctx ends.
 func (p *Peer) Run(ctx context.Context) error {

@@ -60,7 +60,7 @@ func NewApprover(client kubernetes.Interface, policy Policy, certLifetime time.D
 var _ lifecycle.Component = (*Approver)(nil)
 
 // Name implements lifecycle.Component.
-func (*Approver) Name() string { return "node CSR approver" }
+func (*Approver) Name() string { return "csr-approver" }
 
 // retryAfter is how long a serving CSR waits for its node's addresses.
 const retryAfter = 5 * time.Second

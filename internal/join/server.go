@@ -87,7 +87,7 @@ func NewServerToken(client kubernetes.Interface, cfg ServerTokenConfig, log *slo
 var _ lifecycle.Component = (*ServerToken)(nil)
 
 // Name implements lifecycle.Component.
-func (*ServerToken) Name() string { return "join token" }
+func (*ServerToken) Name() string { return "join-token" }
 
 // recheck bounds how long the current token goes unchecked (an admin may
 // delete it, the clock may jump).

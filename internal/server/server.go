@@ -5,7 +5,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -39,63 +38,13 @@ import (
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
-	"github.com/monokube/monokube/internal/systemd"
 	"github.com/monokube/monokube/internal/upgrade"
 )
 
-// Run checks the machine, prepares the data dir and runs the control plane,
-// the manifests controller and (unless --disable-agent) the node until ctx
-// ends.
-func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
-	layout := datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}
-	lock := datadir.NewNodeLock(layout)
-	defer lock.Release()
-	if err := lock.Early(); err != nil {
-		return err
-	}
-	host, report := Preflight(cfg, sysreq.OS())
-	if err := report.Admit(log, host.Adaptations()...); err != nil {
-		return err
-	}
-	prev, err := upgrade.Load(layout.VersionFile())
-	if err != nil {
-		return err
-	}
-	step, err := upgrade.Check(prev, upgrade.Current(), true, cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	nodeCreds := node.NewCreds(layout)
-	id, err := Prepare(cfg, layout, nodeCreds, log)
-	if err != nil {
-		return err
-	}
-	if err := lock.Take(); err != nil { // the dirs a first start made
-		return err
-	}
-	if err := syncAddons(cfg, layout, id.Creds, log); err != nil {
-		return err
-	}
-	tok, err := prepareJoin(cfg, layout, id)
-	if err != nil {
-		return err
-	}
-	components, err := allComponents(cfg, layout, id, nodeCreds, host, tok, step, log)
-	if err != nil {
-		return err
-	}
-	// The control plane's loopback clients would log warnings about what
-	// they use themselves. The handler is process-wide, so the role sets
-	// it, not a component.
-	rest.SetDefaultWarningHandler(rest.NoWarnings{})
-	g := lifecycle.NewGroup(log, components...)
-	g.OnReady(upgrade.RecordVersion(layout.VersionFile(), log))
-	g.OnReady(systemd.NotifyReady(log))
-	return g.Run(ctx)
-}
-
 // allComponents lists everything the server runs, in start order.
-func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, nc node.Creds, host sysreq.Node, tok serverToken, step upgrade.Step, log *slog.Logger) ([]lifecycle.Component, error) {
+// It has no side effects: plan (nil with --disable-agent) holds the node's
+// prepared files.
+func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, tok serverToken, plan *node.Plan, log *slog.Logger) ([]lifecycle.Component, error) {
 	c := id.Creds
 	probe, err := newProber(c)
 	if err != nil {
@@ -113,7 +62,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, fmt.Errorf("super-admin client: %w", err)
 	}
-	access := control.NewAccess(superClient, c.AdminBindingMarker, identities(), log.With("component", "access"))
+	access := control.NewAccess(superClient, c.AdminBindingMarker, identities(), log.With("component", "control-plane-access"))
 	access.AfterAdminBound = func() error { return id.WriteAdminKubeconfigs(cfg) }
 	deployers, err := deployComponents(cfg, l, c, super, tok, log)
 	if err != nil {
@@ -125,11 +74,9 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		if err != nil {
 			return nil, fmt.Errorf("find monokube's own executable: %w", err)
 		}
-		return append(components, upgrade.NewSweeper(l.Data, log.With("component", "upgrade"), filepath.Dir(self))), nil
+		return append(components, upgrade.NewSweeper(l.Data, log.With("component", "version-sweeper"), filepath.Dir(self))), nil
 	}
-	nodeCfg := NodeConfig(cfg)
-	nodeCfg.Upgrade = step
-	nodes, err := node.Build(nodeCfg, l, nc, host, log)
+	nodes, err := plan.Components(log)
 	if err != nil {
 		return nil, err
 	}
@@ -171,13 +118,13 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 	out := []lifecycle.Component{manifests, join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
 	out = append(out, join.NewServerToken(tokens, join.ServerTokenConfig{
 		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
-	}, log.With("component", "join")))
+	}, log.With("component", "join-token")))
 	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
 		client, err := as(c.NodeHostsClient)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, addons.NewNodeHosts(client, log.With("component", "nodehosts")))
+		out = append(out, addons.NewNodeHosts(client, log.With("component", "coredns-node-hosts")))
 	}
 	if cfg.DisableAgent && cfg.FlannelBackend != node.BackendNone {
 		// No node here, yet the apiserver must reach pods (webhooks,
@@ -186,7 +133,7 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, flannel.NewPeer(cfg.NodeIP, cfg.FlannelIface, client, log.With("component", "flannel")))
+		out = append(out, flannel.NewPeer(cfg.NodeIP, cfg.FlannelIface, client, log.With("component", "flannel-routes")))
 	}
 	return out, nil
 }

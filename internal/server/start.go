@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/node"
+	"github.com/monokube/monokube/internal/sysreq"
+	"github.com/monokube/monokube/internal/systemd"
+	"github.com/monokube/monokube/internal/upgrade"
+)
+
+// Run starts a server in named phases, each taking what the ones before it
+// made, then runs its components until ctx ends:
+//
+//	preflight  the machine, another monokube on the dirs, the data's version
+//	identity   the dirs and the cluster's identity (identity.Init)
+//	pre-run    work on the data before anything reads it (a restore, later)
+//	prepare    every other side effect: addon and join manifests, the
+//	           node's helpers, routes, sysctls and rendered configs
+//	build      the component list, with no side effects
+//	run        the group, in start order
+func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
+	s := &start{cfg: cfg, log: log, layout: datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}}
+	s.lock = datadir.NewNodeLock(s.layout)
+	defer s.lock.Release()
+	for _, p := range []struct {
+		name string
+		run  func() error
+	}{
+		{"preflight", s.preflight}, {"identity", s.identity}, {"pre-run", s.preRun},
+		{"prepare", s.prepare}, {"build", s.build},
+	} {
+		if err := p.run(); err != nil {
+			return err // each phase's errors say what and what to do
+		}
+		log.Debug("start phase done", "phase", p.name)
+	}
+	return s.group.Run(ctx)
+}
+
+// start is one server start; each phase fills in what the next reads.
+type start struct {
+	cfg    *config.Server
+	log    *slog.Logger
+	layout datadir.Layout
+	lock   *datadir.NodeLock
+
+	host  sysreq.Node        // preflight
+	step  upgrade.Step       // preflight
+	id    *identity.Identity // identity
+	tok   serverToken        // prepare
+	plan  *node.Plan         // prepare; nil with --disable-agent
+	group *lifecycle.Group   // build
+}
+
+func (s *start) preflight() error {
+	if err := s.lock.Early(); err != nil {
+		return err
+	}
+	host, report := Preflight(s.cfg, sysreq.OS())
+	if err := report.Admit(s.log, host.Adaptations()...); err != nil {
+		return err
+	}
+	prev, err := upgrade.Load(s.layout.VersionFile())
+	if err != nil {
+		return err
+	}
+	s.host = host
+	s.step, err = upgrade.Check(prev, upgrade.Current(), true, s.cfg.DataDir)
+	return err
+}
+
+func (s *start) identity() error {
+	id, err := Prepare(s.cfg, s.layout, node.NewCreds(s.layout), s.log)
+	if err != nil {
+		return err
+	}
+	s.id = id
+	return s.lock.Take() // the dirs a first start made
+}
+
+// preRun is where work on the data goes that must happen before any
+// component reads it: restoring an etcd snapshot will. Nothing yet.
+func (s *start) preRun() error { return nil }
+
+func (s *start) prepare() error {
+	if err := syncAddons(s.cfg, s.layout, s.id.Creds, s.log); err != nil {
+		return err
+	}
+	tok, err := prepareJoin(s.cfg, s.layout, s.id)
+	if err != nil {
+		return err
+	}
+	s.tok = tok
+	if s.cfg.DisableAgent {
+		return nil
+	}
+	assets, err := node.LoadAssets(s.layout.Data)
+	if err != nil {
+		return err
+	}
+	nodeCfg := NodeConfig(s.cfg)
+	nodeCfg.Upgrade = s.step
+	s.plan, err = node.Prepare(nodeCfg, s.layout, node.NewCreds(s.layout), s.host, assets, s.log)
+	return err
+}
+
+func (s *start) build() error {
+	components, err := allComponents(s.cfg, s.layout, s.id, s.tok, s.plan, s.log)
+	if err != nil {
+		return err
+	}
+	// The control plane's loopback clients would log warnings about what
+	// they use themselves. The handler is process-wide, so the role sets
+	// it, not a component.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+	s.group = lifecycle.NewGroup(s.log, components...)
+	s.group.OnReady(upgrade.RecordVersion(s.layout.VersionFile(), s.log))
+	s.group.OnReady(systemd.NotifyReady(s.log))
+	return nil
+}
