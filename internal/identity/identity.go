@@ -41,9 +41,9 @@ type CAs struct {
 	APIService     *pki.KeyPair
 }
 
-// NodeFiles names the credentials Init issues to the server's own node:
-// the role that runs the node decides these paths (node.NewCreds) and
-// hands them over.
+// NodeFiles names a node's credentials: those Init issues to the server's
+// own node, and those the node's kubelet and kube-proxy read (node.Creds
+// embeds them).
 type NodeFiles struct {
 	ClientCA            string    // copy of the client CA, which the kubelet trusts
 	KubeletServing      pki.Files // signed by the kubelet-serving CA
@@ -51,6 +51,18 @@ type NodeFiles struct {
 	KubeProxyClient     pki.Files // system:kube-proxy
 	KubeletKubeconfig   string
 	KubeProxyKubeconfig string
+}
+
+// NodeFilesAt lays out a node's credentials under l.
+func NodeFilesAt(l datadir.Layout) NodeFiles {
+	return NodeFiles{
+		ClientCA:            l.AgentTLSFile("client-ca.crt"),
+		KubeletServing:      pki.Files(l.AgentTLSFile("serving-kubelet")),
+		KubeletClient:       pki.Files(l.AgentTLSFile("client-kubelet")),
+		KubeProxyClient:     pki.Files(l.AgentTLSFile("client-kube-proxy")),
+		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
+		KubeProxyKubeconfig: l.AgentFile("kube-proxy.kubeconfig"),
+	}
 }
 
 // Init makes or loads the identity when a server starts on l: it keeps

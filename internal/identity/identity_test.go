@@ -17,7 +17,6 @@ import (
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
-	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/testutil"
 )
 
@@ -298,18 +297,7 @@ func TestInitRefusesNewKeysOverData(t *testing.T) {
 	}
 }
 
-// testNode lays out the server's own node's files as node.NewCreds does
-// (node cannot be imported here: it embeds the helper binaries).
-func testNode(l datadir.Layout) NodeFiles {
-	return NodeFiles{
-		ClientCA:            l.AgentTLSFile("client-ca.crt"),
-		KubeletServing:      pki.Files(l.AgentTLSFile("serving-kubelet")),
-		KubeletClient:       pki.Files(l.AgentTLSFile("client-kubelet")),
-		KubeProxyClient:     pki.Files(l.AgentTLSFile("client-kube-proxy")),
-		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
-		KubeProxyKubeconfig: l.AgentFile("kube-proxy.kubeconfig"),
-	}
-}
+func testNode(l datadir.Layout) NodeFiles { return NodeFilesAt(l) }
 
 // Every key Init keeps over etcd data is one Load requires.
 func TestIdentityFilesCoverTheKept(t *testing.T) {

@@ -21,10 +21,10 @@ import (
 	"github.com/monokube/monokube/internal/containerd"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
 	"github.com/monokube/monokube/internal/lifecycle"
-	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/sysreq"
 	"github.com/monokube/monokube/internal/upgrade"
 )
@@ -50,15 +50,10 @@ type Config struct {
 	Debug   bool
 }
 
-// Creds are the node's credentials; the role that joins the node (the
-// server, or later an agent's bootstrap) writes them.
+// Creds are the node's credentials; the role that joins the node writes
+// them (a server's identity.Init, an agent's join and bootstrap).
 type Creds struct {
-	ClientCA            string    // CA of clients the kubelet accepts
-	KubeletServing      pki.Files // the kubelet's serving certificate
-	KubeletClient       pki.Files // system:node:<name>
-	KubeProxyClient     pki.Files // system:kube-proxy
-	KubeletKubeconfig   string
-	KubeProxyKubeconfig string
+	identity.NodeFiles
 	// TLSBootstrap is set on a joined node (an agent): the kubelet gets
 	// and rotates its own certificates, and kube-proxy uses the kubelet's
 	// credentials.
@@ -69,24 +64,16 @@ type Creds struct {
 }
 
 // NewCreds lays out the node's credentials under l.
-func NewCreds(l datadir.Layout) Creds {
-	return Creds{
-		ClientCA:            l.AgentTLSFile("client-ca.crt"),
-		KubeletServing:      pki.Files(l.AgentTLSFile("serving-kubelet")),
-		KubeletClient:       pki.Files(l.AgentTLSFile("client-kubelet")),
-		KubeProxyClient:     pki.Files(l.AgentTLSFile("client-kube-proxy")),
-		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
-		KubeProxyKubeconfig: l.AgentFile("kube-proxy.kubeconfig"),
-	}
-}
+func NewCreds(l datadir.Layout) Creds { return Creds{NodeFiles: identity.NodeFilesAt(l)} }
 
 // NewAgentCreds lays out a joined node's credentials under l: the kubelet
 // bootstraps its own, and kube-proxy shares them.
 func NewAgentCreds(l datadir.Layout) Creds {
+	f := identity.NodeFilesAt(l)
 	return Creds{
-		ClientCA:            l.AgentTLSFile("client-ca.crt"),
-		KubeletKubeconfig:   l.AgentFile("kubelet.kubeconfig"),
-		KubeProxyKubeconfig: l.AgentFile("kubelet.kubeconfig"),
+		NodeFiles: identity.NodeFiles{
+			ClientCA: f.ClientCA, KubeletKubeconfig: f.KubeletKubeconfig, KubeProxyKubeconfig: f.KubeletKubeconfig,
+		},
 		TLSBootstrap:        true,
 		BootstrapKubeconfig: l.AgentFile("bootstrap.kubeconfig"),
 	}

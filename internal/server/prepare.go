@@ -47,12 +47,5 @@ func ownNode(cfg *config.Server, nc node.Creds) *identity.NodeFiles {
 	if cfg.DisableAgent {
 		return nil
 	}
-	return &identity.NodeFiles{
-		ClientCA:            nc.ClientCA,
-		KubeletServing:      nc.KubeletServing,
-		KubeletClient:       nc.KubeletClient,
-		KubeProxyClient:     nc.KubeProxyClient,
-		KubeletKubeconfig:   nc.KubeletKubeconfig,
-		KubeProxyKubeconfig: nc.KubeProxyKubeconfig,
-	}
+	return &nc.NodeFiles
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"log/slog"
 	"os"
-	"reflect"
 	"testing"
 
 	"github.com/monokube/monokube/internal/config"
@@ -11,27 +10,6 @@ import (
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/testutil"
 )
-
-// The identity issues the server's own node's credentials exactly where
-// the node reads them.
-func TestOwnNodeIsWhereTheNodeReads(t *testing.T) {
-	l := datadir.Layout{Data: "/var/lib/monokube", Run: "/run/monokube"}
-	nc := node.NewCreds(l)
-	own := ownNode(testutil.ServerConfig(t, l.Data, nil), nc)
-	if own == nil {
-		t.Fatal("no node files for a server that runs a node")
-	}
-	v, creds := reflect.ValueOf(*own), reflect.ValueOf(nc)
-	for i := range v.NumField() {
-		name := v.Type().Field(i).Name
-		if got, want := v.Field(i).Interface(), creds.FieldByName(name).Interface(); got != want {
-			t.Errorf("%s: identity writes %v, the node reads %v", name, got, want)
-		}
-	}
-	if own := ownNode(testutil.ServerConfig(t, l.Data, func(in *config.ServerInput) { in.DisableAgent = true }), nc); own != nil {
-		t.Errorf("node files %+v for a server without a node", own)
-	}
-}
 
 // Prepare makes the dirs, the identity and the control plane's other
 // configs; with --disable-agent, nothing of a node.
