@@ -31,7 +31,7 @@ BIN := bin/monokube
 RUN_ARGS ?=
 E2E_TIMEOUT ?= 40m
 
-.PHONY: all deps build next assets test-images run test test-unit test-e2e bench conformance conformance-deps clean FORCE
+.PHONY: all deps build next assets test-images run test test-unit test-e2e lint bench conformance conformance-deps clean FORCE
 all: deps build
 
 # Debian packages: iproute2 (test namespaces), util-linux (mount, nsenter), procps (ps),
@@ -236,7 +236,17 @@ $(ECHO_TAR): $(ECHO_BIN) $(MKIMAGE) $(BUILD_DIR)/echo.name
 run: all
 	$(BIN) server $(RUN_ARGS)
 
-test: all test-unit test-e2e
+test: all lint test-unit test-e2e
+
+# golangci-lint at a pinned version, built from the Go module proxy like the
+# helpers; .golangci.yml says which linters and why. A finding fails the run.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := $(BUILD_DIR)/golangci-lint-$(GOLANGCI_VERSION)/golangci-lint
+$(GOLANGCI):
+	GOBIN=$(abspath $(@D)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	$@ version >/dev/null
+lint: assets $(GOLANGCI)
+	$(GOLANGCI) run ./...
 
 test-unit: assets
 	@test -z "$$(gofmt -l cmd internal tests embed manifests scripts)" || { gofmt -l cmd internal tests embed manifests scripts; echo "gofmt needed"; exit 1; }

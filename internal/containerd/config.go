@@ -46,8 +46,9 @@ func Render(c Config) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-var configTemplate = template.Must(template.New("config.toml").
-	Funcs(template.FuncMap{"q": strconv.Quote}).Parse(`# Written by monokube at every start; edits are lost.
+var configTemplate = template.Must( //nolint:gochecknoglobals // parsed once, read-only
+	template.New("config.toml").
+		Funcs(template.FuncMap{"q": strconv.Quote}).Parse(`# Written by monokube at every start; edits are lost.
 version = 3
 root = {{q .Root}}
 state = {{q .State}}

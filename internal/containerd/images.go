@@ -26,8 +26,8 @@ import (
 // Labels the CRI plugin reads: a managed image is visible to the kubelet,
 // a pinned one is never garbage-collected or removed by it.
 var (
-	managedLabels = map[string]string{"io.cri-containerd.image": "managed"}
-	pinnedLabels  = map[string]string{"io.cri-containerd.image": "managed", "io.cri-containerd.pinned": "pinned"}
+	managedLabels = map[string]string{"io.cri-containerd.image": "managed"}                                       //nolint:gochecknoglobals // fixed table
+	pinnedLabels  = map[string]string{"io.cri-containerd.image": "managed", "io.cri-containerd.pinned": "pinned"} //nolint:gochecknoglobals // fixed table
 )
 
 // Images imports the node's images once containerd is up: the embedded

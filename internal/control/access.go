@@ -146,7 +146,7 @@ func (a *Access) grant(ctx context.Context, id Identity) error {
 	ns := metav1.NamespaceSystem
 	role := rbacac.Role(id.User, ns).WithLabels(managedLabels()).WithRules(ruleConfigs(id.System)...)
 	if _, err := a.client.RbacV1().Roles(ns).Apply(ctx, role, apply); err != nil {
-		return fmt.Errorf("Role %s/%s: %w", ns, id.User, err)
+		return fmt.Errorf("role %s/%s: %w", ns, id.User, err)
 	}
 	rb := &rbacv1.RoleBinding{ObjectMeta: managed(id.User, ns),
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id.User}, Subjects: []rbacv1.Subject{subject}}

@@ -17,14 +17,26 @@ type Layout struct {
 	Run  string // --run-dir, e.g. /run/monokube
 }
 
-// Server-role paths, under <data>/server.
-func (l Layout) Server() string   { return filepath.Join(l.Data, "server") }
-func (l Layout) TLS() string      { return filepath.Join(l.Server(), "tls") }
-func (l Layout) EtcdTLS() string  { return filepath.Join(l.TLS(), "etcd") }
-func (l Layout) Cred() string     { return filepath.Join(l.Server(), "cred") }
-func (l Layout) Etcd() string     { return filepath.Join(l.Server(), "db", "etcd") }
+// Server is the server role's dir, <data>/server.
+func (l Layout) Server() string { return filepath.Join(l.Data, "server") }
+
+// TLS holds the cluster's CAs, leaf certificates and service-account key.
+func (l Layout) TLS() string { return filepath.Join(l.Server(), "tls") }
+
+// EtcdTLS holds etcd's CA and certificates.
+func (l Layout) EtcdTLS() string { return filepath.Join(l.TLS(), "etcd") }
+
+// Cred holds the control plane's kubeconfigs and configs.
+func (l Layout) Cred() string { return filepath.Join(l.Server(), "cred") }
+
+// Etcd is etcd's data dir.
+func (l Layout) Etcd() string { return filepath.Join(l.Server(), "db", "etcd") }
+
+// Manifest is the manifests dir the server keeps applied.
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
-func (l Layout) Logs() string     { return filepath.Join(l.Server(), "logs") }
+
+// Logs holds the apiserver's audit log.
+func (l Layout) Logs() string { return filepath.Join(l.Server(), "logs") }
 
 // Token is the server's own join token (internal/join).
 func (l Layout) Token() string { return filepath.Join(l.Server(), "token") }
@@ -55,17 +67,31 @@ func (l Layout) Storage() string { return filepath.Join(l.Data, "storage") }
 // ManifestState records what the manifests controller applied.
 func (l Layout) ManifestState() string { return filepath.Join(l.Server(), "manifests-applied.json") }
 
-// Node-role paths, under <data>/agent and the run dir.
-func (l Layout) Agent() string          { return filepath.Join(l.Data, "agent") }
-func (l Layout) AgentTLS() string       { return filepath.Join(l.Agent(), "tls") }
-func (l Layout) AgentEtc() string       { return filepath.Join(l.Agent(), "etc") }
-func (l Layout) Images() string         { return filepath.Join(l.Agent(), "images") }
-func (l Layout) ImageState() string     { return filepath.Join(l.Agent(), "images-imported.json") }
+// Agent is the node role's dir, <data>/agent.
+func (l Layout) Agent() string { return filepath.Join(l.Data, "agent") }
+
+// AgentTLS holds the node's certificates.
+func (l Layout) AgentTLS() string { return filepath.Join(l.Agent(), "tls") }
+
+// AgentEtc holds the node's rendered configs and kubeconfigs.
+func (l Layout) AgentEtc() string { return filepath.Join(l.Agent(), "etc") }
+
+// Images is where a user drops image tarballs to import.
+func (l Layout) Images() string { return filepath.Join(l.Agent(), "images") }
+
+// ImageState records which tarballs were imported.
+func (l Layout) ImageState() string { return filepath.Join(l.Agent(), "images-imported.json") }
+
+// ContainerdRoot is containerd's content and snapshot store.
 func (l Layout) ContainerdRoot() string { return filepath.Join(l.Agent(), "containerd") }
-func (l Layout) ContainerdOpt() string  { return filepath.Join(l.Agent(), "containerd-opt") }
-func (l Layout) ContainerdState() string {
-	return filepath.Join(l.Run, "containerd")
-}
+
+// ContainerdOpt is containerd's opt dir.
+func (l Layout) ContainerdOpt() string { return filepath.Join(l.Agent(), "containerd-opt") }
+
+// ContainerdState is containerd's runtime state, under the run dir.
+func (l Layout) ContainerdState() string { return filepath.Join(l.Run, "containerd") }
+
+// ContainerdSocket is the node's containerd socket.
 func (l Layout) ContainerdSocket() string {
 	return filepath.Join(l.ContainerdState(), "containerd.sock")
 }
@@ -79,8 +105,13 @@ func (l Layout) ContainerdTasks() string {
 // FlannelSubnetFile is where flannel records the node's pod subnet.
 func (l Layout) FlannelSubnetFile() string { return filepath.Join(l.Run, "flannel", "subnet.env") }
 
-func (l Layout) RuncRoot() string    { return filepath.Join(l.Run, "runc") }
-func (l Layout) CNIConfDir() string  { return filepath.Join(l.AgentEtc(), "cni", "net.d") }
+// RuncRoot is runc's state dir.
+func (l Layout) RuncRoot() string { return filepath.Join(l.Run, "runc") }
+
+// CNIConfDir holds the node's CNI conflist.
+func (l Layout) CNIConfDir() string { return filepath.Join(l.AgentEtc(), "cni", "net.d") }
+
+// KubeletRoot is the kubelet's root dir.
 func (l Layout) KubeletRoot() string { return filepath.Join(l.Agent(), "kubelet") }
 
 // AgentFile is a credential or rendered config of the node.

@@ -21,10 +21,10 @@ func (l Layout) VersionsLock() string { return filepath.Join(l.Versions(), ".loc
 
 // ErrLocked is returned by TryLockVersions when another process holds the
 // lock.
-var ErrLocked = errors.New("held by another monokube") //nolint:gochecknoglobals // sentinel error
+var ErrLocked = errors.New("held by another monokube")
 
 // errHeld starts the message of a node lock another process holds.
-var errHeld = errors.New("another monokube") //nolint:gochecknoglobals // sentinel error
+var errHeld = errors.New("another monokube")
 
 // LockVersions takes the versions lock of the data dir, waiting for it,
 // and returns the function that releases it. The lock is an flock, so a

@@ -125,12 +125,12 @@ func (l Layout) IsEntry(name string) bool {
 // directory above path may be world-writable only with the sticky bit
 // (/tmp), which keeps others from replacing what is in it.
 func CheckTrusted(path string) error {
-	real, err := filepath.EvalSymlinks(path)
+	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", path, err)
 	}
 	euid := uint32(os.Geteuid())
-	for p, first := real, true; ; p, first = filepath.Dir(p), false {
+	for p, first := resolved, true; ; p, first = filepath.Dir(p), false {
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return fmt.Errorf("check %s: %w", path, err)

@@ -82,7 +82,7 @@ func (r Removal) removeInstalled() error {
 		errs = append(errs, removeIfExists(p))
 	}
 	errs = append(errs, removeLinks(r.onRoot(r.BinDir)))
-	_ = os.Remove(filepath.Dir(r.onRoot(r.Paths.Config))) // only if empty
+	_ = os.Remove(filepath.Dir(r.onRoot(r.Config))) // only if empty
 	return errors.Join(errs...)
 }
 
@@ -104,7 +104,7 @@ func StopServices(p Paths, verb ...string) error {
 func (r Removal) files() []string {
 	out := []string{
 		r.onRoot(r.Unit(systemd.Server)), r.onRoot(r.Unit(systemd.Agent)),
-		r.onRoot(r.Paths.Config), r.onRoot(r.Binary()),
+		r.onRoot(r.Config), r.onRoot(r.Binary()),
 	}
 	if r.Kubeconfig != "" {
 		out = append(out, r.onRoot(r.Kubeconfig))

@@ -299,7 +299,7 @@ func parse(csr *certificatesv1.CertificateSigningRequest) (*x509.CertificateRequ
 	return req, nil
 }
 
-func usages(csr *certificatesv1.CertificateSigningRequest) sets.String {
+func usages(csr *certificatesv1.CertificateSigningRequest) sets.String { //nolint:staticcheck // upstream's ValidateKubelet*CSR take a sets.String
 	u := sets.NewString()
 	for _, k := range csr.Spec.Usages {
 		u.Insert(string(k))

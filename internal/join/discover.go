@@ -67,7 +67,7 @@ func Discover(ctx context.Context, server string, t Token, p Patience, log *slog
 	verified := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{CAData: ca}, Timeout: 10 * time.Second}
 	again, err := getClusterInfo(ctx, verified)
 	if err != nil || again.Data[bootstrapapi.KubeConfigKey] != kubeconfig {
-		return Discovery{}, fmt.Errorf("cluster-info changed or failed over a verified connection to %s (%v): try again", server, err)
+		return Discovery{}, fmt.Errorf("cluster-info changed or failed over a verified connection to %s (%w): try again", server, err)
 	}
 	settings, err := readSettings(ctx, server, ca, t)
 	if err != nil {
@@ -81,7 +81,7 @@ func Discover(ctx context.Context, server string, t Token, p Patience, log *slog
 func pinnedCA(kubeconfig string, t Token, server string) ([]byte, error) {
 	cfg, err := clientcmd.Load([]byte(kubeconfig))
 	if err != nil || len(cfg.Clusters) != 1 {
-		return nil, fmt.Errorf("the server's cluster-info is malformed (%v): is %s a monokube server?", err, server)
+		return nil, fmt.Errorf("the server's cluster-info is malformed (%w): is %s a monokube server?", err, server)
 	}
 	var bundle []byte
 	for _, c := range cfg.Clusters {

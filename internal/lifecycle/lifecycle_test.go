@@ -342,7 +342,9 @@ func TestPerComponentTimeouts(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	g.OnReady(cancel)
 	start := time.Now()
-	wait(t, runGroup(ctx, g), "Run")
+	if err := wait(t, runGroup(ctx, g), "Run"); err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
 	if took := time.Since(start); took < 300*time.Millisecond {
 		t.Errorf("stop gave up after %s, before the component's 300ms grace", took)
 	}

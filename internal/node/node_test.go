@@ -14,7 +14,7 @@ import (
 )
 
 // hosts are the two machine shapes the configs adapt to.
-var hosts = map[string]sysreq.Node{
+var hosts = map[string]sysreq.Node{ //nolint:gochecknoglobals // test fixture
 	// A modern host: cgroup v2 under systemd, full capabilities.
 	"systemd-v2": {CgroupV2: true, Systemd: true, CapSysResource: true, Overlay: true, BrNetfilter: true, HostNetns: true},
 	// A restricted one like the CI machines: cgroup v1, no CAP_SYS_RESOURCE,

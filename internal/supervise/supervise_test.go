@@ -72,7 +72,10 @@ func TestStopKillsAfterGrace(t *testing.T) {
 	start := time.Now()
 	cancel()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v after cancel, want nil", err)
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}

@@ -163,7 +163,7 @@ func (u *Uncordoner) uncordonWhenReady(ctx context.Context, c kubernetes.Interfa
 	err := wait.PollUntilContextCancel(ctx, pollEvery, true, func(ctx context.Context) (bool, error) {
 		n, err := c.CoreV1().Nodes().Get(ctx, u.node, metav1.GetOptions{})
 		if err != nil {
-			return false, nil //nolint:nilerr // keep waiting through API hiccups
+			return false, nil // keep waiting through API hiccups
 		}
 		node = n
 		return readySince(n, u.since), nil

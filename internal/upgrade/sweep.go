@@ -41,15 +41,15 @@ type Sweeper struct {
 // version directories that hold keep (this version's files).
 func NewSweeper(dataDir string, log *slog.Logger, keep ...string) *Sweeper {
 	// /proc shows binaries by their real paths: compare real paths.
-	real := func(p string) string {
+	resolve := func(p string) string {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
 			return r
 		}
 		return p
 	}
-	s := &Sweeper{dataDir: real(dataDir), log: log}
+	s := &Sweeper{dataDir: resolve(dataDir), log: log}
 	for _, k := range keep {
-		s.keep = append(s.keep, real(k))
+		s.keep = append(s.keep, resolve(k))
 	}
 	return s
 }

@@ -184,7 +184,7 @@ func cgroupOptions(opts string) string {
 
 // hostChains are the host's iptables chains (table/chain), or nil where
 // iptables-save is missing.
-func hostChains(t testing.TB) map[string]bool {
+func hostChains() map[string]bool {
 	out, err := runOut("iptables-save")
 	if err != nil {
 		return nil
@@ -206,7 +206,7 @@ func hostChains(t testing.TB) map[string]bool {
 // cleanup: a network namespace, a cgroup, an iptables chain on the host,
 // or a mount under its directory visible on the host.
 func checkNoResidue(t testing.TB, netns, dir string, chainsBefore map[string]bool) {
-	for c := range hostChains(t) {
+	for c := range hostChains() {
 		if !chainsBefore[c] {
 			t.Errorf("iptables chain %s appeared on the host", c)
 		}

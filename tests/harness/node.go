@@ -75,7 +75,7 @@ func NewNode(t testing.TB, network *Network, octet int) *Node {
 	dir := t.TempDir()
 	// Registered first, so it runs after every other cleanup of this node.
 	var n *Node
-	chains := hostChains(t)
+	chains := hostChains()
 	t.Cleanup(func() {
 		if n != nil {
 			checkNoResidue(t, n.NS.Name, dir, chains)
@@ -196,8 +196,7 @@ func (n *Node) Exec(timeout time.Duration, opts Options, args ...string) Result 
 	case err = <-done:
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		n.t.Fatalf("monokube %s: still running after %s\nstderr:\n%s", strings.Join(args, " "), timeout, errb.String())
+		n.t.Fatalf("monokube %s: still running after %s (killed: %v)\nstderr:\n%s", strings.Join(args, " "), timeout, <-done, errb.String())
 	}
 	code := 0
 	var ee *exec.ExitError

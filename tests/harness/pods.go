@@ -86,7 +86,7 @@ func (n *Node) WaitNodeReady(timeout time.Duration) time.Duration {
 		}
 		for _, cond := range nodes.Items[0].Status.Conditions {
 			if cond.Type == corev1.NodeReady {
-				return cond.Status == corev1.ConditionTrue, fmt.Errorf("Ready=%s: %s", cond.Status, cond.Message)
+				return cond.Status == corev1.ConditionTrue, fmt.Errorf("condition Ready=%s: %s", cond.Status, cond.Message)
 			}
 		}
 		return false, nil

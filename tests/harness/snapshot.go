@@ -17,7 +17,7 @@ import (
 type Snapshot map[string][]string
 
 // counters are iptables-save's packet and byte counts.
-var counters = regexp.MustCompile(`\[\d+:\d+\]`) //nolint:gochecknoglobals // fixed pattern
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
 // Snapshot records the node's state now, seen from inside its namespaces.
 func (n *Node) Snapshot() Snapshot {
@@ -39,9 +39,7 @@ func (n *Node) Snapshot() Snapshot {
 	}
 	s["processes"] = procs
 	for _, h := range cgroupHierarchies(n.t) {
-		for _, d := range cgroupDirs(filepath.Join(h, n.CgroupRoot)) {
-			s["cgroups"] = append(s["cgroups"], d)
-		}
+		s["cgroups"] = append(s["cgroups"], cgroupDirs(filepath.Join(h, n.CgroupRoot))...)
 	}
 	_ = filepath.WalkDir(filepath.Join(n.Dir, "host"), func(p string, d fs.DirEntry, err error) error {
 		if err == nil {

@@ -28,7 +28,7 @@ const (
 	imagePrefix  = "monokube.local/"
 )
 
-var systemDeployments = []string{"coredns", "local-path-provisioner", "metrics-server"}
+var systemDeployments = []string{"coredns", "local-path-provisioner", "metrics-server"} //nolint:gochecknoglobals // fixed list
 
 func TestAddons(t *testing.T) {
 	harness.RequireRoot(t)
@@ -235,10 +235,10 @@ func checkDisable(t *testing.T, n *harness.Node) {
 	took := n.WaitFor(time.Minute, "metrics-server removed", func(ctx context.Context) (bool, error) {
 		_, err := c.AppsV1().Deployments("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
-			return false, fmt.Errorf("deployment still there (%v)", err)
+			return false, fmt.Errorf("deployment still there (%w)", err)
 		}
 		err = c.Discovery().RESTClient().Get().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io").Do(ctx).Error()
-		return apierrors.IsNotFound(err), fmt.Errorf("APIService: %v", err)
+		return apierrors.IsNotFound(err), fmt.Errorf("APIService: %w", err)
 	})
 	t.Logf("metrics-server removed %s after /readyz", took)
 	if _, err := os.Stat(filepath.Join(n.DataDir, "server", "manifests", "metrics-server.yaml")); !os.IsNotExist(err) {

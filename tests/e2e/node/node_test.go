@@ -40,7 +40,7 @@ func TestNode(t *testing.T) {
 	})
 	n.Kubectl("apply", "-f", n.EchoDeployment("echo", 1))
 	t.Logf("pod create to Running: %s", n.WaitRunning(2*time.Minute, "app=echo", 1))
-	pod := podName(t, n, "app=echo")
+	pod := podName(n, "app=echo")
 
 	t.Run("nothing unauthenticated on the node IP", func(t *testing.T) { checkNodePorts(t, n) })
 	t.Run("logs", func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestNode(t *testing.T) {
 	}
 }
 
-func podName(t *testing.T, n *harness.Node, selector string) string {
+func podName(n *harness.Node, selector string) string {
 	return n.Kubectl("get", "pods", "-l", selector, "-o", "jsonpath={.items[0].metadata.name}")
 }
 
