@@ -168,7 +168,7 @@ func runSafe(ctx context.Context, c Component) (err error) {
 
 // waitReady waits for r to be ready; it gives up early when r or an
 // earlier component fails. On an error it also returns the component whose
-// failure the error reports, if one failed.
+// failure the error reports (r itself when it is not ready).
 func (g *Group) waitReady(ctx context.Context, r *running, failed <-chan *running) (*running, error) {
 	rd, ok := r.c.(Readier)
 	if !ok {
@@ -185,7 +185,7 @@ func (g *Group) waitReady(ctx context.Context, r *running, failed <-chan *runnin
 	select {
 	case err := <-result:
 		if err != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("%s: %w", r.c.Name(), err)
+			return r, fmt.Errorf("%s: %w", r.c.Name(), err) // r's own failure, if any, is this one
 		}
 	case f := <-failed:
 		return f, f.failure()
