@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/testutil"
 )
 
 // bound caps every wait: a real etcd on loopback starts in well under it.
@@ -109,7 +110,7 @@ func testConfig(t *testing.T) (Config, pki.Files) {
 		CAFile:     files("ca").Cert(),
 		ServerCert: files("server").Cert(), ServerKey: files("server").Key(),
 		PeerCert: files("peer").Cert(), PeerKey: files("peer").Key(),
-		ClientPort: freePort(t), PeerPort: freePort(t),
+		ClientPort: testutil.FreePort(t), PeerPort: testutil.FreePort(t),
 	}, files("client")
 }
 
@@ -118,17 +119,6 @@ func write(t *testing.T, f pki.Files, kp *pki.KeyPair) {
 	if err := pki.Write(f, kp); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// freePort is a loopback port nothing listens on, as of now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // testLog shows etcd's warnings in the test's output.

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/monokube/monokube/internal/testutil"
 )
 
 func TestRoot(t *testing.T) {
@@ -53,20 +55,9 @@ func listen(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestPorts(t *testing.T) {
 	loopback := netip.MustParseAddr("127.0.0.1")
-	taken, free := listen(t), freePort(t)
+	taken, free := listen(t), testutil.FreePort(t)
 	notHere := netip.MustParseAddr("192.0.2.1") // TEST-NET-1
 	for _, tc := range []struct {
 		name  string

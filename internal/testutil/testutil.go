@@ -6,6 +6,7 @@ package testutil
 import (
 	"bytes"
 	"flag"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -76,4 +77,15 @@ func ServerConfig(t *testing.T, dataDir string, mutate func(*config.ServerInput)
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// FreePort is a loopback port nothing listened on a moment ago.
+func FreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
