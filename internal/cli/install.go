@@ -133,8 +133,8 @@ func turndownFlags() []cli.Flag {
 	}
 }
 
-// nodeFiles reads where the node keeps its state, by datadir.Locate's
-// rule, and the other NodeFiles keys from the config file (under root).
+// nodeFiles reads where the node keeps its state, by datadir's one rule,
+// and the other NodeFiles keys from the config file (under root).
 func nodeFiles(c *cli.Context, root string) (config.NodeFiles, error) {
 	t := told(c, root)
 	path, named := t.ConfigFile()
@@ -142,9 +142,9 @@ func nodeFiles(c *cli.Context, root string) (config.NodeFiles, error) {
 	if err != nil {
 		return nf, err
 	}
-	loc, err := datadir.Locate(t)
-	nf.DataDir, nf.RunDir = loc.Data, loc.Run
-	return nf, err
+	dirs := t.Resolve(datadir.Layout{Data: nf.DataDir, Run: nf.RunDir})
+	nf.DataDir, nf.RunDir = dirs.Data, dirs.Run
+	return nf, nil
 }
 
 func turndownTarget(nf config.NodeFiles) killall.Target {

@@ -9,7 +9,7 @@ import (
 )
 
 // told is what command c was told about where the node is, for
-// datadir.Locate; root is install's staging root, else "".
+// datadir's rule; root is install's staging root, else "".
 func told(c *cli.Context, root string) datadir.Told {
 	return datadir.Told{
 		Flag:   func(name string) (string, bool) { return c.String(name), c.IsSet(name) },
@@ -19,10 +19,10 @@ func told(c *cli.Context, root string) datadir.Told {
 }
 
 // locatedFlags is c's command line with the data and run dir replaced by
-// what datadir.Locate found, for config.Overlay.
+// the ones datadir's rule chose, for config.Overlay.
 type locatedFlags struct {
 	*cli.Context
-	loc datadir.Location
+	dirs datadir.Layout
 }
 
 func (f locatedFlags) IsSet(name string) bool {
@@ -32,9 +32,9 @@ func (f locatedFlags) IsSet(name string) bool {
 func (f locatedFlags) String(name string) string {
 	switch name {
 	case "data-dir":
-		return f.loc.Data
+		return f.dirs.Data
 	case "run-dir":
-		return f.loc.Run
+		return f.dirs.Run
 	}
 	return f.Context.String(name)
 }

@@ -34,8 +34,7 @@ func ctrCommand() *cli.Command {
 // datadir.Locate's rule. ctr and crictl take no flags of monokube's, so
 // only the environment and the config file speak.
 func nodeLayout() (datadir.Layout, error) {
-	loc, err := datadir.Locate(datadir.Told{Getenv: os.Getenv})
-	return loc.Layout, err
+	return datadir.Locate(datadir.Told{Getenv: os.Getenv})
 }
 
 func runCtr(ctx context.Context, args []string) error {

@@ -58,19 +58,18 @@ func serverConfig(c *cli.Context) (*config.Server, error) {
 }
 
 // loadInput merges defaults (in), the config file (under root) and the
-// flags the user set, in that order.
-// The data and run dir are datadir.Locate's, the rule every command uses.
-func loadInput[T config.ServerInput | config.AgentInput](c *cli.Context, root string, in T) (T, error) {
+// flags the user set, in that order. The data and run dir follow
+// datadir's one rule, the rule every command uses.
+func loadInput[T interface {
+	config.ServerInput | config.AgentInput
+	Dirs() datadir.Layout
+}](c *cli.Context, root string, in T) (T, error) {
 	t := told(c, root)
 	path, named := t.ConfigFile()
 	if err := config.LoadFile(root+path, named, &in); err != nil {
 		return in, err
 	}
-	loc, err := datadir.Locate(t)
-	if err != nil {
-		return in, err
-	}
-	config.Overlay(&in, locatedFlags{c, loc})
+	config.Overlay(&in, locatedFlags{c, t.Resolve(in.Dirs())})
 	return in, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -102,7 +101,7 @@ func DefaultServerInput() ServerInput {
 // malformed YAML are errors that name the file and line.
 // in is a *ServerInput or *AgentInput.
 func LoadFile(path string, explicit bool, in any) error {
-	data, err := readConfig(path, explicit)
+	data, err := datadir.ReadConfig(path, explicit)
 	if data == nil || err != nil {
 		return err
 	}
@@ -157,18 +156,11 @@ func newFileError(path string, err error) *FileError {
 	return fe
 }
 
-// readConfig reads the config file at path: nil for a missing file the
-// user did not name with --config.
-func readConfig(path string, explicit bool) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !explicit {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read config file: %w; create it or drop --config", err)
-	}
-	return data, nil
-}
+// Dirs are the data and run dir the input holds.
+func (in ServerInput) Dirs() datadir.Layout { return datadir.Layout{Data: in.DataDir, Run: in.RunDir} }
+
+// Dirs are the data and run dir the input holds.
+func (in AgentInput) Dirs() datadir.Layout { return datadir.Layout{Data: in.DataDir, Run: in.RunDir} }
 
 // FlagSource is the part of a parsed command line Overlay reads. urfave/cli's
 // *cli.Context satisfies it; tests use a map.
@@ -244,7 +236,7 @@ type NodeFiles struct {
 // explicit.
 func LoadNodeFiles(path string, explicit bool) (NodeFiles, error) {
 	nf := NodeFiles{DataDir: DefaultDataDir, RunDir: DefaultRunDir, WriteKubeconfig: DefaultKubeconfig}
-	data, err := readConfig(path, explicit)
+	data, err := datadir.ReadConfig(path, explicit)
 	if data == nil || err != nil {
 		return nf, err
 	}

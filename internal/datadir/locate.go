@@ -19,7 +19,8 @@ const (
 // Told is what a command was told about where the node is: the flags on
 // its command line and its environment. Every command that finds the node
 // (server, agent, the launcher, killall, uninstall, token, ctr, crictl, …)
-// answers through Locate, so they cannot disagree.
+// answers through Resolve (Locate when it reads no other key of the
+// config file), so they cannot disagree.
 type Told struct {
 	// Flag returns a flag's value and whether the command line gave it;
 	// nil for a command that takes none of monokube's flags (ctr, crictl).
@@ -28,14 +29,6 @@ type Told struct {
 	// Root is prefixed to the config file's path when it is read: the
 	// staging root of install --root, else "".
 	Root string
-}
-
-// Location is where the node keeps its state and the config file that
-// said so.
-type Location struct {
-	Layout
-	Config string // the config file's path (read under Told.Root)
-	Named  bool   // the user named Config, so it must exist
 }
 
 // EnvVar is the environment variable that stands for the flag name:
@@ -54,19 +47,52 @@ func (t Told) ConfigFile() (path string, named bool) {
 	return DefaultConfig, false
 }
 
-// Locate applies the one rule: for the data dir and the run dir, the flag,
-// then $MONOKUBE_DATA_DIR / $MONOKUBE_RUN_DIR, then data-dir / run-dir in
-// the config file, then the defaults. An empty flag or variable counts as
-// not given (MONOKUBE_DATA_DIR= in a unit's environment). A config file the
-// user named must exist; one that cannot be read or parsed is an error, and
-// the Location returned with it is what the rule gives without the file.
-func Locate(t Told) (Location, error) {
-	loc := Location{}
-	loc.Config, loc.Named = t.ConfigFile()
-	file, err := readDirs(t.Root+loc.Config, loc.Named)
-	loc.Data = t.pick("data-dir", file.DataDir, DefaultData)
-	loc.Run = t.pick("run-dir", file.RunDir, DefaultRun)
-	return loc, err
+// Locate applies the one rule, reading the config file itself (for the
+// launcher, ctr and crictl; the roles decode the whole file and call
+// Resolve). A config file the user named must exist; one that cannot be
+// read or parsed is an error, and the Layout returned with it is what the
+// rule gives without the file.
+func Locate(t Told) (Layout, error) {
+	path, named := t.ConfigFile()
+	var file struct {
+		Data string `yaml:"data-dir"`
+		Run  string `yaml:"run-dir"`
+	}
+	data, err := ReadConfig(t.Root+path, named)
+	if err == nil && data != nil {
+		if err = yaml.Unmarshal(data, &file); err != nil {
+			err = fmt.Errorf("config file %s: %w", t.Root+path, err)
+		}
+	}
+	if err != nil {
+		return t.Resolve(Layout{}), err
+	}
+	return t.Resolve(Layout{Data: file.Data, Run: file.Run}), nil
+}
+
+// Resolve is the one rule, given the data-dir and run-dir keys of the
+// config file (empty where it has none): for each dir, the flag, then
+// $MONOKUBE_DATA_DIR / $MONOKUBE_RUN_DIR, then the file, then the default.
+// An empty flag or variable counts as not given (MONOKUBE_DATA_DIR= in a
+// unit's environment).
+func (t Told) Resolve(fromFile Layout) Layout {
+	return Layout{
+		Data: t.pick("data-dir", fromFile.Data, DefaultData),
+		Run:  t.pick("run-dir", fromFile.Run, DefaultRun),
+	}
+}
+
+// ReadConfig reads the config file at path: nil for a missing file the
+// user did not name (--config or $MONOKUBE_CONFIG).
+func ReadConfig(path string, named bool) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !named {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w; create it or drop --config", err)
+	}
+	return data, nil
 }
 
 // given is a non-empty value of the flag, else of its variable.
@@ -90,26 +116,4 @@ func (t Told) pick(name, fromFile, def string) string {
 		return fromFile
 	}
 	return def
-}
-
-// fileDirs are the config file's keys Locate reads; the roles' own
-// decoders check the rest of the file.
-type fileDirs struct {
-	DataDir string `yaml:"data-dir"`
-	RunDir  string `yaml:"run-dir"`
-}
-
-func readDirs(path string, named bool) (fileDirs, error) {
-	var d fileDirs
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !named {
-		return d, nil
-	}
-	if err != nil {
-		return d, fmt.Errorf("read config file: %w; create it or drop --config", err)
-	}
-	if err := yaml.Unmarshal(data, &d); err != nil {
-		return fileDirs{}, fmt.Errorf("config file %s: %w", path, err)
-	}
-	return d, nil
 }

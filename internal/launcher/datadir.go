@@ -55,11 +55,11 @@ func privateTemp() (string, error) {
 // unprivileged user, a typo) is the real binary's to report in full; the
 // launcher unpacks where the rule says without it.
 func ConfiguredDataDir(args, env []string) string {
-	loc, _ := datadir.Locate(datadir.Told{
+	l, _ := datadir.Locate(datadir.Told{
 		Flag:   func(name string) (string, bool) { return flagValue(args, name) },
 		Getenv: func(key string) string { return lookupEnv(env, key) },
 	})
-	return loc.Data
+	return l.Data
 }
 
 // flagValue finds --name=value or --name value (also with one dash) in
