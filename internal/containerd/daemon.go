@@ -26,7 +26,7 @@ type Daemon struct {
 var (
 	_ lifecycle.Component = (*Daemon)(nil)
 	_ lifecycle.Readier   = (*Daemon)(nil)
-	_ lifecycle.Timed     = (*Daemon)(nil)
+	_ lifecycle.SlowStop  = (*Daemon)(nil)
 )
 
 // NewDaemon returns the containerd component. self is monokube's own

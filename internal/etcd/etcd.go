@@ -68,16 +68,13 @@ func New(cfg Config, log *slog.Logger) *Etcd {
 var (
 	_ lifecycle.Component = (*Etcd)(nil)
 	_ lifecycle.Readier   = (*Etcd)(nil)
-	_ lifecycle.Timed     = (*Etcd)(nil)
+	_ lifecycle.SlowStop  = (*Etcd)(nil)
 )
 
 // Name implements lifecycle.Component.
 func (*Etcd) Name() string { return "etcd" }
 
-// ReadyTimeout implements lifecycle.Timed: the group's default.
-func (*Etcd) ReadyTimeout() time.Duration { return 0 }
-
-// StopGrace implements lifecycle.Timed: etcd's own close bound and a second
+// StopGrace implements lifecycle.SlowStop: etcd's own close bound and a second
 // to return, so the group waits for etcd's close rather than moving on
 // while it flushes.
 func (*Etcd) StopGrace() time.Duration { return closeTimeout + time.Second }

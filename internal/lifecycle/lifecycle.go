@@ -31,15 +31,17 @@ type Readier interface {
 	WaitReady(ctx context.Context) error
 }
 
-// Timed is implemented by components whose start or stop takes longer
-// than the group's defaults: a child process given its own grace before
-// SIGKILL, a store that flushes on close. A zero duration keeps the
-// group's default.
-type Timed interface {
-	// ReadyTimeout bounds WaitReady.
+// SlowReady is implemented by Readiers that may take longer to be ready
+// than the group's ReadyTimeout; ReadyTimeout bounds their WaitReady.
+type SlowReady interface {
 	ReadyTimeout() time.Duration
-	// StopGrace is how long the group waits for Run to return once asked
-	// to stop.
+}
+
+// SlowStop is implemented by components whose stop takes longer than the
+// group's Grace: a child process given its own grace before SIGKILL, a
+// store that flushes on close. StopGrace is how long the group waits for
+// Run to return once asked to stop.
+type SlowStop interface {
 	StopGrace() time.Duration
 }
 
@@ -55,8 +57,8 @@ func (e *RestartError) Error() string { return "restart requested: " + e.Reason 
 type Group struct {
 	log          *slog.Logger
 	components   []Component
-	ReadyTimeout time.Duration // per Readier, unless it is Timed
-	Grace        time.Duration // per component when stopping, unless Timed
+	ReadyTimeout time.Duration // per Readier, unless it is SlowReady
+	Grace        time.Duration // per component when stopping, unless SlowStop
 	onReady      []func()
 }
 
@@ -70,14 +72,14 @@ func NewGroup(log *slog.Logger, components ...Component) *Group {
 func (g *Group) OnReady(hook func()) { g.onReady = append(g.onReady, hook) }
 
 func (g *Group) readyTimeout(c Component) time.Duration {
-	if t, ok := c.(Timed); ok && t.ReadyTimeout() > 0 {
+	if t, ok := c.(SlowReady); ok && t.ReadyTimeout() > 0 {
 		return t.ReadyTimeout()
 	}
 	return g.ReadyTimeout
 }
 
 func (g *Group) grace(c Component) time.Duration {
-	if t, ok := c.(Timed); ok && t.StopGrace() > 0 {
+	if t, ok := c.(SlowStop); ok && t.StopGrace() > 0 {
 		return t.StopGrace()
 	}
 	return g.Grace

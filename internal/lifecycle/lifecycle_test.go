@@ -322,7 +322,7 @@ type timedFake struct {
 func (f timedFake) ReadyTimeout() time.Duration { return f.readyIn }
 func (f timedFake) StopGrace() time.Duration    { return f.graceFor }
 
-// A Timed component's own ready timeout and grace replace the group's.
+// A SlowReady or SlowStop component's own bound replaces the group's.
 func TestPerComponentTimeouts(t *testing.T) {
 	ev := &events{}
 	slow := timedFake{readyFake: readyFake{fake: newFake("slow", ev), ready: make(chan struct{})}, readyIn: 50 * time.Millisecond}

@@ -60,16 +60,13 @@ func New(spec Spec, log *slog.Logger) *Process {
 
 var (
 	_ lifecycle.Component = (*Process)(nil)
-	_ lifecycle.Timed     = (*Process)(nil)
+	_ lifecycle.SlowStop  = (*Process)(nil)
 )
 
 // Name implements lifecycle.Component.
 func (p *Process) Name() string { return p.spec.Name }
 
-// ReadyTimeout implements lifecycle.Timed: the group's default.
-func (*Process) ReadyTimeout() time.Duration { return 0 }
-
-// StopGrace implements lifecycle.Timed: the child's grace before SIGKILL,
+// StopGrace implements lifecycle.SlowStop: the child's grace before SIGKILL,
 // and a second for the kill and the reaping, so the group waits for the
 // supervisor rather than moving on while the child still runs.
 func (p *Process) StopGrace() time.Duration { return p.spec.Grace + time.Second }
