@@ -2,12 +2,22 @@ package kubelet
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/apiserver/pkg/server/flagz"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/logs"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	zpagesfeatures "k8s.io/component-base/zpages/features"
+	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kubelet/app"
 
 	"github.com/monokube/monokube/internal/lifecycle"
@@ -30,23 +40,50 @@ var _ lifecycle.Readier = (*Kubelet)(nil)
 // Name implements lifecycle.Component.
 func (*Kubelet) Name() string { return "kubelet" }
 
-// Run runs the kubelet until ctx ends.
+// errStoppedAlone is the kubelet returning while monokube still wants it.
+var errStoppedAlone = errors.New("the kubelet stopped on its own; its log above says why")
+
+// Run runs the kubelet until ctx ends. It is upstream NewKubeletCommand's
+// RunE (cmd/kubelet/app/server.go, v1.37.2) with two differences: the
+// kubelet runs on ctx, so it stops when the group stops it, in the
+// group's order, instead of on a SIGTERM handler of its own (which would
+// also exit the process at once on a second signal); and the effective
+// configuration is not dumped to the log (the rendered file holds it).
 func (k *Kubelet) Run(ctx context.Context) error {
 	// cAdvisor finds containerd (for pod network stats) through a flag on
 	// the process-wide Go flag set; it has no other way to be told.
 	if err := flag.Set("containerd", k.runtimeEndpoint); err != nil {
 		return fmt.Errorf("point cAdvisor at containerd: %w", err)
 	}
-	cmd := app.NewKubeletCommand(ctx)
-	cmd.SetArgs(k.args)
-	err := cmd.ExecuteContext(ctx)
+	s, flags, skipped, err := load(ctx, k.args)
 	if err != nil {
 		return err
 	}
-	// Upstream stops the kubelet on SIGTERM/SIGINT itself (its own signal
-	// context). That is part of monokube's orderly stop, not a failure:
-	// wait for the group to stop this component.
-	<-ctx.Done()
+	logs.InitLogs()
+	if err := logsapi.ValidateAndApplyAsField(&s.Logging, utilfeature.DefaultFeatureGate, field.NewPath("logging")); err != nil {
+		return fmt.Errorf("kubelet logging: %w", err)
+	}
+	logger := klog.FromContext(ctx)
+	for _, f := range skipped {
+		logger.V(4).Info("Skipped file in drop-in directory (does not have .conf extension)", "file", f)
+	}
+	cliflag.PrintFlags(flags)
+	deps, err := app.UnsecuredDependencies(ctx, s, utilfeature.DefaultFeatureGate)
+	if err != nil {
+		return fmt.Errorf("kubelet dependencies: %w", err)
+	}
+	if utilfeature.DefaultFeatureGate.Enabled(zpagesfeatures.ComponentFlagz) {
+		deps.Flagz = flagz.NamedFlagSetsReader{FlagSets: cliflag.NamedFlagSets{
+			FlagSets: map[string]*pflag.FlagSet{k.Name(): flags},
+		}}
+	}
+	utilfeature.DefaultMutableFeatureGate.AddMetrics()
+	if err := app.Run(ctx, s, deps, utilfeature.DefaultFeatureGate); err != nil {
+		return err
+	}
+	if ctx.Err() == nil {
+		return errStoppedAlone
+	}
 	return nil
 }
 
