@@ -67,11 +67,21 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		return err
 	}
 	nodeCfg.Upgrade = step
-	components, err := node.Build(nodeCfg, l, creds, host, log)
+	assets, err := node.LoadAssets(l.Data)
 	if err != nil {
 		return err
 	}
+	plan, err := node.Prepare(nodeCfg, l, creds, host, assets, log)
+	if err != nil {
+		return err
+	}
+	components, err := plan.Components(log)
+	if err != nil {
+		plan.Undo(log)
+		return err
+	}
 	g := lifecycle.NewGroup(log, components...)
+	g.OnStartFailure(func() { plan.Undo(log) }) // what Prepare changed on the host
 	g.OnReady(upgrade.RecordVersion(l.VersionFile(), log))
 	g.OnReady(systemd.NotifyReady(log))
 	if !bootstrapped {

@@ -70,18 +70,39 @@ const BlackholeMetric = math.MaxUint32
 // packets for in-cluster addresses that no pod or service holds are
 // dropped here instead of following the default route off the machine.
 // Routes an earlier version added at metric 0 are moved to BlackholeMetric.
-func EnsureBlackholes(prefixes ...netip.Prefix) error {
+// It returns the prefixes whose route it added rather than kept, for
+// RemoveBlackholes to take back after a failed start.
+func EnsureBlackholes(prefixes ...netip.Prefix) (added []netip.Prefix, err error) {
 	for _, p := range prefixes {
-		dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-		r := &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE, Protocol: RouteProtocol, Priority: BlackholeMetric}
-		if err := netlink.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add blackhole route for %s: %w", p, err)
+		r := blackhole(p)
+		switch err := netlink.RouteAdd(r); {
+		case err == nil:
+			added = append(added, p)
+		case !errors.Is(err, unix.EEXIST):
+			return added, fmt.Errorf("add blackhole route for %s: %w", p, err)
 		}
-		if err := removeOldBlackholes(dst); err != nil {
-			return fmt.Errorf("blackhole route for %s: %w", p, err)
+		if err := removeOldBlackholes(r.Dst); err != nil {
+			return added, fmt.Errorf("blackhole route for %s: %w", p, err)
+		}
+	}
+	return added, nil
+}
+
+// RemoveBlackholes deletes the blackhole route EnsureBlackholes keeps for
+// each prefix; one already gone is not an error.
+func RemoveBlackholes(prefixes ...netip.Prefix) error {
+	for _, p := range prefixes {
+		if err := netlink.RouteDel(blackhole(p)); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("remove blackhole route for %s: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// blackhole is the node's blackhole route for p.
+func blackhole(p netip.Prefix) *netlink.Route {
+	dst := &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+	return &netlink.Route{Dst: dst, Type: unix.RTN_BLACKHOLE, Protocol: RouteProtocol, Priority: BlackholeMetric}
 }
 
 // removeOldBlackholes deletes this node's blackhole routes for dst at any

@@ -95,6 +95,16 @@ func (*Proxy) Name() string { return "kube-proxy" }
 // Run mirrors upstream NewProxyCommand's RunE (cmd/kube-proxy/app,
 // v1.37.2) with monokube's context instead of context.Background and
 // without re-initialising logging.
+//
+// It returns when ctx ends, but upstream's proxier does not stop with it:
+// of what ProxyServer.Run starts, the healthz and metrics servers and the
+// Service and EndpointSlice handlers stop on ctx; the informers, the node
+// and ServiceCIDR handlers and Proxier.SyncLoop run on wait.NeverStop
+// (cmd/kube-proxy/app/server.go:620-641, pkg/proxy/iptables/proxier.go:430
+// at v1.37.2), and newProxyServer is unexported, so nothing outside can
+// build a proxier it could stop. They stay until the process exits, which
+// a node's stop does next; a restart of kube-proxy alone therefore has to
+// be a restart of the process (lifecycle.RestartError).
 func (p *Proxy) Run(ctx context.Context) error {
 	opts := app.NewOptions()
 	fs := pflag.NewFlagSet(p.Name(), pflag.ContinueOnError)
@@ -114,8 +124,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		// Upstream's run loop never returns once started; its rules stay
-		// in place, which is what a restart wants.
+		// Its iptables rules stay in place, which is what a restart wants.
 		return nil
 	}
 }

@@ -60,6 +60,7 @@ type Group struct {
 	ReadyTimeout time.Duration // per Readier, unless it is SlowReady
 	Grace        time.Duration // per component when stopping, unless SlowStop
 	onReady      []func()
+	onStartFail  []func()
 }
 
 // NewGroup returns a group that runs components in the given order.
@@ -70,6 +71,11 @@ func NewGroup(log *slog.Logger, components ...Component) *Group {
 // OnReady adds a hook called once every component is ready, after the
 // hooks added before it.
 func (g *Group) OnReady(hook func()) { g.onReady = append(g.onReady, hook) }
+
+// OnStartFailure adds a hook called when Run fails before every component
+// is ready, once the started ones have stopped: where a role puts back
+// what its start prepared. A stop asked for (ctx ending) is not a failure.
+func (g *Group) OnStartFailure(hook func()) { g.onStartFail = append(g.onStartFail, hook) }
 
 func (g *Group) readyTimeout(c Component) time.Duration {
 	if t, ok := c.(SlowReady); ok && t.ReadyTimeout() > 0 {
@@ -101,7 +107,15 @@ func (g *Group) Run(ctx context.Context) error {
 	failed := make(chan *running, len(g.components))
 	started := make([]*running, 0, len(g.components))
 	var reported *running // its error is Run's; stop does not log it again
-	defer func() { g.stop(started, reported) }()
+	startFailed := false
+	defer func() {
+		g.stop(started, reported)
+		if startFailed {
+			for _, hook := range g.onStartFail {
+				hook()
+			}
+		}
+	}()
 
 	for _, c := range g.components {
 		if ctx.Err() != nil {
@@ -110,7 +124,7 @@ func (g *Group) Run(ctx context.Context) error {
 		r := g.start(ctx, c, failed)
 		started = append(started, r)
 		if f, err := g.waitReady(ctx, r, failed); err != nil {
-			reported = f
+			reported, startFailed = f, true
 			return err
 		}
 	}

@@ -437,3 +437,52 @@ func TestTasks(t *testing.T) {
 		t.Error("a component started after a failed awaited task")
 	}
 }
+
+func TestOnStartFailure(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name      string
+		failAfter bool // b fails once every component is ready
+		cancel    bool // a stop asked for before b is ready, no failure
+		undo      bool // the hook must run, after every stop
+	}{
+		{name: "start fails", undo: true},
+		{name: "fails once ready", failAfter: true},
+		{name: "stop before ready", cancel: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &events{}
+			a, b := newFake("a", ev), newFake("b", ev)
+			var second Component = readyFake{fake: b, ready: make(chan struct{})}
+			if !tc.cancel {
+				b.fail = boom
+			}
+			if tc.failAfter {
+				second = b // not a Readier: counted ready at once, its failure seen after
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			g := newGroup(readyFake{fake: a}, second)
+			g.OnReady(func() { ev.add("ready") })
+			g.OnStartFailure(func() { ev.add("undo") })
+			res := runGroup(ctx, g)
+			if tc.cancel {
+				wait(t, b.started, "b to start")
+				cancel()
+			}
+			if err := wait(t, res, "Run"); tc.cancel != (err == nil) {
+				t.Errorf("Run = %v", err)
+			}
+			got := ev.get()
+			if undone := slices.Contains(got, "undo"); undone != tc.undo {
+				t.Errorf("events %q: the start-failure hook ran %v, want %v", got, undone, tc.undo)
+			}
+			if tc.undo && got[len(got)-1] != "undo" {
+				t.Errorf("events %q: the hook must run after every component stopped", got)
+			}
+			if ready := slices.Contains(got, "ready"); ready != tc.failAfter {
+				t.Errorf("events %q: ready %v, want %v", got, ready, tc.failAfter)
+			}
+		})
+	}
+}

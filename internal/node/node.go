@@ -12,11 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	bundled "github.com/monokube/monokube/embed"
 	"github.com/monokube/monokube/internal/assets"
-	"github.com/monokube/monokube/internal/cni"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/containerd"
 	"github.com/monokube/monokube/internal/datadir"
@@ -24,7 +22,6 @@ import (
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
-	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/sysreq"
 	"github.com/monokube/monokube/internal/upgrade"
 )
@@ -93,6 +90,8 @@ type Plan struct {
 	creds  Creds
 	host   sysreq.Node
 	assets Assets
+	// changed is what Prepare changed on the host, for Undo.
+	changed hostChanges
 
 	containerdConfig string
 	kubeletArgs      []string
@@ -122,26 +121,22 @@ func Ports(nodeIP netip.Addr) []sysreq.Port {
 
 // Prepare adapts to the host, renders the configs and writes them. The
 // role has made the node's directories (datadir.Layout.EnsureAgent) first.
+// A start that fails before its node runs calls the plan's Undo.
 func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Assets, log *slog.Logger) (*Plan, error) {
 	for _, msg := range host.Adaptations() {
 		log.Warn(msg)
 	}
-	if err := cni.EnsureBlackholes(cfg.ClusterCIDR, cfg.ServiceCIDR); err != nil {
+	changed, err := prepareHost(cfg, log)
+	if err != nil {
 		return nil, err
 	}
-	if err := enableForwarding(log); err != nil {
-		return nil, err
-	}
-	p := &Plan{cfg: cfg, layout: l, creds: creds, host: host, assets: a,
+	p := &Plan{cfg: cfg, layout: l, creds: creds, host: host, assets: a, changed: changed,
 		containerdConfig: l.AgentFile("containerd.toml")}
-	if err := p.writeContainerdConfig(); err != nil {
-		return nil, err
-	}
-	if err := p.writeKubeletConfig(); err != nil {
-		return nil, err
-	}
-	if err := p.writeKubeProxyConfig(); err != nil {
-		return nil, err
+	for _, write := range []func() error{p.writeContainerdConfig, p.writeKubeletConfig, p.writeKubeProxyConfig} {
+		if err := write(); err != nil {
+			p.Undo(log)
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -256,40 +251,11 @@ func resolvConf() string {
 	return "/etc/resolv.conf"
 }
 
-// enableForwarding turns on IPv4 forwarding in this network namespace:
-// pod traffic to other nodes, Services and NodePorts is routed through the
-// node.
-func enableForwarding(log *slog.Logger) error {
-	const path = "/proc/sys/net/ipv4/ip_forward"
-	if v, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(v)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("turn on IPv4 forwarding (%s): %w", path, err)
-	}
-	log.Info("turned on IPv4 forwarding (net.ipv4.ip_forward=1)")
-	return nil
-}
-
 func writeConfig(path string, data []byte) error {
 	if err := fsutil.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// Build loads the embedded assets, prepares the node and returns its
-// components in start order: what both the server's node and an agent run.
-func Build(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, log *slog.Logger) ([]lifecycle.Component, error) {
-	a, err := LoadAssets(l.Data)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := Prepare(cfg, l, creds, host, a, log)
-	if err != nil {
-		return nil, err
-	}
-	return plan.Components(log)
 }
 
 // LoadAssets extracts the embedded helper binaries (once per binary

@@ -26,6 +26,9 @@ import (
 //	           node's helpers, routes, sysctls and rendered configs
 //	build      the component list, with no side effects
 //	run        the group, in start order
+//
+// A start that fails after prepare and before every component is ready
+// puts back what prepare changed on the host (node.Plan.Undo).
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 	s := &start{cfg: cfg, log: log, layout: datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}}
 	s.lock = datadir.NewNodeLock(s.layout)
@@ -38,6 +41,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		{"prepare", s.prepare}, {"build", s.build},
 	} {
 		if err := p.run(); err != nil {
+			s.undo()
 			return err // each phase's errors say what and what to do
 		}
 		log.Debug("start phase done", "phase", p.name)
@@ -124,5 +128,13 @@ func (s *start) build() error {
 	s.group = lifecycle.NewGroup(s.log, components...)
 	s.group.OnReady(upgrade.RecordVersion(s.layout.VersionFile(), s.log))
 	s.group.OnReady(systemd.NotifyReady(s.log))
+	s.group.OnStartFailure(s.undo)
 	return nil
+}
+
+// undo puts back the node's host changes, if prepare made any.
+func (s *start) undo() {
+	if s.plan != nil {
+		s.plan.Undo(s.log)
+	}
 }
