@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,6 +29,7 @@ func TestNode(t *testing.T) {
 	harness.GuardHostSysctls(t)
 	n := harness.NewNode(t, harness.NewNetwork(t), 2)
 	n.StageImages(map[string][]byte{"broken.tar": []byte("this is not a tar archive\n")})
+	t.Run("a failed first start puts the host back", func(t *testing.T) { checkFailedStart(t, n) })
 	n.StartServerNode()
 	t.Logf("start to /readyz: %s", n.WaitReadyz(2*time.Minute))
 	t.Logf("start to node Ready: %s", n.WaitNodeReady(3*time.Minute))
@@ -135,6 +137,54 @@ func TestNode(t *testing.T) {
 	if code, _ := n.Stop(10 * time.Second); code != 0 {
 		t.Fatalf("exit code after second SIGTERM = %d\n%s", code, n.LogTail(30))
 	}
+}
+
+// checkFailedStart starts the node with a kubelet flag that does not
+// exist: the start fails at the kubelet, after the control plane ran, and
+// must say which flag to fix, remove the blackhole routes and turn off the
+// forwarding it turned on, and leave nothing that stops the next start.
+func checkFailedStart(t *testing.T, n *harness.Node) {
+	if routes, fwd := nodeHostState(t, n); routes != "" || fwd != "0" {
+		t.Fatalf("a fresh node netns has blackhole routes %q and ip_forward %s; want none and 0", routes, fwd)
+	}
+	n.StartServerNode("--kubelet-arg", "no-such-flag=1")
+	select {
+	case <-n.Exited():
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("a start with a bad kubelet flag did not fail within 3m\n%s", n.LogTail(30))
+	}
+	if code, _ := n.Stop(time.Second); code == 0 {
+		t.Errorf("exit code 0 after a failed start")
+	}
+	log := readLog(t, n)
+	for _, want := range []string{"unknown flag: --no-such-flag", "check --kubelet-arg",
+		"removed the blackhole routes this start added", "turned IPv4 forwarding back off"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the failed start's log does not say %q\n%s", want, n.LogTail(30))
+		}
+	}
+	if routes, fwd := nodeHostState(t, n); routes != "" || fwd != "0" {
+		t.Errorf("after a failed start: blackhole routes %q, ip_forward %s; want none and 0", routes, fwd)
+	}
+}
+
+// nodeHostState is the routes monokube adds (proto 109) and the IPv4
+// forwarding setting in n's network namespace.
+func nodeHostState(t *testing.T, n *harness.Node) (routes, forwarding string) {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", n.NS.Name, "route", "show", "proto", "109").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip route: %v: %s", err, out)
+	}
+	err = n.NS.Do(func() error {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		forwarding = strings.TrimSpace(string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out)), forwarding
 }
 
 func podName(n *harness.Node, selector string) string {
