@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	g := lifecycle.NewGroup(log, components...)
 	g.OnStartFailure(func() { plan.Undo(log) }) // what Prepare changed on the host
 	g.OnReady(upgrade.RecordVersion(l.VersionFile(), log))
-	g.OnReady(systemd.NotifyReady(log))
+	g.OnReady(systemd.TakeNotifier().ReadyHook(log))
 	if !bootstrapped {
 		g.OnReady(func() { dropJoinToken(cfg, l, log) }) // ready: the kubelet holds its certificate
 	}

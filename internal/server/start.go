@@ -127,7 +127,7 @@ func (s *start) build() error {
 	rest.SetDefaultWarningHandler(rest.NoWarnings{})
 	s.group = lifecycle.NewGroup(s.log, components...)
 	s.group.OnReady(upgrade.RecordVersion(s.layout.VersionFile(), s.log))
-	s.group.OnReady(systemd.NotifyReady(s.log))
+	s.group.OnReady(systemd.TakeNotifier().ReadyHook(s.log))
 	s.group.OnStartFailure(s.undo)
 	return nil
 }

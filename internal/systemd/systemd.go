@@ -8,6 +8,7 @@ import (
 	_ "embed"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"text/template"
@@ -63,26 +64,51 @@ func Render(u Unit) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// NotifySocketEnv names the socket systemd gives a Type=notify unit.
+const NotifySocketEnv = "NOTIFY_SOCKET"
+
+// Notifier tells systemd about this process. A role takes it once at
+// start, which removes the socket from the environment: the kubelet, run
+// in-process, sends its own READY=1 as soon as it starts (upstream
+// cmd/kubelet/app/server.go, run), which would let `systemctl start`
+// return before the rest of the node is up, and no child process has
+// anything to tell systemd either.
+type Notifier struct{ socket string }
+
+// TakeNotifier returns the notifier for $NOTIFY_SOCKET and unsets it.
+// Outside systemd (no socket) its Ready does nothing.
+func TakeNotifier() Notifier {
+	n := Notifier{socket: os.Getenv(NotifySocketEnv)}
+	_ = os.Unsetenv(NotifySocketEnv) // fails only for an invalid name
+	return n
+}
+
 // Ready tells systemd, when monokube runs under a Type=notify unit, that
 // it is up: `systemctl start` returns and units ordered after it start.
-// Outside systemd (no $NOTIFY_SOCKET) it does nothing.
-func Ready() error { return notify(daemon.SdNotifyReady) }
+func (n Notifier) Ready() error { return n.send(daemon.SdNotifyReady) }
 
-// NotifyReady is Ready as a node's on-ready hook, which logs a failure:
+// ReadyHook is Ready as a node's on-ready hook, which logs a failure:
 // systemd then times the start out and says so itself.
-func NotifyReady(log *slog.Logger) func() {
+func (n Notifier) ReadyHook(log *slog.Logger) func() {
 	return func() {
-		if err := Ready(); err != nil {
+		if err := n.Ready(); err != nil {
 			log.Warn("could not tell systemd monokube is ready", "err", err)
 		}
 	}
 }
 
-func notify(state string) error {
-	if os.Getenv("NOTIFY_SOCKET") == "" {
+// send writes one sd_notify(3) datagram; a socket name starting with @ is
+// in the abstract namespace, which net handles.
+func (n Notifier) send(state string) error {
+	if n.socket == "" {
 		return nil
 	}
-	if _, err := daemon.SdNotify(false, state); err != nil {
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.socket, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("notify systemd (%s): %w", state, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(state)); err != nil {
 		return fmt.Errorf("notify systemd (%s): %w", state, err)
 	}
 	return nil

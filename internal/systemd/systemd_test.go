@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,8 +45,8 @@ func TestRenderRefuses(t *testing.T) {
 }
 
 func TestNotify(t *testing.T) {
-	t.Setenv("NOTIFY_SOCKET", "")
-	if err := Ready(); err != nil {
+	t.Setenv(NotifySocketEnv, "")
+	if err := TakeNotifier().Ready(); err != nil {
 		t.Errorf("Ready outside systemd: %v", err)
 	}
 	sock := filepath.Join(t.TempDir(), "notify")
@@ -54,14 +55,18 @@ func TestNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	t.Setenv("NOTIFY_SOCKET", sock)
-	if err := Ready(); err != nil {
+	t.Setenv(NotifySocketEnv, sock)
+	n := TakeNotifier()
+	if v, set := os.LookupEnv(NotifySocketEnv); set {
+		t.Errorf("$%s still %q after TakeNotifier: in-process code could notify systemd early", NotifySocketEnv, v)
+	}
+	if err := n.Ready(); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 64)
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := conn.Read(buf)
-	if err != nil || string(buf[:n]) != "READY=1" {
-		t.Errorf("got %q, %v; want READY=1", buf[:n], err)
+	got, err := conn.Read(buf)
+	if err != nil || string(buf[:got]) != "READY=1" {
+		t.Errorf("got %q, %v; want READY=1", buf[:got], err)
 	}
 }

@@ -49,6 +49,9 @@ type Node struct {
 	Kubeconfig string
 	LogPath    string
 	CgroupRoot string // the kubelet's --cgroup-root, private to this node
+	// Env is extra environment (KEY=value) for the processes the Start
+	// methods run.
+	Env []string
 
 	proc   *exec.Cmd
 	exited chan struct{}

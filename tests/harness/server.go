@@ -62,7 +62,7 @@ func (n *Node) run(argv []string) {
 	if n.proc != nil {
 		n.t.Fatal("server already running")
 	}
-	cmd := n.Command(Options{}, argv...)
+	cmd := n.Command(Options{Env: n.Env}, argv...)
 	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)

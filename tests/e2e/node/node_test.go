@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -106,9 +107,12 @@ func TestNode(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d\n%s", code, n.LogTail(30))
 	}
+	notes := listenNotify(t, n)
 	n.StartServerNode()
+	n.Env = nil
 	t.Logf("restart to /readyz: %s", n.WaitReadyz(2*time.Minute))
 	t.Logf("restart to node Ready: %s", n.WaitNodeReady(3*time.Minute))
+	t.Run("systemd hears READY=1 once, when every component is ready", func(t *testing.T) { checkNotify(t, n, notes) })
 	t.Run("unchanged tarballs are not imported again", func(t *testing.T) {
 		if got := strings.Count(readLog(t, n), "imported image tarball"); got != 1 {
 			t.Errorf("echo.tar imported %d times over two starts, want once", got)
@@ -185,6 +189,67 @@ func nodeHostState(t *testing.T, n *harness.Node) (routes, forwarding string) {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(out)), forwarding
+}
+
+// notification is one datagram on the node's notify socket, and whether
+// the log said every component of this start was ready when it came.
+type notification struct {
+	msg      string
+	allReady bool
+}
+
+// allReadyLine is what the group logs once every component is ready.
+const allReadyLine = "all components ready"
+
+// listenNotify makes a notify socket, as systemd does for a Type=notify
+// unit, and sets it for n's next start.
+func listenNotify(t *testing.T, n *harness.Node) <-chan notification {
+	sock := filepath.Join(n.Dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	before := strings.Count(readLog(t, n), allReadyLine)
+	notes := make(chan notification, 16)
+	go func() {
+		defer close(notes)
+		buf := make([]byte, 4096)
+		for range cap(notes) {
+			got, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			log, _ := os.ReadFile(n.LogPath)
+			notes <- notification{msg: string(buf[:got]), allReady: strings.Count(string(log), allReadyLine) > before}
+		}
+	}()
+	n.Env = []string{"NOTIFY_SOCKET=" + sock}
+	return notes
+}
+
+// checkNotify: one READY=1, sent once the group was ready (the kubelet,
+// in-process, would send its own as soon as it starts).
+func checkNotify(t *testing.T, n *harness.Node, notes <-chan notification) {
+	var got []notification
+	deadline := time.After(time.Minute)
+	for len(got) == 0 || !got[0].allReady && len(got) < 2 {
+		select {
+		case m := <-notes:
+			got = append(got, m)
+		case <-deadline:
+			t.Fatalf("notify socket: got %+v within a minute, want READY=1\n%s", got, n.LogTail(20))
+		}
+	}
+	// Anything sent after the first comes within moments of it.
+	select {
+	case m := <-notes:
+		got = append(got, m)
+	case <-time.After(3 * time.Second):
+	}
+	if len(got) != 1 || got[0].msg != "READY=1" || !got[0].allReady {
+		t.Errorf("notify socket got %+v; want one READY=1, after %q", got, allReadyLine)
+	}
 }
 
 func podName(n *harness.Node, selector string) string {
