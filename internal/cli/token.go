@@ -34,7 +34,8 @@ func tokenCommand(stdout io.Writer) *cli.Command {
 				Name:  "create",
 				Usage: "create a join token and print it",
 				Flags: append(dataDir(),
-					&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long the token works; 0 never expires"},
+					&cli.StringFlag{Name: "role", Value: string(join.RoleAgent), Usage: "what the token joins: agent, or server (which also joins agents)"},
+					&cli.DurationFlag{Name: "ttl", Usage: "how long the token works (default 24h for an agent token, 1h for a server token); 0 never expires (agent tokens only)"},
 					&cli.StringFlag{Name: "description", Usage: "what the token is for, shown by token list"}),
 				Action: func(c *cli.Context) error { return createToken(c, stdout) },
 			},
@@ -78,6 +79,10 @@ func adminClient(c *cli.Context) (kubernetes.Interface, *identity.Identity, erro
 }
 
 func createToken(c *cli.Context, stdout io.Writer) error {
+	spec, err := tokenSpec(c)
+	if err != nil {
+		return err
+	}
 	client, id, err := adminClient(c)
 	if err != nil {
 		return err
@@ -86,14 +91,46 @@ func createToken(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if c.Duration("ttl") < 0 {
-		return fmt.Errorf("--ttl %s is negative: give a duration such as 24h, or 0 for a token that never expires", c.Duration("ttl"))
-	}
-	if err := join.CreateSecret(c.Context, client, t, c.Duration("ttl"), c.String("description"), time.Now()); err != nil {
+	if err := join.CreateSecret(c.Context, client, t, spec, time.Now()); err != nil {
 		return err
+	}
+	if spec.Role == join.RoleServer {
+		if err := publishIdentity(c, client, id, t); err != nil {
+			_ = join.Delete(c.Context, client, t.ID) // no server token without the identity it is for
+			return err
+		}
 	}
 	_, err = fmt.Fprintln(stdout, t.String())
 	return err
+}
+
+// publishIdentity lets server token t, alone, read the cluster identity.
+func publishIdentity(c *cli.Context, client kubernetes.Interface, id *identity.Identity, t join.Token) error {
+	b, err := id.Bundle()
+	if err != nil {
+		return err
+	}
+	data, err := b.Encode()
+	if err != nil {
+		return err
+	}
+	return join.PublishIdentity(c.Context, client, t, data)
+}
+
+// tokenSpec reads and checks --role, --ttl and --description.
+func tokenSpec(c *cli.Context) (join.Spec, error) {
+	role, err := join.ParseRole(c.String("role"))
+	if err != nil {
+		return join.Spec{}, err
+	}
+	ttl := role.DefaultTTL()
+	if c.IsSet("ttl") {
+		ttl = c.Duration("ttl")
+	}
+	if err := role.CheckTTL(ttl); err != nil {
+		return join.Spec{}, err
+	}
+	return join.Spec{Role: role, TTL: ttl, Description: c.String("description")}, nil
 }
 
 func listTokens(c *cli.Context, stdout io.Writer) error {
@@ -106,13 +143,13 @@ func listTokens(c *cli.Context, stdout io.Writer) error {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tEXPIRES\tDESCRIPTION")
+	fmt.Fprintln(w, "ID\tROLE\tEXPIRES\tDESCRIPTION")
 	for _, i := range infos {
 		exp := i.Expires
 		if i.Expired {
 			exp += " (expired)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", i.ID, exp, i.Description)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", i.ID, i.Role, exp, i.Description)
 	}
 	return w.Flush()
 }

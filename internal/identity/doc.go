@@ -48,7 +48,8 @@
 // 0600, the directories 0700.
 //
 // Init makes or loads the identity when a server starts, Load reads a
-// complete one without writing, and Join (for HA, not yet written) will
-// take one from a running cluster. Each returns an Identity, which the
-// server wiring, the join manifest and a future snapshot bundle share.
+// complete one without writing; Identity.Bundle is the identity proper as
+// one value, which a joining server writes (Bundle.Write) before its Init
+// and a snapshot will keep. Init and Load return an Identity, which the
+// server wiring, the join manifest and the bundle share.
 package identity

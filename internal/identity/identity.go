@@ -27,7 +27,8 @@ type Identity struct {
 	// CAs are the certificate authorities.
 	CAs CAs
 
-	clientCA []byte // the client CA's certificate file, as written
+	clientCA []byte         // the client CA's certificate file, as written
+	layout   datadir.Layout // where it was made or read
 }
 
 // CAs are the cluster's certificate authorities, each certificate with its
@@ -91,7 +92,7 @@ func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger
 	if err := fsutil.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
 		return nil, err
 	}
-	id, err := newIdentity(c, cas, own)
+	id, err := newIdentity(l, c, cas, own)
 	if err != nil {
 		return nil, err
 	}
@@ -123,19 +124,19 @@ func Load(l datadir.Layout) (*Identity, error) {
 		}
 		cas[a.files] = kp
 	}
-	return newIdentity(c, cas, nil)
+	return newIdentity(l, c, cas, nil)
 }
 
-// Join will take the identity from a running cluster, for a second server
-// of an HA cluster: the same six CAs, service-account key and encryption
-// key as the first server's (fetched over the join protocol with a server
-// token), then the leaves and kubeconfigs of this server made as Init makes
-// them. A server must never make an identity of its own where one exists:
-// two servers of one etcd with different keys lose each other's Secrets
-// and tokens. Not written yet.
+// A second server of a cluster takes the identity from the cluster
+// instead of making one: DecodeBundle and Bundle.Write put the first
+// server's six CAs, service-account key and encryption key in its data
+// dir (fetched with a server token: join.FetchIdentity), then Init makes
+// this server's leaves and kubeconfigs from them. A server must never make
+// an identity of its own where one exists: two servers of one etcd with
+// different keys lose each other's Secrets and tokens.
 
 // newIdentity gathers what Init and Load made or read.
-func newIdentity(c control.Creds, cas map[pki.Files]*pki.KeyPair, own *NodeFiles) (*Identity, error) {
+func newIdentity(l datadir.Layout, c control.Creds, cas map[pki.Files]*pki.KeyPair, own *NodeFiles) (*Identity, error) {
 	clientCA, err := os.ReadFile(c.ClientCA.Cert())
 	if err != nil {
 		return nil, fmt.Errorf("read client CA: %w", err)
@@ -148,6 +149,7 @@ func newIdentity(c control.Creds, cas map[pki.Files]*pki.KeyPair, own *NodeFiles
 			Etcd: cas[c.EtcdCA], KubeletServing: cas[c.KubeletServingCA], APIService: cas[c.APIServiceCA],
 		},
 		clientCA: clientCA,
+		layout:   l,
 	}, nil
 }
 

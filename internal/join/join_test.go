@@ -1,6 +1,7 @@
 package join
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	certutil "k8s.io/client-go/util/cert"
@@ -73,7 +75,7 @@ func TestParseTokenErrors(t *testing.T) {
 func TestSecret(t *testing.T) {
 	tok := Token{ID: "abcdef", Secret: "0123456789abcdef"}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	s := Secret(tok, 2*time.Hour, "for worker-1", now)
+	s := Secret(tok, Spec{Role: RoleAgent, TTL: 2 * time.Hour, Description: "for worker-1"}, now)
 	if s.Name != "bootstrap-token-abcdef" || s.Namespace != "kube-system" || s.Type != "bootstrap.kubernetes.io/token" {
 		t.Errorf("secret %s/%s type %s", s.Namespace, s.Name, s.Type)
 	}
@@ -85,8 +87,61 @@ func TestSecret(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, s.Data[k], v)
 		}
 	}
-	if _, ok := Secret(tok, 0, "", now).Data["expiration"]; ok {
+	if _, ok := Secret(tok, Spec{Role: RoleAgent}, now).Data["expiration"]; ok {
 		t.Error("a token without ttl has an expiration")
+	}
+	if got := string(Secret(tok, Spec{Role: RoleServer, TTL: time.Hour}, now).Data["auth-extra-groups"]); got != NodesGroup+","+ServersGroup {
+		t.Errorf("server token groups = %q, want the nodes' and the servers' groups", got)
+	}
+}
+
+// List tells agent and server tokens apart by their groups alone.
+func TestListRoles(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	client := fake.NewClientset()
+	want := map[string]Role{}
+	for _, r := range []Role{RoleAgent, RoleServer} {
+		tok, err := NewToken(testCA(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CreateSecret(ctx, client, tok, Spec{Role: r, TTL: r.DefaultTTL()}, now); err != nil {
+			t.Fatal(err)
+		}
+		want[tok.ID] = r
+	}
+	infos, err := List(ctx, client, now)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("List = %v, %v; want two tokens", infos, err)
+	}
+	for _, i := range infos {
+		if i.Role != want[i.ID] {
+			t.Errorf("token %s listed as %s, want %s", i.ID, i.Role, want[i.ID])
+		}
+	}
+}
+
+func TestRoles(t *testing.T) {
+	for in, want := range map[string]Role{"agent": RoleAgent, "Server": RoleServer, " server ": RoleServer} {
+		if r, err := ParseRole(in); err != nil || r != want {
+			t.Errorf("ParseRole(%q) = %q, %v; want %q", in, r, err, want)
+		}
+	}
+	if _, err := ParseRole("worker"); err == nil || !strings.Contains(err.Error(), "want agent or server") {
+		t.Errorf("ParseRole(worker) = %v", err)
+	}
+	if RoleServer.DefaultTTL() != time.Hour || RoleAgent.DefaultTTL() != 24*time.Hour {
+		t.Errorf("default TTLs: server %s, agent %s; want 1h and 24h", RoleServer.DefaultTTL(), RoleAgent.DefaultTTL())
+	}
+	for _, tc := range []struct {
+		role Role
+		ttl  time.Duration
+		ok   bool
+	}{{RoleAgent, 0, true}, {RoleAgent, -time.Second, false}, {RoleServer, 0, false}, {RoleServer, time.Minute, true}} {
+		if err := tc.role.CheckTTL(tc.ttl); (err == nil) != tc.ok {
+			t.Errorf("%s token with --ttl %s: %v", tc.role, tc.ttl, err)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package join
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,11 +19,19 @@ import (
 // node CSRs and read the cluster settings, nothing else.
 const NodesGroup = "system:bootstrappers:monokube:nodes"
 
-// Secret is the bootstrap-token Secret for t. A zero ttl never expires.
+// Spec is how a token is stored: what it joins, how long it works (0:
+// never expires) and what it is for.
+type Spec struct {
+	Role        Role
+	TTL         time.Duration
+	Description string
+}
+
+// Secret is the bootstrap-token Secret for t, its TTL counted from now.
 // It fills Data, as the API returns it, so readers need no conversion.
-func Secret(t Token, ttl time.Duration, description string, now time.Time) *corev1.Secret {
+func Secret(t Token, spec Spec, now time.Time) *corev1.Secret {
 	data := map[string][]byte{}
-	for k, v := range secretData(t, ttl, description, now) {
+	for k, v := range secretData(t, spec, now) {
 		data[k] = []byte(v)
 	}
 	return &corev1.Secret{
@@ -33,27 +42,27 @@ func Secret(t Token, ttl time.Duration, description string, now time.Time) *core
 }
 
 // secretData is the bootstrap-token data of t.
-func secretData(t Token, ttl time.Duration, description string, now time.Time) map[string]string {
+func secretData(t Token, spec Spec, now time.Time) map[string]string {
 	data := map[string]string{
 		bootstrapapi.BootstrapTokenIDKey:               t.ID,
 		bootstrapapi.BootstrapTokenSecretKey:           t.Secret,
 		bootstrapapi.BootstrapTokenUsageAuthentication: "true",
 		bootstrapapi.BootstrapTokenUsageSigningKey:     "true",
-		bootstrapapi.BootstrapTokenExtraGroupsKey:      NodesGroup,
+		bootstrapapi.BootstrapTokenExtraGroupsKey:      strings.Join(spec.Role.groups(), ","),
 	}
-	if description != "" {
-		data[bootstrapapi.BootstrapTokenDescriptionKey] = description
+	if spec.Description != "" {
+		data[bootstrapapi.BootstrapTokenDescriptionKey] = spec.Description
 	}
-	if ttl > 0 {
-		data[bootstrapapi.BootstrapTokenExpirationKey] = now.Add(ttl).UTC().Format(time.RFC3339)
+	if spec.TTL > 0 {
+		data[bootstrapapi.BootstrapTokenExpirationKey] = now.Add(spec.TTL).UTC().Format(time.RFC3339)
 	}
 	return data
 }
 
-// CreateSecret stores t in the cluster, its ttl counted from now; an
+// CreateSecret stores t in the cluster, its TTL counted from now; an
 // existing Secret for the same id is left as it is.
-func CreateSecret(ctx context.Context, c kubernetes.Interface, t Token, ttl time.Duration, description string, now time.Time) error {
-	_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, Secret(t, ttl, description, now), metav1.CreateOptions{})
+func CreateSecret(ctx context.Context, c kubernetes.Interface, t Token, spec Spec, now time.Time) error {
+	_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, Secret(t, spec, now), metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("store join token %s: %w", t.ID, err)
 	}
@@ -63,6 +72,7 @@ func CreateSecret(ctx context.Context, c kubernetes.Interface, t Token, ttl time
 // Info describes a stored token for `monokube token list`.
 type Info struct {
 	ID          string
+	Role        Role
 	Expires     string // RFC3339, or "never"
 	Expired     bool
 	Description string
@@ -87,7 +97,7 @@ func List(ctx context.Context, c kubernetes.Interface, now time.Time) ([]Info, e
 		if exp == "" {
 			exp = "never"
 		}
-		out = append(out, Info{ID: id, Expires: exp, Expired: bootstrapsecrets.HasExpired(s, now),
+		out = append(out, Info{ID: id, Role: roleOf(bootstrapsecrets.GetData(s, bootstrapapi.BootstrapTokenExtraGroupsKey)), Expires: exp, Expired: bootstrapsecrets.HasExpired(s, now),
 			Description: bootstrapsecrets.GetData(s, bootstrapapi.BootstrapTokenDescriptionKey)})
 	}
 	return out, nil

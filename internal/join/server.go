@@ -183,12 +183,18 @@ func (s *ServerToken) due(sec *corev1.Secret) time.Duration {
 	return left - s.ttl/2
 }
 
+// spec is how the server's own tokens are stored: agent tokens, as the
+// file is what agents are given.
+func (s *ServerToken) spec() Spec {
+	return Spec{Role: RoleAgent, TTL: s.ttl, Description: serverTokenDescription}
+}
+
 // store puts t in the cluster, retrying while the apiserver settles, makes
 // it the current token, then writes the token file. It returns nil early
 // when ctx ends.
 func (s *ServerToken) store(ctx context.Context, t Token) error {
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := CreateSecret(ctx, s.client, t, s.ttl, serverTokenDescription, s.now()); err != nil {
+		if err := CreateSecret(ctx, s.client, t, s.spec(), s.now()); err != nil {
 			s.log.Warn("cannot store the join token yet; retrying", "err", err)
 			return false, nil
 		}

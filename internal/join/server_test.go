@@ -95,7 +95,7 @@ func TestServerTokenSweepsStale(t *testing.T) {
 		tok  Token
 		desc string
 	}{{stale, serverTokenDescription}, {user, "for the lab"}} {
-		if err := CreateSecret(ctx, client, tc.tok, 0, tc.desc, now); err != nil {
+		if err := CreateSecret(ctx, client, tc.tok, Spec{Role: RoleAgent, Description: tc.desc}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +133,7 @@ func TestServerTokenDue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := newTestServerToken(t, tc.ttl, &now)
-			sec := Secret(s.token, tc.stored, serverTokenDescription, now)
+			sec := Secret(s.token, Spec{Role: RoleAgent, TTL: tc.stored, Description: serverTokenDescription}, now)
 			if tc.stored < 0 {
 				sec = nil
 			}
@@ -160,7 +160,7 @@ func TestServerTokenUpgradeToTTL(t *testing.T) {
 	now := time.Now()
 	s, client := newTestServerToken(t, 24*time.Hour, &now)
 	old := s.token
-	if err := CreateSecret(ctx, client, old, 0, serverTokenDescription, now); err != nil {
+	if err := CreateSecret(ctx, client, old, Spec{Role: RoleAgent, Description: serverTokenDescription}, now); err != nil {
 		t.Fatal(err)
 	}
 	s.fresh = false

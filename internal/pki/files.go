@@ -81,13 +81,23 @@ func Load(f Files) (*KeyPair, error) {
 	if err != nil {
 		return nil, err
 	}
+	kp, err := Parse(certPEM, keyPEM, f)
+	if err != nil && !errors.Is(err, ErrMismatch) {
+		return nil, fmt.Errorf("%w; remove it to have it re-created", err)
+	}
+	return kp, err
+}
+
+// Parse reads a certificate and its key from PEM, named in errors as f's
+// files, and checks that they are one pair (ErrMismatch if not).
+func Parse(certPEM, keyPEM []byte, f Files) (*KeyPair, error) {
 	certs, err := certutil.ParseCertsPEM(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w; remove it to have it re-created", f.Cert(), err)
+		return nil, fmt.Errorf("parse %s: %w", f.Cert(), err)
 	}
 	key, err := keyutil.ParsePrivateKeyPEM(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w; remove it to have it re-created", f.Key(), err)
+		return nil, fmt.Errorf("parse %s: %w", f.Key(), err)
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
