@@ -47,8 +47,8 @@ func httpsURL(ip netip.Addr, port int) url.URL {
 // member, which k3s gets by a persisted random suffix.
 func memberName(nodeName string) string { return nodeName }
 
-// embedConfig is a one-member cluster: the member advertises what it
-// listens on.
+// embedConfig is a one-member cluster, or with InitialCluster a member
+// joining a running one: the member advertises what it listens on.
 func (e *Etcd) embedConfig() *embed.Config {
 	c := e.cfg
 	client, peer := clientURL(c.ClientPort), httpsURL(c.NodeIP, c.PeerPort)
@@ -58,6 +58,9 @@ func (e *Etcd) embedConfig() *embed.Config {
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	if c.InitialCluster != "" {
+		ec.InitialCluster, ec.ClusterState = c.InitialCluster, embed.ClusterStateFlagExisting
+	}
 	ec.ClientTLSInfo = transport.TLSInfo{
 		CertFile: c.ServerCert, KeyFile: c.ServerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
 	}

@@ -35,3 +35,15 @@ func TestEmbedConfig(t *testing.T) {
 		}
 	}
 }
+
+// A joining member starts into the existing cluster it was added to.
+func TestEmbedConfigJoin(t *testing.T) {
+	joined := "node-a=https://10.0.0.1:2380,node-b=https://10.0.0.2:2380"
+	e := New(Config{NodeName: "node-b", NodeIP: netip.MustParseAddr("10.0.0.2"), InitialCluster: joined}, slog.New(slog.DiscardHandler))
+	if ec := e.embedConfig(); ec.InitialCluster != joined || ec.ClusterState != "existing" {
+		t.Errorf("initial cluster %q, state %q; want %q, existing", ec.InitialCluster, ec.ClusterState, joined)
+	}
+	if ec := New(Config{NodeName: "node-a", NodeIP: netip.MustParseAddr("10.0.0.1")}, slog.New(slog.DiscardHandler)).embedConfig(); ec.ClusterState != "new" {
+		t.Errorf("a first member's cluster state = %q, want new", ec.ClusterState)
+	}
+}

@@ -4,9 +4,10 @@
 //
 // It owns how the member is reached and named: clients on loopback at
 // ClientPort (ClientURL, the apiserver's --etcd-servers), peers on the node
-// IP at PeerPort (PeerURL), and the member named after its node. Today the
-// cluster has this one member; membership (add, promote, remove) comes with
-// HA servers.
+// IP at PeerPort (PeerURL), and the member named after its node. A new
+// cluster starts with one member; Cluster (membership.go) adds a joining
+// server's member as a learner, one at a time, and promotes it once it has
+// caught up.
 package etcd
 
 import (
@@ -36,6 +37,10 @@ type Config struct {
 	// and PeerPort; tests set free ones.
 	ClientPort, PeerPort int
 	Debug                bool
+	// InitialCluster, for a member that joins a running cluster, is what
+	// Cluster.AddLearner returned; etcd reads it at the member's first
+	// start only. Empty: the first member of a new cluster.
+	InitialCluster string
 }
 
 // closeTimeout bounds Close: etcd's own close can block on a stuck peer
