@@ -14,8 +14,9 @@ import (
 	"github.com/monokube/monokube/internal/pki"
 )
 
-// The member's ports, fixed like k3s's: clients on loopback only, peers on
-// the node IP.
+// The member's ports, fixed like k3s's: clients on loopback and on the
+// node IP (other servers of the cluster), peers on the node IP. Both take
+// only certificates of the etcd CA.
 const (
 	ClientPort = 2379
 	PeerPort   = 2380
@@ -25,6 +26,13 @@ const (
 // --etcd-servers.
 func ClientURL() string {
 	u := clientURL(ClientPort)
+	return u.String()
+}
+
+// ClientURLOn is where the member of the node at ip serves the other
+// servers: a joining server adds its member there.
+func ClientURLOn(ip netip.Addr) string {
+	u := httpsURL(ip, ClientPort)
 	return u.String()
 }
 
@@ -51,11 +59,14 @@ func memberName(nodeName string) string { return nodeName }
 // joining a running one: the member advertises what it listens on.
 func (e *Etcd) embedConfig() *embed.Config {
 	c := e.cfg
-	client, peer := clientURL(c.ClientPort), httpsURL(c.NodeIP, c.PeerPort)
+	local, client, peer := clientURL(c.ClientPort), httpsURL(c.NodeIP, c.ClientPort), httpsURL(c.NodeIP, c.PeerPort)
 	ec := embed.NewConfig()
 	ec.Name = memberName(c.NodeName)
 	ec.Dir = c.DataDir
-	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{local, client}, []url.URL{client}
+	if c.NodeIP.IsLoopback() {
+		ec.ListenClientUrls = []url.URL{local} // tests: one address, one listener
+	}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	if c.InitialCluster != "" {

@@ -26,6 +26,8 @@ func TestEmbedConfig(t *testing.T) {
 	checks := map[string][2]string{
 		"name":            {ec.Name, "node-a"},
 		"client URL":      {ec.ListenClientUrls[0].String(), ClientURL()},
+		"servers' URL":    {ec.ListenClientUrls[1].String(), "https://[fd00::5]:2379"},
+		"advertised":      {ec.AdvertiseClientUrls[0].String(), ClientURLOn(netip.MustParseAddr("fd00::5"))},
 		"peer URL":        {ec.ListenPeerUrls[0].String(), "https://[fd00::5]:2380"},
 		"initial cluster": {ec.InitialCluster, "node-a=https://[fd00::5]:2380"},
 	}

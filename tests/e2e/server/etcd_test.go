@@ -29,7 +29,7 @@ func etcdGet(t *testing.T, n *harness.Node, key string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := etcdClient(n, tlsCfg)
+	c, err := etcdClient(n, "127.0.0.1", tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +47,9 @@ func etcdGet(t *testing.T, n *harness.Node, key string) string {
 }
 
 // etcdClient dials the node's etcd on its loopback with tlsCfg.
-func etcdClient(n *harness.Node, tlsCfg *tls.Config) (*clientv3.Client, error) {
+func etcdClient(n *harness.Node, ip string, tlsCfg *tls.Config) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
-		Endpoints: []string{"https://127.0.0.1:2379"}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
+		Endpoints: []string{"https://" + net.JoinHostPort(ip, "2379")}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return n.NS.DialContext(ctx, "tcp", addr)
 		})},

@@ -21,11 +21,12 @@ import (
 	"github.com/monokube/monokube/tests/harness"
 )
 
-// checkListeners: the controller-manager, the scheduler and etcd's client
-// port are not on the node IP at all, and etcd refuses clients without a
-// certificate of its own CA. (The node's ports: tests/e2e/node.)
+// checkListeners: the controller-manager and the scheduler are not on the
+// node IP at all, and etcd, on loopback and on the node IP (where other
+// servers reach it), refuses clients without a certificate of its own CA.
+// (The node's ports: tests/e2e/node.)
 func checkListeners(t *testing.T, n *harness.Node) {
-	for port, what := range map[string]string{"10257": "controller-manager", "10259": "scheduler", "2379": "etcd client"} {
+	for port, what := range map[string]string{"10257": "controller-manager", "10259": "scheduler"} {
 		if harness.Answers(t.Context(), n, port) {
 			t.Errorf("%s port %s answers on the node IP %s", what, port, n.NS.IP)
 		}
@@ -40,6 +41,9 @@ func checkEtcdRefuses(t *testing.T, n *harness.Node) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "foreign.crt"), filepath.Join(dir, "foreign.key")
 	writeForeignClientCert(t, certFile, keyFile)
+	if !harness.Answers(t.Context(), n, "2379") {
+		t.Errorf("etcd's client port does not answer on the node IP %s: other servers cannot join", n.NS.IP)
+	}
 	for name, info := range map[string]transport.TLSInfo{
 		"no certificate": {TrustedCAFile: ca},
 		"foreign CA":     {TrustedCAFile: ca, CertFile: certFile, KeyFile: keyFile},
@@ -48,16 +52,18 @@ func checkEtcdRefuses(t *testing.T, n *harness.Node) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := etcdClient(n, cfg)
-		if err != nil {
-			continue // refused at dial: as wanted
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		_, err = c.Get(ctx, "/registry/namespaces/default")
-		cancel()
-		c.Close()
-		if err == nil {
-			t.Errorf("etcd answered a client with %s", name)
+		for _, ip := range []string{"127.0.0.1", n.NS.IP} {
+			c, err := etcdClient(n, ip, cfg)
+			if err != nil {
+				continue // refused at dial: as wanted
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			_, err = c.Get(ctx, "/registry/namespaces/default")
+			cancel()
+			c.Close()
+			if err == nil {
+				t.Errorf("etcd on %s answered a client with %s", ip, name)
+			}
 		}
 	}
 }
