@@ -42,9 +42,14 @@ type testCluster struct {
 	members map[string]*member
 }
 
-// newTestCluster starts a one-member cluster ("a") and a client of it.
-func newTestCluster(t *testing.T) *testCluster {
+// newTestCluster starts a one-member cluster ("a") and a client of it, and
+// returns them with a context that ends after timeout. Once the test and
+// the cluster have stopped, no goroutine may be left.
+func newTestCluster(t *testing.T, timeout time.Duration) (*testCluster, context.Context) {
 	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t, peerConns...) }) // registered first: runs last
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
 	base, client := testConfig(t)
 	tc := &testCluster{t: t, base: base, members: map[string]*member{},
 		tls: ClientTLS{CAFile: base.CAFile, CertFile: client.Cert(), KeyFile: client.Key()}}
@@ -58,7 +63,7 @@ func newTestCluster(t *testing.T) *testCluster {
 			}
 		}
 	})
-	return tc
+	return tc, ctx
 }
 
 // config is member name's config: its own ports and data dir.
@@ -107,14 +112,21 @@ func closedErr() <-chan error {
 	return ch
 }
 
-// join adds name as a learner, starts it and promotes it.
-func (tc *testCluster) join(ctx context.Context, name string) {
+// add reserves name and adds it as a learner.
+func (tc *testCluster) add(ctx context.Context, name string) Joining {
 	tc.t.Helper()
 	tc.pending(name)
 	j, err := tc.cluster.AddLearner(ctx, name, tc.peerURL(name), time.Minute)
 	if err != nil {
 		tc.t.Fatalf("AddLearner %s: %v", name, err)
 	}
+	return j
+}
+
+// join adds name as a learner, starts it and promotes it.
+func (tc *testCluster) join(ctx context.Context, name string) {
+	tc.t.Helper()
+	j := tc.add(ctx, name)
 	tc.start(name, j.InitialCluster)
 	if err := tc.cluster.Promote(ctx, j.ID, bound); err != nil {
 		tc.t.Fatalf("Promote %s: %v", name, err)
@@ -153,10 +165,7 @@ func (tc *testCluster) dial(name string) *Cluster {
 // A second and a third member join as learners, are promoted, and serve
 // what the first holds.
 func TestJoinAsLearner(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, peerConns...) }) // after the cluster's own cleanup
-	ctx, cancel := context.WithTimeout(t.Context(), 2*bound)
-	defer cancel()
-	tc := newTestCluster(t)
+	tc, ctx := newTestCluster(t, 2*bound)
 	tc.join(ctx, "b")
 	tc.join(ctx, "c")
 	if got := tc.voters(ctx); len(got) != 3 || !slices.Contains(got, "b") || !slices.Contains(got, "c") {
@@ -174,16 +183,9 @@ func TestJoinAsLearner(t *testing.T) {
 // Two servers joining at once: the second waits while the first is a
 // learner, then joins too; both end up voters.
 func TestJoinsAreSerialized(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, peerConns...) }) // after the cluster's own cleanup
-	ctx, cancel := context.WithTimeout(t.Context(), 2*bound)
-	defer cancel()
-	tc := newTestCluster(t)
-	tc.pending("b")
+	tc, ctx := newTestCluster(t, 2*bound)
+	jb := tc.add(ctx, "b")
 	tc.pending("c")
-	jb, err := tc.cluster.AddLearner(ctx, "b", tc.peerURL("b"), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
 	added := make(chan error, 1)
 	var jc Joining
 	go func() {
@@ -221,16 +223,9 @@ func TestJoinsAreSerialized(t *testing.T) {
 // An interrupted join is resumed as the same member; a started member's
 // peer URL is refused.
 func TestAddLearnerStaleAndResume(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, peerConns...) }) // after the cluster's own cleanup
-	ctx, cancel := context.WithTimeout(t.Context(), 2*bound)
-	defer cancel()
-	tc := newTestCluster(t)
-	tc.pending("dead")
+	tc, ctx := newTestCluster(t, 2*bound)
+	dead := tc.add(ctx, "dead")
 	tc.pending("b")
-	dead, err := tc.cluster.AddLearner(ctx, "dead", tc.peerURL("dead"), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
 	again, err := tc.cluster.AddLearner(ctx, "dead", tc.peerURL("dead"), time.Minute)
 	if err != nil || again.ID != dead.ID {
 		t.Fatalf("AddLearner again at the same peer URL = %x, %v; want the same member %x", again.ID, err, dead.ID)
@@ -259,16 +254,9 @@ func TestAddLearnerStaleAndResume(t *testing.T) {
 
 // A learner that never catches up is removed by Promote, which says why.
 func TestPromoteGivesUp(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, peerConns...) }) // after the cluster's own cleanup
-	ctx, cancel := context.WithTimeout(t.Context(), bound)
-	defer cancel()
-	tc := newTestCluster(t)
-	tc.pending("b")
-	j, err := tc.cluster.AddLearner(ctx, "b", tc.peerURL("b"), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = tc.cluster.Promote(ctx, j.ID, 2*time.Second)
+	tc, ctx := newTestCluster(t, bound)
+	j := tc.add(ctx, "b")
+	err := tc.cluster.Promote(ctx, j.ID, 2*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "did not catch up") {
 		t.Fatalf("Promote of a learner that never started = %v, want it to give up", err)
 	}
