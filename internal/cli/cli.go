@@ -44,6 +44,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			crictlCommand(),
 			containerdCommand(),
 			tokenCommand(stdout),
+			etcdCommand(stdout),
 			installCommand(stderr),
 			uninstallCommand(stderr),
 			killallCommand(stderr),

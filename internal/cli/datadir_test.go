@@ -122,6 +122,7 @@ func locators() []locator {
 		{[]string{"token", "create"}, files},
 		{[]string{"token", "list"}, files},
 		{[]string{"token", "delete"}, files},
+		{[]string{"etcd", "members"}, files},
 	} {
 		ls = append(ls, locator{command: strings.Join(c.path, " "), hasFlags: true, find: appLocator(c.path, c.find)})
 	}

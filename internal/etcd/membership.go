@@ -18,10 +18,11 @@ import (
 
 // Member is one member of the cluster.
 type Member struct {
-	ID       uint64
-	Name     string // empty until the member has started once
-	PeerURLs []string
-	Learner  bool
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name"` // empty until the member has started once
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"` // empty until the member has started once
+	Learner    bool     `json:"learner"`
 }
 
 // Cluster is a client of a running etcd cluster's membership, as a server
@@ -59,6 +60,49 @@ func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
 		return nil, fmt.Errorf("list etcd members: %w", err)
 	}
 	return members(resp.Members), nil
+}
+
+// MemberStatus is a member as `monokube etcd members` shows it: what the
+// cluster lists, and what the member answers itself.
+type MemberStatus struct {
+	Member
+	Leader  bool   `json:"leader"`
+	Healthy bool   `json:"healthy"`         // it answered a status request
+	Error   string `json:"error,omitempty"` // why not, if it did not
+	DBSize  int64  `json:"dbSize"`          // bytes, as it reported
+}
+
+// statusTimeout bounds each member's status request: a member that is
+// down must not hold the listing.
+const statusTimeout = 3 * time.Second
+
+// Status lists the members with each one's own answer: the leader, and
+// which are unreachable.
+func (c *Cluster) Status(ctx context.Context) ([]MemberStatus, error) {
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MemberStatus, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, c.status(ctx, m))
+	}
+	return out, nil
+}
+
+func (c *Cluster) status(ctx context.Context, m Member) MemberStatus {
+	st := MemberStatus{Member: m, Error: "never started"}
+	for _, u := range m.ClientURLs {
+		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
+		resp, err := c.client.Status(sctx, u)
+		cancel()
+		if err != nil {
+			st.Error = err.Error()
+			continue
+		}
+		return MemberStatus{Member: m, Healthy: true, Leader: resp.Leader == m.ID, DBSize: resp.DbSize}
+	}
+	return st
 }
 
 // Joining is a member added but not yet started: its ID and the initial
@@ -173,7 +217,7 @@ func (c *Cluster) abandon(ctx context.Context, id uint64, bound time.Duration) e
 func members(ms []*etcdserverpb.Member) []Member {
 	out := make([]Member, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
+		out = append(out, Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner})
 	}
 	return out
 }

@@ -264,3 +264,42 @@ func TestPromoteGivesUp(t *testing.T) {
 		t.Errorf("members after giving up = %v, %v; want the first alone", ms, err)
 	}
 }
+
+// Status names the leader among healthy voters, and a member that is down
+// as unhealthy, with why.
+func TestStatus(t *testing.T) {
+	tc, ctx := newTestCluster(t, 2*bound)
+	tc.join(ctx, "b")
+	tc.join(ctx, "c")
+	st, err := tc.cluster.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := 0
+	for _, m := range st {
+		if !m.Healthy || m.Learner || m.DBSize == 0 {
+			t.Errorf("member %s: %+v, want a healthy voter", m.Name, m)
+		}
+		if m.Leader {
+			leaders++
+		}
+	}
+	if len(st) != 3 || leaders != 1 {
+		t.Errorf("status = %+v, want three members, one leader", st)
+	}
+	c := tc.members["c"]
+	c.cancel()
+	if err := <-c.exited; err != nil {
+		t.Fatal(err)
+	}
+	c.exited = closedErr()
+	st, err = tc.cluster.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if down := m.Name == "c"; m.Healthy == down || down && m.Error == "" {
+			t.Errorf("member %s after c stopped: %+v", m.Name, m)
+		}
+	}
+}

@@ -5,8 +5,10 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,4 +56,29 @@ func etcdClient(n *harness.Node, ip string, tlsCfg *tls.Config) (*clientv3.Clien
 			return n.NS.DialContext(ctx, "tcp", addr)
 		})},
 	})
+}
+
+// checkEtcdMembers: `monokube etcd members` lists the one member, a healthy
+// voter and the leader, with the node's own credentials, as a table and as
+// JSON.
+func checkEtcdMembers(t *testing.T, n *harness.Node) {
+	r := n.Exec(time.Minute, harness.Options{}, "etcd", "members")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if r.Code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") {
+		t.Fatalf("etcd members: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	f := strings.Fields(lines[1])
+	if len(f) < 7 || f[2] != "voter" || f[3] != "healthy" || f[4] != "*" || !strings.Contains(f[5], n.NS.IP+":2380") {
+		t.Errorf("etcd members row %q: want a healthy voter, the leader, at the node IP", lines[1])
+	}
+	r = n.Exec(time.Minute, harness.Options{}, "etcd", "members", "-o", "json")
+	var ms []struct {
+		Name    string
+		Leader  bool
+		Healthy bool
+		Learner bool
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &ms); err != nil || len(ms) != 1 || !ms[0].Leader || !ms[0].Healthy || ms[0].Learner || ms[0].Name != f[0] {
+		t.Errorf("etcd members -o json = %s (%v)", r.Stdout, err)
+	}
 }

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/fsutil"
+)
+
+// etcdCommand looks at the cluster's etcd from a server, with the server's
+// own etcd client certificate.
+func etcdCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "etcd",
+		Usage: "look at the cluster's etcd (run on a server)",
+		Subcommands: []*cli.Command{{
+			Name:  "members",
+			Usage: "list etcd's members: role (voter or learner), health, leader, URLs",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
+					Usage: "the server's config file, for its data-dir"},
+				&cli.StringFlag{Name: "data-dir", EnvVars: env("data-dir"),
+					Usage: "the server's data dir (default: from the config file, else " + config.DefaultDataDir + ")"},
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
+			},
+			Action: func(c *cli.Context) error { return listMembers(c, stdout) },
+		}},
+	}
+}
+
+func listMembers(c *cli.Context, stdout io.Writer) error {
+	out := c.String("output")
+	if out != "table" && out != "json" {
+		return fmt.Errorf("--output %q: want table or json", out)
+	}
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return err
+	}
+	creds := control.NewCreds(datadir.Layout{Data: nf.DataDir})
+	if !fsutil.Exists(creds.EtcdClient.Key()) {
+		return fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", nf.DataDir, creds.EtcdClient.Key())
+	}
+	cluster, err := etcd.Dial([]string{etcd.ClientURL()}, etcd.ClientTLS{
+		CAFile: creds.EtcdCA.Cert(), CertFile: creds.EtcdClient.Cert(), KeyFile: creds.EtcdClient.Key(),
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	st, err := cluster.Status(c.Context)
+	if err != nil {
+		return fmt.Errorf("%w: is this server's monokube running?", err)
+	}
+	if out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return membersTable(stdout, st)
+}
+
+func membersTable(w io.Writer, st []etcd.MemberStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tROLE\tHEALTH\tLEADER\tPEER URLS\tCLIENT URLS")
+	for _, m := range st {
+		role, health, leader := "voter", "healthy", ""
+		if m.Learner {
+			role = "learner"
+		}
+		if !m.Healthy {
+			health = "unreachable: " + m.Error
+		}
+		if m.Leader {
+			leader = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%x\t%s\t%s\t%s\t%s\t%s\n", orDash(m.Name), m.ID, role, health, leader,
+			strings.Join(m.PeerURLs, ","), orDash(strings.Join(m.ClientURLs, ",")))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
