@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -51,10 +50,6 @@ func newCheckConfigCommand(stdout io.Writer, checks sysreq.Checks) *cli.Command 
 func checkConfig(c *cli.Context, checks sysreq.Checks) (sysreq.Report, error) {
 	if !c.Bool("agent") {
 		cfg, err := serverConfig(c)
-		var fe *config.FileError
-		if errors.As(err, &fe) && fe.HasUnknownKey("server", "token") {
-			return nil, fmt.Errorf("%w; for an agent's config run monokube check-config --agent", err)
-		}
 		if err != nil {
 			return nil, err
 		}

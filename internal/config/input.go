@@ -7,7 +7,6 @@ import (
 	"io"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -52,6 +51,9 @@ type ServerInput struct {
 	KubeletArg               []string `yaml:"kubelet-arg"`
 	KubeProxyArg             []string `yaml:"kube-proxy-arg"`
 	Debug                    bool     `yaml:"debug"`
+	Server                   string   `yaml:"server"`
+	Token                    string   `yaml:"token"`
+	TokenFile                string   `yaml:"token-file"`
 }
 
 // AgentInput is `monokube agent`'s settings as the user wrote them; keys
@@ -124,16 +126,6 @@ type FileError struct {
 
 func (e *FileError) Error() string {
 	return fmt.Sprintf("config file %s: %s; keys are the long flag names (see monokube server --help)", e.Path, e.Msg)
-}
-
-// HasUnknownKey reports whether any of keys is among the unknown ones.
-func (e *FileError) HasUnknownKey(keys ...string) bool {
-	for _, k := range keys {
-		if slices.Contains(e.UnknownKeys, k) {
-			return true
-		}
-	}
-	return false
 }
 
 // newFileError rewrites yaml.v3's errors in the user's terms.

@@ -38,8 +38,11 @@ type Server struct {
 	Disable             []string      // addons left out, from addons.Names
 	PodSecurity         string        // Pod Security level enforced by default
 	TokenTTL            time.Duration // life of the server's join token; 0 never expires
-	Args                ComponentArgs
-	Debug               bool
+	// Join, set with --server, makes a first start join that cluster as
+	// another server instead of making a new one.
+	Join  Join
+	Args  ComponentArgs
+	Debug bool
 }
 
 // ComponentArgs are the users' pass-through flags for upstream components.
@@ -95,6 +98,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		s.AdvertiseAddress = p.ip("advertise-address", in.AdvertiseAddress)
 	}
 	s.WriteKubeconfigMode = p.fileMode("write-kubeconfig-mode", in.WriteKubeconfigMode)
+	s.Join = p.join(in)
 	s.Args = ComponentArgs{
 		APIServer:         p.args("kube-apiserver-arg", in.KubeAPIServerArg),
 		ControllerManager: p.args("kube-controller-manager-arg", in.KubeControllerManagerArg),
@@ -348,4 +352,27 @@ func (p *parser) nodeName(v string, host Host) string {
 		p.fail("node name %q is not a valid Kubernetes node name (%s): give --node-name", v, strings.Join(errs, "; "))
 	}
 	return v
+}
+
+// Join is the cluster a server joins at its first start: a running
+// server's URL and a server token. Zero: a first server, of a new cluster.
+type Join struct {
+	Server string // https://HOST:PORT
+	Token  string // parsed by internal/join
+}
+
+// join reads --server, --token and --token-file; without --server none may
+// be given.
+func (p *parser) join(in ServerInput) Join {
+	if in.Server == "" {
+		if in.Token != "" || in.TokenFile != "" {
+			p.fail("--token is for joining another server's cluster: give --server too, or leave both out to start a new cluster")
+		}
+		return Join{}
+	}
+	j := Join{Server: p.serverURL(in.Server), Token: p.token(in.Token, in.TokenFile)}
+	if j.Token == "" {
+		p.fail("--server needs a server token: on a server of that cluster run `monokube token create --role server` and give it with --token-file or MONOKUBE_TOKEN")
+	}
+	return j
 }

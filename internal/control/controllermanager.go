@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
+	"k8s.io/component-base/configz"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	"k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
@@ -31,6 +32,7 @@ func (*ControllerManager) Name() string { return "kube-controller-manager" }
 // Run mirrors upstream NewControllerManagerCommand's RunE
 // (cmd/kube-controller-manager/app/controllermanager.go, v1.37.2).
 func (m *ControllerManager) Run(ctx context.Context) error {
+	configz.Delete(app.ConfigzName) // an earlier term's (upstream's Run registers it)
 	s, err := options.NewKubeControllerManagerOptions()
 	if err != nil {
 		return fmt.Errorf("kube-controller-manager options: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
+	"k8s.io/component-base/configz"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
@@ -31,6 +32,7 @@ func (*Scheduler) Name() string { return "kube-scheduler" }
 // Run mirrors upstream runCommand (cmd/kube-scheduler/app/server.go,
 // v1.37.2) without its signal handler.
 func (s *Scheduler) Run(ctx context.Context) error {
+	configz.Delete("componentconfig") // an earlier term's (upstream's Run registers it)
 	opts := options.NewOptions()
 	fs := pflag.NewFlagSet(s.Name(), pflag.ContinueOnError)
 	for _, f := range opts.Flags.FlagSets {

@@ -102,3 +102,22 @@ func (s *ClusterSettings) UnmarshalJSON(b []byte) error {
 	*s = decoded
 	return nil
 }
+
+// Mismatches are the settings in which s, a joining server's own, differs
+// from cluster, the cluster's: each names the flag, this server's value
+// and the cluster's, so that one refusal lists every change to make. The
+// client CA is not compared: the joining server takes the cluster's.
+func (s ClusterSettings) Mismatches(cluster ClusterSettings) []string {
+	var out []string
+	for _, f := range []struct{ key, mine, theirs string }{
+		{keyClusterCIDR, s.ClusterCIDR.String(), cluster.ClusterCIDR.String()},
+		{keyServiceCIDR, s.ServiceCIDR.String(), cluster.ServiceCIDR.String()},
+		{keyClusterDNS, s.ClusterDNS.String(), cluster.ClusterDNS.String()},
+		{keyClusterDomain, s.ClusterDomain, cluster.ClusterDomain},
+	} {
+		if f.mine != f.theirs {
+			out = append(out, fmt.Sprintf("--%s: this server %s, the cluster %s", f.key, f.mine, f.theirs))
+		}
+	}
+	return out
+}

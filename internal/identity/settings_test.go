@@ -113,3 +113,20 @@ func TestIdentitySettings(t *testing.T) {
 		t.Errorf("a server's own settings do not decode: %v", err)
 	}
 }
+
+func TestMismatches(t *testing.T) {
+	cluster := ClusterSettings{
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.43.0.0/16"),
+		ClusterDNS: netip.MustParseAddr("10.43.0.10"), ClusterDomain: "cluster.local", ClientCA: []byte("theirs"),
+	}
+	mine := cluster
+	mine.ClientCA = nil
+	if m := mine.Mismatches(cluster); len(m) != 0 {
+		t.Errorf("equal settings (but the client CA) mismatch: %v", m)
+	}
+	mine.ClusterCIDR, mine.ClusterDomain = netip.MustParsePrefix("10.52.0.0/16"), "lab.local"
+	want := []string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16", "--cluster-domain: this server lab.local, the cluster cluster.local"}
+	if got := mine.Mismatches(cluster); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("Mismatches = %q, want %q", got, want)
+	}
+}

@@ -44,7 +44,7 @@ import (
 // allComponents lists everything the server runs, in start order.
 // It has no side effects: plan (nil with --disable-agent) holds the node's
 // prepared files.
-func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, tok serverToken, plan *node.Plan, log *slog.Logger) ([]lifecycle.Component, error) {
+func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, tok serverToken, mj *memberJoin, plan *node.Plan, log *slog.Logger) ([]lifecycle.Component, error) {
 	c := id.Creds
 	probe, err := newProber(c)
 	if err != nil {
@@ -68,7 +68,11 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	components := append(controlPlane(cfg, l, c, probe, access, log), deployers...)
+	components, err := controlPlane(cfg, l, c, probe, access, mj, log)
+	if err != nil {
+		return nil, err
+	}
+	components = append(components, deployers...)
 	if cfg.DisableAgent {
 		self, err := os.Executable()
 		if err != nil {
@@ -80,7 +84,8 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	return append(components, nodes...), nil
+	label := roleLabel{client: superClient, node: cfg.NodeName, log: log.With("component", "control-plane-label")}
+	return append(append(components, nodes...), lifecycle.Background(label)), nil
 }
 
 // identities are the in-process controllers' users and rights.
@@ -264,16 +269,30 @@ func Ports(cfg *config.Server) []sysreq.Port {
 	return ports
 }
 
-// controlPlane builds the components in start order.
-func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, log *slog.Logger) []lifecycle.Component {
+// controlPlane, in start order, is etcd (and, joining, its promotion), the apiserver, the
+// access it grants, and the controller-manager and scheduler, each run
+// while this server holds its lease.
+func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, mj *memberJoin, log *slog.Logger) ([]lifecycle.Component, error) {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
-	return []lifecycle.Component{
-		etcd.New(etcdConfig(cfg, l, c), with("etcd")),
+	ec := etcdConfig(cfg, l, c)
+	out := []lifecycle.Component{etcd.New(ec, with("etcd"))}
+	if mj != nil { // a joining server: its member starts as a learner
+		ec.InitialCluster = mj.InitialCluster // empty when it started before
+		out = []lifecycle.Component{etcd.New(ec, with("etcd")), lifecycle.Await(promotion{mj})}
+	}
+	cm, err := control.NewElected(control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe), c.CMKubeconfig, cfg.NodeName, with("kube-controller-manager"))
+	if err != nil {
+		return nil, err
+	}
+	sched, err := control.NewElected(control.NewScheduler(control.SchedulerArgs(cfg, c), probe), c.SchedulerKubeconfig, cfg.NodeName, with("kube-scheduler"))
+	if err != nil {
+		return nil, err
+	}
+	return append(out,
 		control.NewAPIServer(control.APIServerArgs(cfg, c), cfg.HTTPSPort, probe, with("kube-apiserver")),
 		lifecycle.Await(access),
-		control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe),
-		control.NewScheduler(control.SchedulerArgs(cfg, c), probe),
-	}
+		cm, sched,
+	), nil
 }
 
 func etcdConfig(cfg *config.Server, l datadir.Layout, c control.Creds) etcd.Config {

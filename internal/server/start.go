@@ -30,7 +30,7 @@ import (
 // A start that fails after prepare and before every component is ready
 // puts back what prepare changed on the host (node.Plan.Undo).
 func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
-	s := &start{cfg: cfg, log: log, layout: datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}}
+	s := &start{ctx: ctx, cfg: cfg, log: log, layout: datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}}
 	s.lock = datadir.NewNodeLock(s.layout)
 	defer s.lock.Release()
 	for _, p := range []struct {
@@ -51,6 +51,7 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 
 // start is one server start; each phase fills in what the next reads.
 type start struct {
+	ctx    context.Context // the start's, for the phases that ask the cluster
 	cfg    *config.Server
 	log    *slog.Logger
 	layout datadir.Layout
@@ -59,6 +60,7 @@ type start struct {
 	host  sysreq.Node        // preflight
 	step  upgrade.Step       // preflight
 	id    *identity.Identity // identity
+	join  *memberJoin        // pre-run, when joining another server's cluster
 	tok   serverToken        // prepare
 	plan  *node.Plan         // prepare; nil with --disable-agent
 	group *lifecycle.Group   // build
@@ -82,6 +84,16 @@ func (s *start) preflight() error {
 }
 
 func (s *start) identity() error {
+	if joining(s.cfg, s.layout) {
+		if err := s.layout.EnsureServer(); err != nil {
+			return err
+		}
+		if err := takeIdentity(s.ctx, s.cfg, s.layout, s.log); err != nil {
+			return err
+		}
+	} else if s.cfg.Join.Server != "" {
+		s.log.Info("this server is a member of its cluster already: --server and --token are not needed any more", "server", s.cfg.Join.Server)
+	}
 	id, err := Prepare(s.cfg, s.layout, node.NewCreds(s.layout), s.log)
 	if err != nil {
 		return err
@@ -91,8 +103,13 @@ func (s *start) identity() error {
 }
 
 // preRun is where work on the data goes that must happen before any
-// component reads it: restoring an etcd snapshot will. Nothing yet.
-func (s *start) preRun() error { return nil }
+// component reads it: a joining server's etcd member is added to the
+// cluster here (restoring an etcd snapshot will go here too).
+func (s *start) preRun() error {
+	mj, err := memberToJoin(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
+	s.join = mj
+	return err
+}
 
 func (s *start) prepare() error {
 	if err := syncAddons(s.cfg, s.layout, s.id.Creds, s.log); err != nil {
@@ -117,7 +134,7 @@ func (s *start) prepare() error {
 }
 
 func (s *start) build() error {
-	components, err := allComponents(s.cfg, s.layout, s.id, s.tok, s.plan, s.log)
+	components, err := allComponents(s.cfg, s.layout, s.id, s.tok, s.join, s.plan, s.log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/join"
+	"github.com/monokube/monokube/internal/lifecycle"
+)
+
+// How long a joining server's etcd member may take: to be added while
+// other servers join, and to catch up with the leader once started.
+const (
+	learnerStale   = 3 * time.Minute
+	learnerCatchUp = 90 * time.Second // under the group's ready timeout
+)
+
+// joining reports whether this start joins another server's cluster: --server
+// is given and the data dir holds no etcd data yet. Once etcd has data the
+// server is a member and starts from its data dir alone.
+func joining(cfg *config.Server, l datadir.Layout) bool {
+	return cfg.Join.Server != "" && !l.HasEtcdData()
+}
+
+// takeIdentity is a joining server's identity phase before identity.Init:
+// it finds the cluster with the server token, refuses to join one whose
+// settings differ from this server's (naming each), and writes the
+// cluster's identity into the data dir. Nothing is written before every
+// check has passed.
+func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
+	tok, err := join.ParseToken(cfg.Join.Token)
+	if err != nil {
+		return err
+	}
+	d, err := join.Discover(ctx, cfg.Join.Server, tok, join.DefaultPatience(), log)
+	if err != nil {
+		return err
+	}
+	mine := identity.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain}
+	if m := mine.Mismatches(d.Settings); len(m) > 0 {
+		return fmt.Errorf("this server's settings differ from the cluster's at %s (%s): give the cluster's values, or leave them out where the cluster has the defaults", cfg.Join.Server, strings.Join(m, "; "))
+	}
+	data, err := join.FetchIdentity(ctx, cfg.Join.Server, d.CA, tok)
+	if err != nil {
+		return err
+	}
+	b, err := identity.DecodeBundle(data, l)
+	if err != nil {
+		return err
+	}
+	if err := b.Write(l); err != nil {
+		return err
+	}
+	log.Info("took the cluster's identity", "server", cfg.Join.Server)
+	return nil
+}
+
+// pendingPromotion is the record of a learner this server added and has
+// not seen promoted yet (<data-dir>/server/etcd-join.json): a start that
+// finds it promotes the member first, so a join interrupted after etcd
+// started never leaves a learner behind.
+type pendingPromotion struct {
+	Host     netip.Addr `json:"host"`     // the joined server, whose etcd promotes
+	MemberID uint64     `json:"memberID"` // this server's learner
+}
+
+func pendingFile(l datadir.Layout) string { return filepath.Join(l.Server(), "etcd-join.json") }
+
+// memberToJoin is a joining server's pre-run phase: it adds this server's
+// etcd member to the cluster as a learner or, after a join interrupted
+// once etcd had started, finds the learner it added. It returns nil when
+// this server's member votes already.
+func memberToJoin(ctx context.Context, cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) (*memberJoin, error) {
+	if joining(cfg, l) {
+		return addLearner(ctx, cfg, l, c, log)
+	}
+	var pending pendingPromotion
+	fsutil.LoadState(pendingFile(l), &pending)
+	if pending.MemberID == 0 {
+		return nil, nil
+	}
+	log.Info("this server's etcd member was added but not yet seen promoted: promoting it first", "member", fmt.Sprintf("%x", pending.MemberID))
+	cluster, err := etcd.Dial([]string{etcd.ClientURLOn(pending.Host)}, etcdClientTLS(c), log.With("component", "etcd-join"))
+	if err != nil {
+		return nil, err
+	}
+	return &memberJoin{cluster: cluster, Joining: etcd.Joining{ID: pending.MemberID}, pending: pendingFile(l)}, nil
+}
+
+// addLearner adds this server's member through the etcd of the server it
+// joins, and records it until it is promoted.
+func addLearner(ctx context.Context, cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) (*memberJoin, error) {
+	host, err := joinHost(cfg.Join.Server)
+	if err != nil {
+		return nil, err
+	}
+	cluster, err := etcd.Dial([]string{etcd.ClientURLOn(host)}, etcdClientTLS(c), log.With("component", "etcd-join"))
+	if err != nil {
+		return nil, err
+	}
+	j, err := cluster.AddLearner(ctx, cfg.NodeName, etcd.PeerURL(cfg.NodeIP), learnerStale)
+	if err == nil {
+		err = fsutil.SaveState(pendingFile(l), pendingPromotion{Host: host, MemberID: j.ID})
+	}
+	if err != nil {
+		_ = cluster.Close()
+		return nil, fmt.Errorf("join etcd through %s (its port %d must be reachable from here, and this machine's %d from there): %w",
+			host, etcd.ClientPort, etcd.PeerPort, err)
+	}
+	return &memberJoin{cluster: cluster, Joining: j, pending: pendingFile(l)}, nil
+}
+
+// joinHost is the address of --server, where its etcd serves other servers.
+func joinHost(server string) (netip.Addr, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--server %q: %w", server, err)
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--server %q: give the server by its IP address to join it as a server (its etcd is reached there)", server)
+	}
+	return ip, nil
+}
+
+func etcdClientTLS(c control.Creds) etcd.ClientTLS {
+	return etcd.ClientTLS{CAFile: c.EtcdCA.Cert(), CertFile: c.EtcdClient.Cert(), KeyFile: c.EtcdClient.Key()}
+}
+
+// memberJoin is a joining server's etcd member, added as a learner: the
+// cluster it starts into, and the client that promotes it.
+type memberJoin struct {
+	etcd.Joining
+	cluster *etcd.Cluster
+	pending string // the pendingPromotion record, removed once promoted
+}
+
+// promotion is the task, between the local etcd and the apiserver, that
+// makes a joining server's learner a voter once it has caught up: the
+// apiserver serves only a member that votes.
+type promotion struct{ *memberJoin }
+
+var _ lifecycle.Task = promotion{}
+
+// Name implements lifecycle.Task.
+func (promotion) Name() string { return "etcd-promote" }
+
+// Do implements lifecycle.Task.
+func (p promotion) Do(ctx context.Context) error {
+	defer p.cluster.Close()
+	if err := p.cluster.Promote(ctx, p.ID, learnerCatchUp); err != nil {
+		return err
+	}
+	if err := os.Remove(p.pending); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("this server's etcd member votes, but its join record stays: %w", err)
+	}
+	return nil
+}
