@@ -269,17 +269,18 @@ func Ports(cfg *config.Server) []sysreq.Port {
 	return ports
 }
 
-// controlPlane, in start order, is etcd (and, joining, its promotion), the apiserver, the
-// access it grants, and the controller-manager and scheduler, each run
-// while this server holds its lease.
+// controlPlane, in start order, is etcd (and, joining, its promotion),
+// the apiserver, the access it grants, and the controller-manager and
+// scheduler, each run while this server holds its lease.
 func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, mj *memberJoin, log *slog.Logger) ([]lifecycle.Component, error) {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
 	ec := etcdConfig(cfg, l, c)
-	out := []lifecycle.Component{etcd.New(ec, with("etcd"))}
+	var promote []lifecycle.Component
 	if mj != nil { // a joining server: its member starts as a learner
 		ec.InitialCluster = mj.InitialCluster // empty when it started before
-		out = []lifecycle.Component{etcd.New(ec, with("etcd")), lifecycle.Await(promotion{mj})}
+		promote = []lifecycle.Component{lifecycle.Await(promotion{mj})}
 	}
+	out := append([]lifecycle.Component{etcd.New(ec, with("etcd"))}, promote...)
 	cm, err := control.NewElected(control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe), c.CMKubeconfig, cfg.NodeName, with("kube-controller-manager"))
 	if err != nil {
 		return nil, err

@@ -20,8 +20,10 @@ import (
 // made, then runs its components until ctx ends:
 //
 //	preflight  the machine, another monokube on the dirs, the data's version
-//	identity   the dirs and the cluster's identity (identity.Init)
-//	pre-run    work on the data before anything reads it (a restore, later)
+//	identity   the dirs and the cluster's identity (identity.Init; a
+//	           joining server takes the cluster's first)
+//	pre-run    work on the data before anything reads it: a joining
+//	           server's etcd member is added (a restore, later)
 //	prepare    every other side effect: addon and join manifests, the
 //	           node's helpers, routes, sysctls and rendered configs
 //	build      the component list, with no side effects
