@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/etcd"
@@ -26,13 +25,8 @@ func etcdCommand(stdout io.Writer) *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "members",
 			Usage: "list etcd's members: role (voter or learner), health, leader, URLs",
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
-					Usage: "the server's config file, for its data-dir"},
-				&cli.StringFlag{Name: "data-dir", EnvVars: env("data-dir"),
-					Usage: "the server's data dir (default: from the config file, else " + config.DefaultDataDir + ")"},
-				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
-			},
+			Flags: append(serverDirFlags(),
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
 			Action: func(c *cli.Context) error { return listMembers(c, stdout) },
 		}},
 	}
