@@ -124,9 +124,14 @@ func (e *Elected) stand(ctx context.Context) error {
 				e.mu.Lock()
 				termDone = make(chan struct{})
 				done := termDone
-				e.leading = true
+				e.leading = leading.Err() == nil // this runs in its own goroutine, maybe late
 				e.mu.Unlock()
-				defer close(done)
+				defer func() {
+					e.mu.Lock()
+					e.leading = false
+					e.mu.Unlock()
+					close(done)
+				}()
 				e.runTerm(ctx, leading)
 				release() // a term that stopped must not hold the lease
 			},
