@@ -14,6 +14,8 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Member is one member of the cluster.
@@ -53,13 +55,27 @@ func Dial(endpoints []string, tls ClientTLS, log *slog.Logger) (*Cluster, error)
 // Close ends the connection.
 func (c *Cluster) Close() error { return c.client.Close() }
 
+// callTimeout bounds each membership request: a member that does not
+// answer (a proposal without quorum, a peer still connecting) is asked
+// again rather than waited for without end.
+const callTimeout = 10 * time.Second
+
 // Members lists the cluster's members.
 func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	resp, err := c.client.MemberList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list etcd members: %w", err)
 	}
 	return members(resp.Members), nil
+}
+
+// unanswered reports whether err is a request of c that timed out while
+// ctx, the caller's, still runs: worth asking again.
+func unanswered(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded ||
+		status.Code(err) == codes.Unavailable)
 }
 
 // MemberStatus is a member as `monokube etcd members` shows it: what the
@@ -120,41 +136,11 @@ type Joining struct {
 // A started member at peerURL is refused: that machine must be removed
 // from the cluster before it joins again.
 func (c *Cluster) AddLearner(ctx context.Context, name, peerURL string, stale time.Duration) (Joining, error) {
-	var blocker uint64
-	var blockedSince time.Time
-	saidUnhealthy := false
+	w := &joinWait{stale: stale, said: map[string]bool{}}
 	for {
-		ms, err := c.Members(ctx)
-		if err != nil {
-			return Joining{}, err
-		}
-		if m, ok := memberAt(ms, peerURL); ok {
-			if m.Name != "" || !m.Learner {
-				return Joining{}, fmt.Errorf("etcd member %s (%x) already serves at %s: remove it from the cluster (kubectl delete node %s on a server) before this machine joins again", m.Name, m.ID, peerURL, m.Name)
-			}
-			c.log.Info("resuming an interrupted join: the learner at this peer URL never started", "member", fmt.Sprintf("%x", m.ID))
-			return Joining{ID: m.ID, InitialCluster: initialCluster(ms, m.ID, name)}, nil
-		}
-		resp, err := c.client.MemberAddAsLearner(ctx, []string{peerURL})
-		if err == nil {
-			c.log.Info("added this server to etcd as a learner", "member", fmt.Sprintf("%x", resp.Member.ID), "peer", peerURL)
-			return Joining{ID: resp.Member.ID, InitialCluster: initialCluster(members(resp.Members), resp.Member.ID, name)}, nil
-		}
-		switch {
-		case errors.Is(err, rpctypes.ErrUnhealthy):
-			// etcd adds a member only once the voters have been connected
-			// a while (5 s): right after another join, or while one is down.
-			if !saidUnhealthy {
-				c.log.Info("waiting for the etcd cluster to be healthy before joining it", "err", err)
-				saidUnhealthy = true
-			}
-		case errors.Is(err, rpctypes.ErrTooManyLearners):
-			blocker, blockedSince, err = c.waitLearner(ctx, ms, blocker, blockedSince, stale)
-			if err != nil {
-				return Joining{}, err
-			}
-		default:
-			return Joining{}, fmt.Errorf("add this server to etcd as a learner: %w", err)
+		j, done, err := c.tryAdd(ctx, name, peerURL, w)
+		if done || err != nil {
+			return j, err
 		}
 		if err := sleep(ctx, c.poll); err != nil {
 			return Joining{}, err
@@ -162,23 +148,87 @@ func (c *Cluster) AddLearner(ctx context.Context, name, peerURL string, stale ti
 	}
 }
 
+// joinWait is what AddLearner has seen and said while it waits.
+type joinWait struct {
+	stale   time.Duration
+	blocker uint64    // the other learner it waits for
+	since   time.Time // since when
+	said    map[string]bool
+}
+
+// once logs msg the first time key comes up.
+func (w *joinWait) once(log *slog.Logger, key, msg string, args ...any) {
+	if !w.said[key] {
+		log.Info(msg, args...)
+		w.said[key] = true
+	}
+}
+
+// tryAdd is one round of AddLearner: done when this server's learner is
+// there, an error when it never will be, neither when it must wait.
+func (c *Cluster) tryAdd(ctx context.Context, name, peerURL string, w *joinWait) (Joining, bool, error) {
+	ms, err := c.Members(ctx)
+	if unanswered(ctx, err) {
+		w.once(c.log, "unanswered", "etcd does not answer yet; asking again", "err", err)
+		return Joining{}, false, nil
+	}
+	if err != nil {
+		return Joining{}, false, err
+	}
+	if m, ok := memberAt(ms, peerURL); ok {
+		if m.Name != "" || !m.Learner {
+			return Joining{}, false, fmt.Errorf("etcd member %s (%x) already serves at %s: remove it from the cluster (kubectl delete node %s on a server) before this machine joins again", m.Name, m.ID, peerURL, m.Name)
+		}
+		c.log.Info("resuming an interrupted join: the learner at this peer URL never started", "member", fmt.Sprintf("%x", m.ID))
+		return Joining{ID: m.ID, InitialCluster: initialCluster(ms, m.ID, name)}, true, nil
+	}
+	if l := firstLearner(ms); l.ID != 0 { // asking etcd now would only be refused
+		return Joining{}, false, c.waitLearner(ctx, l, w)
+	}
+	resp, err := c.addLearner(ctx, peerURL)
+	switch {
+	case err == nil:
+		c.log.Info("added this server to etcd as a learner", "member", fmt.Sprintf("%x", resp.Member.ID), "peer", peerURL)
+		return Joining{ID: resp.Member.ID, InitialCluster: initialCluster(members(resp.Members), resp.Member.ID, name)}, true, nil
+	case unanswered(ctx, err):
+		w.once(c.log, "unanswered", "etcd does not answer yet; asking again", "err", err)
+	case errors.Is(err, rpctypes.ErrUnhealthy):
+		// etcd adds a member only once the voters have been connected a
+		// while (5 s): right after another join, or while one is down.
+		w.once(c.log, "unhealthy", "waiting for the etcd cluster to be healthy before joining it", "err", err)
+	case errors.Is(err, rpctypes.ErrTooManyLearners): // one was added since the list
+	default:
+		return Joining{}, false, fmt.Errorf("add this server to etcd as a learner: %w", err)
+	}
+	return Joining{}, false, nil
+}
+
+func (c *Cluster) addLearner(ctx context.Context, peerURL string) (*clientv3.MemberAddResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return c.client.MemberAddAsLearner(ctx, []string{peerURL})
+}
+
 // waitLearner is AddLearner's wait for another learner: it says so when
-// the learner blocking it changes, and removes one that has blocked it for
-// longer than stale. It returns the blocker and since when it blocks.
-func (c *Cluster) waitLearner(ctx context.Context, ms []Member, blocker uint64, since time.Time, stale time.Duration) (uint64, time.Time, error) {
-	learner := firstLearner(ms)
-	if learner.ID != blocker {
+// the learner it waits for changes, and removes one that has kept it
+// waiting for longer than w.stale.
+func (c *Cluster) waitLearner(ctx context.Context, learner Member, w *joinWait) error {
+	if learner.ID != w.blocker {
 		c.log.Info("another server is joining the cluster; waiting until it is a voter", "learner", learner.Name, "peer", strings.Join(learner.PeerURLs, ","))
-		return learner.ID, time.Now(), nil
+		w.blocker, w.since = learner.ID, time.Now()
+		return nil
 	}
-	if blocker == 0 || time.Since(since) <= stale {
-		return blocker, since, nil
+	if time.Since(w.since) <= w.stale {
+		return nil
 	}
-	c.log.Warn("removing a learner that has not finished its join", "learner", learner.Name, "peer", strings.Join(learner.PeerURLs, ","), "waited", stale)
-	if _, err := c.client.MemberRemove(ctx, blocker); err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
-		return 0, time.Time{}, fmt.Errorf("remove the stale learner %x: %w", blocker, err)
+	c.log.Warn("removing a learner that has not finished its join", "learner", learner.Name, "peer", strings.Join(learner.PeerURLs, ","), "waited", w.stale)
+	rctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if _, err := c.client.MemberRemove(rctx, learner.ID); err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) && !unanswered(ctx, err) {
+		return fmt.Errorf("remove the stale learner %x: %w", learner.ID, err)
 	}
-	return 0, time.Time{}, nil
+	w.blocker = 0
+	return nil
 }
 
 // Promote makes learner id a voter once it has caught up with the leader.
@@ -187,14 +237,16 @@ func (c *Cluster) waitLearner(ctx context.Context, ms []Member, blocker uint64, 
 func (c *Cluster) Promote(ctx context.Context, id uint64, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
-		_, err := c.client.MemberPromote(ctx, id)
+		pctx, cancel := context.WithTimeout(ctx, callTimeout)
+		_, err := c.client.MemberPromote(pctx, id)
+		cancel()
 		switch {
 		case err == nil:
 			c.log.Info("this server's etcd member is a voter", "member", fmt.Sprintf("%x", id))
 			return nil
 		case errors.Is(err, rpctypes.ErrMemberNotLearner):
 			return nil // promoted by an earlier try whose answer was lost
-		case !errors.Is(err, rpctypes.ErrMemberLearnerNotReady) && !errors.Is(err, rpctypes.ErrUnhealthy):
+		case !errors.Is(err, rpctypes.ErrMemberLearnerNotReady) && !errors.Is(err, rpctypes.ErrUnhealthy) && !unanswered(ctx, err):
 			return fmt.Errorf("promote etcd member %x: %w", id, err)
 		case time.Now().After(deadline):
 			return c.abandon(ctx, id, bound)

@@ -163,7 +163,7 @@ func (n *Node) WaitFor(timeout time.Duration, what string, cond func(context.Con
 		last = err
 		select {
 		case <-ctx.Done():
-			n.t.Fatalf("timed out after %s waiting for %s (last error: %v)\n%s", timeout, what, last, n.LogTail(30))
+			n.t.Fatalf("timed out after %s waiting for %s (last error: %v)\n%s", timeout, what, last, n.LogTail(60))
 		case <-n.exited:
 			n.t.Fatalf("server exited while waiting for %s: %v\n%s", what, n.err, n.LogTail(40))
 		case <-tick.C:

@@ -99,6 +99,11 @@ func checkJoinLog(t *testing.T, n *harness.Node) {
 		t.Fatal(err)
 	}
 	log := string(data)
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "etcd-join") || strings.Contains(line, "learner") {
+			t.Logf("%s: %s", filepath.Base(n.Dir), line)
+		}
+	}
 	added, voter, apiserver := strings.Index(log, "added this server to etcd as a learner"),
 		strings.Index(log, "this server's etcd member is a voter"), strings.Index(log, "waiting for kube-apiserver")
 	if added < 0 || voter < added || apiserver < voter {
