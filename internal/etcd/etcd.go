@@ -54,6 +54,9 @@ type Etcd struct {
 	ready chan struct{}
 	done  chan struct{}
 	err   error // Run's result, set before done is closed
+	// closed is closed once etcd's own Close has returned, which may be
+	// after Run (see closeTimeout): tests wait for it.
+	closed chan struct{}
 	// onReady, if set, runs in Run once etcd is ready: tests reach the
 	// server through it.
 	onReady func(*embed.Etcd)
@@ -67,7 +70,7 @@ func New(cfg Config, log *slog.Logger) *Etcd {
 	if cfg.PeerPort == 0 {
 		cfg.PeerPort = PeerPort
 	}
-	return &Etcd{cfg: cfg, log: log, ready: make(chan struct{}), done: make(chan struct{})}
+	return &Etcd{cfg: cfg, log: log, ready: make(chan struct{}), done: make(chan struct{}), closed: make(chan struct{})}
 }
 
 var (
@@ -164,13 +167,12 @@ func (e *Etcd) WaitReady(ctx context.Context) error {
 }
 
 func (e *Etcd) close(srv *embed.Etcd) {
-	closed := make(chan struct{})
 	go func() {
 		srv.Close()
-		close(closed)
+		close(e.closed)
 	}()
 	select {
-	case <-closed:
+	case <-e.closed:
 	case <-time.After(closeTimeout):
 		e.log.Warn("etcd did not close in time; leaving it to process exit", "timeout", closeTimeout)
 	}

@@ -56,10 +56,20 @@ func newTestCluster(t *testing.T, timeout time.Duration) (*testCluster, context.
 	tc.start("a", "")
 	tc.cluster = tc.dial("a")
 	t.Cleanup(func() {
+		for _, m := range tc.members {
+			m.cancel() // all at once: one by one, a member closing last waits for a quorum gone
+		}
 		for name, m := range tc.members {
-			m.cancel()
 			if err := <-m.exited; err != nil {
 				t.Errorf("member %s: %v", name, err)
+			}
+			if m.etcd == nil {
+				continue // never started
+			}
+			select { // Run gives up on a slow close; the leak check must not
+			case <-m.etcd.closed:
+			case <-time.After(time.Minute):
+				t.Errorf("member %s: etcd did not close within a minute", name)
 			}
 		}
 	})
