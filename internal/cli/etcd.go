@@ -45,9 +45,7 @@ func listMembers(c *cli.Context, stdout io.Writer) error {
 	if !fsutil.Exists(creds.EtcdClient.Key()) {
 		return fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", nf.DataDir, creds.EtcdClient.Key())
 	}
-	cluster, err := etcd.Dial([]string{etcd.ClientURL()}, etcd.ClientTLS{
-		CAFile: creds.EtcdCA.Cert(), CertFile: creds.EtcdClient.Cert(), KeyFile: creds.EtcdClient.Key(),
-	}, slog.New(slog.DiscardHandler))
+	cluster, err := etcd.Dial([]string{etcd.ClientURL()}, creds.EtcdClientTLS(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}

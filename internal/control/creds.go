@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -103,4 +104,10 @@ func NewCreds(l datadir.Layout) Creds {
 		AuditPolicy:          l.CredFile("audit-policy.yaml"),
 		AuditLog:             filepath.Join(l.Logs(), "audit.log"),
 	}
+}
+
+// EtcdClientTLS is what a client of the cluster's etcd presents and
+// trusts: the server's etcd client certificate and the etcd CA.
+func (c Creds) EtcdClientTLS() etcd.ClientTLS {
+	return etcd.ClientTLS{CAFile: c.EtcdCA.Cert(), CertFile: c.EtcdClient.Cert(), KeyFile: c.EtcdClient.Key()}
 }

@@ -94,7 +94,7 @@ func memberToJoin(ctx context.Context, cfg *config.Server, l datadir.Layout, c c
 		return nil, nil
 	}
 	log.Info("this server's etcd member was added but not yet seen promoted: promoting it first", "member", fmt.Sprintf("%x", pending.MemberID))
-	cluster, err := etcd.Dial([]string{etcd.ClientURLOn(pending.Host)}, etcdClientTLS(c), log.With("component", "etcd-join"))
+	cluster, err := dialJoined(pending.Host, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func addLearner(ctx context.Context, cfg *config.Server, l datadir.Layout, c con
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := etcd.Dial([]string{etcd.ClientURLOn(host)}, etcdClientTLS(c), log.With("component", "etcd-join"))
+	cluster, err := dialJoined(host, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +137,10 @@ func joinHost(server string) (netip.Addr, error) {
 	return ip, nil
 }
 
-func etcdClientTLS(c control.Creds) etcd.ClientTLS {
-	return etcd.ClientTLS{CAFile: c.EtcdCA.Cert(), CertFile: c.EtcdClient.Cert(), KeyFile: c.EtcdClient.Key()}
+// dialJoined connects to the etcd of the server at host, the one this
+// server joins, with this server's etcd client certificate.
+func dialJoined(host netip.Addr, c control.Creds, log *slog.Logger) (*etcd.Cluster, error) {
+	return etcd.Dial([]string{etcd.ClientURLOn(host)}, c.EtcdClientTLS(), log.With("component", "etcd-join"))
 }
 
 // memberJoin is a joining server's etcd member, added as a learner: the
