@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
+	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
@@ -57,6 +59,10 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 	if err := lock.Take(); err != nil { // the dirs a first start made
 		return err
 	}
+	lb, err := balancer(l, creds, cluster, log)
+	if err != nil {
+		return err
+	}
 	bootstrapped := fsutil.Exists(kubelet.ClientCertFile(l.KubeletRoot()))
 	if bootstrapped {
 		creds.BootstrapKubeconfig = "" // the kubelet has its own certificate
@@ -80,7 +86,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		plan.Undo(log)
 		return err
 	}
-	g := lifecycle.NewGroup(log, components...)
+	g := lifecycle.NewGroup(log, append([]lifecycle.Component{lb}, components...)...)
 	g.OnStartFailure(func() { plan.Undo(log) }) // what Prepare changed on the host
 	g.OnReady(upgrade.RecordVersion(l.VersionFile(), log))
 	g.OnReady(systemd.TakeNotifier().ReadyHook(log))
@@ -118,7 +124,9 @@ func Preflight(cfg *config.Agent, c sysreq.Checks) (sysreq.Node, sysreq.Report) 
 	host, nodeReport := node.Preflight(c)
 	report := append(sysreq.Report{c.RunsAsRoot("agent")}, nodeReport...)
 	report = append(report, sysreq.Writable(cfg.DataDir, "data-dir"), c.DiskFree(cfg.DataDir, "data-dir"))
-	return host, append(report, c.Ports(node.Ports(cfg.NodeIP))...)
+	ports := append(node.Ports(cfg.NodeIP),
+		sysreq.Port{Addr: netip.MustParseAddr("127.0.0.1"), Port: apilb.Port, What: "apiserver load balancer port"})
+	return host, append(report, c.Ports(ports)...)
 }
 
 // nodeConfig combines the agent's flags with the cluster's settings,

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
@@ -94,7 +95,9 @@ func loadJoined(path string) (joined, error) {
 }
 
 // writeJoinFiles writes the server CA, the client CA kubelets trust and the
-// bootstrap kubeconfig holding the token.
+// bootstrap kubeconfig holding the token, which names the node's apiserver
+// load balancer (it carries the kubelet to the joined server, and to the
+// others once it knows them).
 func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join.Token) error {
 	if err := l.EnsureAgent(); err != nil {
 		return err
@@ -106,7 +109,7 @@ func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join
 		return err
 	}
 	kc, err := clientcmd.Write(clientcmdapi.Config{
-		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: d.Server, CertificateAuthorityData: d.CA}},
+		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: apilb.URL(balancerAddr()), CertificateAuthorityData: d.CA}},
 		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"join": {Token: t.Bootstrap()}},
 		Contexts:       map[string]*clientcmdapi.Context{"join": {Cluster: "cluster", AuthInfo: "join"}},
 		CurrentContext: "join",

@@ -117,9 +117,9 @@ func TestCheckConfig(t *testing.T) {
 			name:    "an agent has no control-plane ports",
 			args:    []string{"--agent"},
 			busy:    "6443",
-			want:    []string{"ok    port 10250 (kubelet port)", "ok    iptables"},
+			want:    []string{"ok    port 10250 (kubelet port)", "ok    port 6444 (apiserver load balancer port)", "ok    iptables"},
 			without: []string{"port 6443", "port 2379", "--write-kubeconfig"},
-			summary: "19 ok, 0 warn, 0 fail",
+			summary: "20 ok, 0 warn, 0 fail",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

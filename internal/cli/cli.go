@@ -45,6 +45,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			containerdCommand(),
 			tokenCommand(stdout),
 			etcdCommand(stdout),
+			serversCommand(stdout),
 			installCommand(stderr),
 			uninstallCommand(stderr),
 			killallCommand(stderr),

@@ -25,7 +25,7 @@ func etcdCommand(stdout io.Writer) *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "members",
 			Usage: "list etcd's members: role (voter or learner), health, leader, URLs",
-			Flags: append(serverDirFlags(),
+			Flags: append(dirFlags("server"),
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
 			Action: func(c *cli.Context) error { return listMembers(c, stdout) },
 		}},

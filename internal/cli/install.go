@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/monokube/monokube/internal/agent"
+	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
@@ -218,7 +219,8 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 			if _, err := os.Stat(l.Server()); err == nil {
 				r.Kubeconfig = nf.WriteKubeconfig
 			} else if kc := node.NewAgentCreds(l).KubeletKubeconfig; fsutil.Exists(kc) {
-				r.Leave = func(ctx context.Context) error { return agent.Leave(ctx, kc) }
+				st, _ := apilb.LoadState(agent.ServersFile(l)) // none: only the kubeconfig's server
+				r.Leave = func(ctx context.Context) error { return agent.Leave(ctx, kc, st.Addresses()) }
 			}
 			return install.Uninstall(c.Context, r, log)
 		},

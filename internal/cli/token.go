@@ -25,7 +25,7 @@ func tokenCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:  "create",
 				Usage: "create a join token and print it",
-				Flags: append(serverDirFlags(),
+				Flags: append(dirFlags("server"),
 					&cli.StringFlag{Name: "role", Value: string(join.RoleAgent), Usage: "what the token joins: agent, or server (which also joins agents)"},
 					&cli.DurationFlag{Name: "ttl", Usage: "how long the token works (default 24h for an agent token, 1h for a server token); 0 never expires (agent tokens only)"},
 					&cli.StringFlag{Name: "description", Usage: "what the token is for, shown by token list"}),
@@ -34,28 +34,29 @@ func tokenCommand(stdout io.Writer) *cli.Command {
 			{
 				Name:   "list",
 				Usage:  "list join tokens (ids, not secrets)",
-				Flags:  serverDirFlags(),
+				Flags:  dirFlags("server"),
 				Action: func(c *cli.Context) error { return listTokens(c, stdout) },
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete join tokens; nodes that joined with them keep working",
 				ArgsUsage: "ID...",
-				Flags:     serverDirFlags(),
+				Flags:     dirFlags("server"),
 				Action:    deleteTokens,
 			},
 		},
 	}
 }
 
-// serverDirFlags find a server's data dir for the commands that run
-// beside it (token, etcd): --data-dir, else its config file's.
-func serverDirFlags() []cli.Flag {
+// dirFlags find a node's data dir for the commands that run beside it
+// (token and etcd on a server, servers on an agent): --data-dir, else its
+// config file's. role names the node in the help.
+func dirFlags(role string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "config", Value: config.DefaultConfigFile, EnvVars: env("config"),
-			Usage: "the server's config file, for its data-dir"},
+			Usage: "the " + role + "'s config file, for its data-dir"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: env("data-dir"),
-			Usage: "the server's data dir (default: from the config file, else " + config.DefaultDataDir + ")"},
+			Usage: "the " + role + "'s data dir (default: from the config file, else " + config.DefaultDataDir + ")"},
 	}
 }
 

@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,11 +41,17 @@ type Cluster struct {
 type ClientTLS struct{ CAFile, CertFile, KeyFile string }
 
 // Dial connects to the members at endpoints (client URLs).
-func Dial(endpoints []string, tls ClientTLS, log *slog.Logger) (*Cluster, error) {
-	tlsCfg, err := transport.TLSInfo{CertFile: tls.CertFile, KeyFile: tls.KeyFile, TrustedCAFile: tls.CAFile}.ClientConfig()
+func Dial(endpoints []string, files ClientTLS, log *slog.Logger) (*Cluster, error) {
+	tlsCfg, err := transport.TLSInfo{CertFile: files.CertFile, KeyFile: files.KeyFile, TrustedCAFile: files.CAFile}.ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("etcd client certificate: %w", err)
 	}
+	return DialTLS(endpoints, tlsCfg, log)
+}
+
+// DialTLS is Dial with a client TLS config made in memory (a joining
+// server's, before it has written its certificates).
+func DialTLS(endpoints []string, tlsCfg *tls.Config, log *slog.Logger) (*Cluster, error) {
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: tlsCfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ", "), err)
@@ -175,10 +182,10 @@ func (c *Cluster) tryAdd(ctx context.Context, name, peerURL string, w *joinWait)
 	if err != nil {
 		return Joining{}, false, err
 	}
+	if err := CheckJoin(ms, name, peerURL); err != nil {
+		return Joining{}, false, err
+	}
 	if m, ok := memberAt(ms, peerURL); ok {
-		if m.Name != "" || !m.Learner {
-			return Joining{}, false, fmt.Errorf("etcd member %s (%x) already serves at %s: remove it from the cluster (kubectl delete node %s on a server) before this machine joins again", m.Name, m.ID, peerURL, m.Name)
-		}
 		c.log.Info("resuming an interrupted join: the learner at this peer URL never started", "member", fmt.Sprintf("%x", m.ID))
 		return Joining{ID: m.ID, InitialCluster: initialCluster(ms, m.ID, name)}, true, nil
 	}

@@ -260,6 +260,10 @@ func TestAddLearnerStaleAndResume(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already serves at "+tc.peerURL("a")) {
 		t.Errorf("AddLearner at a started member's peer URL = %v, want a refusal", err)
 	}
+	_, err = tc.cluster.AddLearner(ctx, "a", tc.peerURL("x"), time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "already has this server's name") {
+		t.Errorf("AddLearner with a started member's name = %v, want a refusal", err)
+	}
 }
 
 // A learner that never catches up is removed by Promote, which says why.

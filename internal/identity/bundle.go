@@ -2,12 +2,15 @@ package identity
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
@@ -144,4 +147,26 @@ func orNone(s []string) string {
 		return "none"
 	}
 	return strings.Join(s, ", ")
+}
+
+// EtcdClientTLS is a client TLS config for the cluster's etcd made from b
+// alone, in memory: a client certificate signed by b's etcd CA and never
+// written. A joining server asks etcd about its members with it before it
+// writes anything.
+func (b Bundle) EtcdClientTLS(l datadir.Layout, now time.Time) (*tls.Config, error) {
+	f := control.NewCreds(l).EtcdCA
+	ca, err := pki.Parse(b.Files[rel(l, f.Cert())], b.Files[rel(l, f.Key())], f)
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's etcd CA: %w", err)
+	}
+	leaf, err := ca.Sign(pki.Spec{CommonName: "monokube-join-check", Usages: pki.ClientUsage}, now)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}},
+		RootCAs:      roots, MinVersion: tls.VersionTLS12,
+	}, nil
 }

@@ -62,10 +62,47 @@ func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log
 	if err != nil {
 		return err
 	}
+	if err := checkMembership(ctx, cfg, l, b, log); err != nil {
+		return err
+	}
 	if err := b.Write(l); err != nil {
 		return err
 	}
 	log.Info("took the cluster's identity", "server", cfg.Join.Server)
+	return nil
+}
+
+// checkMembership asks the joined server's etcd, with a client
+// certificate made in memory from the cluster's etcd CA, whether this
+// server may join it: its name and peer URL clash with no member
+// (etcd.CheckJoin), and it reaches the members' peer ports
+// (etcd.ReachPeers). Nothing is written yet.
+func checkMembership(ctx context.Context, cfg *config.Server, l datadir.Layout, b identity.Bundle, log *slog.Logger) error {
+	host, err := joinHost(cfg.Join.Server)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := b.EtcdClientTLS(l, time.Now())
+	if err != nil {
+		return err
+	}
+	cluster, err := etcd.DialTLS([]string{etcd.ClientURLOn(host)}, tlsCfg, log.With("component", "etcd-join"))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	ms, err := cluster.Members(ctx)
+	if err != nil {
+		return fmt.Errorf("ask the etcd of %s about its members (its port %d must be reachable from here): %w", host, etcd.ClientPort, err)
+	}
+	self := etcd.PeerURL(cfg.NodeIP)
+	warn, refuse := etcd.ReachPeers(ctx, ms, self)
+	if err := errors.Join(etcd.CheckJoin(ms, cfg.NodeName, self), refuse); err != nil {
+		return fmt.Errorf("this server cannot join the cluster at %s: %w", cfg.Join.Server, err)
+	}
+	if warn != nil {
+		log.Warn("joining while some etcd members are out of reach", "err", warn)
+	}
 	return nil
 }
 

@@ -111,6 +111,16 @@ func (n *Node) Stop(timeout time.Duration) (int, time.Duration) {
 // Exited reports whether the server process has ended (e.g. crashed).
 func (n *Node) Exited() <-chan struct{} { return n.exited }
 
+// Kill kills the node's whole process group (monokube, its containerd) at
+// once with SIGKILL, as a crash or a power cut would, and waits for it.
+func (n *Node) Kill() {
+	n.t.Helper()
+	if n.proc == nil {
+		n.t.Fatal("server not running")
+	}
+	n.kill()
+}
+
 // kill stops the whole process group at once; used in cleanup.
 func (n *Node) kill() {
 	if n.proc == nil {

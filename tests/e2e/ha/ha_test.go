@@ -36,6 +36,11 @@ func TestServerJoins(t *testing.T) {
 		t.Fatalf("token create --role server: exit %d: %s", r.Code, r.Stderr)
 	}
 	token := strings.TrimSpace(r.Stdout)
+	// An agent joins while the cluster has one server: it must learn the
+	// others by itself.
+	agent := harness.NewNode(t, network, 10)
+	agent.StageImages(nil)
+	agent.StartAgent(s1, s1.JoinToken(), "agent-1")
 
 	t.Run("an agent token and other settings are refused before anything is written", func(t *testing.T) {
 		checkRefusals(t, s1, network, token)
@@ -56,8 +61,8 @@ func TestServerJoins(t *testing.T) {
 		t.Logf("%s to /readyz: %s (both started together)", name, time.Since(start))
 	}
 	s2 := servers["server-2"]
-	s2.WaitNodesReady(s2, 3)
-	t.Logf("the joining servers to all three nodes Ready: %s", time.Since(start))
+	s2.WaitNodesReady(s2, 4)
+	t.Logf("the joining servers to all four nodes Ready: %s", time.Since(start))
 
 	t.Run("the three servers are voters of one etcd", func(t *testing.T) { checkMembers(t, s2, "server-1", "server-2", "server-3") })
 	t.Run("a joiner's apiserver starts once its member votes", func(t *testing.T) {
@@ -89,6 +94,75 @@ func TestServerJoins(t *testing.T) {
 		s2.WaitReadyz(2 * time.Minute)
 		checkMembers(t, s2, "server-1", "server-2", "server-3")
 	})
+	t.Run("the agent learns the servers that joined after it", func(t *testing.T) {
+		took := agent.WaitFor(time.Minute, "the agent knows three servers", func(context.Context) (bool, error) {
+			return len(healthyServers(agent)) == 3, nil
+		})
+		t.Logf("the agent knew all three servers %s after the check began", took)
+	})
+	t.Run("the agent keeps its API when the server it uses is killed", func(t *testing.T) {
+		checkAgentFailover(t, agent, servers)
+	})
+}
+
+// serversState is what `monokube servers -o json` prints.
+type serversState struct {
+	Current string `json:"current"`
+	Servers []struct {
+		Address string `json:"address"`
+		Healthy bool   `json:"healthy"`
+	} `json:"servers"`
+}
+
+func agentServers(n *harness.Node) serversState {
+	var st serversState
+	r := n.Exec(time.Minute, harness.Options{}, "servers", "--data-dir", n.DataDir, "-o", "json")
+	_ = json.Unmarshal([]byte(r.Stdout), &st)
+	return st
+}
+
+// healthyServers lists the servers n's load balancer counts as healthy.
+func healthyServers(n *harness.Node) []string {
+	var out []string
+	for _, s := range agentServers(n).Servers {
+		if s.Healthy {
+			out = append(out, s.Address)
+		}
+	}
+	return out
+}
+
+// checkAgentFailover: with the server the agent's connections go to
+// killed (kill -9 of its whole process group), they move to another server
+// within 15 s, and a pod made through another server then runs on the
+// agent (its kubelet watches through the balancer).
+func checkAgentFailover(t *testing.T, agent *harness.Node, servers map[string]*harness.Node) {
+	var was string
+	agent.WaitFor(time.Minute, "the agent's connections on a server", func(context.Context) (bool, error) {
+		was = agentServers(agent).Current
+		return was != "", nil
+	})
+	var victim, other *harness.Node
+	for _, s := range servers {
+		if s.NS.IP+":6443" == was {
+			victim = s
+		} else {
+			other = s
+		}
+	}
+	if victim == nil {
+		t.Fatalf("the agent's connections go to %s, not a server's address", was)
+	}
+	killed := time.Now()
+	victim.Kill()
+	took := agent.WaitFor(15*time.Second, "the agent's connections on another server", func(context.Context) (bool, error) {
+		cur := agentServers(agent).Current
+		return cur != "" && cur != was, nil
+	})
+	t.Logf("agent failover: connections on %s %s after kill -9 of %s", agentServers(agent).Current, took, was)
+	other.Kubectl("apply", "-f", other.PinnedEcho("on-agent", "agent-1"))
+	other.WaitRunning(2*time.Minute, "app=on-agent", 1)
+	t.Logf("a pod pinned to the agent ran %s after the kill", time.Since(killed))
 }
 
 // checkJoinLog: n's log shows its learner added, then promoted, then its
@@ -155,22 +229,24 @@ func leaseHolder(t *testing.T, n *harness.Node, name string) string {
 	return *l.Spec.HolderIdentity
 }
 
-// checkRefusals: a server joining with an agent token, or with a cluster
-// CIDR other than the cluster's, fails with what to do and takes no
-// identity.
+// checkRefusals: a server joining with an agent token, with a cluster
+// CIDR other than the cluster's or with a member's name fails with what to
+// do and takes no identity.
 func checkRefusals(t *testing.T, s1 *harness.Node, network *harness.Network, serverToken string) {
 	for i, tc := range []struct {
 		name  string
 		args  []string
 		wants []string
 	}{
-		{"agent token", []string{"--token", s1.JoinToken()}, []string{"is an agent token", "token create --role server"}},
-		{"other cluster CIDR", []string{"--token", serverToken, "--cluster-cidr", "10.52.0.0/16"},
+		{"agent token", []string{"--token", s1.JoinToken(), "--node-name", "refused"}, []string{"is an agent token", "token create --role server"}},
+		{"other cluster CIDR", []string{"--token", serverToken, "--node-name", "refused", "--cluster-cidr", "10.52.0.0/16"},
 			[]string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16"}},
+		{"a member's name", []string{"--token", serverToken, "--node-name", "server-1"},
+			[]string{"etcd member server-1", "already has this server's name: give this server another --node-name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := harness.NewNode(t, network, 20+i)
-			args := append([]string{"server", "--server", s1.ServerURL(), "--node-name", "refused", "--data-dir", n.DataDir,
+			args := append([]string{"server", "--server", s1.ServerURL(), "--data-dir", n.DataDir,
 				"--run-dir", n.RunDir, "--node-ip", n.NS.IP, "--disable-agent"}, tc.args...)
 			r := n.Exec(2*time.Minute, harness.Options{}, args...)
 			for _, want := range tc.wants {

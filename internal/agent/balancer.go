@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/monokube/monokube/internal/apilb"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/node"
+)
+
+// balancerAddr is where an agent's clients reach the apiservers.
+func balancerAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(apilb.Port)) }
+
+// ServersFile is where an agent keeps the apiservers it knows (apilb.State).
+func ServersFile(l datadir.Layout) string { return l.AgentFile("apiservers.json") }
+
+// balancer returns the node's apiserver load balancer, after pointing the
+// node's kubeconfigs at it: a node joined before it had one (or before
+// the cluster had a second server) moves to it at this start.
+func balancer(l datadir.Layout, creds node.Creds, j joined, log *slog.Logger) (*apilb.LB, error) {
+	u, err := url.Parse(j.Server)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("the joined server %q in %s is not a URL (remove the file to join again)", j.Server, clusterFile(l))
+	}
+	joinedAddr := u.Host
+	if u.Port() == "" {
+		joinedAddr = net.JoinHostPort(u.Hostname(), "443")
+	}
+	ca, err := os.ReadFile(l.AgentTLSFile("server-ca.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's server CA (join again to restore it): %w", err)
+	}
+	for _, kc := range []string{creds.BootstrapKubeconfig, creds.KubeletKubeconfig} {
+		if err := pointAt(kc, apilb.URL(balancerAddr()), log); err != nil {
+			return nil, err
+		}
+	}
+	return apilb.New(apilb.Config{
+		Listen: balancerAddr(), Joined: joinedAddr, StateFile: ServersFile(l),
+		ServerCA: ca, Kubeconfig: creds.KubeletKubeconfig,
+	}, log.With("component", "apiserver-lb")), nil
+}
+
+// pointAt sets every cluster's server in the kubeconfig at path to url; a
+// missing file (not written yet, or removed after the bootstrap) is left
+// alone.
+func pointAt(path, url string, log *slog.Logger) error {
+	if path == "" || !fsutil.Exists(path) {
+		return nil
+	}
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s (join again to replace it): %w", path, err)
+	}
+	changed := false
+	for _, c := range kc.Clusters {
+		if c.Server != url {
+			log.Info("pointing the node's kubeconfig at its apiserver load balancer", "file", path, "was", c.Server, "now", url)
+			c.Server, changed = url, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		return fmt.Errorf("render %s: %w", path, err)
+	}
+	return fsutil.WriteFile(path, data, 0o600)
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/monokube/monokube/internal/agent"
+	"github.com/monokube/monokube/internal/apilb"
+	"github.com/monokube/monokube/internal/datadir"
+)
+
+// serversCommand shows what an agent's apiserver load balancer knows.
+func serversCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "servers",
+		Usage: "list the apiservers this agent knows, their health and the one its connections go to (run on an agent)",
+		Flags: append(dirFlags("agent"),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
+		Action: func(c *cli.Context) error { return listServers(c, stdout) },
+	}
+}
+
+func listServers(c *cli.Context, stdout io.Writer) error {
+	out := c.String("output")
+	if out != "table" && out != "json" {
+		return fmt.Errorf("--output %q: want table or json", out)
+	}
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return err
+	}
+	st, err := apilb.LoadState(agent.ServersFile(datadir.Layout{Data: nf.DataDir}))
+	if err != nil {
+		return err
+	}
+	if out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return serversTable(stdout, st)
+}
+
+func serversTable(w io.Writer, st apilb.State) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "the node's clients use %s; as of %s:\n", apilb.URL(st.Listen), st.Updated.Local().Format(time.DateTime))
+	fmt.Fprintln(tw, "SERVER\tHEALTH\tCURRENT\tCONNECTIONS\tJOINED")
+	for _, s := range st.Servers {
+		health, current, joined := "healthy", "", ""
+		if !s.Healthy {
+			health = "down: " + s.LastError
+		}
+		if s.Address == st.Current {
+			current = "*"
+		}
+		if s.Joined {
+			joined = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", s.Address, health, current, s.Connections, joined)
+	}
+	return tw.Flush()
+}
