@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -19,6 +20,10 @@ import (
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := newApp(stdout, stderr).RunContext(ctx, multicall(args)); err != nil {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			return coded.ExitCode() // a code the systemd unit acts on
+		}
 		return 1
 	}
 	return 0

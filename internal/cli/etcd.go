@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,8 +29,45 @@ func etcdCommand(stdout io.Writer) *cli.Command {
 			Flags: append(dirFlags("server"),
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
 			Action: func(c *cli.Context) error { return listMembers(c, stdout) },
+		}, {
+			Name:      "remove",
+			Usage:     "remove a server's etcd member, after checking that the others keep a quorum (leadership moves first)",
+			ArgsUsage: "NAME",
+			Flags:     dirFlags("server"),
+			Action:    func(c *cli.Context) error { return removeMember(c, stdout) },
 		}},
 	}
+}
+
+// localEtcd is a client of this server's own etcd member.
+func localEtcd(c *cli.Context) (*etcd.Cluster, error) {
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return nil, err
+	}
+	creds := control.NewCreds(datadir.Layout{Data: nf.DataDir})
+	if !fsutil.Exists(creds.EtcdClient.Key()) {
+		return nil, fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", nf.DataDir, creds.EtcdClient.Key())
+	}
+	return etcd.Dial([]string{etcd.ClientURL()}, creds.EtcdClientTLS(), slog.New(slog.DiscardHandler))
+}
+
+func removeMember(c *cli.Context, stdout io.Writer) error {
+	if c.NArg() != 1 {
+		return errors.New("give the name of the member to remove (`monokube etcd members` lists them)")
+	}
+	cluster, err := localEtcd(c)
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+	m, err := cluster.Remove(c.Context, c.Args().First())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "removed etcd member %s (%x). Its server stops, moves its etcd data aside and exits; "+
+		"to join that machine again, create a server token here (`monokube token create --role server`) and start it with --server and --token-file.\n", m.Name, m.ID)
+	return err
 }
 
 func listMembers(c *cli.Context, stdout io.Writer) error {
@@ -37,15 +75,7 @@ func listMembers(c *cli.Context, stdout io.Writer) error {
 	if out != "table" && out != "json" {
 		return fmt.Errorf("--output %q: want table or json", out)
 	}
-	nf, err := nodeFiles(c, "")
-	if err != nil {
-		return err
-	}
-	creds := control.NewCreds(datadir.Layout{Data: nf.DataDir})
-	if !fsutil.Exists(creds.EtcdClient.Key()) {
-		return fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", nf.DataDir, creds.EtcdClient.Key())
-	}
-	cluster, err := etcd.Dial([]string{etcd.ClientURL()}, creds.EtcdClientTLS(), slog.New(slog.DiscardHandler))
+	cluster, err := localEtcd(c)
 	if err != nil {
 		return err
 	}

@@ -104,27 +104,30 @@ func (e *Etcd) run(ctx context.Context) error {
 	defer e.close(srv)
 	// As etcd's own main does (server/etcdmain/etcd.go, v3.7.3), wait for
 	// ready or stop: a server that stops while joining is never ready.
-	if err := await(ctx, srv, srv.Server.ReadyNotify()); err != nil || ctx.Err() != nil {
+	if err := await(ctx, srv, e.cfg, srv.Server.ReadyNotify()); err != nil || ctx.Err() != nil {
 		return err
 	}
 	close(e.ready)
 	if e.onReady != nil {
 		e.onReady(srv)
 	}
-	return await(ctx, srv, nil)
+	return await(ctx, srv, e.cfg, nil)
 }
 
 // await blocks until until is closed (nil: never) or ctx ends, returning
 // nil, or until etcd fails, returning why.
-func await(ctx context.Context, srv *embed.Etcd, until <-chan struct{}) error {
+func await(ctx context.Context, srv *embed.Etcd, c Config, until <-chan struct{}) error {
 	select {
 	case <-until:
 		return nil
 	case <-ctx.Done():
 		return nil
 	case <-srv.Server.StopNotify():
-		return stopped(srv)
+		return stopped(srv, c)
 	case err := <-srv.Err():
+		if removed(srv, c) { // a listener that stopped with the server
+			return ErrRemoved
+		}
 		return served(err)
 	}
 }
@@ -132,7 +135,10 @@ func await(ctx context.Context, srv *embed.Etcd, until <-chan struct{}) error {
 // stopped explains a server that stopped without being closed. etcd logs
 // the cause itself ("server error", at warn) and does not return it; only a
 // listener's failure, if one came with the stop, is on Err.
-func stopped(srv *embed.Etcd) error {
+func stopped(srv *embed.Etcd, c Config) error {
+	if removed(srv, c) {
+		return ErrRemoved
+	}
 	select {
 	case err := <-srv.Err():
 		if err != nil {

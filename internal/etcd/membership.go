@@ -32,6 +32,7 @@ type Member struct {
 // of it (the etcd client certificate).
 type Cluster struct {
 	client *clientv3.Client
+	tls    *tls.Config // for a client of one member (the leader)
 	log    *slog.Logger
 	// poll is how often AddLearner and Promote ask again.
 	poll time.Duration
@@ -56,7 +57,7 @@ func DialTLS(endpoints []string, tlsCfg *tls.Config, log *slog.Logger) (*Cluster
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd at %s: %w", strings.Join(endpoints, ", "), err)
 	}
-	return &Cluster{client: c, log: log, poll: time.Second}, nil
+	return &Cluster{client: c, tls: tlsCfg, log: log, poll: time.Second}, nil
 }
 
 // Close ends the connection.
@@ -67,11 +68,17 @@ func (c *Cluster) Close() error { return c.client.Close() }
 // again rather than waited for without end.
 const callTimeout = 10 * time.Second
 
-// Members lists the cluster's members.
+// Members lists the cluster's members, as the cluster agrees on them.
 func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
+	return c.memberList(ctx)
+}
+
+// memberList lists the members; with opts clientv3.WithSerializable(), as
+// the member asked knows them, which works without a quorum too.
+func (c *Cluster) memberList(ctx context.Context, opts ...clientv3.OpOption) ([]Member, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	resp, err := c.client.MemberList(ctx)
+	resp, err := c.client.MemberList(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("list etcd members: %w", err)
 	}
@@ -100,9 +107,10 @@ type MemberStatus struct {
 const statusTimeout = 3 * time.Second
 
 // Status lists the members with each one's own answer: the leader, and
-// which are unreachable.
+// which are unreachable. It lists them as the member asked knows them, so
+// that a cluster that lost its quorum shows which members are down.
 func (c *Cluster) Status(ctx context.Context) ([]MemberStatus, error) {
-	ms, err := c.Members(ctx)
+	ms, err := c.memberList(ctx, clientv3.WithSerializable()) // a cluster without quorum shows too
 	if err != nil {
 		return nil, err
 	}

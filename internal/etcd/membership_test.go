@@ -111,6 +111,17 @@ func (tc *testCluster) start(name, initialCluster string) {
 	waitReady(tc.t, e)
 }
 
+// stop stops member name and waits for it.
+func (tc *testCluster) stop(name string) {
+	tc.t.Helper()
+	m := tc.members[name]
+	m.cancel()
+	if err := <-m.exited; err != nil {
+		tc.t.Fatalf("member %s: %v", name, err)
+	}
+	m.exited = closedErr()
+}
+
 // pending reserves name's ports and data dir before it is added.
 func (tc *testCluster) pending(name string) {
 	tc.members[name] = &member{cfg: tc.config(name), cancel: func() {}, exited: closedErr()}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	certutil "k8s.io/client-go/util/cert"
 
@@ -21,7 +23,14 @@ const (
 	keyClusterDNS    = "cluster-dns"
 	keyClusterDomain = "cluster-domain"
 	keyClientCA      = "client-ca.crt"
+	// Server-wide choices, published for joining servers to compare (a
+	// server from before they were published has none).
+	keyFlannelBackend = "flannel-backend"
+	keyDisable        = "disable"
 )
+
+// noneDisabled is the encoded Disabled of a cluster that disables no addon.
+const noneDisabled = "none"
 
 // ClusterSettings are what a joining node learns of the cluster besides
 // the server's address and CA: a server publishes them (Encode, in the
@@ -33,6 +42,12 @@ type ClusterSettings struct {
 	ClusterDNS    netip.Addr
 	ClusterDomain string
 	ClientCA      []byte // PEM of the CA of client certificates, which kubelets trust
+	// FlannelBackend and Disabled (sorted; empty, not nil, for none) are
+	// the servers' pod network and left-out addons: every server must
+	// agree, or they undo each other. Zero when the publisher predates
+	// them.
+	FlannelBackend string
+	Disabled       []string
 }
 
 var (
@@ -45,17 +60,37 @@ func (id *Identity) Settings(cfg *config.Server) ClusterSettings {
 	return ClusterSettings{
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		ClientCA: id.ClientCAPEM(),
+		ClientCA:       id.ClientCAPEM(),
+		FlannelBackend: cfg.FlannelBackend, Disabled: DisabledOf(cfg),
 	}
+}
+
+// DisabledOf is cfg's --disable in the form ClusterSettings holds.
+func DisabledOf(cfg *config.Server) []string {
+	return slices.Sorted(slices.Values(append([]string{}, cfg.Disable...)))
 }
 
 // Encode is s as string data, the form DecodeClusterSettings reads.
 func (s ClusterSettings) Encode() map[string]string {
-	return map[string]string{
+	out := map[string]string{
 		keyClusterCIDR: s.ClusterCIDR.String(), keyServiceCIDR: s.ServiceCIDR.String(),
 		keyClusterDNS: s.ClusterDNS.String(), keyClusterDomain: s.ClusterDomain,
 		keyClientCA: string(s.ClientCA),
 	}
+	if s.FlannelBackend != "" {
+		out[keyFlannelBackend] = s.FlannelBackend
+	}
+	if s.Disabled != nil {
+		out[keyDisable] = disabledString(s.Disabled)
+	}
+	return out
+}
+
+func disabledString(d []string) string {
+	if len(d) == 0 {
+		return noneDisabled
+	}
+	return strings.Join(d, ",")
 }
 
 // DecodeClusterSettings reads settings that Encode wrote, checking every
@@ -83,6 +118,13 @@ func DecodeClusterSettings(data map[string]string) (ClusterSettings, error) {
 	if err := errors.Join(errs...); err != nil {
 		return ClusterSettings{}, err
 	}
+	s.FlannelBackend = data[keyFlannelBackend] // optional: see ClusterSettings
+	if v, ok := data[keyDisable]; ok {
+		s.Disabled = []string{}
+		if v != noneDisabled {
+			s.Disabled = strings.Split(v, ",")
+		}
+	}
 	return s, nil
 }
 
@@ -106,7 +148,9 @@ func (s *ClusterSettings) UnmarshalJSON(b []byte) error {
 // Mismatches are the settings in which s, a joining server's own, differs
 // from cluster, the cluster's: each names the flag, this server's value
 // and the cluster's, so that one refusal lists every change to make. The
-// client CA is not compared: the joining server takes the cluster's.
+// client CA is not compared: the joining server takes the cluster's; the
+// flannel backend and the disabled addons are, where the cluster
+// publishes them.
 func (s ClusterSettings) Mismatches(cluster ClusterSettings) []string {
 	var out []string
 	for _, f := range []struct{ key, mine, theirs string }{
@@ -118,6 +162,12 @@ func (s ClusterSettings) Mismatches(cluster ClusterSettings) []string {
 		if f.mine != f.theirs {
 			out = append(out, fmt.Sprintf("--%s: this server %s, the cluster %s", f.key, f.mine, f.theirs))
 		}
+	}
+	if cluster.FlannelBackend != "" && s.FlannelBackend != cluster.FlannelBackend {
+		out = append(out, fmt.Sprintf("--%s: this server %s, the cluster %s", keyFlannelBackend, s.FlannelBackend, cluster.FlannelBackend))
+	}
+	if cluster.Disabled != nil && !slices.Equal(s.Disabled, cluster.Disabled) {
+		out = append(out, fmt.Sprintf("--%s: this server %s, the cluster %s", keyDisable, disabledString(s.Disabled), disabledString(cluster.Disabled)))
 	}
 	return out
 }

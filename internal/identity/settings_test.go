@@ -56,6 +56,13 @@ func TestSettingsRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil || !reflect.DeepEqual(back, s) {
 		t.Errorf("JSON round trip = %+v, %v; want %+v", back, err, s)
 	}
+	for _, d := range [][]string{{}, {"local-storage", "metrics-server"}} {
+		withChoices := s
+		withChoices.FlannelBackend, withChoices.Disabled = "vxlan", d
+		if got, err := DecodeClusterSettings(withChoices.Encode()); err != nil || !reflect.DeepEqual(got, withChoices) {
+			t.Errorf("with backend and disabled %v: Decode(Encode(s)) = %+v, %v", d, got, err)
+		}
+	}
 	extra := s.Encode()
 	extra["from-a-newer-server"] = "x"
 	if got, err := DecodeClusterSettings(extra); err != nil || !reflect.DeepEqual(got, s) {
@@ -124,8 +131,14 @@ func TestMismatches(t *testing.T) {
 	if m := mine.Mismatches(cluster); len(m) != 0 {
 		t.Errorf("equal settings (but the client CA) mismatch: %v", m)
 	}
+	mine.FlannelBackend, mine.Disabled = "none", []string{"metrics-server"}
+	if m := mine.Mismatches(cluster); len(m) != 0 {
+		t.Errorf("a cluster that publishes no backend or addons: mismatches %v", m)
+	}
+	cluster.FlannelBackend, cluster.Disabled = "vxlan", []string{}
 	mine.ClusterCIDR, mine.ClusterDomain = netip.MustParsePrefix("10.52.0.0/16"), "lab.local"
-	want := []string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16", "--cluster-domain: this server lab.local, the cluster cluster.local"}
+	want := []string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16", "--cluster-domain: this server lab.local, the cluster cluster.local",
+		"--flannel-backend: this server none, the cluster vxlan", "--disable: this server metrics-server, the cluster none"}
 	if got := mine.Mismatches(cluster); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("Mismatches = %q, want %q", got, want)
 	}

@@ -50,7 +50,8 @@ func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log
 	if err != nil {
 		return err
 	}
-	mine := identity.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain}
+	mine := identity.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
+		FlannelBackend: cfg.FlannelBackend, Disabled: identity.DisabledOf(cfg)}
 	if m := mine.Mismatches(d.Settings); len(m) > 0 {
 		return fmt.Errorf("this server's settings differ from the cluster's at %s (%s): give the cluster's values, or leave them out where the cluster has the defaults", cfg.Join.Server, strings.Join(m, "; "))
 	}

@@ -73,6 +73,10 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		return nil, err
 	}
 	components = append(components, deployers...)
+	components = append(components, memberRemoval{client: superClient, log: log.With("component", "etcd-member-removal"),
+		dial: func() (*etcd.Cluster, error) {
+			return etcd.Dial([]string{etcd.ClientURL()}, c.EtcdClientTLS(), log.With("component", "etcd-member-removal"))
+		}})
 	if cfg.DisableAgent {
 		self, err := os.Executable()
 		if err != nil {

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
@@ -48,7 +50,11 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		}
 		log.Debug("start phase done", "phase", p.name)
 	}
-	return s.group.Run(ctx)
+	err := s.group.Run(ctx)
+	if errors.Is(err, etcd.ErrRemoved) {
+		return retire(s.layout, log)
+	}
+	return err
 }
 
 // start is one server start; each phase fills in what the next reads.
@@ -86,11 +92,17 @@ func (s *start) preflight() error {
 }
 
 func (s *start) identity() error {
+	if err := checkRemoved(s.layout, joining(s.cfg, s.layout)); err != nil {
+		return err
+	}
 	if joining(s.cfg, s.layout) {
 		if err := s.layout.EnsureServer(); err != nil {
 			return err
 		}
 		if err := takeIdentity(s.ctx, s.cfg, s.layout, s.log); err != nil {
+			return err
+		}
+		if err := clearRemoved(s.layout); err != nil {
 			return err
 		}
 	} else if s.cfg.Join.Server != "" {

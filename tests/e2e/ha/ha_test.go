@@ -103,6 +103,85 @@ func TestServerJoins(t *testing.T) {
 	t.Run("the agent keeps its API when the server it uses is killed", func(t *testing.T) {
 		checkAgentFailover(t, agent, servers)
 	})
+	// A server is lost for good at this point (the kill above): deleting
+	// its node removes its member; then a live server is removed.
+	t.Run("deleting a lost server's node removes its etcd member", func(t *testing.T) { checkNodeDeletion(t, servers) })
+	t.Run("a removed server exits, keeps its data aside and does not start alone", func(t *testing.T) {
+		checkRemoval(t, servers)
+	})
+}
+
+// running lists the servers whose process runs, by name.
+func running(servers map[string]*harness.Node) map[string]*harness.Node {
+	out := map[string]*harness.Node{}
+	for name, s := range servers {
+		select {
+		case <-s.Exited():
+		default:
+			out[name] = s
+		}
+	}
+	return out
+}
+
+// checkNodeDeletion: `kubectl delete node` of the killed server removes
+// its etcd member (the two others keep a quorum).
+func checkNodeDeletion(t *testing.T, servers map[string]*harness.Node) {
+	live := running(servers)
+	var dead string
+	for name := range servers {
+		if live[name] == nil {
+			dead = name
+		}
+	}
+	if len(live) != 2 || dead == "" {
+		t.Fatalf("%d servers run; want two, the third killed", len(live))
+	}
+	var names []string
+	var via *harness.Node
+	for name, s := range live {
+		names, via = append(names, name), s
+	}
+	via.Kubectl("delete", "node", dead)
+	checkMembers(t, via, names...)
+}
+
+// checkRemoval: `monokube etcd remove` of a live server makes it exit
+// with code 78 (systemd does not restart it), its etcd data moved aside,
+// and a start without a join is refused with how to join again.
+func checkRemoval(t *testing.T, servers map[string]*harness.Node) {
+	live := running(servers)
+	var stay, gone *harness.Node
+	var stayName, goneName string
+	for name, s := range live {
+		if stay == nil {
+			stay, stayName = s, name
+		} else {
+			gone, goneName = s, name
+		}
+	}
+	r := stay.Exec(time.Minute, harness.Options{}, "etcd", "remove", goneName, "--data-dir", stay.DataDir)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "removed etcd member "+goneName) {
+		t.Fatalf("etcd remove %s: exit %d\n%s%s", goneName, r.Code, r.Stdout, r.Stderr)
+	}
+	select {
+	case <-gone.Exited():
+	case <-time.After(time.Minute):
+		t.Fatalf("%s still runs a minute after its removal\n%s", goneName, gone.LogTail(30))
+	}
+	if code, _ := gone.Stop(5 * time.Second); code != 78 {
+		t.Errorf("%s exited with %d after its removal, want 78\n%s", goneName, code, gone.LogTail(30))
+	}
+	aside, _ := filepath.Glob(filepath.Join(gone.DataDir, "server", "db", "etcd-removed-*", "member"))
+	if _, err := os.Stat(filepath.Join(gone.DataDir, "server", "db", "etcd")); err == nil || len(aside) != 1 {
+		t.Errorf("after the removal: etcd data still in place, or not moved aside (%v)", aside)
+	}
+	again := gone.Exec(time.Minute, harness.Options{}, "server", "--node-name", goneName, "--data-dir", gone.DataDir,
+		"--run-dir", gone.RunDir, "--node-ip", gone.NS.IP, "--disable-agent")
+	if again.Code != 78 || !strings.Contains(again.Stderr, "was removed from its cluster") || !strings.Contains(again.Stderr, "token create --role server") {
+		t.Errorf("a start of the removed server: exit %d, want 78 with how to join again:\n%s", again.Code, again.Stderr)
+	}
+	checkMembers(t, stay, stayName)
 }
 
 // serversState is what `monokube servers -o json` prints.
@@ -239,15 +318,16 @@ func checkRefusals(t *testing.T, s1 *harness.Node, network *harness.Network, ser
 		wants []string
 	}{
 		{"agent token", []string{"--token", s1.JoinToken(), "--node-name", "refused"}, []string{"is an agent token", "token create --role server"}},
-		{"other cluster CIDR", []string{"--token", serverToken, "--node-name", "refused", "--cluster-cidr", "10.52.0.0/16"},
-			[]string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16"}},
+		{"other cluster CIDR and addons", []string{"--token", serverToken, "--node-name", "refused", "--cluster-cidr", "10.52.0.0/16", "--disable", "coredns"},
+			[]string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16",
+				"--disable: this server coredns,local-storage,metrics-server, the cluster local-storage,metrics-server"}},
 		{"a member's name", []string{"--token", serverToken, "--node-name", "server-1"},
 			[]string{"etcd member server-1", "already has this server's name: give this server another --node-name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := harness.NewNode(t, network, 20+i)
 			args := append([]string{"server", "--server", s1.ServerURL(), "--data-dir", n.DataDir,
-				"--run-dir", n.RunDir, "--node-ip", n.NS.IP, "--disable-agent"}, tc.args...)
+				"--run-dir", n.RunDir, "--node-ip", n.NS.IP, "--disable-agent"}, append(tc.args, lean()...)...)
 			r := n.Exec(2*time.Minute, harness.Options{}, args...)
 			for _, want := range tc.wants {
 				if r.Code == 0 || !strings.Contains(r.Stderr, want) {
