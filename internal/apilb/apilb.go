@@ -114,7 +114,6 @@ func (lb *LB) Run(ctx context.Context) error {
 		_ = ln.Close()
 	})
 	err = lb.accept(ctx, ln)
-	lb.pool.closeAll()
 	wg.Wait()
 	return err
 }
@@ -142,6 +141,7 @@ func (lb *LB) carry(ctx context.Context, client net.Conn) {
 	if err != nil {
 		if !lb.allDown.Swap(true) && ctx.Err() == nil {
 			lb.log.Warn("no apiserver answers; the node's clients retry", "servers", lb.pool.addrs(), "err", err)
+			lb.save()
 		}
 		return
 	}
@@ -151,6 +151,8 @@ func (lb *LB) carry(ctx context.Context, client net.Conn) {
 	p := &pair{client: client, backend: backend}
 	untrack := lb.pool.track(addr, p)
 	defer untrack()
+	stop := context.AfterFunc(ctx, func() { _ = p.Close() }) // the balancer stops: so do its connections
+	defer stop()
 	p.copy()
 }
 
@@ -170,9 +172,6 @@ func (lb *LB) dial(ctx context.Context) (net.Conn, string, error) {
 			lb.save()
 		}
 		return c, addr, nil
-	}
-	if len(errs) > 0 {
-		lb.save()
 	}
 	return nil, "", errors.Join(errs...)
 }

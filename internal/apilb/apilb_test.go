@@ -162,6 +162,34 @@ func TestAnUnreadyServerGivesUpItsConnections(t *testing.T) {
 	}
 }
 
+func TestStopsWithConnectionsOpen(t *testing.T) {
+	a := newBackend(t, "a")
+	lb := New(Config{Listen: "127.0.0.1:0", Joined: a.addr(), StateFile: filepath.Join(t.TempDir(), "s.json"),
+		Kubeconfig: filepath.Join(t.TempDir(), "none")}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Run(ctx) }()
+	if err := lb.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := dialTLS(t, lb, a)
+	if _, err := ask(c); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the client keeps its connection open
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the balancer does not stop while a connection is open")
+	}
+	if _, err := ask(c); err == nil {
+		t.Error("a connection through a stopped balancer still answers")
+	}
+}
+
 func TestAListenerInUseIsAClearError(t *testing.T) {
 	a := newBackend(t, "a")
 	lb := New(Config{Listen: a.addr(), Joined: a.addr(), StateFile: filepath.Join(t.TempDir(), "s.json")}, slog.New(slog.DiscardHandler))

@@ -200,21 +200,6 @@ func (p *pool) track(addr string, c io.Closer) (untrack func()) {
 	}
 }
 
-// closeAll closes every carried connection (the balancer is stopping).
-func (p *pool) closeAll() {
-	p.mu.Lock()
-	var all []io.Closer
-	for _, s := range p.servers {
-		for c := range s.conns {
-			all = append(all, c)
-		}
-	}
-	p.mu.Unlock()
-	for _, c := range all {
-		_ = c.Close()
-	}
-}
-
 // state is what the pool knows, for the state file.
 func (p *pool) state(listen string) State {
 	p.mu.Lock()

@@ -1,0 +1,186 @@
+//go:build e2e
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+// writes is how many ConfigMap writes the latency figures time.
+const writes = 200
+
+// BenchmarkHA grows a cluster from one server (with an agent) to three
+// and measures, in one run: each joiner's start to a voting member with a
+// ready apiserver, the median write latency through a server with one and
+// with three etcd members, each server's idle RSS, then a bounded write
+// loop (every 100 ms, at most 60 s) through one server while the etcd
+// leader's server is killed with kill -9: the longest run of failed writes
+// (API unavailability), whether every acknowledged write reads back, and
+// the agent's failover (its load balancer on another server).
+func BenchmarkHA(b *testing.B) {
+	harness.RequireRoot(b)
+	harness.GuardHostSysctls(b)
+	lean := []string{"--disable", "coredns,local-storage,metrics-server"}
+	for range b.N {
+		network := harness.NewNetwork(b)
+		s1 := harness.NewNode(b, network, 2)
+		s1.StartServer(append([]string{"--node-name", "server-1"}, lean...)...)
+		s1.WaitReadyz(2 * time.Minute)
+		agent := harness.NewNode(b, network, 10)
+		agent.StageImages(nil)
+		agent.StartAgent(s1, s1.JoinToken(), "agent-1")
+		agent.WaitNodesReady(s1, 1)
+		one := writeLatency(b, s1.Client(), "one-member")
+		r := s1.Exec(time.Minute, harness.Options{}, "token", "create", "--role", "server")
+		if r.Code != 0 {
+			b.Fatalf("token create: %s", r.Stderr)
+		}
+		token := strings.TrimSpace(r.Stdout)
+		servers := []*harness.Node{s1}
+		var joins []time.Duration
+		for i, name := range []string{"server-2", "server-3"} {
+			n := harness.NewNode(b, network, 3+i)
+			start := time.Now()
+			n.StartServer(append([]string{"--node-name", name, "--server", s1.ServerURL(), "--token", token}, lean...)...)
+			n.WaitReadyz(3 * time.Minute)
+			joins = append(joins, time.Since(start))
+			servers = append(servers, n)
+		}
+		three := writeLatency(b, s1.Client(), "three-members")
+		time.Sleep(30 * time.Second) // the idle figure is of idle servers
+		var rss []float64
+		for _, n := range servers {
+			rss = append(rss, rssMiB(b, n.PID()))
+		}
+		gap, lost, failover := killLeader(b, servers, agent)
+
+		report(b, "join-to-voter-readyz-s", slices.Max(joins).Seconds())
+		report(b, "write-p50-1-member-ms", one)
+		report(b, "write-p50-3-members-ms", three)
+		report(b, "server-idle-rss-max-MiB", slices.Max(rss))
+		report(b, "api-gap-leader-kill-s", gap.Seconds())
+		report(b, "lost-acked-writes", float64(lost))
+		report(b, "agent-failover-s", failover.Seconds())
+	}
+}
+
+// writeLatency is the median time of writes sequential ConfigMap creates.
+func writeLatency(b *testing.B, c kubernetes.Interface, prefix string) float64 {
+	took := make([]float64, 0, writes)
+	for i := range writes {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, i)}}
+		start := time.Now()
+		if _, err := c.CoreV1().ConfigMaps("default").Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+			b.Fatalf("write %d: %v", i, err)
+		}
+		took = append(took, float64(time.Since(start).Microseconds())/1000)
+	}
+	slices.Sort(took)
+	return took[len(took)/2]
+}
+
+// etcdLeader is the name of the member that leads, as n's etcd sees it.
+func etcdLeader(b *testing.B, n *harness.Node) string {
+	var ms []struct {
+		Name   string `json:"name"`
+		Leader bool   `json:"leader"`
+	}
+	r := n.Exec(time.Minute, harness.Options{}, "etcd", "members", "-o", "json")
+	if err := json.Unmarshal([]byte(r.Stdout), &ms); err != nil {
+		b.Fatalf("etcd members: %v %s", err, r.Stderr)
+	}
+	for _, m := range ms {
+		if m.Leader {
+			return m.Name
+		}
+	}
+	b.Fatal("no etcd leader")
+	return ""
+}
+
+// killLeader kills the etcd leader's server while another takes one write
+// every 100 ms (bounded: 600 writes, 60 s), and returns the longest run of
+// failed writes, how many acknowledged writes are missing afterwards, and
+// how long the agent's load balancer took to another server.
+func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap time.Duration, lost int, failover time.Duration) {
+	leaderName := etcdLeader(b, servers[0])
+	var leader, via *harness.Node
+	for i, n := range servers {
+		if fmt.Sprintf("server-%d", i+1) == leaderName {
+			leader = n
+		} else {
+			via = n
+		}
+	}
+	c := via.Client()
+	before := agentCurrent(agent)
+	var acked []string
+	var failedSince time.Time
+	deadline := time.Now().Add(60 * time.Second)
+	killedAt := time.Time{}
+	for i := 0; i < 600 && time.Now().Before(deadline); i++ {
+		if i == 50 {
+			leader.Kill()
+			killedAt = time.Now()
+		}
+		name := "loop-" + strconv.Itoa(i)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		cancel()
+		switch {
+		case err == nil:
+			acked = append(acked, name)
+			if !failedSince.IsZero() {
+				gap = max(gap, time.Since(failedSince))
+				failedSince = time.Time{}
+			}
+		case failedSince.IsZero():
+			failedSince = time.Now()
+		}
+		if failover == 0 && !killedAt.IsZero() {
+			if cur := agentCurrent(agent); cur != "" && cur != before {
+				failover = time.Since(killedAt)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !failedSince.IsZero() {
+		b.Errorf("writes still fail at the end of the loop (since %s)", failedSince)
+	}
+	for _, name := range acked {
+		if _, err := c.CoreV1().ConfigMaps("default").Get(context.Background(), name, metav1.GetOptions{}); err != nil {
+			lost++
+		}
+	}
+	switch {
+	case before != leader.NS.IP+":6443":
+		fmt.Printf("  the agent's connections went to %s, not to the killed leader: no failover to time\n", before)
+		failover = -1
+	case failover == 0:
+		b.Errorf("the agent's connections did not leave the killed server %s", before)
+	}
+	return gap, lost, failover
+}
+
+// agentCurrent is the server the agent's connections go to.
+func agentCurrent(agent *harness.Node) string {
+	var st struct {
+		Current string `json:"current"`
+	}
+	r := agent.Exec(time.Minute, harness.Options{}, "servers", "--data-dir", agent.DataDir, "-o", "json")
+	_ = json.Unmarshal([]byte(r.Stdout), &st)
+	return st.Current
+}
