@@ -53,8 +53,11 @@ func localEtcd(c *cli.Context) (*etcd.Cluster, error) {
 }
 
 func removeMember(c *cli.Context, stdout io.Writer) error {
-	if c.NArg() != 1 {
+	switch {
+	case c.NArg() == 0:
 		return errors.New("give the name of the member to remove (`monokube etcd members` lists them)")
+	case c.NArg() > 1:
+		return fmt.Errorf("give one member name, after the flags (`monokube etcd remove [--data-dir DIR] NAME`); got %q", c.Args().Slice())
 	}
 	cluster, err := localEtcd(c)
 	if err != nil {

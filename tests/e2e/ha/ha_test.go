@@ -160,7 +160,7 @@ func checkRemoval(t *testing.T, servers map[string]*harness.Node) {
 			gone, goneName = s, name
 		}
 	}
-	r := stay.Exec(time.Minute, harness.Options{}, "etcd", "remove", goneName, "--data-dir", stay.DataDir)
+	r := stay.Exec(time.Minute, harness.Options{}, "etcd", "remove", "--data-dir", stay.DataDir, goneName)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "removed etcd member "+goneName) {
 		t.Fatalf("etcd remove %s: exit %d\n%s%s", goneName, r.Code, r.Stdout, r.Stderr)
 	}
