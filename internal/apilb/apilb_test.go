@@ -103,24 +103,32 @@ func ask(c *tls.Conn) (string, error) {
 	return string(body), err
 }
 
-func TestConnectionsMoveWhenAServerStops(t *testing.T) {
+// twoServers runs a balancer over two backends and opens a connection
+// through it: it returns the balancer, the connection, the backend that
+// answered it and the other.
+func twoServers(t *testing.T) (lb *LB, c *tls.Conn, used, other *backend) {
+	t.Helper()
 	a, b := newBackend(t, "a"), newBackend(t, "b")
-	lb := start(t, a, b)
-	c := dialTLS(t, lb, a)
+	lb = start(t, a, b)
+	c = dialTLS(t, lb, a)
 	got, err := ask(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped, other := a, b
 	if got == "b" {
-		stopped, other = b, a
+		return lb, c, b, a
 	}
+	return lb, c, a, b
+}
+
+func TestConnectionsMoveWhenAServerStops(t *testing.T) {
+	lb, c, stopped, other := twoServers(t)
 	stopped.srv.CloseClientConnections()
 	stopped.srv.Listener.Close()
 	if _, err := ask(c); err == nil {
 		t.Fatal("the connection to a stopped server stays open")
 	}
-	c = dialTLS(t, lb, a)
+	c = dialTLS(t, lb, other)
 	if got, err := ask(c); err != nil || got != other.name {
 		t.Errorf("after %s stopped: %q, %v; want %s", stopped.name, got, err, other.name)
 	}
@@ -134,17 +142,7 @@ func TestConnectionsMoveWhenAServerStops(t *testing.T) {
 }
 
 func TestAnUnreadyServerGivesUpItsConnections(t *testing.T) {
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	lb := start(t, a, b)
-	c := dialTLS(t, lb, a)
-	got, err := ask(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unready, other := a, b
-	if got == "b" {
-		unready, other = b, a
-	}
+	lb, c, unready, other := twoServers(t)
 	unready.ready.Store(false) // it keeps accepting, but says it is not ready
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -156,7 +154,7 @@ func TestAnUnreadyServerGivesUpItsConnections(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c = dialTLS(t, lb, a)
+	c = dialTLS(t, lb, other)
 	if got, err := ask(c); err != nil || got != other.name {
 		t.Errorf("after %s turned unready: %q, %v; want %s", unready.name, got, err, other.name)
 	}

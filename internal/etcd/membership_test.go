@@ -111,6 +111,18 @@ func (tc *testCluster) start(name, initialCluster string) {
 	waitReady(tc.t, e)
 }
 
+// three grows the cluster to a, b and c and returns their status.
+func (tc *testCluster) three(ctx context.Context) []MemberStatus {
+	tc.t.Helper()
+	tc.join(ctx, "b")
+	tc.join(ctx, "c")
+	st, err := tc.cluster.Status(ctx)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	return st
+}
+
 // stop stops member name and waits for it.
 func (tc *testCluster) stop(name string) {
 	tc.t.Helper()
@@ -294,12 +306,7 @@ func TestPromoteGivesUp(t *testing.T) {
 // as unhealthy, with why.
 func TestStatus(t *testing.T) {
 	tc, ctx := newTestCluster(t, 2*bound)
-	tc.join(ctx, "b")
-	tc.join(ctx, "c")
-	st, err := tc.cluster.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := tc.three(ctx)
 	leaders := 0
 	for _, m := range st {
 		if !m.Healthy || m.Learner || m.DBSize == 0 {
@@ -312,13 +319,8 @@ func TestStatus(t *testing.T) {
 	if len(st) != 3 || leaders != 1 {
 		t.Errorf("status = %+v, want three members, one leader", st)
 	}
-	c := tc.members["c"]
-	c.cancel()
-	if err := <-c.exited; err != nil {
-		t.Fatal(err)
-	}
-	c.exited = closedErr()
-	st, err = tc.cluster.Status(ctx)
+	tc.stop("c")
+	st, err := tc.cluster.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

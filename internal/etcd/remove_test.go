@@ -12,12 +12,7 @@ import (
 // stops with ErrRemoved; the two left still serve.
 func TestRemoveTheLeader(t *testing.T) {
 	tc, ctx := newTestCluster(t, 2*bound)
-	tc.join(ctx, "b")
-	tc.join(ctx, "c")
-	st, err := tc.cluster.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := tc.three(ctx)
 	leader := ""
 	for _, m := range st {
 		if m.Leader {
