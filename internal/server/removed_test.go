@@ -1,0 +1,42 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/monokube/monokube/internal/datadir"
+)
+
+// A removed server moves its etcd data aside, and its next start is
+// refused with exit code 78 unless it joins again, which clears the record.
+func TestRemovedServer(t *testing.T) {
+	l := datadir.Layout{Data: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(l.Etcd(), "member"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := retire(l, slog.New(slog.DiscardHandler))
+	var re *RemovedError
+	if !errors.As(err, &re) || re.ExitCode() != 78 || !strings.Contains(err.Error(), "token create --role server") {
+		t.Fatalf("retire = %v; want a RemovedError with exit code 78 saying how to join again", err)
+	}
+	aside, _ := filepath.Glob(l.Etcd() + "-removed-*/member")
+	if _, statErr := os.Stat(l.Etcd()); statErr == nil || len(aside) != 1 || !strings.Contains(err.Error(), filepath.Dir(aside[0])) {
+		t.Errorf("etcd data not moved aside (found %v), or the message does not name where: %v", aside, err)
+	}
+	if err := checkRemoved(l, false); !errors.As(err, &re) {
+		t.Errorf("a start without a join: %v; want it refused", err)
+	}
+	if err := checkRemoved(l, true); err != nil {
+		t.Errorf("a start that joins: %v; want it let through", err)
+	}
+	if err := clearRemoved(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRemoved(l, false); err != nil {
+		t.Errorf("after a join cleared the record: %v", err)
+	}
+}
