@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,9 +77,8 @@ func (lb *LB) probeLoop(ctx context.Context) {
 
 func (lb *LB) probeAll(ctx context.Context, p *prober) {
 	var wg sync.WaitGroup
-	addrs := lb.pool.addrs()
-	changed := make(chan bool, len(addrs))
-	for _, addr := range addrs {
+	var changed atomic.Bool
+	for _, addr := range lb.pool.addrs() {
 		wg.Go(func() {
 			err := p.probe(ctx, addr)
 			if ctx.Err() != nil {
@@ -93,15 +93,13 @@ func (lb *LB) probeAll(ctx context.Context, p *prober) {
 			for _, c := range drop {
 				_ = c.Close()
 			}
-			changed <- flipped
+			if flipped {
+				changed.Store(true)
+			}
 		})
 	}
 	wg.Wait()
-	close(changed)
-	for c := range changed {
-		if c {
-			lb.save()
-			return
-		}
+	if changed.Load() {
+		lb.save()
 	}
 }

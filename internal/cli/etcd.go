@@ -49,7 +49,7 @@ func localEtcd(c *cli.Context) (*etcd.Cluster, error) {
 	if !fsutil.Exists(creds.EtcdClient.Key()) {
 		return nil, fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", nf.DataDir, creds.EtcdClient.Key())
 	}
-	return etcd.Dial([]string{etcd.ClientURL()}, creds.EtcdClientTLS(), slog.New(slog.DiscardHandler))
+	return creds.LocalEtcd(slog.New(slog.DiscardHandler))
 }
 
 func removeMember(c *cli.Context, stdout io.Writer) error {

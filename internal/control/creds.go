@@ -1,6 +1,7 @@
 package control
 
 import (
+	"log/slog"
 	"path/filepath"
 
 	"github.com/monokube/monokube/internal/datadir"
@@ -110,4 +111,10 @@ func NewCreds(l datadir.Layout) Creds {
 // trusts: the server's etcd client certificate and the etcd CA.
 func (c Creds) EtcdClientTLS() etcd.ClientTLS {
 	return etcd.ClientTLS{CAFile: c.EtcdCA.Cert(), CertFile: c.EtcdClient.Cert(), KeyFile: c.EtcdClient.Key()}
+}
+
+// LocalEtcd is a client of this server's own etcd member, with its etcd
+// client certificate.
+func (c Creds) LocalEtcd(log *slog.Logger) (*etcd.Cluster, error) {
+	return etcd.Dial([]string{etcd.ClientURL()}, c.EtcdClientTLS(), log)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 )
@@ -19,7 +20,7 @@ import (
 func CheckJoin(ms []Member, name, peerURL string) error {
 	var errs []error
 	for _, m := range ms {
-		mine := memberIsAt(m, peerURL)
+		mine := slices.Contains(m.PeerURLs, peerURL)
 		switch {
 		case mine && (m.Name != "" || !m.Learner):
 			errs = append(errs, fmt.Errorf("etcd member %s (%x) already serves at %s, this server's peer URL: remove that member from the cluster before this machine joins again", m.Name, m.ID, peerURL))
@@ -28,15 +29,6 @@ func CheckJoin(ms []Member, name, peerURL string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func memberIsAt(m Member, peerURL string) bool {
-	for _, u := range m.PeerURLs {
-		if u == peerURL {
-			return true
-		}
-	}
-	return false
 }
 
 // peerDialTimeout bounds each reachability check of a member's peer port.
@@ -62,7 +54,7 @@ func ReachPeers(ctx context.Context, ms []Member, self string) (warn, refuse err
 		if !m.Learner {
 			voters++
 		}
-		if memberIsAt(m, self) || (m.Learner && m.Name == "") { // this one, or one that never started
+		if slices.Contains(m.PeerURLs, self) || (m.Learner && m.Name == "") { // this one, or one that never started
 			continue
 		}
 		wg.Go(func() {

@@ -73,10 +73,9 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		return nil, err
 	}
 	components = append(components, deployers...)
-	components = append(components, memberRemoval{client: superClient, log: log.With("component", "etcd-member-removal"),
-		dial: func() (*etcd.Cluster, error) {
-			return etcd.Dial([]string{etcd.ClientURL()}, c.EtcdClientTLS(), log.With("component", "etcd-member-removal"))
-		}})
+	removalLog := log.With("component", "etcd-member-removal")
+	components = append(components, memberRemoval{client: superClient, log: removalLog,
+		dial: func() (*etcd.Cluster, error) { return c.LocalEtcd(removalLog) }})
 	if cfg.DisableAgent {
 		self, err := os.Executable()
 		if err != nil {
