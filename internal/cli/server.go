@@ -18,12 +18,14 @@ func serverCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "server",
 		Usage: "run the control plane (etcd, kube-apiserver, controller-manager, scheduler) and a node on this machine",
-		Flags: serverFlags(config.DefaultServerInput()),
+		Flags: append(serverFlags(config.DefaultServerInput()), &cli.BoolFlag{Name: "cluster-reset",
+			Usage: "after a lost quorum: make this server's etcd member the only member of its cluster, over its data (refused while another member answers); a flag of one start, not a config-file key"}),
 		Action: func(c *cli.Context) error {
 			cfg, err := serverConfig(c)
 			if err != nil {
 				return err
 			}
+			cfg.ClusterReset = c.Bool("cluster-reset")
 			log, err := setupLogging(stderr, cfg.Debug)
 			if err != nil {
 				return err

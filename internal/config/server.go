@@ -40,9 +40,13 @@ type Server struct {
 	TokenTTL            time.Duration // life of the server's join token; 0 never expires
 	// Join, set with --server, makes a first start join that cluster as
 	// another server instead of making a new one.
-	Join  Join
-	Args  ComponentArgs
-	Debug bool
+	Join Join
+	// ClusterReset (--cluster-reset, a flag only: it is one start's
+	// action, not a setting) makes this server's etcd member the only one
+	// of its cluster, after a lost quorum.
+	ClusterReset bool
+	Args         ComponentArgs
+	Debug        bool
 }
 
 // ComponentArgs are the users' pass-through flags for upstream components.

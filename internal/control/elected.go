@@ -72,7 +72,13 @@ func NewElected(term Term, kubeconfig, identity string, log *slog.Logger) (*Elec
 	if err != nil {
 		return nil, fmt.Errorf("%s lease client: %w", term.Name(), err)
 	}
-	return &Elected{term: term, client: client, identity: identity, log: log, timing: defaultTiming()}, nil
+	return NewElectedClient(term, client, identity, log), nil
+}
+
+// NewElectedClient runs term under a lease taken with client, which may
+// keep Leases in kube-system.
+func NewElectedClient(term Term, client kubernetes.Interface, identity string, log *slog.Logger) *Elected {
+	return &Elected{term: term, client: client, identity: identity, log: log, timing: defaultTiming()}
 }
 
 var (

@@ -72,6 +72,7 @@ func (e *Etcd) embedConfig() *embed.Config {
 	if c.InitialCluster != "" {
 		ec.InitialCluster, ec.ClusterState = c.InitialCluster, embed.ClusterStateFlagExisting
 	}
+	ec.ForceNewCluster = c.ForceNewCluster
 	ec.ClientTLSInfo = transport.TLSInfo{
 		CertFile: c.ServerCert, KeyFile: c.ServerKey, TrustedCAFile: c.CAFile, ClientCertAuth: true,
 	}

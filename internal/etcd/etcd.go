@@ -41,6 +41,9 @@ type Config struct {
 	// Cluster.AddLearner returned; etcd reads it at the member's first
 	// start only. Empty: the first member of a new cluster.
 	InitialCluster string
+	// ForceNewCluster makes the member the only one of its cluster over
+	// its data: a cluster reset (reset.go).
+	ForceNewCluster bool
 }
 
 // closeTimeout bounds Close: etcd's own close can block on a stuck peer

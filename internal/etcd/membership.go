@@ -68,6 +68,17 @@ func (c *Cluster) Close() error { return c.client.Close() }
 // again rather than waited for without end.
 const callTimeout = 10 * time.Second
 
+// HasKey reports whether the cluster holds key (a count, no value read).
+func (c *Cluster) HasKey(ctx context.Context, key string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.client.Get(ctx, key, clientv3.WithCountOnly())
+	if err != nil {
+		return false, fmt.Errorf("look up %s in etcd: %w", key, err)
+	}
+	return resp.Count > 0, nil
+}
+
 // Members lists the cluster's members, as the cluster agrees on them.
 func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
 	return c.memberList(ctx)
@@ -272,9 +283,13 @@ func (c *Cluster) Promote(ctx context.Context, id uint64, bound time.Duration) e
 	}
 }
 
+// ErrNotCaughtUp is a joining member that Promote removed: it did not
+// catch up with the leader in time.
+var ErrNotCaughtUp = errors.New("this server's etcd member did not catch up with the leader")
+
 // abandon removes learner id that did not catch up within bound.
 func (c *Cluster) abandon(ctx context.Context, id uint64, bound time.Duration) error {
-	why := fmt.Errorf("this server's etcd member did not catch up with the leader within %s (a slow disk or network, or a large database): it was removed; check the peer network and join again", bound)
+	why := fmt.Errorf("%w within %s (a slow disk or network, a large database, or the members cannot reach this server's peer port %d): it was removed; check the peer network and join again", ErrNotCaughtUp, bound, PeerPort)
 	if _, err := c.client.MemberRemove(ctx, id); err != nil {
 		return fmt.Errorf("%w (removing it failed too: %w)", why, err)
 	}

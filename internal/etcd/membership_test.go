@@ -105,6 +105,12 @@ func (tc *testCluster) start(name, initialCluster string) {
 	tc.t.Helper()
 	cfg := tc.config(name)
 	cfg.InitialCluster = initialCluster
+	tc.run(name, cfg)
+}
+
+// run runs member name with cfg and waits until it is ready.
+func (tc *testCluster) run(name string, cfg Config) {
+	tc.t.Helper()
 	e := New(cfg, testLog(tc.t).With("member", name))
 	cancel, exited := start(tc.t, e)
 	tc.members[name] = &member{cfg: cfg, etcd: e, cancel: cancel, exited: exited}

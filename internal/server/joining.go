@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
@@ -77,7 +79,8 @@ func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log
 // certificate made in memory from the cluster's etcd CA, whether this
 // server may join it: its name and peer URL clash with no member
 // (etcd.CheckJoin), and it reaches the members' peer ports
-// (etcd.ReachPeers). Nothing is written yet.
+// (etcd.ReachPeers), and no agent holds its node name. Nothing is written
+// yet.
 func checkMembership(ctx context.Context, cfg *config.Server, l datadir.Layout, b identity.Bundle, log *slog.Logger) error {
 	host, err := joinHost(cfg.Join.Server)
 	if err != nil {
@@ -104,6 +107,22 @@ func checkMembership(ctx context.Context, cfg *config.Server, l datadir.Layout, 
 	if warn != nil {
 		log.Warn("joining while some etcd members are out of reach", "err", warn)
 	}
+	return checkAgentName(ctx, cluster, cfg.NodeName)
+}
+
+// checkAgentName refuses a server named as an agent of the cluster: its
+// kubelet would take over that agent's Node. An agent holds its name by a
+// claim (join.ClaimName, a Lease the CSR approver makes) until its node
+// is deleted; servers' own nodes make none. The apiserver keeps it in
+// etcd at /registry/leases/kube-system/<claim>.
+func checkAgentName(ctx context.Context, cluster *etcd.Cluster, name string) error {
+	claimed, err := cluster.HasKey(ctx, "/registry/leases/"+metav1.NamespaceSystem+"/"+join.ClaimName(name))
+	if err != nil {
+		return err
+	}
+	if claimed {
+		return fmt.Errorf("node name %s is held by an agent of the cluster: give this server another --node-name, or remove that agent first (`monokube uninstall` on it, or `kubectl delete node %s`)", name, name)
+	}
 	return nil
 }
 
@@ -117,6 +136,29 @@ type pendingPromotion struct {
 }
 
 func pendingFile(l datadir.Layout) string { return filepath.Join(l.Server(), "etcd-join.json") }
+
+// promotionPending reports whether this server's member was added as a
+// learner and not yet seen promoted.
+func promotionPending(l datadir.Layout) bool {
+	_, err := os.Stat(pendingFile(l))
+	return err == nil
+}
+
+// undoJoin puts a join that failed once its learner had started (it did
+// not catch up and was removed) back to before the member was added: the
+// learner's etcd data goes aside (never deleted) and the join record with
+// it, so that the next start with --server and --token joins afresh
+// instead of starting a member the cluster no longer has.
+func undoJoin(l datadir.Layout, cause error) error {
+	aside := l.Etcd() + "-failed-join-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(l.Etcd(), aside); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w; its etcd data could not be moved aside (%w): move %s away before joining again", cause, err, l.Etcd())
+	}
+	if err := os.Remove(pendingFile(l)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w; drop the join record %s before joining again: %w", cause, pendingFile(l), err)
+	}
+	return fmt.Errorf("%w; the failed join is undone (its etcd data moved to %s): start again with --server and --token to join afresh", cause, aside)
+}
 
 // memberToJoin is a joining server's pre-run phase: it adds this server's
 // etcd member to the cluster as a learner or, after a join interrupted

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/fsutil"
 )
 
 // A removed server moves its etcd data aside, and its next start is
@@ -38,5 +40,29 @@ func TestRemovedServer(t *testing.T) {
 	}
 	if err := checkRemoved(l, false); err != nil {
 		t.Errorf("after a join cleared the record: %v", err)
+	}
+}
+
+// A join whose learner was removed before its promotion is undone: the
+// etcd data goes aside with the join record, so the next start joins
+// afresh rather than as the member the cluster removed.
+func TestUndoJoin(t *testing.T) {
+	l := datadir.Layout{Data: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(l.Etcd(), "member"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsutil.SaveState(pendingFile(l), pendingPromotion{MemberID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if !promotionPending(l) {
+		t.Fatal("the join record is not seen")
+	}
+	err := undoJoin(l, etcd.ErrNotCaughtUp)
+	if !errors.Is(err, etcd.ErrNotCaughtUp) || !strings.Contains(err.Error(), "join afresh") {
+		t.Errorf("undoJoin = %v; want the cause and what to do", err)
+	}
+	aside, _ := filepath.Glob(l.Etcd() + "-failed-join-*/member")
+	if l.HasEtcdData() || len(aside) != 1 || promotionPending(l) {
+		t.Errorf("after undoJoin: etcd data in place %v, aside %v, record kept %v", l.HasEtcdData(), aside, promotionPending(l))
 	}
 }

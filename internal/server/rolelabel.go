@@ -20,7 +20,8 @@ import (
 // server does, once its node has registered.
 const ControlPlaneLabel = "node-role.kubernetes.io/control-plane"
 
-// roleLabel is the task that labels the server's own node.
+// roleLabel is the task that labels the server's own node, and holds it
+// with MemberFinalizer: its deletion then removes its etcd member.
 type roleLabel struct {
 	client kubernetes.Interface
 	node   string
@@ -33,13 +34,14 @@ var _ lifecycle.Task = roleLabel{}
 func (roleLabel) Name() string { return "control-plane-label" }
 
 // Do implements lifecycle.Task: it waits for the node to register, then
-// labels it. It never fails the start: until the label is set it tries
+// labels it and adds the finalizer (a strategic merge: other finalizers
+// stay). It never fails the start: until the label is set it tries
 // again, saying why once.
 func (r roleLabel) Do(ctx context.Context) error {
-	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:"true"}}}`, ControlPlaneLabel)
+	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:"true"},"finalizers":[%q]}}`, ControlPlaneLabel, MemberFinalizer)
 	said := false
 	_ = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := r.client.CoreV1().Nodes().Patch(ctx, r.node, types.MergePatchType, patch, metav1.PatchOptions{})
+		_, err := r.client.CoreV1().Nodes().Patch(ctx, r.node, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 		if err != nil && !apierrors.IsNotFound(err) && !said {
 			r.log.Warn("cannot label this server's node yet; retrying", "label", ControlPlaneLabel, "err", err)
 			said = true

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// The label waits for the node to register, then is set; labels the node
-// has already stay.
+// The label and the finalizer wait for the node to register, then are
+// set; labels and finalizers the node has already stay.
 func TestRoleLabel(t *testing.T) {
 	client := fake.NewClientset()
 	tried := make(chan struct{}, 100)
@@ -29,7 +30,7 @@ func TestRoleLabel(t *testing.T) {
 		done <- roleLabel{client: client, node: "server-1", log: slog.New(slog.DiscardHandler)}.Do(ctx)
 	}()
 	<-tried // a patch of the node that is not there yet
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "server-1", Labels: map[string]string{"kubernetes.io/os": "linux"}}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "server-1", Labels: map[string]string{"kubernetes.io/os": "linux"}, Finalizers: []string{"other"}}}
 	if _, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -39,5 +40,8 @@ func TestRoleLabel(t *testing.T) {
 	got, err := client.CoreV1().Nodes().Get(ctx, "server-1", metav1.GetOptions{})
 	if err != nil || got.Labels[ControlPlaneLabel] != "true" || got.Labels["kubernetes.io/os"] != "linux" {
 		t.Errorf("labels = %v, %v; want the control-plane label beside the node's own", got.Labels, err)
+	}
+	if len(got.Finalizers) != 2 || !slices.Contains(got.Finalizers, "other") || !slices.Contains(got.Finalizers, MemberFinalizer) {
+		t.Errorf("finalizers = %v; want the node's own and %s", got.Finalizers, MemberFinalizer)
 	}
 }

@@ -44,7 +44,7 @@ import (
 // allComponents lists everything the server runs, in start order.
 // It has no side effects: plan (nil with --disable-agent) holds the node's
 // prepared files.
-func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, tok serverToken, mj *memberJoin, plan *node.Plan, log *slog.Logger) ([]lifecycle.Component, error) {
+func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, tok serverToken, db dbStart, plan *node.Plan, log *slog.Logger) ([]lifecycle.Component, error) {
 	c := id.Creds
 	probe, err := newProber(c)
 	if err != nil {
@@ -68,14 +68,15 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	components, err := controlPlane(cfg, l, c, probe, access, mj, log)
+	components, err := controlPlane(cfg, l, c, probe, access, db, log)
 	if err != nil {
 		return nil, err
 	}
-	components = append(components, deployers...)
-	removalLog := log.With("component", "etcd-member-removal")
-	components = append(components, memberRemoval{client: superClient, log: removalLog,
-		dial: func() (*etcd.Cluster, error) { return c.LocalEtcd(removalLog) }})
+	elected, err := electedControllers(cfg, c, superClient, log)
+	if err != nil {
+		return nil, err
+	}
+	components = append(append(components, deployers...), elected)
 	if cfg.DisableAgent {
 		self, err := os.Executable()
 		if err != nil {
@@ -104,36 +105,23 @@ func identities() []control.Identity {
 	return out
 }
 
-// deployComponents keep the manifests directory applied (as super-admin:
-// it applies whatever the directory holds, RBAC included), keep the join
-// token current, decide on node CSRs and, with CoreDNS, keep node names in
-// DNS (each with a client certificate of its own and only its rights).
+// deployComponents keep this server's manifests directory applied (as
+// super-admin: it applies whatever the directory holds, RBAC included) and
+// its join token current, and without a node of its own route to pods
+// (each with a client certificate of its own and only its rights).
 func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, super *rest.Config, tok serverToken, log *slog.Logger) ([]lifecycle.Component, error) {
 	manifests, err := deploy.New(l.Manifest(), l.ManifestState(), super, log.With("component", "manifests"))
 	if err != nil {
 		return nil, err
 	}
 	as := func(f pki.Files) (kubernetes.Interface, error) { return controllerClient(cfg, c, f) }
-	approver, err := as(c.ApproverClient)
-	if err != nil {
-		return nil, err
-	}
 	tokens, err := as(c.TokenClient)
 	if err != nil {
 		return nil, err
 	}
-	hostname, _ := os.Hostname() // best effort, as in identity.Init
-	out := []lifecycle.Component{manifests, join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver"))}
-	out = append(out, join.NewServerToken(tokens, join.ServerTokenConfig{
+	out := []lifecycle.Component{manifests, join.NewServerToken(tokens, join.ServerTokenConfig{
 		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
-	}, log.With("component", "join-token")))
-	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
-		client, err := as(c.NodeHostsClient)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, addons.NewNodeHosts(client, log.With("component", "coredns-node-hosts")))
-	}
+	}, log.With("component", "join-token"))}
 	if cfg.DisableAgent && cfg.FlannelBackend != node.BackendNone {
 		// No node here, yet the apiserver must reach pods (webhooks,
 		// aggregated APIs): route to them over the nodes' VXLAN.
@@ -144,6 +132,35 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 		out = append(out, flannel.NewPeer(cfg.NodeIP, cfg.FlannelIface, client, log.With("component", "flannel-routes")))
 	}
 	return out, nil
+}
+
+// electedControllers are the cluster-wide controllers (clusterControllers),
+// run while this server holds their lease: the CSR approver, with CoreDNS
+// the node names in DNS, each with its own client certificate and rights,
+// and the etcd member removal (super-admin: it reads Nodes only, then acts
+// on etcd). The approver's client takes the lease: it keeps Leases in
+// kube-system already (its node-name claims).
+func electedControllers(cfg *config.Server, c control.Creds, super kubernetes.Interface, log *slog.Logger) (*control.Elected, error) {
+	as := func(f pki.Files) (kubernetes.Interface, error) { return controllerClient(cfg, c, f) }
+	approver, err := as(c.ApproverClient)
+	if err != nil {
+		return nil, err
+	}
+	hostname, _ := os.Hostname() // best effort, as in identity.Init
+	removalLog := log.With("component", "etcd-member-removal")
+	cs := []lifecycle.Component{
+		join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver")),
+		memberRemoval{client: super, log: removalLog, dial: func() (*etcd.Cluster, error) { return c.LocalEtcd(removalLog) }},
+	}
+	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
+		client, err := as(c.NodeHostsClient)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, addons.NewNodeHosts(client, log.With("component", "coredns-node-hosts")))
+	}
+	with := log.With("component", clusterLease)
+	return control.NewElectedClient(clusterControllers{components: cs, log: with}, approver, cfg.NodeName, with), nil
 }
 
 // signingDuration is how long the controller-manager's certificates last:
@@ -272,14 +289,22 @@ func Ports(cfg *config.Server) []sysreq.Port {
 	return ports
 }
 
+// dbStart is what the pre-run phase decided about this start's etcd
+// member: nothing (it starts from its data), a join, or a cluster reset.
+type dbStart struct {
+	join  *memberJoin // joining another server's cluster
+	reset *etcd.Reset // --cluster-reset, with members to drop
+}
+
 // controlPlane, in start order, is etcd (and, joining, its promotion),
 // the apiserver, the access it grants, and the controller-manager and
 // scheduler, each run while this server holds its lease.
-func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, mj *memberJoin, log *slog.Logger) ([]lifecycle.Component, error) {
+func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, db dbStart, log *slog.Logger) ([]lifecycle.Component, error) {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
 	ec := etcdConfig(cfg, l, c)
+	ec.ForceNewCluster = db.reset != nil
 	var promote []lifecycle.Component
-	if mj != nil { // a joining server: its member starts as a learner
+	if mj := db.join; mj != nil { // a joining server: its member starts as a learner
 		ec.InitialCluster = mj.InitialCluster // empty when it started before
 		promote = []lifecycle.Component{lifecycle.Await(promotion{mj})}
 	}

@@ -25,7 +25,8 @@ import (
 //	identity   the dirs and the cluster's identity (identity.Init; a
 //	           joining server takes the cluster's first)
 //	pre-run    work on the data before anything reads it: a joining
-//	           server's etcd member is added (a restore, later)
+//	           server's etcd member is added, or --cluster-reset is
+//	           checked (a restore, later)
 //	prepare    every other side effect: addon and join manifests, the
 //	           node's helpers, routes, sysctls and rendered configs
 //	build      the component list, with no side effects
@@ -51,7 +52,10 @@ func Run(ctx context.Context, cfg *config.Server, log *slog.Logger) error {
 		log.Debug("start phase done", "phase", p.name)
 	}
 	err := s.group.Run(ctx)
-	if errors.Is(err, etcd.ErrRemoved) {
+	switch {
+	case errors.Is(err, etcd.ErrNotCaughtUp), errors.Is(err, etcd.ErrRemoved) && promotionPending(s.layout):
+		return undoJoin(s.layout, err) // a join that failed: never half-kept
+	case errors.Is(err, etcd.ErrRemoved):
 		return retire(s.layout, log)
 	}
 	return err
@@ -68,7 +72,7 @@ type start struct {
 	host  sysreq.Node        // preflight
 	step  upgrade.Step       // preflight
 	id    *identity.Identity // identity
-	join  *memberJoin        // pre-run, when joining another server's cluster
+	db    dbStart            // pre-run: a join or a cluster reset
 	tok   serverToken        // prepare
 	plan  *node.Plan         // prepare; nil with --disable-agent
 	group *lifecycle.Group   // build
@@ -118,10 +122,15 @@ func (s *start) identity() error {
 
 // preRun is where work on the data goes that must happen before any
 // component reads it: a joining server's etcd member is added to the
-// cluster here (restoring an etcd snapshot will go here too).
+// cluster here, or a cluster reset checked (restoring an etcd snapshot
+// will go here too).
 func (s *start) preRun() error {
-	mj, err := memberToJoin(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
-	s.join = mj
+	var err error
+	if s.cfg.ClusterReset {
+		s.db.reset, err = planReset(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
+		return err
+	}
+	s.db.join, err = memberToJoin(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
 	return err
 }
 
@@ -148,7 +157,7 @@ func (s *start) prepare() error {
 }
 
 func (s *start) build() error {
-	components, err := allComponents(s.cfg, s.layout, s.id, s.tok, s.join, s.plan, s.log)
+	components, err := allComponents(s.cfg, s.layout, s.id, s.tok, s.db, s.plan, s.log)
 	if err != nil {
 		return err
 	}
@@ -160,6 +169,9 @@ func (s *start) build() error {
 	s.group.OnReady(upgrade.RecordVersion(s.layout.VersionFile(), s.log))
 	s.group.OnReady(systemd.TakeNotifier().ReadyHook(s.log))
 	s.group.OnStartFailure(s.undo)
+	if s.db.reset != nil {
+		s.group.OnReady(announceReset(s.cfg, s.db.reset, s.log))
+	}
 	return nil
 }
 

@@ -141,7 +141,7 @@ func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap
 		}
 	}
 	c := via.Client()
-	before := agentCurrent(agent)
+	before := agent.Servers().Current
 	var acked []string
 	var failedSince time.Time
 	deadline := time.Now().Add(60 * time.Second)
@@ -168,7 +168,7 @@ func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap
 			failedSince = time.Now()
 		}
 		if failover == 0 && !killedAt.IsZero() {
-			if cur := agentCurrent(agent); cur != "" && cur != before {
+			if cur := agent.Servers().Current; cur != "" && cur != before {
 				failover = time.Since(killedAt)
 			}
 		}
@@ -192,12 +192,3 @@ func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap
 	return gap, slowest, lost, failover
 }
 
-// agentCurrent is the server the agent's connections go to.
-func agentCurrent(agent *harness.Node) string {
-	var st struct {
-		Current string `json:"current"`
-	}
-	r := agent.Exec(time.Minute, harness.Options{}, "servers", "--data-dir", agent.DataDir, "-o", "json")
-	_ = json.Unmarshal([]byte(r.Stdout), &st)
-	return st.Current
-}

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -189,4 +190,24 @@ func (n *Node) PID() int {
 		n.t.Fatal("server not running")
 	}
 	return n.proc.Process.Pid
+}
+
+// BalancedServers is what `monokube servers -o json` prints on a node:
+// the servers its API load balancer knows and the one in use.
+type BalancedServers struct {
+	Current string `json:"current"`
+	Servers []struct {
+		Address string `json:"address"`
+		Healthy bool   `json:"healthy"`
+	} `json:"servers"`
+}
+
+// Servers asks the node's load balancer which servers it knows; zero when
+// the command fails (the balancer's state not written yet).
+func (n *Node) Servers() BalancedServers {
+	n.t.Helper()
+	var st BalancedServers
+	r := n.Exec(time.Minute, Options{}, "servers", "--data-dir", n.DataDir, "-o", "json")
+	_ = json.Unmarshal([]byte(r.Stdout), &st)
+	return st
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/monokube/monokube/tests/harness"
@@ -31,17 +32,14 @@ func TestServerJoins(t *testing.T) {
 	s1.StartServerNode(append([]string{"--node-name", "server-1"}, lean()...)...)
 	s1.WaitReadyz(2 * time.Minute)
 	s1.WaitNodeReady(3 * time.Minute)
-	r := s1.Exec(time.Minute, harness.Options{}, "token", "create", "--role", "server")
-	if r.Code != 0 {
-		t.Fatalf("token create --role server: exit %d: %s", r.Code, r.Stderr)
-	}
-	token := strings.TrimSpace(r.Stdout)
+	token := serverToken(t, s1)
 	// An agent joins while the cluster has one server: it must learn the
 	// others by itself.
 	agent := harness.NewNode(t, network, 10)
 	agent.StageImages(nil)
 	agent.StartAgent(s1, s1.JoinToken(), "agent-1")
 
+	s1.WaitNodesReady(s1, 2) // the agent's name is claimed
 	t.Run("an agent token and other settings are refused before anything is written", func(t *testing.T) {
 		checkRefusals(t, s1, network, token)
 	})
@@ -78,7 +76,10 @@ func TestServerJoins(t *testing.T) {
 			}
 		}
 	})
-	t.Run("one controller-manager and one scheduler lead", func(*testing.T) { checkLeases(s1) })
+	t.Run("a manifest dropped on one server is applied by it and pruned by no other", func(t *testing.T) {
+		checkManifests(t, s1, s2)
+	})
+	t.Run("one controller-manager, one scheduler and one of monokube's controllers lead", func(*testing.T) { checkLeases(s1) })
 	t.Run("the servers' nodes are labelled control-plane", func(t *testing.T) {
 		s1.WaitFor(time.Minute, "three control-plane nodes", func(ctx context.Context) (bool, error) {
 			nodes, err := s1.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/control-plane=true"})
@@ -106,8 +107,15 @@ func TestServerJoins(t *testing.T) {
 	// A server is lost for good at this point (the kill above): deleting
 	// its node removes its member; then a live server is removed.
 	t.Run("deleting a lost server's node removes its etcd member", func(t *testing.T) { checkNodeDeletion(t, servers) })
+	var stay, gone string
 	t.Run("a removed server exits, keeps its data aside and does not start alone", func(t *testing.T) {
-		checkRemoval(t, servers)
+		stay, gone = checkRemoval(t, servers)
+	})
+	if t.Failed() {
+		return // the reset below builds on the removal
+	}
+	t.Run("after a lost quorum, --cluster-reset brings the API back on the server left", func(t *testing.T) {
+		checkClusterReset(t, network, servers[stay], servers[gone], stay, gone)
 	})
 }
 
@@ -125,7 +133,9 @@ func running(servers map[string]*harness.Node) map[string]*harness.Node {
 }
 
 // checkNodeDeletion: `kubectl delete node` of the killed server removes
-// its etcd member (the two others keep a quorum).
+// its etcd member (the two others keep a quorum), also when the killed
+// server held the lease of the controllers that remove members: the node
+// waits on its finalizer until another server takes the lease.
 func checkNodeDeletion(t *testing.T, servers map[string]*harness.Node) {
 	live := running(servers)
 	var dead string
@@ -142,17 +152,23 @@ func checkNodeDeletion(t *testing.T, servers map[string]*harness.Node) {
 	for name, s := range live {
 		names, via = append(names, name), s
 	}
-	via.Kubectl("delete", "node", dead)
+	holder := leaseHolder(t, via, "monokube-controllers")
+	start := time.Now()
+	via.Kubectl("delete", "node", dead, "--wait=false")
+	via.WaitFor(90*time.Second, "the deleted node gone", func(ctx context.Context) (bool, error) {
+		_, err := via.Client().CoreV1().Nodes().Get(ctx, dead, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	t.Logf("node %s gone %s after its deletion (the removal's lease was held by %s)", dead, time.Since(start), holder)
 	checkMembers(t, via, names...)
 }
 
 // checkRemoval: `monokube etcd remove` of a live server makes it exit
 // with code 78 (systemd does not restart it), its etcd data moved aside,
 // and a start without a join is refused with how to join again.
-func checkRemoval(t *testing.T, servers map[string]*harness.Node) {
+func checkRemoval(t *testing.T, servers map[string]*harness.Node) (stayName, goneName string) {
 	live := running(servers)
 	var stay, gone *harness.Node
-	var stayName, goneName string
 	for name, s := range live {
 		if stay == nil {
 			stay, stayName = s, name
@@ -182,28 +198,115 @@ func checkRemoval(t *testing.T, servers map[string]*harness.Node) {
 		t.Errorf("a start of the removed server: exit %d, want 78 with how to join again:\n%s", again.Code, again.Stderr)
 	}
 	checkMembers(t, stay, stayName)
+	return stayName, goneName
 }
 
-// serversState is what `monokube servers -o json` prints.
-type serversState struct {
-	Current string `json:"current"`
-	Servers []struct {
-		Address string `json:"address"`
-		Healthy bool   `json:"healthy"`
-	} `json:"servers"`
+// checkClusterReset: the removed server joins again with a new token and
+// a fresh machine joins too: three members. With the two others alive, a
+// --cluster-reset of the third is refused; once both are killed for good
+// (kill -9: no quorum left), it brings the API back on the third with its
+// data. A killed server that starts again learns it was removed, and
+// joins the reset cluster anew.
+func checkClusterReset(t *testing.T, network *harness.Network, stay, gone *harness.Node, stayName, goneName string) {
+	fresh := harness.NewNode(t, network, 6)
+	tok := serverToken(t, stay)
+	gone.StartServer(append([]string{"--node-name", goneName, "--server", stay.ServerURL(), "--token", tok}, lean()...)...)
+	fresh.StartServer(append([]string{"--node-name", "server-4", "--server", stay.ServerURL(), "--token", tok}, lean()...)...)
+	gone.WaitReadyz(3 * time.Minute)
+	fresh.WaitReadyz(3 * time.Minute)
+	checkMembers(t, stay, stayName, goneName, "server-4")
+	fresh.Kubectl("create", "configmap", "before-reset", "--from-literal=k=kept")
+
+	if code, _ := stay.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("%s: exit code after SIGTERM = %d", stayName, code)
+	}
+	reset := []string{"server", "--cluster-reset", "--node-name", stayName, "--data-dir", stay.DataDir, "--run-dir", stay.RunDir, "--node-ip", stay.NS.IP, "--disable-agent"}
+	r := stay.Exec(2*time.Minute, harness.Options{}, append(reset, lean()...)...)
+	for _, want := range []string{"--cluster-reset refused, nothing changed", "still answer on their peer port", goneName, "server-4"} {
+		if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+			t.Errorf("a reset with two members alive: exit %d, want a refusal saying %q:\n%s", r.Code, want, r.Stderr)
+		}
+	}
+
+	gone.Kill()
+	fresh.Kill()
+	start := time.Now()
+	stay.StartServerNode(append([]string{"--node-name", stayName, "--cluster-reset"}, lean()...)...)
+	stay.WaitReadyz(2 * time.Minute)
+	t.Logf("--cluster-reset to /readyz: %s", time.Since(start))
+	if got := strings.TrimSpace(stay.Kubectl("get", "configmap", "before-reset", "-o", "jsonpath={.data.k}")); got != "kept" {
+		t.Errorf("a ConfigMap written before the reset: %q, want kept", got)
+	}
+	checkMembers(t, stay, stayName)
+	stay.WaitFor(time.Minute, "the reset announced in the log", func(context.Context) (bool, error) {
+		return strings.Contains(stay.LogTail(200), "cluster reset done"), nil
+	})
+
+	again := gone.Exec(2*time.Minute, harness.Options{}, append([]string{"server", "--node-name", goneName, "--data-dir", gone.DataDir,
+		"--run-dir", gone.RunDir, "--node-ip", gone.NS.IP, "--disable-agent"}, lean()...)...)
+	if again.Code != 78 || !strings.Contains(again.Stderr, "was removed from its cluster") {
+		t.Errorf("a dropped server's start after the reset: exit %d, want 78 saying it was removed:\n%s", again.Code, again.Stderr)
+	}
+	gone.StartServer(append([]string{"--node-name", goneName, "--server", stay.ServerURL(), "--token", serverToken(t, stay)}, lean()...)...)
+	gone.WaitReadyz(3 * time.Minute)
+	checkMembers(t, stay, stayName, goneName)
+	if got := strings.TrimSpace(gone.Kubectl("get", "configmap", "before-reset", "-o", "jsonpath={.data.k}")); got != "kept" {
+		t.Errorf("the ConfigMap through the server that joined the reset cluster: %q, want kept", got)
+	}
 }
 
-func agentServers(n *harness.Node) serversState {
-	var st serversState
-	r := n.Exec(time.Minute, harness.Options{}, "servers", "--data-dir", n.DataDir, "-o", "json")
-	_ = json.Unmarshal([]byte(r.Stdout), &st)
-	return st
+// checkManifests: a ConfigMap in a file dropped into s2's manifests
+// directory shows through s1; a sync of s1's own directory (a file of its
+// own applied) leaves it; it goes once s2's file does.
+func checkManifests(t *testing.T, s1, s2 *harness.Node) {
+	dropped := filepath.Join(s2.DataDir, "server", "manifests", "dropped-on-2.yaml")
+	own := filepath.Join(s1.DataDir, "server", "manifests", "own-of-1.yaml")
+	write := func(path, name string) {
+		t.Helper()
+		data := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n  namespace: default\ndata:\n  k: v\n"
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(name string) func(context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			_, err := s1.Client().CoreV1().ConfigMaps("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil, nil
+		}
+	}
+	write(dropped, "dropped-on-2")
+	s1.WaitFor(time.Minute, "the ConfigMap of s2's file", exists("dropped-on-2"))
+	write(own, "own-of-1")
+	s1.WaitFor(time.Minute, "the ConfigMap of s1's own file", exists("own-of-1"))
+	if ok, _ := exists("dropped-on-2")(t.Context()); !ok {
+		t.Error("s1's sync deleted the ConfigMap of a file on s2")
+	}
+	if err := os.Remove(dropped); err != nil {
+		t.Fatal(err)
+	}
+	s1.WaitFor(time.Minute, "the ConfigMap of s2's removed file deleted", func(ctx context.Context) (bool, error) {
+		_, err := s1.Client().CoreV1().ConfigMaps("default").Get(ctx, "dropped-on-2", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if ok, _ := exists("own-of-1")(t.Context()); !ok {
+		t.Error("s1's own ConfigMap went with s2's file")
+	}
+}
+
+// serverToken makes a server-join token on n.
+func serverToken(t *testing.T, n *harness.Node) string {
+	t.Helper()
+	r := n.Exec(time.Minute, harness.Options{}, "token", "create", "--role", "server")
+	if r.Code != 0 {
+		t.Fatalf("token create --role server: exit %d: %s", r.Code, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
 }
 
 // healthyServers lists the servers n's load balancer counts as healthy.
 func healthyServers(n *harness.Node) []string {
 	var out []string
-	for _, s := range agentServers(n).Servers {
+	for _, s := range n.Servers().Servers {
 		if s.Healthy {
 			out = append(out, s.Address)
 		}
@@ -218,7 +321,7 @@ func healthyServers(n *harness.Node) []string {
 func checkAgentFailover(t *testing.T, agent *harness.Node, servers map[string]*harness.Node) {
 	var was string
 	agent.WaitFor(time.Minute, "the agent's connections on a server", func(context.Context) (bool, error) {
-		was = agentServers(agent).Current
+		was = agent.Servers().Current
 		return was != "", nil
 	})
 	var victim, other *harness.Node
@@ -235,10 +338,10 @@ func checkAgentFailover(t *testing.T, agent *harness.Node, servers map[string]*h
 	killed := time.Now()
 	victim.Kill()
 	took := agent.WaitFor(15*time.Second, "the agent's connections on another server", func(context.Context) (bool, error) {
-		cur := agentServers(agent).Current
+		cur := agent.Servers().Current
 		return cur != "" && cur != was, nil
 	})
-	t.Logf("agent failover: connections on %s %s after kill -9 of %s", agentServers(agent).Current, took, was)
+	t.Logf("agent failover: connections on %s %s after kill -9 of %s", agent.Servers().Current, took, was)
 	other.Kubectl("apply", "-f", other.PinnedEcho("on-agent", "agent-1"))
 	other.WaitRunning(2*time.Minute, "app=on-agent", 1)
 	t.Logf("a pod pinned to the agent ran %s after the kill", time.Since(killed))
@@ -309,7 +412,7 @@ func leaseHolder(t *testing.T, n *harness.Node, name string) string {
 }
 
 // checkRefusals: a server joining with an agent token, with a cluster
-// CIDR other than the cluster's or with a member's name fails with what to
+// CIDR other than the cluster's, with a member's or an agent's name fails with what to
 // do and takes no identity.
 func checkRefusals(t *testing.T, s1 *harness.Node, network *harness.Network, serverToken string) {
 	for i, tc := range []struct {
@@ -323,6 +426,8 @@ func checkRefusals(t *testing.T, s1 *harness.Node, network *harness.Network, ser
 				"--disable: this server coredns,local-storage,metrics-server, the cluster local-storage,metrics-server"}},
 		{"a member's name", []string{"--token", serverToken, "--node-name", "server-1"},
 			[]string{"etcd member server-1", "already has this server's name: give this server another --node-name"}},
+		{"an agent's name", []string{"--token", serverToken, "--node-name", "agent-1"},
+			[]string{"node name agent-1 is held by an agent of the cluster"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := harness.NewNode(t, network, 20+i)
@@ -376,11 +481,11 @@ func checkMembers(t *testing.T, n *harness.Node, names ...string) {
 	}
 }
 
-// checkLeases: each of the controller-manager's and the scheduler's
-// leases is held by a server.
+// checkLeases: each of the controller-manager's, the scheduler's and
+// monokube's own controllers' leases is held by a server.
 func checkLeases(n *harness.Node) {
 	c := n.Client()
-	for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
+	for _, name := range []string{"kube-controller-manager", "kube-scheduler", "monokube-controllers"} {
 		n.WaitFor(time.Minute, name+" lease held", func(ctx context.Context) (bool, error) {
 			l, err := c.CoordinationV1().Leases("kube-system").Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
