@@ -191,4 +191,3 @@ func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap
 	}
 	return gap, slowest, lost, failover
 }
-
