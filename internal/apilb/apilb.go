@@ -7,6 +7,10 @@
 // are closed (by the kernel when its process dies, by the balancer when its
 // health probe fails) and the clients reconnect through the balancer to
 // another one.
+//
+// A server's apiserver reaches the etcd members through one too (Prefer:
+// its own member first), with an etcd health probe and the member list in
+// place of /readyz and the EndpointSlices (Config.Probe, Config.Learn).
 package apilb
 
 import (
@@ -16,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +51,20 @@ type Config struct {
 	// watch (through the balancer itself); the watch waits until the file
 	// exists (the kubelet writes it once it holds its certificate).
 	Kubeconfig string
+
+	// What names the servers in logs and messages; "apiserver" if empty.
+	What string
+	// Prefer makes Joined the first choice whenever it is healthy (a
+	// server's own etcd member); otherwise the balancer sticks to the
+	// server it reached last.
+	Prefer bool
+	// Probe reports whether the server at addr answers; nil: its /readyz
+	// over TLS verified against ServerCA.
+	Probe func(ctx context.Context, addr string) error
+	// Learn calls set with the servers' addresses whenever they change,
+	// until ctx ends; nil: the default/kubernetes EndpointSlices, watched
+	// with Kubeconfig.
+	Learn func(ctx context.Context, set func(addrs []string))
 }
 
 // LB is the balancer, a lifecycle component.
@@ -76,7 +95,12 @@ func New(cfg Config, log *slog.Logger) *LB {
 	if st, err := LoadState(cfg.StateFile); err == nil {
 		known = st.Addresses()
 	}
-	return &LB{cfg: cfg, log: log, pool: newPool(cfg.Joined, known), ready: lifecycle.NewReadySignal(), probeEvery: probeInterval}
+	if cfg.What == "" {
+		cfg.What = "apiserver"
+	}
+	p := newPool(cfg.Joined, known)
+	p.prefer = cfg.Prefer
+	return &LB{cfg: cfg, log: log, pool: p, ready: lifecycle.NewReadySignal(), probeEvery: probeInterval}
 }
 
 // URL is the address the node's clients use.
@@ -89,7 +113,7 @@ func (lb *LB) Addr() string {
 }
 
 // Name implements lifecycle.Component.
-func (*LB) Name() string { return "apiserver-lb" }
+func (lb *LB) Name() string { return strings.ReplaceAll(lb.cfg.What, " ", "-") + "-lb" }
 
 // WaitReady implements lifecycle.Readier: the balancer listens.
 func (lb *LB) WaitReady(ctx context.Context) error { return lb.ready.WaitReady(ctx) }
@@ -100,10 +124,10 @@ func (lb *LB) Run(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", lb.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s for the apiserver load balancer (is another agent running on this machine?): %w", lb.cfg.Listen, err)
+		return fmt.Errorf("listen on %s for the %s load balancer (is another monokube running on this machine?): %w", lb.cfg.Listen, lb.cfg.What, err)
 	}
 	lb.addr.Store(ln.Addr().String())
-	lb.log.Info("apiserver load balancer listening", "address", lb.Addr(), "servers", lb.pool.addrs())
+	lb.log.Info(lb.cfg.What+" load balancer listening", "address", lb.Addr(), "servers", lb.pool.addrs())
 	lb.save()
 	lb.ready.MarkReady()
 	var wg sync.WaitGroup
@@ -127,7 +151,7 @@ func (lb *LB) accept(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("apiserver load balancer: accept: %w", err)
+			return fmt.Errorf("%s load balancer: accept: %w", lb.cfg.What, err)
 		}
 		conns.Go(func() { lb.carry(ctx, c) })
 	}
@@ -140,13 +164,13 @@ func (lb *LB) carry(ctx context.Context, client net.Conn) {
 	backend, addr, err := lb.dial(ctx)
 	if err != nil {
 		if !lb.allDown.Swap(true) && ctx.Err() == nil {
-			lb.log.Warn("no apiserver answers; the node's clients retry", "servers", lb.pool.addrs(), "err", err)
+			lb.log.Warn("no "+lb.cfg.What+" answers; the clients retry", "servers", lb.pool.addrs(), "err", err)
 			lb.save()
 		}
 		return
 	}
 	if lb.allDown.Swap(false) {
-		lb.log.Info("an apiserver answers again", "server", addr)
+		lb.log.Info("a server answers again", "what", lb.cfg.What, "server", addr)
 	}
 	p := &pair{client: client, backend: backend}
 	untrack := lb.pool.track(addr, p)
@@ -168,7 +192,7 @@ func (lb *LB) dial(ctx context.Context) (net.Conn, string, error) {
 			continue
 		}
 		if changed {
-			lb.log.Info("connections go to another apiserver", "server", addr, "was", was)
+			lb.log.Info("connections go to another "+lb.cfg.What, "server", addr, "was", was)
 			lb.save()
 		}
 		return c, addr, nil
@@ -176,13 +200,16 @@ func (lb *LB) dial(ctx context.Context) (net.Conn, string, error) {
 	return nil, "", errors.Join(errs...)
 }
 
-// save writes the pool's state file; a failure is logged, never fatal
-// (the file only helps a restart and `monokube servers`).
+// save writes the pool's state file, if it has one; a failure is logged,
+// never fatal (the file only helps a restart and `monokube servers`).
 func (lb *LB) save() {
+	if lb.cfg.StateFile == "" {
+		return
+	}
 	lb.saveMu.Lock()
 	defer lb.saveMu.Unlock()
 	if err := fsutil.SaveState(lb.cfg.StateFile, lb.pool.state(lb.cfg.Listen)); err != nil {
-		lb.log.Warn("cannot save the known apiservers", "err", err)
+		lb.log.Warn("cannot save the servers the load balancer knows", "what", lb.cfg.What, "err", err)
 	}
 }
 

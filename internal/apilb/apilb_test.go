@@ -208,3 +208,71 @@ func TestARestartStartsFromTheSavedServers(t *testing.T) {
 		t.Errorf("after a restart the node knows %s; want the saved servers and the joined one", got)
 	}
 }
+
+// TestPreferLearnAndProbeHooks is the etcd balancer's set-up: the joined
+// server first whenever its probe passes, the others from Learn.
+func TestPreferLearnAndProbeHooks(t *testing.T) {
+	local, other := newBackend(t, "local"), newBackend(t, "other")
+	var localUp atomic.Bool
+	localUp.Store(true)
+	learned := make(chan struct{})
+	lb := New(Config{
+		What: "etcd member", Listen: "127.0.0.1:0", Joined: local.addr(), Prefer: true,
+		Probe: func(_ context.Context, addr string) error {
+			if addr == local.addr() && !localUp.Load() {
+				return errRefused
+			}
+			return nil
+		},
+		Learn: func(ctx context.Context, set func([]string)) {
+			set([]string{other.addr()})
+			close(learned)
+			<-ctx.Done()
+		},
+	}, slog.New(slog.DiscardHandler))
+	lb.probeEvery = 20 * time.Millisecond
+	if got := lb.Name(); got != "etcd-member-lb" {
+		t.Errorf("Name() = %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lb.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("balancer: %v", err)
+		}
+	})
+	if err := lb.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-learned
+	answer := func() string {
+		got, err := ask(dialTLS(t, lb, local))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for range 3 {
+		if got := answer(); got != "local" {
+			t.Fatalf("a connection went to %s; want the preferred server while it is healthy", got)
+		}
+	}
+	localUp.Store(false)
+	waitFor(t, func() bool { return answer() == "other" }, "a connection goes to the other server once the preferred one's probe fails")
+	localUp.Store(true)
+	waitFor(t, func() bool { return answer() == "local" }, "connections go back to the preferred server once it answers")
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

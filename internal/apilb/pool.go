@@ -11,7 +11,7 @@ import (
 // as down; one failed dial counts as down at once.
 const downAfter = 2
 
-// server is one apiserver the node knows.
+// server is one server the balancer knows.
 type server struct {
 	addr    string // host:port
 	healthy bool
@@ -23,10 +23,12 @@ type server struct {
 // pool is the node's list of servers, their health and the connections
 // carried to each. The balancer dials servers in pool.order; it sticks to
 // the server it reached last while that one stays healthy, so a node's
-// connections are not spread for no reason.
+// connections are not spread for no reason, or with prefer to the joined
+// one whenever it is healthy.
 type pool struct {
 	mu      sync.Mutex
 	joined  string // the server the node joined: always kept, as the last resort
+	prefer  bool   // the joined server goes first whenever it is healthy
 	servers []*server
 	current string
 	updated time.Time
@@ -94,18 +96,23 @@ func (p *pool) addrs() []string {
 	return p.addrsLocked()
 }
 
-// order is the order to dial in: the current server if it is healthy, the
-// other healthy servers, then the unhealthy ones (a probe may lag behind a
-// server that came back).
+// order is the order to dial in: the current server (with prefer, the
+// joined one while it is healthy) if it is healthy, the other healthy
+// servers, then the unhealthy ones (a probe may lag behind a server that
+// came back).
 func (p *pool) order() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	first := p.current
+	if j := p.findLocked(p.joined); p.prefer && j != nil && j.healthy {
+		first = p.joined
+	}
 	var healthy, down []string
 	for _, s := range p.servers {
 		switch {
 		case !s.healthy:
 			down = append(down, s.addr)
-		case s.addr == p.current:
+		case s.addr == first:
 			healthy = append([]string{s.addr}, healthy...)
 		default:
 			healthy = append(healthy, s.addr)

@@ -99,3 +99,21 @@ func TestPublishedAddresses(t *testing.T) {
 		t.Errorf("published %v: want the ready endpoints on the https port", got)
 	}
 }
+
+func TestPreferredServerGoesFirstWhileHealthy(t *testing.T) {
+	p := newPool("local:2379", []string{"s2:2379", "s3:2379"})
+	p.prefer = true
+	p.dialed("s3:2379", nil) // the local member refused once, say
+	if got := p.order(); got[0] != "local:2379" {
+		t.Errorf("order %v: want the preferred server first while it is healthy", got)
+	}
+	p.probed("local:2379", errRefused)
+	p.probed("local:2379", errRefused)
+	if got := p.order(); got[0] != "s3:2379" || got[len(got)-1] != "local:2379" {
+		t.Errorf("order %v: want the current server first and the down preferred one last", got)
+	}
+	p.probed("local:2379", nil)
+	if got := p.order(); got[0] != "local:2379" {
+		t.Errorf("order %v: want the preferred server first again once it answers", got)
+	}
+}

@@ -20,48 +20,48 @@ const (
 	probeTimeout  = 3 * time.Second
 )
 
-// prober asks each server's /readyz (open to anonymous clients) over TLS
-// verified against the cluster's server CA.
-type prober struct{ client *http.Client }
-
-func newProber(serverCA []byte) (*prober, error) {
+// newProber asks each server's /readyz (open to anonymous clients) over
+// TLS verified against the cluster's server CA.
+func newProber(serverCA []byte) (func(ctx context.Context, addr string) error, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(serverCA) {
 		return nil, fmt.Errorf("no certificate in the server CA bundle")
 	}
-	return &prober{client: &http.Client{
-		Timeout: probeTimeout,
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			DisableKeepAlives: true, // each probe makes its own connection, as a client would
-		},
-	}}, nil
+	return HTTPSProbe(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, "/readyz"), nil
 }
 
-// probe returns nil if the apiserver at addr is ready.
-func (p *prober) probe(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/readyz", nil)
-	if err != nil {
-		return err
+// HTTPSProbe is a health probe (Config.Probe) that GETs path over TLS
+// with tlsCfg from the server at addr and wants 200 within probeTimeout.
+// Each probe makes its own connection, as a client would.
+func HTTPSProbe(tlsCfg *tls.Config, path string) func(ctx context.Context, addr string) error {
+	client := &http.Client{Timeout: probeTimeout, Transport: &http.Transport{TLSClientConfig: tlsCfg, DisableKeepAlives: true}}
+	return func(ctx context.Context, addr string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		return nil
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz: %s", resp.Status)
-	}
-	return nil
 }
 
 // probeLoop probes every server each probeInterval until ctx ends.
 func (lb *LB) probeLoop(ctx context.Context) {
-	p, err := newProber(lb.cfg.ServerCA)
-	if err != nil {
-		lb.log.Warn("apiserver health probes are off: servers count as down only when a dial fails", "err", err)
-		return
+	probe := lb.cfg.Probe
+	if probe == nil {
+		var err error
+		if probe, err = newProber(lb.cfg.ServerCA); err != nil {
+			lb.log.Warn("apiserver health probes are off: servers count as down only when a dial fails", "err", err)
+			return
+		}
 	}
 	t := time.NewTicker(lb.probeEvery)
 	defer t.Stop()
@@ -70,25 +70,25 @@ func (lb *LB) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			lb.probeAll(ctx, p)
+			lb.probeAll(ctx, probe)
 		}
 	}
 }
 
-func (lb *LB) probeAll(ctx context.Context, p *prober) {
+func (lb *LB) probeAll(ctx context.Context, probe func(context.Context, string) error) {
 	var wg sync.WaitGroup
 	var changed atomic.Bool
 	for _, addr := range lb.pool.addrs() {
 		wg.Go(func() {
-			err := p.probe(ctx, addr)
+			err := probe(ctx, addr)
 			if ctx.Err() != nil {
 				return
 			}
 			flipped, drop := lb.pool.probed(addr, err)
 			if flipped && err != nil {
-				lb.log.Warn("apiserver is down", "server", addr, "err", err, "connections closed", len(drop))
+				lb.log.Warn(lb.cfg.What+" is down", "server", addr, "err", err, "connections closed", len(drop))
 			} else if flipped {
-				lb.log.Info("apiserver is up again", "server", addr)
+				lb.log.Info(lb.cfg.What+" is up again", "server", addr)
 			}
 			for _, c := range drop {
 				_ = c.Close()

@@ -27,6 +27,10 @@ const (
 // watchLoop waits for the node's credentials, then keeps the pool's list
 // equal to the published apiserver addresses until ctx ends.
 func (lb *LB) watchLoop(ctx context.Context) {
+	if lb.cfg.Learn != nil {
+		lb.cfg.Learn(ctx, lb.learned)
+		return
+	}
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(context.Context) (bool, error) {
 		return fsutil.Exists(lb.cfg.Kubeconfig), nil
 	})
@@ -69,9 +73,13 @@ func (lb *LB) learn(objs []any) {
 			eps = append(eps, s)
 		}
 	}
-	addrs := published(eps)
+	lb.learned(published(eps))
+}
+
+// learned sets the pool's list to addrs.
+func (lb *LB) learned(addrs []string) {
 	if lb.pool.set(addrs) {
-		lb.log.Info("the apiservers this node knows changed", "servers", lb.pool.addrs())
+		lb.log.Info("the servers the load balancer knows changed", "what", lb.cfg.What, "servers", lb.pool.addrs())
 		lb.save()
 	}
 }
