@@ -11,10 +11,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/server"
 )
 
 // etcdCommand looks at the cluster's etcd from a server, with the server's
@@ -92,7 +94,30 @@ func listMembers(c *cli.Context, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	return membersTable(stdout, st)
+	if err := membersTable(stdout, st); err != nil {
+		return err
+	}
+	return balancerLine(stdout, c)
+}
+
+// balancerLine says which member this server's apiserver uses now, from
+// its etcd balancer's state file (none: a server that has not started
+// since it had one).
+func balancerLine(w io.Writer, c *cli.Context) error {
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return err
+	}
+	lb, err := apilb.LoadState(server.EtcdBalancerFile(datadir.Layout{Data: nf.DataDir}))
+	if err != nil || lb.Current == "" {
+		return nil
+	}
+	used := "the member at " + lb.Current
+	if lb.Current == etcd.LocalAddr() {
+		used = "this server's own member"
+	}
+	_, err = fmt.Fprintf(w, "\nthis server's apiserver reaches etcd through %s (%d members known), now %s\n", lb.Listen, len(lb.Servers), used)
+	return err
 }
 
 func membersTable(w io.Writer, st []etcd.MemberStatus) error {

@@ -67,7 +67,7 @@ func APIServerArgs(cfg *config.Server, c Creds) []string {
 	maps.Copy(defaults, tlsFlags())
 	forced := Flags{
 		"secure-port":              strconv.Itoa(cfg.HTTPSPort),
-		"etcd-servers":             etcd.ClientURL(),
+		"etcd-servers":             etcd.BalancedURL(),
 		"enable-admission-plugins": withNodeRestriction(cfg.Args.APIServer),
 	}
 	return Merge(defaults, cfg.Args.APIServer, forced)

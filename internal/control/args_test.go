@@ -29,7 +29,7 @@ func TestUserArgsOverrideDefaultsButNotForced(t *testing.T) {
 		in.KubeAPIServerArg = []string{"profiling=true", "--etcd-servers=https://elsewhere:2379", "audit-log-path=/tmp/a"}
 	})
 	args := APIServerArgs(cfg, NewCreds(datadir.Layout{Data: cfg.DataDir}))
-	for _, want := range []string{"--profiling=true", "--etcd-servers=" + etcd.ClientURL(), "--audit-log-path=/tmp/a"} {
+	for _, want := range []string{"--profiling=true", "--etcd-servers=" + etcd.BalancedURL(), "--audit-log-path=/tmp/a"} {
 		if !contains(args, want) {
 			t.Errorf("args lack %q:\n%s", want, strings.Join(args, "\n"))
 		}

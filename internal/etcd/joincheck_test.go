@@ -3,8 +3,12 @@ package etcd
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/monokube/monokube/internal/testutil"
 )
 
 func TestCheckJoin(t *testing.T) {
@@ -61,5 +65,55 @@ func TestReachPeers(t *testing.T) {
 	pending := []Member{{Name: "a", PeerURLs: []string{upURL}}, {PeerURLs: []string{downURL}, Learner: true}}
 	if warn, refuse := ReachPeers(ctx, pending, self); warn != nil || refuse != nil {
 		t.Errorf("a learner that never started is not dialled: warn %v, refuse %v", warn, refuse)
+	}
+}
+
+// A joiner's PeerProbe sees the members connect to its peer port once its
+// learner is added; listening where no member was told to connect, it
+// refuses, and RemoveLearner takes the learner out again.
+func TestPeerProbe(t *testing.T) {
+	tc, ctx := newTestCluster(t, bound)
+	tc.pending("b")
+	cfg := tc.config("b")
+	probe, err := ListenPeers(cfg.NodeIP, cfg.PeerPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := tc.add(ctx, "b")
+	ms, err := tc.cluster.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warn, refuse := probe.Await(ctx, ms, tc.peerURL("b"), 10*time.Second); warn != nil || refuse != nil {
+		t.Errorf("the member dials the learner's peer port: warn %v, refuse %v", warn, refuse)
+	}
+	if err := probe.Close(); err != nil { // Await closed it: a second Close is harmless
+		t.Errorf("Close after Await: %v", err)
+	}
+	if err := tc.cluster.RemoveLearner(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	tc.pending("c")
+	elsewhere, err := ListenPeers(cfg.NodeIP, testutil.FreePort(t)) // not c's peer port
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc := tc.add(ctx, "c")
+	if ms, err = tc.cluster.Members(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, refuse := elsewhere.Await(ctx, ms, tc.peerURL("c"), 2*time.Second)
+	if refuse == nil || !strings.Contains(refuse.Error(), "no etcd member connected") || !strings.Contains(refuse.Error(), "cannot reach TCP 2380") {
+		t.Errorf("no member connects: %v; want a refusal naming the port", refuse)
+	}
+	if err := tc.cluster.RemoveLearner(ctx, jc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.cluster.RemoveLearner(ctx, jc.ID); err != nil {
+		t.Errorf("removing a learner already gone: %v", err)
+	}
+	if got := tc.voters(ctx); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("members after both learners were removed: %v, want a", got)
 	}
 }

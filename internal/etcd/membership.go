@@ -41,11 +41,20 @@ type Cluster struct {
 // ClientTLS names the files a client of the cluster presents and trusts.
 type ClientTLS struct{ CAFile, CertFile, KeyFile string }
 
-// Dial connects to the members at endpoints (client URLs).
-func Dial(endpoints []string, files ClientTLS, log *slog.Logger) (*Cluster, error) {
+// Config is the TLS config of a client with files.
+func (files ClientTLS) Config() (*tls.Config, error) {
 	tlsCfg, err := transport.TLSInfo{CertFile: files.CertFile, KeyFile: files.KeyFile, TrustedCAFile: files.CAFile}.ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("etcd client certificate: %w", err)
+	}
+	return tlsCfg, nil
+}
+
+// Dial connects to the members at endpoints (client URLs).
+func Dial(endpoints []string, files ClientTLS, log *slog.Logger) (*Cluster, error) {
+	tlsCfg, err := files.Config()
+	if err != nil {
+		return nil, err
 	}
 	return DialTLS(endpoints, tlsCfg, log)
 }
@@ -281,6 +290,17 @@ func (c *Cluster) Promote(ctx context.Context, id uint64, bound time.Duration) e
 			return err
 		}
 	}
+}
+
+// RemoveLearner removes learner id, a join given up before its member
+// started.
+func (c *Cluster) RemoveLearner(ctx context.Context, id uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if _, err := c.client.MemberRemove(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
+		return fmt.Errorf("remove the learner %x this server added: %w", id, err)
+	}
+	return nil
 }
 
 // ErrNotCaughtUp is a joining member that Promote removed: it did not

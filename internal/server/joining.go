@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -40,74 +41,90 @@ func joining(cfg *config.Server, l datadir.Layout) bool {
 
 // takeIdentity is a joining server's identity phase before identity.Init:
 // it finds the cluster with the server token, refuses to join one whose
-// settings differ from this server's (naming each), and writes the
-// cluster's identity into the data dir. Nothing is written before every
-// check has passed.
-func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
+// settings differ from this server's (naming each), adds this server's
+// etcd member as a learner once the members have shown they reach it,
+// and writes the cluster's identity into the data dir. Nothing is written
+// before every check has passed.
+func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log *slog.Logger) (*memberJoin, error) {
 	tok, err := join.ParseToken(cfg.Join.Token)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d, err := join.Discover(ctx, cfg.Join.Server, tok, join.DefaultPatience(), log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mine := identity.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		FlannelBackend: cfg.FlannelBackend, Disabled: identity.DisabledOf(cfg)}
 	if m := mine.Mismatches(d.Settings); len(m) > 0 {
-		return fmt.Errorf("this server's settings differ from the cluster's at %s (%s): give the cluster's values, or leave them out where the cluster has the defaults", cfg.Join.Server, strings.Join(m, "; "))
+		return nil, fmt.Errorf("this server's settings differ from the cluster's at %s (%s): give the cluster's values, or leave them out where the cluster has the defaults", cfg.Join.Server, strings.Join(m, "; "))
 	}
 	data, err := join.FetchIdentity(ctx, cfg.Join.Server, d.CA, tok)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b, err := identity.DecodeBundle(data, l)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := checkMembership(ctx, cfg, l, b, log); err != nil {
-		return err
+	mj, err := checkMembership(ctx, cfg, l, b, log)
+	if err != nil {
+		return nil, err
 	}
-	if err := b.Write(l); err != nil {
-		return err
+	if err := errors.Join(b.Write(l), fsutil.SaveState(mj.pending, pendingPromotion{Host: mj.host, MemberID: mj.ID})); err != nil {
+		_ = mj.cluster.Close()
+		return nil, err
 	}
 	log.Info("took the cluster's identity", "server", cfg.Join.Server)
-	return nil
+	return mj, nil
 }
 
 // checkMembership asks the joined server's etcd, with a client
 // certificate made in memory from the cluster's etcd CA, whether this
 // server may join it: its name and peer URL clash with no member
-// (etcd.CheckJoin), and it reaches the members' peer ports
-// (etcd.ReachPeers), and no agent holds its node name. Nothing is written
-// yet.
-func checkMembership(ctx context.Context, cfg *config.Server, l datadir.Layout, b identity.Bundle, log *slog.Logger) error {
+// (etcd.CheckJoin), it reaches the members' peer ports (etcd.ReachPeers),
+// no agent holds its node name and no apiserver its advertise address.
+// Then it adds this server's member as a learner (addLearner). Nothing is
+// written yet.
+func checkMembership(ctx context.Context, cfg *config.Server, l datadir.Layout, b identity.Bundle, log *slog.Logger) (*memberJoin, error) {
 	host, err := joinHost(cfg.Join.Server)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tlsCfg, err := b.EtcdClientTLS(l, time.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cluster, err := etcd.DialTLS([]string{etcd.ClientURLOn(host)}, tlsCfg, log.With("component", "etcd-join"))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cluster.Close()
+	mj, err := checkAndAdd(ctx, cfg, cluster, host, log)
+	if err != nil {
+		_ = cluster.Close()
+		return nil, err
+	}
+	mj.pending = pendingFile(l)
+	return mj, nil
+}
+
+func checkAndAdd(ctx context.Context, cfg *config.Server, cluster *etcd.Cluster, host netip.Addr, log *slog.Logger) (*memberJoin, error) {
 	ms, err := cluster.Members(ctx)
 	if err != nil {
-		return fmt.Errorf("ask the etcd of %s about its members (its port %d must be reachable from here): %w", host, etcd.ClientPort, err)
+		return nil, fmt.Errorf("ask the etcd of %s about its members (its port %d must be reachable from here): %w", host, etcd.ClientPort, err)
 	}
 	self := etcd.PeerURL(cfg.NodeIP)
 	warn, refuse := etcd.ReachPeers(ctx, ms, self)
 	if err := errors.Join(etcd.CheckJoin(ms, cfg.NodeName, self), refuse); err != nil {
-		return fmt.Errorf("this server cannot join the cluster at %s: %w", cfg.Join.Server, err)
+		return nil, fmt.Errorf("this server cannot join the cluster at %s: %w", cfg.Join.Server, err)
 	}
 	if warn != nil {
 		log.Warn("joining while some etcd members are out of reach", "err", warn)
 	}
-	return checkAgentName(ctx, cluster, cfg.NodeName)
+	if err := errors.Join(checkAgentName(ctx, cluster, cfg.NodeName), checkAdvertised(ctx, cluster, cfg.AdvertiseAddress)); err != nil {
+		return nil, err
+	}
+	return addLearner(ctx, cfg, cluster, host, log)
 }
 
 // checkAgentName refuses a server named as an agent of the cluster: its
@@ -124,6 +141,35 @@ func checkAgentName(ctx context.Context, cluster *etcd.Cluster, name string) err
 		return fmt.Errorf("node name %s is held by an agent of the cluster: give this server another --node-name, or remove that agent first (`monokube uninstall` on it, or `kubectl delete node %s`)", name, name)
 	}
 	return nil
+}
+
+// checkAdvertised refuses an advertise address that another server's
+// apiserver publishes already: the default/kubernetes endpoints, and with
+// them every agent's balancer, would take the two servers for one. Each
+// apiserver keeps its address in etcd at /registry/masterleases/<ip>
+// (upstream's lease endpoint reconciler), with a TTL of 15 s. An address
+// of this machine's own is let through: its lease is this machine's
+// earlier apiserver's (a removed server joining again), which expires.
+func checkAdvertised(ctx context.Context, cluster *etcd.Cluster, addr netip.Addr) error {
+	held, err := cluster.HasKey(ctx, "/registry/masterleases/"+addr.String())
+	if err != nil {
+		return err
+	}
+	if held && !ownAddress(addr) {
+		return fmt.Errorf("address %s is advertised by a running apiserver of the cluster: give this server its own --advertise-address (by default its --node-ip); if that server stopped less than 15 s ago, start again in a moment", addr)
+	}
+	return nil
+}
+
+// ownAddress reports whether addr is an address of this machine: one it
+// can listen on.
+func ownAddress(addr netip.Addr) bool {
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		return false
+	}
+	_ = ln.Close()
+	return true
 }
 
 // pendingPromotion is the record of a learner this server added and has
@@ -144,6 +190,18 @@ func promotionPending(l datadir.Layout) bool {
 	return err == nil
 }
 
+// checkUnstartedJoin refuses a start without --server of a server whose
+// join was interrupted after its learner was added but before its etcd
+// member wrote any data: the data dir holds the cluster's identity and no
+// etcd data, so starting alone would make a second cluster with the
+// first's keys (k0s#5149).
+func checkUnstartedJoin(cfg *config.Server, l datadir.Layout) error {
+	if cfg.Join.Server != "" || l.HasEtcdData() || !promotionPending(l) {
+		return nil
+	}
+	return errors.New("this server's join was interrupted before its etcd member started, and started alone it would be a cluster of its own: start it again with --server and --token (make a new server token with `monokube token create --role server` on a server of the cluster if that one expired)")
+}
+
 // undoJoin puts a join that failed once its learner had started (it did
 // not catch up and was removed) back to before the member was added: the
 // learner's etcd data goes aside (never deleted) and the join record with
@@ -160,14 +218,11 @@ func undoJoin(l datadir.Layout, cause error) error {
 	return fmt.Errorf("%w; the failed join is undone (its etcd data moved to %s): start again with --server and --token to join afresh", cause, aside)
 }
 
-// memberToJoin is a joining server's pre-run phase: it adds this server's
-// etcd member to the cluster as a learner or, after a join interrupted
-// once etcd had started, finds the learner it added. It returns nil when
-// this server's member votes already.
-func memberToJoin(ctx context.Context, cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) (*memberJoin, error) {
-	if joining(cfg, l) {
-		return addLearner(ctx, cfg, l, c, log)
-	}
+// memberToJoin is the pre-run phase of a server whose join was
+// interrupted once etcd had started: it finds the learner it added (in
+// its join record). It returns nil when this server's member votes
+// already.
+func memberToJoin(l datadir.Layout, c control.Creds, log *slog.Logger) (*memberJoin, error) {
 	var pending pendingPromotion
 	fsutil.LoadState(pendingFile(l), &pending)
 	if pending.MemberID == 0 {
@@ -178,30 +233,41 @@ func memberToJoin(ctx context.Context, cfg *config.Server, l datadir.Layout, c c
 	if err != nil {
 		return nil, err
 	}
-	return &memberJoin{cluster: cluster, Joining: etcd.Joining{ID: pending.MemberID}, pending: pendingFile(l)}, nil
+	return &memberJoin{cluster: cluster, Joining: etcd.Joining{ID: pending.MemberID}, host: pending.Host, pending: pendingFile(l)}, nil
 }
 
+// peersBound is how long a joiner waits for the members to connect to its
+// peer port once its learner is added (they dial at once).
+const peersBound = 15 * time.Second
+
 // addLearner adds this server's member through the etcd of the server it
-// joins, and records it until it is promoted.
-func addLearner(ctx context.Context, cfg *config.Server, l datadir.Layout, c control.Creds, log *slog.Logger) (*memberJoin, error) {
-	host, err := joinHost(cfg.Join.Server)
+// joins, listening on its peer port meanwhile: once the member is added
+// every other member connects there (etcd.PeerProbe). If none does, the
+// learner is removed again and the join refused.
+func addLearner(ctx context.Context, cfg *config.Server, cluster *etcd.Cluster, host netip.Addr, log *slog.Logger) (*memberJoin, error) {
+	probe, err := etcd.ListenPeers(cfg.NodeIP, etcd.PeerPort)
 	if err != nil {
 		return nil, err
 	}
-	cluster, err := dialJoined(host, c, log)
+	defer probe.Close()
+	self := etcd.PeerURL(cfg.NodeIP)
+	j, err := cluster.AddLearner(ctx, cfg.NodeName, self, learnerStale)
 	if err != nil {
-		return nil, err
-	}
-	j, err := cluster.AddLearner(ctx, cfg.NodeName, etcd.PeerURL(cfg.NodeIP), learnerStale)
-	if err == nil {
-		err = fsutil.SaveState(pendingFile(l), pendingPromotion{Host: host, MemberID: j.ID})
-	}
-	if err != nil {
-		_ = cluster.Close()
 		return nil, fmt.Errorf("join etcd through %s (its port %d must be reachable from here, and this machine's %d from there): %w",
 			host, etcd.ClientPort, etcd.PeerPort, err)
 	}
-	return &memberJoin{cluster: cluster, Joining: j, pending: pendingFile(l)}, nil
+	ms, err := cluster.Members(ctx)
+	if err != nil {
+		return nil, errors.Join(err, cluster.RemoveLearner(ctx, j.ID))
+	}
+	warn, refuse := probe.Await(ctx, ms, self, peersBound)
+	if refuse != nil {
+		return nil, errors.Join(fmt.Errorf("this server cannot join the cluster at %s: %w", cfg.Join.Server, refuse), cluster.RemoveLearner(ctx, j.ID))
+	}
+	if warn != nil {
+		log.Warn("joining while some etcd members have not reached this server", "err", warn)
+	}
+	return &memberJoin{cluster: cluster, Joining: j, host: host}, nil
 }
 
 // joinHost is the address of --server, where its etcd serves other servers.
@@ -228,7 +294,8 @@ func dialJoined(host netip.Addr, c control.Creds, log *slog.Logger) (*etcd.Clust
 type memberJoin struct {
 	etcd.Joining
 	cluster *etcd.Cluster
-	pending string // the pendingPromotion record, removed once promoted
+	host    netip.Addr // the joined server
+	pending string     // the pendingPromotion record, removed once promoted
 }
 
 // promotion is the task, between the local etcd and the apiserver, that

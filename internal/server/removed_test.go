@@ -3,11 +3,13 @@ package server
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/fsutil"
@@ -64,5 +66,39 @@ func TestUndoJoin(t *testing.T) {
 	aside, _ := filepath.Glob(l.Etcd() + "-failed-join-*/member")
 	if l.HasEtcdData() || len(aside) != 1 || promotionPending(l) {
 		t.Errorf("after undoJoin: etcd data in place %v, aside %v, record kept %v", l.HasEtcdData(), aside, promotionPending(l))
+	}
+}
+
+// A join interrupted after its learner was added and before its etcd
+// member wrote data restarts only as a join, never as a cluster of its own.
+func TestUnstartedJoinNeedsTheJoinAgain(t *testing.T) {
+	l := datadir.Layout{Data: t.TempDir()}
+	alone, joins := &config.Server{}, &config.Server{Join: config.Join{Server: "https://10.0.0.2:6443"}}
+	if err := checkUnstartedJoin(alone, l); err != nil {
+		t.Errorf("a data dir without a join record: %v", err)
+	}
+	if err := fsutil.SaveState(pendingFile(l), pendingPromotion{MemberID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkUnstartedJoin(alone, l); err == nil || !strings.Contains(err.Error(), "start it again with --server and --token") {
+		t.Errorf("a start without --server after an unstarted join = %v; want it refused with what to do", err)
+	}
+	if err := checkUnstartedJoin(joins, l); err != nil {
+		t.Errorf("the join started again: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(l.Etcd(), "member"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkUnstartedJoin(alone, l); err != nil {
+		t.Errorf("a join interrupted once etcd had data resumes from the data dir alone: %v", err)
+	}
+}
+
+func TestOwnAddress(t *testing.T) {
+	if !ownAddress(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("127.0.0.1 is not seen as this machine's")
+	}
+	if ownAddress(netip.MustParseAddr("192.0.2.1")) { // TEST-NET-1: on no machine
+		t.Error("192.0.2.1 is seen as this machine's")
 	}
 }

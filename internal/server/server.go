@@ -279,6 +279,7 @@ func Ports(cfg *config.Server) []sysreq.Port {
 	ports := []sysreq.Port{
 		{Addr: cfg.BindAddress, Port: cfg.HTTPSPort, What: "--https-listen-port"},
 		{Addr: lo, Port: etcd.ClientPort, What: "etcd client port"},
+		{Addr: lo, Port: etcd.BalancerPort, What: "etcd balancer port"},
 		{Addr: cfg.NodeIP, Port: etcd.PeerPort, What: "etcd peer port"},
 		{Addr: lo, Port: control.CMPort, What: "kube-controller-manager port"},
 		{Addr: lo, Port: control.SchedulerPort, What: "kube-scheduler port"},
@@ -296,8 +297,8 @@ type dbStart struct {
 	reset *etcd.Reset // --cluster-reset, with members to drop
 }
 
-// controlPlane, in start order, is etcd (and, joining, its promotion),
-// the apiserver, the access it grants, and the controller-manager and
+// controlPlane, in start order, is etcd, the apiserver's balancer to the
+// etcd members (and, joining, the member's promotion), the apiserver, the access it grants, and the controller-manager and
 // scheduler, each run while this server holds its lease.
 func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, db dbStart, log *slog.Logger) ([]lifecycle.Component, error) {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
@@ -308,7 +309,11 @@ func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *
 		ec.InitialCluster = mj.InitialCluster // empty when it started before
 		promote = []lifecycle.Component{lifecycle.Await(promotion{mj})}
 	}
-	out := append([]lifecycle.Component{etcd.New(ec, with("etcd"))}, promote...)
+	lb, err := etcdBalancer(cfg, l, c, with("etcd-balancer"))
+	if err != nil {
+		return nil, err
+	}
+	out := append([]lifecycle.Component{etcd.New(ec, with("etcd")), lb}, promote...)
 	cm, err := control.NewElected(control.NewControllerManager(control.ControllerManagerArgs(cfg, c), probe), c.CMKubeconfig, cfg.NodeName, with("kube-controller-manager"))
 	if err != nil {
 		return nil, err

@@ -96,16 +96,18 @@ func (s *start) preflight() error {
 }
 
 func (s *start) identity() error {
-	if err := checkRemoved(s.layout, joining(s.cfg, s.layout)); err != nil {
+	if err := errors.Join(checkRemoved(s.layout, joining(s.cfg, s.layout)), checkUnstartedJoin(s.cfg, s.layout)); err != nil {
 		return err
 	}
 	if joining(s.cfg, s.layout) {
 		if err := s.layout.EnsureServer(); err != nil {
 			return err
 		}
-		if err := takeIdentity(s.ctx, s.cfg, s.layout, s.log); err != nil {
+		mj, err := takeIdentity(s.ctx, s.cfg, s.layout, s.log)
+		if err != nil {
 			return err
 		}
+		s.db.join = mj
 		if err := clearRemoved(s.layout); err != nil {
 			return err
 		}
@@ -130,7 +132,9 @@ func (s *start) preRun() error {
 		s.db.reset, err = planReset(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
 		return err
 	}
-	s.db.join, err = memberToJoin(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
+	if s.db.join == nil { // a join interrupted once etcd had started, if any
+		s.db.join, err = memberToJoin(s.layout, s.id.Creds, s.log)
+	}
 	return err
 }
 

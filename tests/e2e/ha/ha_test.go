@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/monokube/monokube/internal/apilb"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/etcd"
+	"github.com/monokube/monokube/internal/server"
 	"github.com/monokube/monokube/tests/harness"
 )
 
@@ -63,6 +69,11 @@ func TestServerJoins(t *testing.T) {
 	t.Logf("the joining servers to all four nodes Ready: %s", time.Since(start))
 
 	t.Run("the three servers are voters of one etcd", func(t *testing.T) { checkMembers(t, s2, "server-1", "server-2", "server-3") })
+	t.Run("each apiserver reaches etcd through its own member and knows the others", func(t *testing.T) {
+		for name, n := range servers {
+			checkEtcdBalancer(t, name, n, servers)
+		}
+	})
 	t.Run("a joiner's apiserver starts once its member votes", func(t *testing.T) {
 		for _, name := range []string{"server-2", "server-3"} {
 			checkJoinLog(t, servers[name])
@@ -412,25 +423,37 @@ func leaseHolder(t *testing.T, n *harness.Node, name string) string {
 }
 
 // checkRefusals: a server joining with an agent token, with a cluster
-// CIDR other than the cluster's, with a member's or an agent's name fails with what to
-// do and takes no identity.
+// CIDR other than the cluster's, with a member's or an agent's name or a
+// member's advertise address, or with a peer port the members cannot
+// reach fails with what to do and
+// takes no identity.
 func checkRefusals(t *testing.T, s1 *harness.Node, network *harness.Network, serverToken string) {
 	for i, tc := range []struct {
-		name  string
-		args  []string
-		wants []string
+		name      string
+		args      []string
+		wants     []string
+		blockPeer bool // the joiner's namespace drops connections to its :2380
 	}{
-		{"agent token", []string{"--token", s1.JoinToken(), "--node-name", "refused"}, []string{"is an agent token", "token create --role server"}},
+		{"agent token", []string{"--token", s1.JoinToken(), "--node-name", "refused"}, []string{"is an agent token", "token create --role server"}, false},
 		{"other cluster CIDR and addons", []string{"--token", serverToken, "--node-name", "refused", "--cluster-cidr", "10.52.0.0/16", "--disable", "coredns"},
 			[]string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16",
-				"--disable: this server coredns,local-storage,metrics-server, the cluster local-storage,metrics-server"}},
+				"--disable: this server coredns,local-storage,metrics-server, the cluster local-storage,metrics-server"}, false},
 		{"a member's name", []string{"--token", serverToken, "--node-name", "server-1"},
-			[]string{"etcd member server-1", "already has this server's name: give this server another --node-name"}},
+			[]string{"etcd member server-1", "already has this server's name: give this server another --node-name"}, false},
 		{"an agent's name", []string{"--token", serverToken, "--node-name", "agent-1"},
-			[]string{"node name agent-1 is held by an agent of the cluster"}},
+			[]string{"node name agent-1 is held by an agent of the cluster"}, false},
+		{"a member's advertise address", []string{"--token", serverToken, "--node-name", "refused", "--advertise-address", s1.NS.IP},
+			[]string{"address " + s1.NS.IP + " is advertised by a running apiserver of the cluster"}, false},
+		{"a peer port the members cannot reach", []string{"--token", serverToken, "--node-name", "server-blocked"},
+			[]string{"no etcd member connected to this server's peer port", "the other servers cannot reach TCP 2380 on this machine"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := harness.NewNode(t, network, 20+i)
+			if tc.blockPeer { // the rule goes with the namespace
+				if out, err := exec.Command("ip", "netns", "exec", n.NS.Name, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "2380", "-j", "DROP").CombinedOutput(); err != nil {
+					t.Fatalf("block the peer port: %v\n%s", err, out)
+				}
+			}
 			args := append([]string{"server", "--server", s1.ServerURL(), "--data-dir", n.DataDir,
 				"--run-dir", n.RunDir, "--node-ip", n.NS.IP, "--disable-agent"}, append(tc.args, lean()...)...)
 			r := n.Exec(2*time.Minute, harness.Options{}, args...)
@@ -444,7 +467,39 @@ func checkRefusals(t *testing.T, s1 *harness.Node, network *harness.Network, ser
 					t.Errorf("a refused join wrote %s", f)
 				}
 			}
+			if tc.blockPeer { // the learner it added is gone again
+				checkMembers(t, s1, "server-1")
+			}
 		})
+	}
+}
+
+// checkEtcdBalancer: n's etcd balancer (the apiserver's --etcd-servers)
+// lists its own member on loopback and every other server's client URL, all
+// healthy, and carries the apiserver's connections to its own member.
+func checkEtcdBalancer(t *testing.T, name string, n *harness.Node, servers map[string]*harness.Node) {
+	t.Helper()
+	want := []string{etcd.LocalAddr()}
+	for other, s := range servers {
+		if other != name {
+			want = append(want, s.NS.IP+":2379")
+		}
+	}
+	slices.Sort(want)
+	var st apilb.State
+	n.WaitFor(time.Minute, name+"'s etcd balancer knows every member", func(context.Context) (bool, error) {
+		var err error
+		st, err = apilb.LoadState(server.EtcdBalancerFile(datadir.Layout{Data: n.DataDir}))
+		if err != nil {
+			return false, nil
+		}
+		got := st.Addresses()
+		slices.Sort(got)
+		healthy := !slices.ContainsFunc(st.Servers, func(s apilb.ServerState) bool { return !s.Healthy })
+		return slices.Equal(got, want) && healthy, nil
+	})
+	if st.Current != etcd.LocalAddr() {
+		t.Errorf("%s's apiserver reaches etcd at %q, want its own member at %s", name, st.Current, etcd.LocalAddr())
 	}
 }
 

@@ -31,7 +31,7 @@ func etcdGet(t *testing.T, n *harness.Node, key string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := etcdClient(n, "127.0.0.1", tlsCfg)
+	c, err := etcdClient(n, "127.0.0.1", "2379", tlsCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +48,10 @@ func etcdGet(t *testing.T, n *harness.Node, key string) string {
 	return string(resp.Kvs[0].Value)
 }
 
-// etcdClient dials the node's etcd on its loopback with tlsCfg.
-func etcdClient(n *harness.Node, ip string, tlsCfg *tls.Config) (*clientv3.Client, error) {
+// etcdClient dials the node's etcd at ip on port with tlsCfg.
+func etcdClient(n *harness.Node, ip, port string, tlsCfg *tls.Config) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{
-		Endpoints: []string{"https://" + net.JoinHostPort(ip, "2379")}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
+		Endpoints: []string{"https://" + net.JoinHostPort(ip, port)}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return n.NS.DialContext(ctx, "tcp", addr)
 		})},
@@ -60,12 +60,16 @@ func etcdClient(n *harness.Node, ip string, tlsCfg *tls.Config) (*clientv3.Clien
 
 // checkEtcdMembers: `monokube etcd members` lists the one member, a healthy
 // voter and the leader, with the node's own credentials, as a table and as
-// JSON.
+// JSON, and says that the apiserver uses it through its balancer.
 func checkEtcdMembers(t *testing.T, n *harness.Node) {
 	r := n.Exec(time.Minute, harness.Options{}, "etcd", "members")
-	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	table, trailer, _ := strings.Cut(strings.TrimSpace(r.Stdout), "\n\n")
+	lines := strings.Split(table, "\n")
 	if r.Code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") {
 		t.Fatalf("etcd members: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if want := "reaches etcd through 127.0.0.1:2399 (1 members known), now this server's own member"; !strings.Contains(trailer, want) {
+		t.Errorf("etcd members: %q after the table, want %q", trailer, want)
 	}
 	f := strings.Fields(lines[1])
 	if len(f) < 7 || f[2] != "voter" || f[3] != "healthy" || f[4] != "*" || !strings.Contains(f[5], n.NS.IP+":2380") {

@@ -21,12 +21,13 @@ import (
 	"github.com/monokube/monokube/tests/harness"
 )
 
-// checkListeners: the controller-manager and the scheduler are not on the
-// node IP at all, and etcd, on loopback and on the node IP (where other
-// servers reach it), refuses clients without a certificate of its own CA.
-// (The node's ports: tests/e2e/node.)
+// checkListeners: the controller-manager, the scheduler and the
+// apiserver's etcd balancer are not on the node IP at all, and etcd, on
+// loopback and on the node IP (where other servers reach it), and through
+// the balancer, refuses clients without a certificate of its own CA. (The
+// node's ports: tests/e2e/node.)
 func checkListeners(t *testing.T, n *harness.Node) {
-	for port, what := range map[string]string{"10257": "controller-manager", "10259": "scheduler"} {
+	for port, what := range map[string]string{"10257": "controller-manager", "10259": "scheduler", "2399": "etcd balancer"} {
 		if harness.Answers(t.Context(), n, port) {
 			t.Errorf("%s port %s answers on the node IP %s", what, port, n.NS.IP)
 		}
@@ -52,8 +53,9 @@ func checkEtcdRefuses(t *testing.T, n *harness.Node) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, ip := range []string{"127.0.0.1", n.NS.IP} {
-			c, err := etcdClient(n, ip, cfg)
+		for _, at := range [][2]string{{"127.0.0.1", "2379"}, {n.NS.IP, "2379"}, {"127.0.0.1", "2399"}} {
+			addr := at[0] + ":" + at[1]
+			c, err := etcdClient(n, at[0], at[1], cfg)
 			if err != nil {
 				continue // refused at dial: as wanted
 			}
@@ -62,7 +64,7 @@ func checkEtcdRefuses(t *testing.T, n *harness.Node) {
 			cancel()
 			c.Close()
 			if err == nil {
-				t.Errorf("etcd on %s answered a client with %s", ip, name)
+				t.Errorf("etcd on %s answered a client with %s", addr, name)
 			}
 		}
 	}
