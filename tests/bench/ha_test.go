@@ -4,10 +4,8 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,25 +106,6 @@ func writeLatency(b *testing.B, c kubernetes.Interface, prefix string) (p50, p99
 	return took[len(took)/2], took[len(took)*99/100]
 }
 
-// etcdLeader is the name of the member that leads, as n's etcd sees it.
-func etcdLeader(b *testing.B, n *harness.Node) string {
-	var ms []struct {
-		Name   string `json:"name"`
-		Leader bool   `json:"leader"`
-	}
-	r := n.Exec(time.Minute, harness.Options{}, "etcd", "members", "-o", "json")
-	if err := json.Unmarshal([]byte(r.Stdout), &ms); err != nil {
-		b.Fatalf("etcd members: %v %s", err, r.Stderr)
-	}
-	for _, m := range ms {
-		if m.Leader {
-			return m.Name
-		}
-	}
-	b.Fatal("no etcd leader")
-	return ""
-}
-
 // killLeader kills the etcd leader's server while another takes one write
 // every 100 ms (bounded: 600 writes, 60 s, 2 s each), and returns the
 // longest run of failed writes, the slowest write that succeeded (a write
@@ -134,7 +113,7 @@ func etcdLeader(b *testing.B, n *harness.Node) string {
 // are missing afterwards, and how long the agent's load balancer took to
 // another server.
 func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap, slowest time.Duration, lost int, failover time.Duration) {
-	leaderName := etcdLeader(b, servers[0])
+	leaderName := servers[0].EtcdLeader()
 	var leader, via *harness.Node
 	for i, n := range servers {
 		if fmt.Sprintf("server-%d", i+1) == leaderName {
@@ -145,46 +124,22 @@ func killLeader(b *testing.B, servers []*harness.Node, agent *harness.Node) (gap
 	}
 	c := via.Client()
 	before := agent.Servers().Current
-	var acked []string
-	var failedSince time.Time
-	deadline := time.Now().Add(60 * time.Second)
-	killedAt := time.Time{}
-	for i := 0; i < 600 && time.Now().Before(deadline); i++ {
+	var killedAt time.Time
+	w := harness.WriteLoop(c, "loop-", 600, 60*time.Second, func(i int) {
 		if i == 50 {
 			leader.Kill()
 			killedAt = time.Now()
-		}
-		name := "loop-" + strconv.Itoa(i)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		began := time.Now()
-		_, err := c.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-		cancel()
-		switch {
-		case err == nil:
-			slowest = max(slowest, time.Since(began))
-			acked = append(acked, name)
-			if !failedSince.IsZero() {
-				gap = max(gap, time.Since(failedSince))
-				failedSince = time.Time{}
-			}
-		case failedSince.IsZero():
-			failedSince = time.Now()
 		}
 		if failover == 0 && !killedAt.IsZero() {
 			if cur := agent.Servers().Current; cur != "" && cur != before {
 				failover = time.Since(killedAt)
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+	})
+	if !w.FailingSince.IsZero() {
+		b.Errorf("writes still fail at the end of the loop (since %s)", w.FailingSince)
 	}
-	if !failedSince.IsZero() {
-		b.Errorf("writes still fail at the end of the loop (since %s)", failedSince)
-	}
-	for _, name := range acked {
-		if _, err := c.CoreV1().ConfigMaps("default").Get(context.Background(), name, metav1.GetOptions{}); err != nil {
-			lost++
-		}
-	}
+	gap, slowest, lost = w.Gap, w.Slowest, w.Lost(b, c)
 	switch {
 	case before != leader.NS.IP+":6443":
 		fmt.Printf("  the agent's connections went to %s, not to the killed leader: no failover to time\n", before)

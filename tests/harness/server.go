@@ -211,3 +211,38 @@ func (n *Node) Servers() BalancedServers {
 	_ = json.Unmarshal([]byte(r.Stdout), &st)
 	return st
 }
+
+// EtcdMember is a row of `monokube etcd members -o json`.
+type EtcdMember struct {
+	Name    string `json:"name"`
+	Learner bool   `json:"learner"`
+	Healthy bool   `json:"healthy"`
+	Leader  bool   `json:"leader"`
+}
+
+// EtcdMembers lists etcd's members as n's server sees them.
+func (n *Node) EtcdMembers() ([]EtcdMember, error) {
+	n.t.Helper()
+	var ms []EtcdMember
+	r := n.Exec(time.Minute, Options{}, "etcd", "members", "-o", "json")
+	if err := json.Unmarshal([]byte(r.Stdout), &ms); err != nil {
+		return nil, fmt.Errorf("etcd members: exit %d: %w\n%s", r.Code, err, r.Stderr)
+	}
+	return ms, nil
+}
+
+// EtcdLeader is the name of the member that leads, as n's server sees it.
+func (n *Node) EtcdLeader() string {
+	n.t.Helper()
+	ms, err := n.EtcdMembers()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Leader {
+			return m.Name
+		}
+	}
+	n.t.Fatalf("no etcd leader among %+v", ms)
+	return ""
+}

@@ -7,7 +7,6 @@ package ha_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -111,6 +111,9 @@ func TestServerJoins(t *testing.T) {
 			return len(healthyServers(agent)) == 3, nil
 		})
 		t.Logf("the agent knew all three servers %s after the check began", took)
+	})
+	t.Run("kill -9 of the etcd leader's server loses no acknowledged write, the agent carries on, the server rejoins by itself", func(t *testing.T) {
+		checkLeaderKill(t, agent, servers)
 	})
 	t.Run("the agent keeps its API when the server it uses is killed", func(t *testing.T) {
 		checkAgentFailover(t, agent, servers)
@@ -358,6 +361,78 @@ func checkAgentFailover(t *testing.T, agent *harness.Node, servers map[string]*h
 	t.Logf("a pod pinned to the agent ran %s after the kill", time.Since(killed))
 }
 
+// checkLeaderKill: kill -9 of the etcd leader's server while another
+// server takes a write every 100 ms (bounded: 300 writes, 30 s): the
+// writes fail for no longer than 10 s and every acknowledged one reads
+// back; the agent's node stays Ready and its pod keeps running, not
+// restarted, and its connections leave the killed server if they were
+// there; the killed server, started again from its data dir, is a
+// healthy voter again.
+func checkLeaderKill(t *testing.T, agent *harness.Node, servers map[string]*harness.Node) {
+	s1 := servers["server-1"]
+	s1.Kubectl("apply", "-f", s1.PinnedEcho("kept", "agent-1"))
+	s1.WaitRunning(2*time.Minute, "app=kept", 1)
+	before := agentPod(t, s1, "app=kept")
+	leaderName := s1.EtcdLeader()
+	leader := servers[leaderName]
+	var via *harness.Node
+	for name, n := range servers {
+		if name != leaderName {
+			via = n
+		}
+	}
+	agentWas := agent.Servers().Current
+	var killed time.Time
+	w := harness.WriteLoop(via.Client(), "leader-kill-", 300, 30*time.Second, func(i int) {
+		if i == 20 {
+			leader.Kill()
+			killed = time.Now()
+		}
+	})
+	t.Logf("kill -9 of %s, the etcd leader: %d writes acknowledged, longest failing run %s, slowest write %s",
+		leaderName, len(w.Acked), w.Gap, w.Slowest)
+	if !w.FailingSince.IsZero() || w.Gap > 10*time.Second {
+		t.Errorf("writes failed for %s (still failing since %v); want at most 10 s", w.Gap, w.FailingSince)
+	}
+	if lost := w.Lost(t, via.Client()); lost > 0 {
+		t.Errorf("%d acknowledged writes lost", lost)
+	}
+	node, err := via.Client().CoreV1().Nodes().Get(t.Context(), "agent-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionTrue || c.LastTransitionTime.After(killed)) {
+			t.Errorf("the agent's node: Ready %s since %s; want Ready throughout (the kill at %s)", c.Status, c.LastTransitionTime, killed)
+		}
+	}
+	if after := agentPod(t, via, "app=kept"); after.UID != before.UID || after.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("the agent's pod after the kill: %s restarted %d times; want %s running on, not restarted",
+			after.UID, after.Status.ContainerStatuses[0].RestartCount, before.UID)
+	}
+	if agentWas == leader.NS.IP+":6443" {
+		if cur := agent.Servers().Current; cur == "" || cur == agentWas {
+			t.Errorf("the agent's connections are on %q after the write loop; want them off the killed %s", cur, agentWas)
+		}
+	}
+	leader.StartServerNode(append([]string{"--node-name", leaderName}, lean()...)...)
+	leader.WaitReadyz(2 * time.Minute)
+	checkMembers(t, via, "server-1", "server-2", "server-3")
+}
+
+// agentPod is the one running pod of selector, with its container status.
+func agentPod(t *testing.T, n *harness.Node, selector string) corev1.Pod {
+	t.Helper()
+	pods, err := n.Client().CoreV1().Pods("default").List(t.Context(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 1 || pods.Items[0].Status.Phase != corev1.PodRunning || len(pods.Items[0].Status.ContainerStatuses) != 1 {
+		t.Fatalf("pods of %s: want one running pod with its container, got %+v", selector, pods.Items)
+	}
+	return pods.Items[0]
+}
+
 // checkJoinLog: n's log shows its learner added, then promoted, then its
 // apiserver started, and the join record is gone.
 func checkJoinLog(t *testing.T, n *harness.Node) {
@@ -507,15 +582,10 @@ func checkEtcdBalancer(t *testing.T, name string, n *harness.Node, servers map[s
 // healthy voters.
 func checkMembers(t *testing.T, n *harness.Node, names ...string) {
 	t.Helper()
-	var ms []struct {
-		Name    string `json:"name"`
-		Learner bool   `json:"learner"`
-		Healthy bool   `json:"healthy"`
-	}
+	var ms []harness.EtcdMember
 	n.WaitFor(time.Minute, "etcd members healthy voters", func(context.Context) (bool, error) {
-		r := n.Exec(time.Minute, harness.Options{}, "etcd", "members", "-o", "json")
-		ms = nil
-		if err := json.Unmarshal([]byte(r.Stdout), &ms); err != nil || len(ms) != len(names) {
+		var err error
+		if ms, err = n.EtcdMembers(); err != nil || len(ms) != len(names) {
 			return false, err
 		}
 		for _, m := range ms {
