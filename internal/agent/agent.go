@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strings"
 
-	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
@@ -124,9 +122,7 @@ func Preflight(cfg *config.Agent, c sysreq.Checks) (sysreq.Node, sysreq.Report) 
 	host, nodeReport := node.Preflight(c)
 	report := append(sysreq.Report{c.RunsAsRoot("agent")}, nodeReport...)
 	report = append(report, sysreq.Writable(cfg.DataDir, "data-dir"), c.DiskFree(cfg.DataDir, "data-dir"))
-	ports := append(node.Ports(cfg.NodeIP),
-		sysreq.Port{Addr: netip.MustParseAddr("127.0.0.1"), Port: apilb.Port, What: "apiserver load balancer port"})
-	return host, append(report, c.Ports(ports)...)
+	return host, append(report, c.Ports(node.Ports(cfg.NodeIP))...)
 }
 
 // nodeConfig combines the agent's flags with the cluster's settings,

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -15,12 +14,6 @@ import (
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/node"
 )
-
-// balancerAddr is where an agent's clients reach the apiservers.
-func balancerAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(apilb.Port)) }
-
-// ServersFile is where an agent keeps the apiservers it knows (apilb.State).
-func ServersFile(l datadir.Layout) string { return l.AgentFile("apiservers.json") }
 
 // balancer returns the node's apiserver load balancer, after pointing the
 // node's kubeconfigs at it: a node joined before it had one (or before
@@ -39,12 +32,12 @@ func balancer(l datadir.Layout, creds node.Creds, j joined, log *slog.Logger) (*
 		return nil, fmt.Errorf("read the cluster's server CA (join again to restore it): %w", err)
 	}
 	for _, kc := range []string{creds.BootstrapKubeconfig, creds.KubeletKubeconfig} {
-		if err := pointAt(kc, apilb.URL(balancerAddr()), log); err != nil {
+		if err := pointAt(kc, apilb.URL(apilb.NodeAddr()), log); err != nil {
 			return nil, err
 		}
 	}
 	return apilb.New(apilb.Config{
-		Listen: balancerAddr(), Joined: joinedAddr, StateFile: ServersFile(l),
+		Listen: apilb.NodeAddr(), Joined: joinedAddr, StateFile: node.ServersFile(l),
 		ServerCA: ca, Kubeconfig: creds.KubeletKubeconfig,
 	}, log.With("component", "apiserver-lb")), nil
 }

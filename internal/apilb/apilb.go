@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +103,9 @@ func New(cfg Config, log *slog.Logger) *LB {
 	p.prefer = cfg.Prefer
 	return &LB{cfg: cfg, log: log, pool: p, ready: lifecycle.NewReadySignal(), probeEvery: probeInterval}
 }
+
+// NodeAddr is where a node's balancer listens: 127.0.0.1:Port.
+func NodeAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(Port)) }
 
 // URL is the address the node's clients use.
 func URL(listen string) string { return "https://" + listen }

@@ -219,7 +219,7 @@ func uninstallCommand(stderr io.Writer) *cli.Command {
 			if _, err := os.Stat(l.Server()); err == nil {
 				r.Kubeconfig = nf.WriteKubeconfig
 			} else if kc := node.NewAgentCreds(l).KubeletKubeconfig; fsutil.Exists(kc) {
-				st, _ := apilb.LoadState(agent.ServersFile(l)) // none: only the kubeconfig's server
+				st, _ := apilb.LoadState(node.ServersFile(l)) // none: only the kubeconfig's server
 				r.Leave = func(ctx context.Context) error { return agent.Leave(ctx, kc, st.Addresses()) }
 			}
 			return install.Uninstall(c.Context, r, log)

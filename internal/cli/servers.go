@@ -9,17 +9,18 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/monokube/monokube/internal/agent"
 	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/node"
 )
 
-// serversCommand shows what an agent's apiserver load balancer knows.
+// serversCommand shows what a node's apiserver load balancer knows (an
+// agent's, or a server's own node's).
 func serversCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "servers",
-		Usage: "list the apiservers this agent knows, their health and the one its connections go to (run on an agent)",
-		Flags: append(dirFlags("agent"),
+		Usage: "list the apiservers this node knows, their health and the one its connections go to (on an agent, or a server with its node)",
+		Flags: append(dirFlags("node"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
 		Action: func(c *cli.Context) error { return listServers(c, stdout) },
 	}
@@ -34,7 +35,7 @@ func listServers(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := apilb.LoadState(agent.ServersFile(datadir.Layout{Data: nf.DataDir}))
+	st, err := apilb.LoadState(node.ServersFile(datadir.Layout{Data: nf.DataDir}))
 	if err != nil {
 		return err
 	}

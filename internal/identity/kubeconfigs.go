@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/pki"
@@ -23,8 +24,9 @@ type kubeconfigFile struct {
 
 // writeKubeconfigs renders the components' kubeconfigs and, once the
 // admin group's binding was made (see WriteAdminKubeconfigs), the admin
-// ones; with a node of the server's own, also that node's kubeconfigs
-// and the CA of the clients its kubelet accepts.
+// ones; with a node of the server's own, also that node's kubeconfigs,
+// which name the node's apiserver balancer (apilb.NodeAddr), and the CA
+// of the clients its kubelet accepts.
 func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
 	c := id.Creds
 	files := []kubeconfigFile{
@@ -35,15 +37,25 @@ func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
 	if fsutil.Exists(c.AdminBindingMarker) {
 		files = append(files, id.adminKubeconfigs(cfg)...)
 	}
-	if own := id.Node; own != nil {
-		if err := fsutil.WriteFile(own.ClientCA, id.clientCA, 0o644); err != nil {
-			return err
-		}
-		files = append(files,
-			kubeconfigFile{own.KubeletKubeconfig, own.KubeletClient, 0o600, 0o700},
-			kubeconfigFile{own.KubeProxyKubeconfig, own.KubeProxyClient, 0o600, 0o700})
+	if err := id.writeAll(localURL(cfg), files); err != nil {
+		return err
 	}
-	return id.writeAll(cfg, files)
+	own := id.Node
+	if own == nil {
+		return nil
+	}
+	if err := fsutil.WriteFile(own.ClientCA, id.clientCA, 0o644); err != nil {
+		return err
+	}
+	return id.writeAll(apilb.URL(apilb.NodeAddr()), []kubeconfigFile{
+		{own.KubeletKubeconfig, own.KubeletClient, 0o600, 0o700},
+		{own.KubeProxyKubeconfig, own.KubeProxyClient, 0o600, 0o700},
+	})
+}
+
+// localURL is this server's apiserver on loopback.
+func localURL(cfg *config.Server) string {
+	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
 }
 
 // adminKubeconfigs are the admin's: server/cred/admin.kubeconfig, and the
@@ -61,17 +73,16 @@ func (id *Identity) adminKubeconfigs(cfg *config.Server) []kubeconfigFile {
 // so that whoever waits for the file (a user, a script) never holds a
 // kubeconfig the cluster refuses yet.
 func (id *Identity) WriteAdminKubeconfigs(cfg *config.Server) error {
-	return id.writeAll(cfg, id.adminKubeconfigs(cfg))
+	return id.writeAll(localURL(cfg), id.adminKubeconfigs(cfg))
 }
 
-// writeAll writes files as kubeconfigs of the local apiserver, which
+// writeAll writes files as kubeconfigs of the apiserver at url, which
 // trust the server CA's certificate file as it is.
-func (id *Identity) writeAll(cfg *config.Server, files []kubeconfigFile) error {
+func (id *Identity) writeAll(url string, files []kubeconfigFile) error {
 	caPEM, err := os.ReadFile(id.Creds.ServerCA.Cert())
 	if err != nil {
 		return fmt.Errorf("read server CA: %w", err)
 	}
-	url := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
 	for _, k := range files {
 		if err := writeKubeconfig(k, url, caPEM); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	bundled "github.com/monokube/monokube/embed"
+	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/assets"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/containerd"
@@ -116,8 +117,13 @@ func Ports(nodeIP netip.Addr) []sysreq.Port {
 		{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
 		{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
 		{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"},
+		{Addr: lo, Port: apilb.Port, What: "apiserver load balancer port"},
 	}
 }
+
+// ServersFile is where a node's apiserver balancer keeps the apiservers it
+// knows (apilb.State), an agent's and a server's node's alike.
+func ServersFile(l datadir.Layout) string { return l.AgentFile("apiservers.json") }
 
 // Prepare adapts to the host, renders the configs and writes them. The
 // role has made the node's directories (datadir.Layout.EnsureAgent) first.

@@ -84,12 +84,16 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		}
 		return append(components, upgrade.NewSweeper(l.Data, log.With("component", "version-sweeper"), filepath.Dir(self))), nil
 	}
+	lb, err := nodeBalancer(cfg, l, id, log)
+	if err != nil {
+		return nil, err
+	}
 	nodes, err := plan.Components(log)
 	if err != nil {
 		return nil, err
 	}
 	label := roleLabel{client: superClient, node: cfg.NodeName, log: log.With("component", "control-plane-label")}
-	return append(append(components, nodes...), lifecycle.Background(label)), nil
+	return append(append(append(components, lb), nodes...), lifecycle.Background(label)), nil
 }
 
 // identities are the in-process controllers' users and rights.

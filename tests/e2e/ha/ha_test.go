@@ -112,6 +112,11 @@ func TestServerJoins(t *testing.T) {
 		})
 		t.Logf("the agent knew all three servers %s after the check began", took)
 	})
+	t.Run("each server's node reaches the apiservers through its own balancer, its own apiserver first", func(t *testing.T) {
+		for name, n := range servers {
+			checkServerNodeBalancer(t, name, n, servers)
+		}
+	})
 	t.Run("kill -9 of the etcd leader's server loses no acknowledged write, the agent carries on, the server rejoins by itself", func(t *testing.T) {
 		checkLeaderKill(t, agent, servers)
 	})
@@ -326,6 +331,35 @@ func healthyServers(n *harness.Node) []string {
 		}
 	}
 	return out
+}
+
+// checkServerNodeBalancer: the balancer of n's node (which its kubelet's,
+// kube-proxy's and flannel's kubeconfigs name) knows every server's
+// address and its own apiserver on loopback, all healthy, and carries the
+// node's connections to its own apiserver.
+func checkServerNodeBalancer(t *testing.T, name string, n *harness.Node, servers map[string]*harness.Node) {
+	t.Helper()
+	const own = "127.0.0.1:6443"
+	want := []string{own}
+	for _, s := range servers {
+		want = append(want, s.NS.IP+":6443")
+	}
+	slices.Sort(want)
+	var st harness.BalancedServers
+	n.WaitFor(time.Minute, name+"'s node balancer knows every server, healthy", func(context.Context) (bool, error) {
+		st = n.Servers()
+		var healthy []string
+		for _, s := range st.Servers {
+			if s.Healthy {
+				healthy = append(healthy, s.Address)
+			}
+		}
+		slices.Sort(healthy)
+		return slices.Equal(healthy, want) && len(st.Servers) == len(want), nil
+	})
+	if st.Current != own {
+		t.Errorf("%s's node reaches the API at %q, want its own apiserver at %s", name, st.Current, own)
+	}
 }
 
 // checkAgentFailover: with the server the agent's connections go to

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/monokube/monokube/internal/apilb"
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/node"
+)
+
+// nodeBalancer is how this server's own node (its kubelet, kube-proxy and
+// flannel, whose kubeconfigs name apilb.NodeAddr) reaches the apiservers,
+// as an agent's does: this server's apiserver while it is ready, another
+// server's otherwise. It learns the servers from the default/kubernetes
+// EndpointSlices and keeps them in node.ServersFile, which `monokube
+// servers` shows.
+func nodeBalancer(cfg *config.Server, l datadir.Layout, id *identity.Identity, log *slog.Logger) (*apilb.LB, error) {
+	ca, err := os.ReadFile(id.Creds.ServerCA.Cert())
+	if err != nil {
+		return nil, fmt.Errorf("read the server CA: %w", err)
+	}
+	return apilb.New(apilb.Config{
+		Listen:     apilb.NodeAddr(),
+		Joined:     net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort)),
+		Prefer:     true,
+		StateFile:  node.ServersFile(l),
+		ServerCA:   ca,
+		Kubeconfig: id.Node.KubeletKubeconfig,
+	}, log.With("component", "apiserver-lb")), nil
+}
