@@ -182,9 +182,10 @@ func checkNodeDeletion(t *testing.T, servers map[string]*harness.Node) {
 	checkMembers(t, via, names...)
 }
 
-// checkRemoval: `monokube etcd remove` of a live server makes it exit
-// with code 78 (systemd does not restart it), its etcd data moved aside,
-// and a start without a join is refused with how to join again.
+// checkRemoval: `kubectl delete node` of a live server's node removes its
+// etcd member and makes the server exit with code 78 (systemd does not
+// restart it), its etcd data moved aside; a start without a join is
+// refused with how to join again.
 func checkRemoval(t *testing.T, servers map[string]*harness.Node) (stayName, goneName string) {
 	live := running(servers)
 	var stay, gone *harness.Node
@@ -195,10 +196,7 @@ func checkRemoval(t *testing.T, servers map[string]*harness.Node) (stayName, gon
 			gone, goneName = s, name
 		}
 	}
-	r := stay.Exec(time.Minute, harness.Options{}, "etcd", "remove", "--data-dir", stay.DataDir, goneName)
-	if r.Code != 0 || !strings.Contains(r.Stdout, "removed etcd member "+goneName) {
-		t.Fatalf("etcd remove %s: exit %d\n%s%s", goneName, r.Code, r.Stdout, r.Stderr)
-	}
+	stay.Kubectl("delete", "node", goneName, "--wait=false")
 	select {
 	case <-gone.Exited():
 	case <-time.After(time.Minute):
@@ -245,6 +243,11 @@ func checkClusterReset(t *testing.T, network *harness.Network, stay, gone *harne
 		if r.Code == 0 || !strings.Contains(r.Stderr, want) {
 			t.Errorf("a reset with two members alive: exit %d, want a refusal saying %q:\n%s", r.Code, want, r.Stderr)
 		}
+	}
+	// With one of three voters down, removing another would leave no quorum.
+	r = gone.Exec(time.Minute, harness.Options{}, "etcd", "remove", "--data-dir", gone.DataDir, "server-4")
+	if want := "leaves 2 voters of which 1 answer, fewer than the 2 a quorum needs"; r.Code == 0 || !strings.Contains(r.Stderr, want) {
+		t.Errorf("etcd remove server-4 with %s down: exit %d, want a refusal saying %q:\n%s%s", stayName, r.Code, want, r.Stdout, r.Stderr)
 	}
 
 	gone.Kill()
