@@ -41,15 +41,22 @@ func etcdCommand(stdout io.Writer) *cli.Command {
 	}
 }
 
-// localEtcd is a client of this server's own etcd member.
-func localEtcd(c *cli.Context) (*etcd.Cluster, error) {
+// serverLayout is the data dir of the server the etcd commands run
+// beside, found once from their flags and config file.
+func serverLayout(c *cli.Context) (datadir.Layout, error) {
 	nf, err := nodeFiles(c, "")
 	if err != nil {
-		return nil, err
+		return datadir.Layout{}, err
 	}
-	creds := control.NewCreds(datadir.Layout{Data: nf.DataDir})
+	return datadir.Layout{Data: nf.DataDir}, nil
+}
+
+// localEtcd is a client of the etcd member of the server whose data dir
+// is l.
+func localEtcd(l datadir.Layout) (*etcd.Cluster, error) {
+	creds := control.NewCreds(l)
 	if !fsutil.Exists(creds.EtcdClient.Key()) {
-		return nil, fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", nf.DataDir, creds.EtcdClient.Key())
+		return nil, fmt.Errorf("no etcd client certificate in data dir %s (%s): run this on a server, or give its --data-dir or --config", l.Data, creds.EtcdClient.Key())
 	}
 	return creds.LocalEtcd(slog.New(slog.DiscardHandler))
 }
@@ -61,7 +68,11 @@ func removeMember(c *cli.Context, stdout io.Writer) error {
 	case c.NArg() > 1:
 		return fmt.Errorf("give one member name, after the flags (`monokube etcd remove [--data-dir DIR] NAME`); got %q", c.Args().Slice())
 	}
-	cluster, err := localEtcd(c)
+	l, err := serverLayout(c)
+	if err != nil {
+		return err
+	}
+	cluster, err := localEtcd(l)
 	if err != nil {
 		return err
 	}
@@ -80,7 +91,11 @@ func listMembers(c *cli.Context, stdout io.Writer) error {
 	if out != "table" && out != "json" {
 		return fmt.Errorf("--output %q: want table or json", out)
 	}
-	cluster, err := localEtcd(c)
+	l, err := serverLayout(c)
+	if err != nil {
+		return err
+	}
+	cluster, err := localEtcd(l)
 	if err != nil {
 		return err
 	}
@@ -97,18 +112,14 @@ func listMembers(c *cli.Context, stdout io.Writer) error {
 	if err := membersTable(stdout, st); err != nil {
 		return err
 	}
-	return balancerLine(stdout, c)
+	return balancerLine(stdout, l)
 }
 
 // balancerLine says which member this server's apiserver uses now, from
 // its etcd balancer's state file (none: a server that has not started
 // since it had one).
-func balancerLine(w io.Writer, c *cli.Context) error {
-	nf, err := nodeFiles(c, "")
-	if err != nil {
-		return err
-	}
-	lb, err := apilb.LoadState(server.EtcdBalancerFile(datadir.Layout{Data: nf.DataDir}))
+func balancerLine(w io.Writer, l datadir.Layout) error {
+	lb, err := apilb.LoadState(server.EtcdBalancerFile(l))
 	if err != nil || lb.Current == "" {
 		return nil
 	}
