@@ -2,13 +2,12 @@ package identity
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/pki"
 )
@@ -55,7 +54,7 @@ func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
 
 // localURL is this server's apiserver on loopback.
 func localURL(cfg *config.Server) string {
-	return "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort))
+	return "https://" + control.LocalAPIServer(cfg.HTTPSPort)
 }
 
 // adminKubeconfigs are the admin's: server/cred/admin.kubeconfig, and the

@@ -3,12 +3,11 @@ package server
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 
 	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/node"
@@ -27,7 +26,7 @@ func nodeBalancer(cfg *config.Server, l datadir.Layout, id *identity.Identity, l
 	}
 	return apilb.New(apilb.Config{
 		Listen:     apilb.NodeAddr(),
-		Joined:     net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort)),
+		Joined:     control.LocalAPIServer(cfg.HTTPSPort),
 		Prefer:     true,
 		StateFile:  node.ServersFile(l),
 		ServerCA:   ca,

@@ -351,7 +351,7 @@ func etcdConfig(cfg *config.Server, l datadir.Layout, c control.Creds) etcd.Conf
 // certificate f.
 func controllerClient(cfg *config.Server, c control.Creds, f pki.Files) (kubernetes.Interface, error) {
 	client, err := kubernetes.NewForConfig(&rest.Config{
-		Host:            "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HTTPSPort)),
+		Host:            "https://" + control.LocalAPIServer(cfg.HTTPSPort),
 		TLSClientConfig: rest.TLSClientConfig{CAFile: c.ServerCA.Cert(), CertFile: f.Cert(), KeyFile: f.Key()},
 	})
 	if err != nil {
