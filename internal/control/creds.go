@@ -57,10 +57,13 @@ type Creds struct {
 	CMKubeconfig         string
 	SchedulerKubeconfig  string
 	EncryptionConfig     string
-	AuthnConfig          string
-	AdmissionConfig      string // Pod Security defaults
-	AuditPolicy          string
-	AuditLog             string // rotated by the apiserver
+	// RecoveryKey seals the identity in etcd snapshots (package snapshot);
+	// every server of a cluster holds the same one.
+	RecoveryKey     string
+	AuthnConfig     string
+	AdmissionConfig string // Pod Security defaults
+	AuditPolicy     string
+	AuditLog        string // rotated by the apiserver
 }
 
 // NewCreds lays out the control plane's credentials under l.
@@ -100,6 +103,7 @@ func NewCreds(l datadir.Layout) Creds {
 		CMKubeconfig:         l.CredFile("controller.kubeconfig"),
 		SchedulerKubeconfig:  l.CredFile("scheduler.kubeconfig"),
 		EncryptionConfig:     l.CredFile("encryption-config.json"),
+		RecoveryKey:          l.CredFile("recovery-key"),
 		AuthnConfig:          l.CredFile("authentication-config.yaml"),
 		AdmissionConfig:      l.CredFile("admission-config.yaml"),
 		AuditPolicy:          l.CredFile("audit-policy.yaml"),

@@ -35,13 +35,14 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 	}
 	// The rename is durable only once the directory is: without this a
 	// power loss can drop a new key while etcd's fsynced data survives.
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes a rename or a new file in dir durable (fsync of the directory).
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

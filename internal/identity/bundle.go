@@ -42,6 +42,15 @@ func (id *Identity) Bundle() (Bundle, error) {
 		}
 		b.Files[rel] = data
 	}
+	for _, rel := range optionalBundlePaths(id.layout) {
+		data, err := os.ReadFile(filepath.Join(id.layout.Data, rel))
+		switch {
+		case err == nil:
+			b.Files[rel] = data
+		case !os.IsNotExist(err):
+			return Bundle{}, fmt.Errorf("read the cluster identity: %w", err)
+		}
+	}
 	return b, nil
 }
 
@@ -72,8 +81,9 @@ func DecodeBundle(data []byte, l datadir.Layout) (Bundle, error) {
 			missing = append(missing, p)
 		}
 	}
+	optional := optionalBundlePaths(l)
 	for p := range b.Files {
-		if !slices.Contains(want, p) {
+		if !slices.Contains(want, p) && !slices.Contains(optional, p) {
 			extra = append(extra, p)
 		}
 	}

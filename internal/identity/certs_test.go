@@ -50,12 +50,12 @@ func TestPKIStableAndReissuesOnlyServing(t *testing.T) {
 	if _, err := ensurePKI(cfg, c, &nc, now, log); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, c)
+	before := fileTimes(t, c)
 
 	if _, err := ensurePKI(cfg, c, &nc, now, log); err != nil {
 		t.Fatal(err)
 	}
-	if changed := diff(before, snapshot(t, c)); len(changed) != 0 {
+	if changed := diff(before, fileTimes(t, c)); len(changed) != 0 {
 		t.Fatalf("second start changed %v", changed)
 	}
 
@@ -63,7 +63,7 @@ func TestPKIStableAndReissuesOnlyServing(t *testing.T) {
 	if _, err := ensurePKI(cfg2, c, &nc, now, log); err != nil {
 		t.Fatal(err)
 	}
-	changed := diff(before, snapshot(t, c))
+	changed := diff(before, fileTimes(t, c))
 	if !slices.Equal(changed, []string{c.APIServerServing.Cert(), c.APIServerServing.Key()}) {
 		t.Fatalf("changed SANs re-issued %v, want only the apiserver serving pair", changed)
 	}
@@ -99,8 +99,8 @@ func assertKeyModes(t *testing.T, c control.Creds) {
 	}
 }
 
-// snapshot maps each PKI file to its content.
-func snapshot(t *testing.T, c control.Creds) map[string][]byte {
+// fileTimes maps each PKI file to its content.
+func fileTimes(t *testing.T, c control.Creds) map[string][]byte {
 	t.Helper()
 	files := []string{c.ServiceKey, c.ServicePub}
 	for _, f := range []pki.Files{c.ServerCA, c.ClientCA, c.RequestHeaderCA, c.EtcdCA, c.APIServerServing,

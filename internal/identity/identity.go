@@ -12,6 +12,7 @@ import (
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/snapshot"
 )
 
 // Identity is a cluster's identity as one server holds it: where each of
@@ -26,6 +27,9 @@ type Identity struct {
 	Node *NodeFiles
 	// CAs are the certificate authorities.
 	CAs CAs
+	// MadeRecoveryKey is the recovery key if Init made it: this start is
+	// the cluster's first (ShowRecoveryKey).
+	MadeRecoveryKey *snapshot.Key
 
 	clientCA []byte         // the client CA's certificate file, as written
 	layout   datadir.Layout // where it was made or read
@@ -89,6 +93,10 @@ func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger
 	if err := ensureEncryptionConfig(c.EncryptionConfig); err != nil {
 		return nil, err
 	}
+	made, err := ensureRecoveryKey(c, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := fsutil.WriteFile(c.AuthnConfig, control.AuthnConfig(), 0o600); err != nil {
 		return nil, err
 	}
@@ -99,6 +107,7 @@ func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger
 	if err := id.writeKubeconfigs(cfg); err != nil {
 		return nil, err
 	}
+	id.MadeRecoveryKey = made
 	return id, nil
 }
 

@@ -1,0 +1,46 @@
+package identity
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/snapshot"
+)
+
+// The cluster's recovery key seals the identity inside every etcd
+// snapshot (package snapshot). It travels with the identity (a joining
+// server takes it in the Bundle, a restore puts the snapshot's back) but
+// is optional in a Bundle: a cluster made before snapshots existed has
+// none until its servers start with this version, and each of those then
+// makes its own (see the README on upgrading).
+
+// ensureRecoveryKey keeps the recovery key, or makes it (a cluster's
+// first start) and returns it to be shown once, never in the log: it
+// opens every snapshot's keys.
+func ensureRecoveryKey(c control.Creds, log *slog.Logger) (made *snapshot.Key, err error) {
+	k, created, err := snapshot.EnsureKey(c.RecoveryKey)
+	if err != nil || !created {
+		return nil, err
+	}
+	log.Warn("made the cluster's recovery key: it opens the identity inside every etcd snapshot of this cluster, and a restore on a new machine needs it. "+
+		"Keep a copy away from the cluster; `monokube etcd-snapshot recovery-key` on any server prints it", "file", c.RecoveryKey)
+	return &k, nil
+}
+
+// ShowRecoveryKey prints a recovery key Init made, once, on out (a
+// terminal; nil: nowhere).
+func (id *Identity) ShowRecoveryKey(out io.Writer) error {
+	if id.MadeRecoveryKey == nil || out == nil {
+		return nil
+	}
+	_, err := fmt.Fprintf(out, "\nCluster recovery key (shown once; keep a copy away from the cluster):\n\n  %s\n\n", id.MadeRecoveryKey)
+	return err
+}
+
+// optionalBundlePaths are files a Bundle carries when the server has them.
+func optionalBundlePaths(l datadir.Layout) []string {
+	return []string{rel(l, control.NewCreds(l).RecoveryKey)}
+}
