@@ -50,6 +50,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			containerdCommand(),
 			tokenCommand(stdout),
 			etcdCommand(stdout),
+			etcdSnapshotCommand(stdout),
 			serversCommand(stdout),
 			installCommand(stderr),
 			uninstallCommand(stderr),

@@ -18,20 +18,34 @@ func serverCommand(stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "server",
 		Usage: "run the control plane (etcd, kube-apiserver, controller-manager, scheduler) and a node on this machine",
-		Flags: append(serverFlags(config.DefaultServerInput()), &cli.BoolFlag{Name: "cluster-reset",
-			Usage: "after a lost quorum: make this server's etcd member the only member of its cluster, over its data (refused while another member answers); a flag of one start, not a config-file key"}),
+		Flags: append(serverFlags(config.DefaultServerInput()), resetFlags()...),
 		Action: func(c *cli.Context) error {
 			cfg, err := serverConfig(c)
 			if err != nil {
 				return err
 			}
-			cfg.ClusterReset = c.Bool("cluster-reset")
+			cfg.ClusterReset = c.Bool("cluster-reset") || c.String("cluster-reset-restore-path") != ""
+			cfg.Restore = config.Restore{Path: c.String("cluster-reset-restore-path"), RecoveryKeyFile: c.String("recovery-key-file")}
 			log, err := setupLogging(stderr, cfg.Debug)
 			if err != nil {
 				return err
 			}
 			return server.Run(c.Context, cfg, log)
 		},
+	}
+}
+
+// resetFlags are the flags of one start that resets or restores the
+// cluster; they are not config-file keys (a reset is an act, not a
+// setting).
+func resetFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "cluster-reset",
+			Usage: "after a lost quorum: make this server's etcd member the only member of its cluster, over its data (refused while another member answers); a flag of one start, not a config-file key"},
+		&cli.StringFlag{Name: "cluster-reset-restore-path",
+			Usage: "restore the cluster from this snapshot file (`monokube etcd-snapshot save`), as the only member; the current etcd data is moved aside. Implies --cluster-reset"},
+		&cli.StringFlag{Name: "recovery-key-file",
+			Usage: "with --cluster-reset-restore-path on a machine whose data dir has no recovery key: the file holding the cluster's recovery key"},
 	}
 }
 
@@ -110,6 +124,11 @@ func serverFlags(d config.ServerInput) []cli.Flag {
 		list("kube-scheduler-arg", "extra kube-scheduler flag as key=value (repeatable)"),
 		list("kubelet-arg", "extra kubelet flag as key=value (repeatable)"),
 		list("kube-proxy-arg", "extra kube-proxy flag as key=value (repeatable)"),
+		str("etcd-snapshot-schedule-cron", d.EtcdSnapshotScheduleCron, "when to take scheduled etcd snapshots: cron fields (a leading seconds field allowed) or @every DURATION"),
+		&cli.IntFlag{Name: "etcd-snapshot-retention", Value: d.EtcdSnapshotRetention, EnvVars: env("etcd-snapshot-retention"),
+			Usage: "scheduled etcd snapshots this server keeps (on-demand ones are pruned by `monokube etcd-snapshot prune`)"},
+		boolean("etcd-disable-snapshots", "take no scheduled etcd snapshots"),
+		str("etcd-snapshot-dir", d.EtcdSnapshotDir, "where this server keeps its etcd snapshots (default: <data-dir>/server/db/snapshots)"),
 		boolean("debug", "log at debug level (klog verbosity 2, etcd info)"),
 	}
 }

@@ -54,6 +54,10 @@ type ServerInput struct {
 	Server                   string   `yaml:"server"`
 	Token                    string   `yaml:"token"`
 	TokenFile                string   `yaml:"token-file"`
+	EtcdSnapshotScheduleCron string   `yaml:"etcd-snapshot-schedule-cron"`
+	EtcdSnapshotRetention    int      `yaml:"etcd-snapshot-retention"`
+	EtcdDisableSnapshots     bool     `yaml:"etcd-disable-snapshots"`
+	EtcdSnapshotDir          string   `yaml:"etcd-snapshot-dir"`
 }
 
 // AgentInput is `monokube agent`'s settings as the user wrote them; keys
@@ -95,6 +99,9 @@ func DefaultServerInput() ServerInput {
 		WriteKubeconfig:     DefaultKubeconfig,
 		WriteKubeconfigMode: "0600",
 		FlannelBackend:      "vxlan",
+		// Every 12 hours, five kept: k3s's defaults.
+		EtcdSnapshotScheduleCron: "0 */12 * * *",
+		EtcdSnapshotRetention:    5,
 	}
 }
 
@@ -221,6 +228,7 @@ type NodeFiles struct {
 	RunDir          string   `yaml:"run-dir"`
 	WriteKubeconfig string   `yaml:"write-kubeconfig"`
 	KubeletArg      []string `yaml:"kubelet-arg"`
+	EtcdSnapshotDir string   `yaml:"etcd-snapshot-dir"`
 }
 
 // LoadNodeFiles reads the NodeFiles keys from the config file at path,

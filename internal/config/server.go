@@ -45,8 +45,13 @@ type Server struct {
 	// action, not a setting) makes this server's etcd member the only one
 	// of its cluster, after a lost quorum.
 	ClusterReset bool
-	Args         ComponentArgs
-	Debug        bool
+	// Restore (flags only, like ClusterReset) restores the cluster from a
+	// snapshot file at this start.
+	Restore Restore
+	// Snapshots are the scheduled etcd snapshots.
+	Snapshots Snapshots
+	Args      ComponentArgs
+	Debug     bool
 }
 
 // ComponentArgs are the users' pass-through flags for upstream components.
@@ -103,6 +108,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 	}
 	s.WriteKubeconfigMode = p.fileMode("write-kubeconfig-mode", in.WriteKubeconfigMode)
 	s.Join = p.join(in)
+	s.Snapshots = p.snapshots(in, s.DataDir)
 	s.Args = ComponentArgs{
 		APIServer:         p.args("kube-apiserver-arg", in.KubeAPIServerArg),
 		ControllerManager: p.args("kube-controller-manager-arg", in.KubeControllerManagerArg),

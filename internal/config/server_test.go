@@ -44,6 +44,7 @@ func TestBuildServerDefaults(t *testing.T) {
 		FlannelBackend:      "vxlan",
 		PodSecurity:         "baseline",
 		TokenTTL:            24 * time.Hour,
+		Snapshots:           Snapshots{Schedule: "0 */12 * * *", Retention: 5, Dir: "/var/lib/monokube/server/db/snapshots"},
 		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}, Kubelet: []Arg{}, KubeProxy: []Arg{}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -98,6 +99,8 @@ func TestBuildServerErrors(t *testing.T) {
 		want   string // part of the message, naming the flag
 	}{
 		{"invalid node IP", func(in *ServerInput) { in.NodeIP = "10.0.0.300" }, nil, "--node-ip"},
+		{"bad snapshot schedule", func(in *ServerInput) { in.EtcdSnapshotScheduleCron = "twice a day" }, nil, "--etcd-snapshot-schedule-cron"},
+		{"no snapshot kept", func(in *ServerInput) { in.EtcdSnapshotRetention = 0 }, nil, "--etcd-snapshot-retention 0"},
 		{"invalid bind address", func(in *ServerInput) { in.BindAddress = "any" }, nil, "--bind-address"},
 		{"invalid advertise address", func(in *ServerInput) { in.AdvertiseAddress = "host.example" }, nil, "--advertise-address"},
 		{"invalid CIDR", func(in *ServerInput) { in.ClusterCIDR = "10.42.0.0" }, nil, "--cluster-cidr"},

@@ -32,6 +32,9 @@ func (l Layout) Cred() string { return filepath.Join(l.Server(), "cred") }
 // Etcd is etcd's data dir.
 func (l Layout) Etcd() string { return filepath.Join(l.Server(), "db", "etcd") }
 
+// EtcdBackend is the etcd member's backend database (bbolt).
+func (l Layout) EtcdBackend() string { return filepath.Join(l.Etcd(), "member", "snap", "db") }
+
 // Manifest is the manifests dir the server keeps applied.
 func (l Layout) Manifest() string { return filepath.Join(l.Server(), "manifests") }
 

@@ -80,25 +80,104 @@ func PlanReset(ctx context.Context, ms []Member, name string, peer ClientTLS) (R
 	if r.Self.Learner {
 		return Reset{}, fmt.Errorf("this server's etcd member %s is a learner that never caught up: its data may be behind; reset the cluster on one of the voters %s instead", name, names(r.Dropped))
 	}
-	alive, err := answering(ctx, r.Dropped, peer)
-	if err != nil {
+	if err := NoneAnswer(ctx, r.Dropped, peer); err != nil {
 		return Reset{}, err
 	}
+	return r, nil
+}
+
+// NoneAnswer refuses a reset or a restore while any of the members ms
+// answers on its peer port with the peer certificate.
+func NoneAnswer(ctx context.Context, ms []Member, peer ClientTLS) error {
+	alive, err := answering(ctx, ms, peer)
+	if err != nil {
+		return err
+	}
 	if len(alive) > 0 {
-		return Reset{}, fmt.Errorf("etcd member(s) %s still answer on their peer port: a cluster reset while another member runs splits the cluster in two. "+
+		return fmt.Errorf("etcd member(s) %s still answer on their peer port: a cluster reset while another member runs splits the cluster in two. "+
 			"If those servers have quorum, start this one without --cluster-reset; if they are to go, stop monokube on them first, then reset here", names(alive))
 	}
-	return r, nil
+	return nil
+}
+
+// RemovedBy asks the other members of ms, over their peer port, for their
+// member lists before the member named self starts: a member that answers
+// with a list that lacks self's ID belongs to a cluster that dropped this
+// member (a cluster reset or a restore from a snapshot elsewhere). It
+// returns that member; ok is false when every member that answered still
+// lists self, or none answered (the start goes on as ever).
+func RemovedBy(ctx context.Context, ms []Member, self string, peer ClientTLS) (by Member, ok bool, err error) {
+	i := slices.IndexFunc(ms, func(m Member) bool { return m.Name == self })
+	if i < 0 || len(ms) == 1 {
+		return Member{}, false, nil
+	}
+	client, err := peerClient(peer)
+	if err != nil {
+		return Member{}, false, err
+	}
+	defer client.CloseIdleConnections()
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		others []Member
+	)
+	for _, m := range slices.Delete(slices.Clone(ms), i, i+1) {
+		wg.Go(func() {
+			for _, u := range m.PeerURLs {
+				if ids, answered := peerMembers(ctx, client, u); answered && !slices.Contains(ids, ms[i].ID) {
+					mu.Lock()
+					others = append(others, m)
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(others) == 0 {
+		return Member{}, false, nil
+	}
+	return others[0], true, nil
+}
+
+// peerMembers is the member IDs the member at peerURL lists (etcd's peer
+// /members), and whether it answered.
+func peerMembers(ctx context.Context, client *http.Client, peerURL string) ([]uint64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(peerURL, "/")+"/members", nil)
+	if err != nil {
+		return nil, false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	var ms []membership.Member
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&ms) != nil {
+		return nil, false
+	}
+	ids := make([]uint64, 0, len(ms))
+	for _, m := range ms {
+		ids = append(ids, uint64(m.ID))
+	}
+	return ids, true
+}
+
+func peerClient(peer ClientTLS) (*http.Client, error) {
+	tlsCfg, err := transport.TLSInfo{CertFile: peer.CertFile, KeyFile: peer.KeyFile, TrustedCAFile: peer.CAFile}.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd peer credentials: %w", err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: peerDialTimeout}, nil
 }
 
 // answering returns the members of ms that answer etcd's peer /version
 // with the peer certificate.
 func answering(ctx context.Context, ms []Member, peer ClientTLS) ([]Member, error) {
-	tlsCfg, err := transport.TLSInfo{CertFile: peer.CertFile, KeyFile: peer.KeyFile, TrustedCAFile: peer.CAFile}.ClientConfig()
+	client, err := peerClient(peer)
 	if err != nil {
-		return nil, fmt.Errorf("etcd peer credentials: %w", err)
+		return nil, err
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: peerDialTimeout}
 	defer client.CloseIdleConnections()
 	var (
 		mu    sync.Mutex

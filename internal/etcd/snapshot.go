@@ -2,38 +2,61 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	etcdutl "go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.uber.org/zap"
 
 	"github.com/monokube/monokube/internal/fsutil"
 )
 
-// Snapshot streams the local member's snapshot (its backend, then the
-// SHA-256 etcd appends) to w, and returns the cluster's ID.
-func (c *Cluster) Snapshot(ctx context.Context, w io.Writer) (clusterID uint64, err error) {
+// Local is the member a Cluster's client talks to: its name and its
+// cluster's ID.
+type Local struct {
+	Name      string
+	ClusterID uint64
+}
+
+// Local asks the member at the client's first endpoint who it is.
+func (c *Cluster) Local(ctx context.Context) (Local, error) {
 	endpoints := c.client.Endpoints()
 	if len(endpoints) == 0 {
-		return 0, fmt.Errorf("etcd snapshot: no endpoint")
+		return Local{}, errors.New("etcd: no endpoint")
 	}
 	st, err := c.client.Status(ctx, endpoints[0])
 	if err != nil {
-		return 0, fmt.Errorf("etcd snapshot: ask %s: %w", endpoints[0], err)
+		return Local{}, fmt.Errorf("ask etcd at %s: %w", endpoints[0], err)
 	}
+	ms, err := c.memberList(ctx, clientv3.WithSerializable())
+	if err != nil {
+		return Local{}, err
+	}
+	for _, m := range ms {
+		if m.ID == st.Header.MemberId {
+			return Local{Name: m.Name, ClusterID: st.Header.ClusterId}, nil
+		}
+	}
+	return Local{}, fmt.Errorf("etcd at %s is member %x, which its member list lacks", endpoints[0], st.Header.MemberId)
+}
+
+// Snapshot streams the snapshot of the member at the client's first
+// endpoint (its backend, then the SHA-256 etcd appends) to w.
+func (c *Cluster) Snapshot(ctx context.Context, w io.Writer) error {
 	rc, err := c.client.Snapshot(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("etcd snapshot: %w", err)
+		return fmt.Errorf("etcd snapshot: %w", err)
 	}
 	defer rc.Close()
 	if _, err := io.Copy(w, rc); err != nil {
-		return 0, fmt.Errorf("etcd snapshot: %w", err)
+		return fmt.Errorf("etcd snapshot: %w", err)
 	}
-	return st.Header.ClusterId, nil
+	return nil
 }
 
 // RevisionBump is how far a restore moves etcd's revision past the

@@ -27,10 +27,12 @@ func TestSnapshotRestore(t *testing.T) {
 	waitReady(t, e)
 	c := dial(t, cfg, cert)
 	put(t, c, "/before", "1")
+	if local, err := c.Local(t.Context()); err != nil || local.Name != cfg.NodeName || local.ClusterID == 0 {
+		t.Fatalf("Local = %+v, %v", local, err)
+	}
 	var db bytes.Buffer
-	id, err := c.Snapshot(t.Context(), &db)
-	if err != nil || id == 0 {
-		t.Fatalf("Snapshot: id %x, %v", id, err)
+	if err := c.Snapshot(t.Context(), &db); err != nil {
+		t.Fatalf("Snapshot: %v", err)
 	}
 	rev := put(t, c, "/after", "2")
 	c.Close()

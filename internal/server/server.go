@@ -77,6 +77,13 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		return nil, err
 	}
 	components = append(append(components, deployers...), elected)
+	if !cfg.Snapshots.Disabled {
+		snaps, err := snapshotComponent(cfg, l, c, log)
+		if err != nil {
+			return nil, err
+		}
+		components = append(components, snaps)
+	}
 	if cfg.DisableAgent {
 		self, err := os.Executable()
 		if err != nil {

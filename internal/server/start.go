@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"os"
 
 	"k8s.io/client-go/rest"
 
@@ -25,8 +27,10 @@ import (
 //	identity   the dirs and the cluster's identity (identity.Init; a
 //	           joining server takes the cluster's first)
 //	pre-run    work on the data before anything reads it: a joining
-//	           server's etcd member is added, or --cluster-reset is
-//	           checked (a restore, later)
+//	           server's etcd member is added, --cluster-reset is checked,
+//	           a snapshot restored (restore.go), a snapshot taken before
+//	           a minor upgrade, or the other members asked whether they
+//	           still count this one
 //	prepare    every other side effect: addon and join manifests, the
 //	           node's helpers, routes, sysctls and rendered configs
 //	build      the component list, with no side effects
@@ -73,6 +77,7 @@ type start struct {
 	step  upgrade.Step       // preflight
 	id    *identity.Identity // identity
 	db    dbStart            // pre-run: a join or a cluster reset
+	rest  *restoring         // identity: a snapshot to restore
 	tok   serverToken        // prepare
 	plan  *node.Plan         // prepare; nil with --disable-agent
 	group *lifecycle.Group   // build
@@ -96,7 +101,10 @@ func (s *start) preflight() error {
 }
 
 func (s *start) identity() error {
-	if err := errors.Join(checkRemoved(s.layout, joining(s.cfg, s.layout)), checkUnstartedJoin(s.cfg, s.layout)); err != nil {
+	if s.cfg.Restore.Path != "" {
+		return s.restoreIdentity()
+	}
+	if err := errors.Join(checkRemoved(s.layout, joining(s.cfg, s.layout)), checkUnstartedJoin(s.cfg, s.layout), checkInterruptedRestore(s.cfg, s.layout)); err != nil {
 		return err
 	}
 	if joining(s.cfg, s.layout) {
@@ -114,28 +122,65 @@ func (s *start) identity() error {
 	} else if s.cfg.Join.Server != "" {
 		s.log.Info("this server is a member of its cluster already: --server and --token are not needed any more", "server", s.cfg.Join.Server)
 	}
+	return s.prepareIdentity()
+}
+
+// prepareIdentity makes or keeps the identity and this server's leaves.
+func (s *start) prepareIdentity() error {
 	id, err := Prepare(s.cfg, s.layout, node.NewCreds(s.layout), s.log)
 	if err != nil {
 		return err
 	}
 	s.id = id
+	if err := id.ShowRecoveryKey(terminal()); err != nil {
+		return err
+	}
 	return s.lock.Take() // the dirs a first start made
 }
 
-// preRun is where work on the data goes that must happen before any
-// component reads it: a joining server's etcd member is added to the
-// cluster here, or a cluster reset checked (restoring an etcd snapshot
-// will go here too).
-func (s *start) preRun() error {
-	var err error
-	if s.cfg.ClusterReset {
-		s.db.reset, err = planReset(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
+// restoreIdentity is the identity phase of a restore: the snapshot is
+// checked whole before its identity is written (openRestore).
+func (s *start) restoreIdentity() error {
+	if s.cfg.Join.Server != "" {
+		return errors.New("--cluster-reset-restore-path makes this server a cluster of its own from the snapshot: leave out --server and --token")
+	}
+	r, err := openRestore(s.ctx, s.cfg, s.layout)
+	if err != nil {
 		return err
 	}
-	if s.db.join == nil { // a join interrupted once etcd had started, if any
-		s.db.join, err = memberToJoin(s.layout, s.id.Creds, s.log)
+	s.rest = r
+	if err := r.writeIdentity(s.layout); err != nil {
+		r.discard()
+		return err
 	}
-	return err
+	return s.prepareIdentity()
+}
+
+// preRun is where work on the data goes that must happen before any
+// component reads it: a restore, a cluster reset checked, a joining
+// server's etcd member added to the cluster, a snapshot before a minor
+// upgrade, and the check that the other members still count this one.
+func (s *start) preRun() error {
+	var err error
+	switch {
+	case s.rest != nil:
+		return s.rest.apply(s.cfg, s.layout, s.log)
+	case s.cfg.ClusterReset:
+		s.db.reset, err = planReset(s.ctx, s.cfg, s.layout, s.id.Creds, s.log)
+		return err
+	case s.db.join != nil:
+		return nil
+	}
+	if s.db.join, err = memberToJoin(s.layout, s.id.Creds, s.log); err != nil || s.db.join != nil {
+		return err // a join interrupted once etcd had started
+	}
+	if err := stillMember(s.ctx, s.cfg, s.layout, s.id.Creds, s.log); err != nil {
+		return err
+	}
+	if s.step.MinorChange {
+		return preUpgradeSnapshot(s.cfg, s.layout, s.log)
+	}
+	return nil
 }
 
 func (s *start) prepare() error {
@@ -176,6 +221,9 @@ func (s *start) build() error {
 	if s.db.reset != nil {
 		s.group.OnReady(announceReset(s.cfg, s.db.reset, s.log))
 	}
+	if s.rest != nil {
+		s.group.OnReady(announceRestore(s.cfg, s.rest, s.log))
+	}
 	return nil
 }
 
@@ -184,4 +232,15 @@ func (s *start) undo() {
 	if s.plan != nil {
 		s.plan.Undo(s.log)
 	}
+}
+
+// terminal is the process's stdout when a person reads it (a character
+// device, not journald's socket or a file), else nil: a secret shown once
+// goes there and never into a log.
+func terminal() io.Writer {
+	st, err := os.Stdout.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return os.Stdout
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,9 +15,19 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-
-	"github.com/monokube/monokube/internal/testutil"
 )
+
+// freePort is a loopback port free now (testutil's would import config,
+// which imports this package).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
 
 // etcdDB runs a real etcd (loopback, no TLS: the file format is what is
 // under test), writes n keys and returns a Source of its live snapshot
@@ -26,8 +37,8 @@ func etcdDB(t *testing.T, n int) (live Source, backend string, stop func()) {
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
 	cfg.LogLevel = "error"
-	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))}
-	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))}
+	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
@@ -218,5 +229,25 @@ func TestKeyText(t *testing.T) {
 		if _, err := ParseKey(bad); err == nil {
 			t.Errorf("ParseKey(%q) accepted", bad)
 		}
+	}
+}
+
+func TestScheduleJitter(t *testing.T) {
+	s, err := ParseSchedule("*/10 * * * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)
+	a, b := s.NextFor("server-1", now), s.NextFor("server-2", now)
+	for _, at := range []time.Time{a, b} {
+		if at.Before(now.Add(9*time.Second)) || !at.Before(now.Add(9*time.Second+2500*time.Millisecond)) {
+			t.Errorf("next %v: want within a quarter of 10 s after 00:00:10", at)
+		}
+	}
+	if a == b {
+		t.Errorf("two servers start their snapshots at the same time %v", a)
+	}
+	if _, err := ParseSchedule("every day"); err == nil || !strings.Contains(err.Error(), "0 */12 * * *") {
+		t.Errorf("a bad spec: %v", err)
 	}
 }
