@@ -94,6 +94,9 @@ func Restore(db, dataDir, name, peer string) error {
 	if err := os.Chmod(tmp, 0o700); err != nil {
 		return err
 	}
+	if err := os.Remove(dataDir); err != nil && !errors.Is(err, os.ErrNotExist) { // an empty dir, as a first start makes it
+		return fmt.Errorf("put the restored etcd data in place: %w", err)
+	}
 	if err := os.Rename(tmp, dataDir); err != nil {
 		return fmt.Errorf("put the restored etcd data in place: %w", err)
 	}

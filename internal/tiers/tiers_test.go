@@ -17,7 +17,7 @@ const module = "github.com/monokube/monokube/internal/"
 var tier = map[string]int{ //nolint:gochecknoglobals // the table under test
 	// machinery
 	"assets": 0, "config": 0, "datadir": 0, "fsutil": 0, "lifecycle": 0, "log": 0, "nodewatch": 0,
-	"pki": 0, "proc": 0, "supervise": 0, "sysreq": 0, "systemd": 0, "testutil": 0, "version": 0, "tiers": 0,
+	"pki": 0, "proc": 0, "snapshot": 0, "supervise": 0, "sysreq": 0, "systemd": 0, "testutil": 0, "version": 0, "tiers": 0,
 	// components
 	"addons": 1, "apilb": 1, "cni": 1, "containerd": 1, "control": 1, "deploy": 1, "etcd": 1, "flannel": 1,
 	"identity": 1, "join": 1, "kubelet": 1, "kubeproxy": 1, "node": 1, "upgrade": 1,

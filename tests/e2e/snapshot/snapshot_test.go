@@ -62,6 +62,54 @@ func TestEtcdSnapshots(t *testing.T) {
 	harness.HoldMountpoints(t) // the two subtests below run side by side
 	t.Run("one server", oneServer)
 	t.Run("three servers", threeServers)
+	t.Run("a lost server's replacement", replacedServer)
+}
+
+// replacedServer: a server whose disk is lost comes back on a new, empty
+// data dir at the same address from a snapshot file and the recovery key,
+// and an agent of the old cluster, never restarted, reconnects: its node
+// posts status to the restored server and runs a pod made after the
+// restore.
+func replacedServer(t *testing.T) {
+	t.Parallel()
+	network := harness.NewNetwork(t)
+	srv := harness.NewNode(t, network, 2)
+	srv.StartServer(named("server-1")...)
+	srv.WaitReadyz(2 * time.Minute)
+	agent := harness.NewNode(t, network, 10)
+	agent.StageImages(nil)
+	agent.StartAgent(srv, srv.JoinToken(), "agent-1")
+	srv.WaitNodesReady(srv, 1)
+	srv.Kubectl("create", "configmap", "kept", "--from-literal=k=before")
+	file := writeFile(t, filepath.Join(srv.Dir, "saved.snapshot.tar"), readFile(t, srv.SaveEtcdSnapshot("")))
+	key := writeFile(t, filepath.Join(srv.Dir, "recovery.key"), []byte(srv.RecoveryKey()+"\n"))
+	if code, _ := srv.Stop(time.Minute); code != 0 {
+		t.Fatalf("server stop: exit %d", code)
+	}
+	if err := os.Rename(srv.DataDir, srv.DataDir+".lost-disk"); err != nil {
+		t.Fatal(err)
+	}
+	restored := time.Now()
+	srv.StartServer(append(named("server-1"), "--cluster-reset-restore-path", file, "--recovery-key-file", key)...)
+	srv.WaitReadyz(2 * time.Minute)
+	waitRestored(srv, 0)
+	if got := configValue(t, srv, "kept"); got != "before" {
+		t.Errorf("ConfigMap kept after the restore on a new disk: k=%q, want before", got)
+	}
+	srv.WaitFor(2*time.Minute, "agent-1 posting Ready to the restored server", func(ctx context.Context) (bool, error) {
+		n, err := srv.Client().CoreV1().Nodes().Get(ctx, "agent-1", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c.Status == corev1.ConditionTrue && c.LastHeartbeatTime.After(restored), fmt.Errorf("Ready=%s, last heartbeat %s", c.Status, c.LastHeartbeatTime)
+			}
+		}
+		return false, errors.New("no Ready condition")
+	})
+	srv.Kubectl("apply", "-f", srv.PinnedEcho("after-restore", "agent-1"))
+	srv.WaitRunning(2*time.Minute, "app=after-restore", 1)
 }
 
 // oneServer shares a server with its node (server-1) and a second,
