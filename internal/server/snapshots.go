@@ -91,9 +91,10 @@ type snapshotSchedule struct {
 	cfg    config.Snapshots
 	when   snapshot.Schedule
 	node   string
-	layout datadir.Layout
 	events kubernetes.Interface // for Warning events
 	log    *slog.Logger
+	// save takes one scheduled snapshot: TakeSnapshot, or a test's.
+	save func(context.Context) (snapshot.Entry, error)
 }
 
 var _ lifecycle.Component = (*snapshotSchedule)(nil)
@@ -109,7 +110,11 @@ func snapshotComponent(cfg *config.Server, l datadir.Layout, c control.Creds, lo
 	if err != nil {
 		return nil, err
 	}
-	return &snapshotSchedule{cfg: cfg.Snapshots, when: when, node: cfg.NodeName, layout: l, events: events, log: log.With("component", "etcd-snapshots")}, nil
+	s := &snapshotSchedule{cfg: cfg.Snapshots, when: when, node: cfg.NodeName, events: events, log: log.With("component", "etcd-snapshots")}
+	s.save = func(ctx context.Context) (snapshot.Entry, error) {
+		return TakeSnapshot(ctx, l, cfg.Snapshots.Dir, snapshot.Scheduled, scheduledPrefix)
+	}
+	return s, nil
 }
 
 // Name implements lifecycle.Component.
@@ -129,7 +134,7 @@ func (s *snapshotSchedule) Run(ctx context.Context) error {
 }
 
 func (s *snapshotSchedule) take(ctx context.Context) {
-	e, err := TakeSnapshot(ctx, s.layout, s.cfg.Dir, snapshot.Scheduled, scheduledPrefix)
+	e, err := s.save(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("scheduled etcd snapshot failed; the server goes on, and the snapshots kept so far stay", "dir", s.cfg.Dir, "err", err)
@@ -151,7 +156,8 @@ func (s *snapshotSchedule) take(ctx context.Context) {
 func (s *snapshotSchedule) warn(ctx context.Context, cause error) {
 	now := metav1.NewTime(time.Now())
 	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: s.node + ".etcd-snapshot-", Namespace: metav1.NamespaceDefault},
+		// Named as client-go's recorder names events: object, then time.
+		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", s.node, now.UnixNano()), Namespace: metav1.NamespaceDefault},
 		InvolvedObject: corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: s.node},
 		Reason:         "EtcdSnapshotFailed", Type: corev1.EventTypeWarning,
 		Message:        "scheduled etcd snapshot failed: " + cause.Error(),

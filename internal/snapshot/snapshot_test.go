@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,4 +251,36 @@ func TestScheduleJitter(t *testing.T) {
 	if _, err := ParseSchedule("every day"); err == nil || !strings.Contains(err.Error(), "0 */12 * * *") {
 		t.Errorf("a bad spec: %v", err)
 	}
+}
+
+// TestSaveFailsWhole: a source that fails half way (a full disk) makes
+// Save fail with the cause and leaves nothing behind, neither a file
+// that List shows nor a hidden partial one.
+func TestSaveFailsWhole(t *testing.T) {
+	live, _, _ := etcdDB(t, 10)
+	d := Dir{Path: t.TempDir()}
+	half := func(w io.Writer) error { return live(&limited{w: w, left: 4096}) }
+	_, err := d.Save(half, taken(t, "full", Scheduled))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Save onto a full disk: %v, want ENOSPC", err)
+	}
+	if left, _ := os.ReadDir(d.Path); len(left) != 0 {
+		t.Fatalf("a failed Save left %v", left)
+	}
+}
+
+// limited fails with ENOSPC once left bytes are written.
+type limited struct {
+	w    io.Writer
+	left int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		n, _ := l.w.Write(p[:l.left])
+		l.left = 0
+		return n, syscall.ENOSPC
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
 }

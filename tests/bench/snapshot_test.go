@@ -60,7 +60,7 @@ func BenchmarkEtcdSnapshot(b *testing.B) {
 		fill10k := fillConfigMaps(b, c, 1000, 10000)
 		save10k, snap10k := timedSave(b, n, "bench-10k")
 
-		idle := writesUntil(c, "idle-", snapWrites, 2*time.Minute, nil)
+		idle := writesUntil(c, "idle-", snapWrites, 2*time.Minute, nil, nil)
 		if idle.failed > 0 {
 			b.Errorf("%d of %d writes with no snapshot failed: %v", idle.failed, len(idle.took)+idle.failed, idle.err)
 		}
@@ -175,9 +175,9 @@ type writeRun struct {
 
 // writesUntil creates small ConfigMaps named prefix<i> in namespace latency
 // one at a time (each bounded to 10 s), at most count and for at most
-// bound, until stop (if not nil) is closed. It takes no benchmark, so it
-// can run in a goroutine.
-func writesUntil(c kubernetes.Interface, prefix string, count int, bound time.Duration, stop <-chan struct{}) writeRun {
+// bound, until stop (if not nil) is closed; tick (if not nil) runs before
+// each write. It takes no benchmark, so it can run in a goroutine.
+func writesUntil(c kubernetes.Interface, prefix string, count int, bound time.Duration, stop <-chan struct{}, tick func()) writeRun {
 	var w writeRun
 	deadline := time.Now().Add(bound)
 	for i := 0; i < count && time.Now().Before(deadline); i++ {
@@ -185,6 +185,9 @@ func writesUntil(c kubernetes.Interface, prefix string, count int, bound time.Du
 		case <-stop:
 			return w
 		default:
+		}
+		if tick != nil {
+			tick()
 		}
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: prefix + strconv.Itoa(i), Labels: map[string]string{"bench": "latency"}},
@@ -208,29 +211,33 @@ func writesUntil(c kubernetes.Interface, prefix string, count int, bound time.Du
 	return w
 }
 
-// writesDuringSaves runs sequential writes while saves of the server's
-// data run back to back (at most maxSaves, within 3 minutes) until at
-// least snapWrites writes began during a save. It returns the latencies of
-// the writes that began while a save ran and each save's wall time.
+// writesDuringSaves runs sequential writes in a goroutine while saves of
+// the server's data run back to back (at most maxSaves, within 3 minutes)
+// until at least snapWrites writes began during a save. It returns the
+// latencies of the writes that began while a save command ran and each
+// save's wall time.
 func writesDuringSaves(b *testing.B, n *harness.Node, c kubernetes.Interface) (during []float64, saves []time.Duration) {
+	var saving atomic.Bool
+	var overlapped atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan writeRun, 1)
-	go func() { done <- writesUntil(c, "during-", 100_000, 4*time.Minute, stop) }()
+	go func() {
+		done <- writesUntil(c, "during-", 100_000, 4*time.Minute, stop, func() {
+			if saving.Load() {
+				overlapped.Add(1)
+			}
+		})
+	}()
 	type span struct{ from, to time.Time }
 	var spans []span
 	deadline := time.Now().Add(3 * time.Minute)
-	var seen atomicWrites
-	_ = seen
-	for i := 0; i < maxSaves && time.Now().Before(deadline); i++ {
+	for i := 0; i < maxSaves && time.Now().Before(deadline) && overlapped.Load() < snapWrites; i++ {
 		from := time.Now()
-		n.SaveEtcdSnapshot(fmt.Sprintf("during-%d", i)) // names differ: a name holds only whole seconds
+		saving.Store(true)
+		n.SaveEtcdSnapshot(fmt.Sprintf("during-%d", i)) // one name each: a file's name holds whole seconds only
+		saving.Store(false)
 		spans = append(spans, span{from, time.Now()})
 		saves = append(saves, spans[i].to.Sub(from))
-		// Roughly how many writes ran during the saves so far: the loop
-		// takes about as long per write before as during.
-		if overlapEstimate(spans, saves) {
-			break
-		}
 	}
 	close(stop)
 	w := <-done
@@ -246,4 +253,47 @@ func writesDuringSaves(b *testing.B, n *harness.Node, c kubernetes.Interface) (d
 		fmt.Printf("  only %d writes began during a save (%d saves within the bounds)\n", len(during), len(saves))
 	}
 	return during, saves
+}
+
+// checkRestored: after the restore, namespace filled lists exactly the
+// 10,000 ConfigMaps the snapshot holds and namespace latency none of the
+// writes made after it; otherwise the benchmark fails.
+func checkRestored(b *testing.B, c kubernetes.Interface) {
+	ctx, cancel := context.WithTimeout(b.Context(), 2*time.Minute)
+	defer cancel()
+	filled, err := c.CoreV1().ConfigMaps("filled").List(ctx, metav1.ListOptions{LabelSelector: filledLabel})
+	if err != nil {
+		b.Fatalf("list the restored ConfigMaps: %v", err)
+	}
+	if len(filled.Items) != 10000 {
+		b.Fatalf("after the restore namespace filled lists %d ConfigMaps, want 10000", len(filled.Items))
+	}
+	later, err := c.CoreV1().ConfigMaps("latency").List(ctx, metav1.ListOptions{LabelSelector: latencyLabel})
+	if err != nil {
+		b.Fatalf("list the latency ConfigMaps: %v", err)
+	}
+	if len(later.Items) != 0 {
+		b.Fatalf("after the restore namespace latency lists %d ConfigMaps written after the snapshot, want 0", len(later.Items))
+	}
+}
+
+// percentile is the p-th percentile of ms (sorted in place); 0 when empty.
+func percentile(ms []float64, p int) float64 {
+	if len(ms) == 0 {
+		return 0
+	}
+	slices.Sort(ms)
+	return ms[len(ms)*p/100]
+}
+
+// mean is the mean of ds in seconds; 0 when empty.
+func mean(ds []time.Duration) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum.Seconds() / float64(len(ds))
 }
