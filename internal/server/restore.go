@@ -27,7 +27,7 @@ import (
 //	              nothing: the file whole, of this cluster (when the data
 //	              dir has an identity), opened by the recovery key, no
 //	              other member of this server's cluster running
-//	applyRestore  (pre-run) records that a restore is under way, moves the
+//	apply         (pre-run) records that a restore is under way, moves the
 //	              etcd data aside, restores the snapshot's as a cluster of
 //	              one member with its revision bumped and compacted, and
 //	              drops the record
@@ -146,7 +146,7 @@ func (r *restoring) writeIdentity(l datadir.Layout) error {
 	return nil
 }
 
-// applyRestore replaces this server's etcd data with the snapshot's.
+// apply replaces this server's etcd data with the snapshot's.
 func (r *restoring) apply(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
 	defer r.discard()
 	if err := fsutil.SaveState(restoreRecordFile(l), restoreRecord{File: r.file, Start: time.Now().UTC()}); err != nil {

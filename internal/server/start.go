@@ -227,10 +227,14 @@ func (s *start) build() error {
 	return nil
 }
 
-// undo puts back the node's host changes, if prepare made any.
+// undo puts back the node's host changes, if prepare made any, and drops
+// the copy of a snapshot's etcd data that a restore made.
 func (s *start) undo() {
 	if s.plan != nil {
 		s.plan.Undo(s.log)
+	}
+	if s.rest != nil {
+		s.rest.discard()
 	}
 }
 

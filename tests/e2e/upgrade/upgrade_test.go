@@ -150,6 +150,16 @@ func TestUpgradeByBinarySwap(t *testing.T) {
 		if !strings.Contains(string(log), "cordoning and draining") {
 			t.Error("no drain in the log")
 		}
+		// The minor upgrade snapshotted etcd's data before it started.
+		var pre []harness.EtcdSnapshot
+		for _, s := range srv.EtcdSnapshots() {
+			if s.Kind == "pre-upgrade" && s.Status == "ok" && s.Node == "server-1" && s.Revision > 0 {
+				pre = append(pre, s)
+			}
+		}
+		if len(pre) != 1 {
+			t.Errorf("pre-upgrade snapshots %+v, want one good one of server-1", srv.EtcdSnapshots())
+		}
 		srv.WaitFor(2*time.Minute, "the drained pod replaced and running", func(ctx context.Context) (bool, error) {
 			pods, err := srv.Client().CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=echo-server-1"})
 			if err != nil {
