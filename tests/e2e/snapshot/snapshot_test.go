@@ -67,9 +67,9 @@ func TestEtcdSnapshots(t *testing.T) {
 
 // replacedServer: a server whose disk is lost comes back on a new, empty
 // data dir at the same address from a snapshot file and the recovery key,
-// and an agent of the old cluster, never restarted, reconnects: its node
-// posts status to the restored server and runs a pod made after the
-// restore.
+// and an agent of the old cluster, never restarted, reconnects: its
+// kubelet renews its node lease on the restored server and runs a pod made
+// after the restore.
 func replacedServer(t *testing.T) {
 	t.Parallel()
 	network := harness.NewNetwork(t)
@@ -96,17 +96,13 @@ func replacedServer(t *testing.T) {
 	if got := configValue(t, srv, "kept"); got != "before" {
 		t.Errorf("ConfigMap kept after the restore on a new disk: k=%q, want before", got)
 	}
-	srv.WaitFor(2*time.Minute, "agent-1 posting Ready to the restored server", func(ctx context.Context) (bool, error) {
-		n, err := srv.Client().CoreV1().Nodes().Get(ctx, "agent-1", metav1.GetOptions{})
+	srv.WaitFor(2*time.Minute, "agent-1 renewing its node lease on the restored server", func(ctx context.Context) (bool, error) {
+		l, err := srv.Client().CoordinationV1().Leases("kube-node-lease").Get(ctx, "agent-1", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && c.LastHeartbeatTime.After(restored), fmt.Errorf("Ready=%s, last heartbeat %s", c.Status, c.LastHeartbeatTime)
-			}
-		}
-		return false, errors.New("no Ready condition")
+		renewed := l.Spec.RenewTime != nil && l.Spec.RenewTime.After(restored)
+		return renewed, fmt.Errorf("last renewed %v", l.Spec.RenewTime)
 	})
 	srv.Kubectl("apply", "-f", srv.PinnedEcho("after-restore", "agent-1"))
 	srv.WaitRunning(2*time.Minute, "app=after-restore", 1)
