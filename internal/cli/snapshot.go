@@ -172,9 +172,9 @@ func pruneSnapshots(c *cli.Context, stdout io.Writer) error {
 	if keep < 1 {
 		return fmt.Errorf("--retention %d: keep at least 1 (delete the last ones by name)", keep)
 	}
-	kinds := snapshot.Kinds
+	kinds := snapshot.Kinds()
 	if k := snapshot.Kind(c.String("kind")); k != "all" {
-		if !slices.Contains(snapshot.Kinds, k) {
+		if !slices.Contains(snapshot.Kinds(), k) {
 			return fmt.Errorf("--kind %q: want scheduled, on-demand, pre-upgrade or all", k)
 		}
 		kinds = []snapshot.Kind{k}

@@ -31,7 +31,7 @@ const (
 	entrySums     = "SHA256SUMS"
 )
 
-var entryOrder = []string{entryManifest, entryIdentity, entryEtcd, entrySums}
+func entryOrder() []string { return []string{entryManifest, entryIdentity, entryEtcd, entrySums} }
 
 // Kind is why a snapshot was taken; retention counts each kind on its own.
 type Kind string
@@ -44,7 +44,7 @@ const (
 )
 
 // Kinds are all kinds, in the order ls and prune report them.
-var Kinds = []Kind{Scheduled, OnDemand, PreUpgrade}
+func Kinds() []Kind { return []Kind{Scheduled, OnDemand, PreUpgrade} }
 
 // Manifest is what a snapshot file says about itself.
 type Manifest struct {
@@ -162,7 +162,7 @@ func read(path string, full bool, db io.Writer) (*contents, error) {
 	defer f.Close()
 	c := &contents{sums: map[string]string{}}
 	tr := tar.NewReader(bufio.NewReaderSize(f, 1<<20))
-	for i, want := range entryOrder {
+	for i, want := range entryOrder() {
 		hdr, err := tr.Next()
 		if err != nil {
 			return nil, readError(path, i, want, err)
@@ -230,7 +230,7 @@ func readError(path string, i int, want string, err error) error {
 }
 
 func (c *contents) checkSums(path string) error {
-	for _, name := range entryOrder[:len(entryOrder)-1] {
+	for _, name := range entryOrder()[:len(entryOrder())-1] {
 		if c.listed[name] != c.sums[name] {
 			return &Damaged{Path: path, Why: "the SHA-256 of its " + name + " entry does not match " + entrySums}
 		}
@@ -253,7 +253,7 @@ func checkFormat(path string, m Manifest) error {
 	switch {
 	case m.Format > formatVersion:
 		return fmt.Errorf("snapshot file %s is of format %d, made by monokube %s; this monokube reads format %d: use that version or newer", path, m.Format, m.Monokube, formatVersion)
-	case m.Format < 1, !slices.Contains(Kinds, m.Kind):
+	case m.Format < 1, !slices.Contains(Kinds(), m.Kind):
 		return &Damaged{Path: path, Why: "its manifest is incomplete"}
 	}
 	return nil

@@ -24,7 +24,8 @@ const keyPrefix = "mkrk1-"
 // part of every snapshot of the cluster.
 type Key [32]byte
 
-var keyText = base32.StdEncoding.WithPadding(base32.NoPadding)
+// keyText encodes a key's bytes for people: base32 without padding.
+func keyText() *base32.Encoding { return base32.StdEncoding.WithPadding(base32.NoPadding) }
 
 // NewKey makes a random recovery key.
 func NewKey() (Key, error) {
@@ -38,7 +39,7 @@ func NewKey() (Key, error) {
 // String is the key's text form: the prefix, then base32 in groups of
 // four, easy to read out and to copy.
 func (k Key) String() string {
-	enc := strings.ToLower(keyText.EncodeToString(k[:]))
+	enc := strings.ToLower(keyText().EncodeToString(k[:]))
 	var groups []string
 	for len(enc) > 4 {
 		groups, enc = append(groups, enc[:4]), enc[4:]
@@ -53,7 +54,7 @@ func ParseKey(s string) (Key, error) {
 	if !strings.HasPrefix(s, keyPrefix) {
 		return Key{}, errors.New("not a monokube recovery key (it starts with " + keyPrefix + "; `monokube etcd-snapshot recovery-key` on a server prints it)")
 	}
-	raw, err := keyText.DecodeString(strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(s, keyPrefix), "-", "")))
+	raw, err := keyText().DecodeString(strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(s, keyPrefix), "-", "")))
 	if err != nil || len(raw) != len(Key{}) {
 		return Key{}, errors.New("the recovery key is damaged (wrong length or characters): copy it again from where it was kept")
 	}

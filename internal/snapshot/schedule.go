@@ -10,16 +10,18 @@ import (
 
 // scheduleParser reads the standard five cron fields, an optional
 // leading seconds field, and descriptors such as @every 6h or @daily.
-var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+func scheduleParser() cron.Parser {
+	return cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+}
 
 // Schedule is when scheduled snapshots are taken.
 type Schedule struct{ cron.Schedule }
 
 // ParseSchedule reads a cron spec (--etcd-snapshot-schedule-cron).
 func ParseSchedule(spec string) (Schedule, error) {
-	s, err := scheduleParser.Parse(spec)
+	s, err := scheduleParser().Parse(spec)
 	if err != nil {
-		return Schedule{}, fmt.Errorf("--etcd-snapshot-schedule-cron %q is not a cron schedule (%v): give five fields such as \"0 */12 * * *\" (every 12 hours), six with seconds first, or @every 6h", spec, err)
+		return Schedule{}, fmt.Errorf("--etcd-snapshot-schedule-cron %q is not a cron schedule (%w): give five fields such as \"0 */12 * * *\" (every 12 hours), six with seconds first, or @every 6h", spec, err)
 	}
 	return Schedule{s}, nil
 }

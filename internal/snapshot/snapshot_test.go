@@ -245,7 +245,7 @@ func TestScheduleJitter(t *testing.T) {
 			t.Errorf("next %v: want within a quarter of 10 s after 00:00:10", at)
 		}
 	}
-	if a == b {
+	if a.Equal(b) {
 		t.Errorf("two servers start their snapshots at the same time %v", a)
 	}
 	if _, err := ParseSchedule("every day"); err == nil || !strings.Contains(err.Error(), "0 */12 * * *") {
