@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 )
 
 const (
@@ -101,7 +102,7 @@ func extractOnce(versionDir, binDir string, zstdTar []byte) (err error) {
 	if err := os.Rename(tmp, binDir); err != nil {
 		return err
 	}
-	return syncDir(versionDir)
+	return fsutil.SyncDir(versionDir)
 }
 
 // finish makes a fully extracted tmp dir ready to rename: readable, marked
@@ -113,7 +114,7 @@ func finish(tmp string) error {
 	if err := os.WriteFile(filepath.Join(tmp, completeMarker), nil, 0o644); err != nil {
 		return err
 	}
-	return syncDir(tmp)
+	return fsutil.SyncDir(tmp)
 }
 
 // removeStale deletes temporary dirs of interrupted extractions. Failing to
@@ -205,19 +206,6 @@ func writeFile(path string, r io.Reader) error {
 		return err
 	}
 	return os.Chmod(path, 0o755) // the umask may have narrowed it
-}
-
-// syncDir flushes a directory's entries, so a rename survives a power loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // hint says what the user can do about an extraction error caused by the

@@ -619,28 +619,7 @@ func checkEtcdBalancer(t *testing.T, name string, n *harness.Node, servers map[s
 // healthy voters.
 func checkMembers(t *testing.T, n *harness.Node, names ...string) {
 	t.Helper()
-	var ms []harness.EtcdMember
-	n.WaitFor(time.Minute, "etcd members healthy voters", func(context.Context) (bool, error) {
-		var err error
-		if ms, err = n.EtcdMembers(); err != nil || len(ms) != len(names) {
-			return false, err
-		}
-		for _, m := range ms {
-			if m.Learner || !m.Healthy {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	for _, want := range names {
-		found := false
-		for _, m := range ms {
-			found = found || m.Name == want
-		}
-		if !found {
-			t.Errorf("etcd members %+v: no %s", ms, want)
-		}
-	}
+	n.WaitEtcdVoters(t, time.Minute, names...)
 }
 
 // checkLeases: each of the controller-manager's, the scheduler's and

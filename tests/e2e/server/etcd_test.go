@@ -7,12 +7,10 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
@@ -23,19 +21,7 @@ import (
 // apiserver's client certificate, bypassing the apiserver.
 func etcdGet(t *testing.T, n *harness.Node, key string) string {
 	t.Helper()
-	dir := filepath.Join(n.DataDir, "server/tls/etcd")
-	tlsCfg, err := transport.TLSInfo{
-		CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key"),
-		TrustedCAFile: filepath.Join(dir, "server-ca.crt"),
-	}.ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := etcdClient(n, "127.0.0.1", "2379", tlsCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := n.LocalEtcd(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	resp, err := c.Get(ctx, key)

@@ -16,7 +16,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,9 +26,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -375,24 +372,7 @@ func checkFreshList(t *testing.T, n *harness.Node, oldRV string, snapRevision in
 // certificate, refuses a read at the snapshot's revision as compacted.
 func checkCompacted(t *testing.T, n *harness.Node, rev int64) {
 	t.Helper()
-	dir := filepath.Join(n.DataDir, "server", "tls", "etcd")
-	tlsCfg, err := transport.TLSInfo{
-		CertFile: filepath.Join(dir, "client.crt"), KeyFile: filepath.Join(dir, "client.key"),
-		TrustedCAFile: filepath.Join(dir, "server-ca.crt"),
-	}.ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := clientv3.New(clientv3.Config{
-		Endpoints: []string{"https://127.0.0.1:2379"}, TLS: tlsCfg, DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return n.NS.DialContext(ctx, "tcp", addr)
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := n.LocalEtcd(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Get(ctx, "/registry/configmaps/default/kept", clientv3.WithRev(rev)); !errors.Is(err, rpctypes.ErrCompacted) {
@@ -699,28 +679,7 @@ func serverTokenFile(t *testing.T, from, to *harness.Node) string {
 // healthy voters.
 func checkMembers(t *testing.T, n *harness.Node, names ...string) {
 	t.Helper()
-	var ms []harness.EtcdMember
-	n.WaitFor(2*time.Minute, fmt.Sprintf("etcd members %v healthy voters", names), func(context.Context) (bool, error) {
-		var err error
-		if ms, err = n.EtcdMembers(); err != nil || len(ms) != len(names) {
-			return false, fmt.Errorf("%+v (%w)", ms, err)
-		}
-		for _, m := range ms {
-			if m.Learner || !m.Healthy {
-				return false, fmt.Errorf("%+v", ms)
-			}
-		}
-		return true, nil
-	})
-	for _, want := range names {
-		found := false
-		for _, m := range ms {
-			found = found || m.Name == want
-		}
-		if !found {
-			t.Errorf("etcd members %+v: no %s", ms, want)
-		}
-	}
+	n.WaitEtcdVoters(t, 2*time.Minute, names...)
 }
 
 // stop stops n with SIGTERM; anything but exit 0 fails the test.
