@@ -66,7 +66,10 @@ func TestBundleMakesTheSameIdentity(t *testing.T) {
 		!id.CAs.Etcd.Cert.Equal(want.CAs.Etcd.Cert) || !id.CAs.APIService.Cert.Equal(want.CAs.APIService.Cert) {
 		t.Error("the second server's CAs are not the first's")
 	}
-	for _, f := range []string{want.Creds.ServiceKey, want.Creds.EncryptionConfig} {
+	if id.MadeRecoveryKey != nil {
+		t.Error("the second server made a recovery key of its own; it takes the cluster's")
+	}
+	for _, f := range []string{want.Creds.ServiceKey, want.Creds.EncryptionConfig, want.Creds.RecoveryKey} {
 		a, _ := os.ReadFile(f)
 		b, _ := os.ReadFile(filepath.Join(dir, rel(first, f)))
 		if len(a) == 0 || string(a) != string(b) {
