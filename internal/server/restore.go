@@ -17,6 +17,7 @@ import (
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/snapshot"
+	"github.com/monokube/monokube/internal/upgrade"
 )
 
 // A restore (`monokube server --cluster-reset-restore-path FILE`) brings
@@ -74,6 +75,11 @@ func openRestore(ctx context.Context, cfg *config.Server, l datadir.Layout) (*re
 		return nil, fmt.Errorf("restore refused, nothing changed: %w", err)
 	}
 	r := &restoring{file: file, opened: o}
+	data := upgrade.Record{Monokube: o.Manifest.Monokube, Kubernetes: o.Manifest.Kubernetes}
+	if _, err := upgrade.Check(data, upgrade.Current(), true, "snapshot "+file); err != nil {
+		r.discard()
+		return nil, fmt.Errorf("restore refused, nothing changed: %w", err)
+	}
 	if _, err := identity.DecodeBundle(o.Identity, l); err != nil {
 		r.discard()
 		return nil, fmt.Errorf("restore refused, nothing changed: snapshot %s: %w", file, err)

@@ -18,7 +18,7 @@ import (
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/snapshot"
-	"github.com/monokube/monokube/internal/version"
+	"github.com/monokube/monokube/internal/upgrade"
 )
 
 // A server takes etcd snapshots three ways, all into its snapshot dir and
@@ -46,7 +46,7 @@ func TakeSnapshot(ctx context.Context, l datadir.Layout, dir string, kind snapsh
 	if err != nil {
 		return snapshot.Entry{}, fmt.Errorf("%w: is this server's monokube running?", err)
 	}
-	t, err := snapshotOf(l, kind, prefix, local, time.Now())
+	t, err := snapshotOf(l, kind, prefix, local, upgrade.Current(), time.Now())
 	if err != nil {
 		return snapshot.Entry{}, err
 	}
@@ -54,8 +54,9 @@ func TakeSnapshot(ctx context.Context, l datadir.Layout, dir string, kind snapsh
 }
 
 // snapshotOf is what goes into a snapshot besides etcd's data: the
-// identity, the recovery key that seals it, and the manifest.
-func snapshotOf(l datadir.Layout, kind snapshot.Kind, prefix string, local etcd.Local, now time.Time) (snapshot.Taken, error) {
+// identity, the recovery key that seals it, and the manifest, which names
+// the versions that wrote the data (ver).
+func snapshotOf(l datadir.Layout, kind snapshot.Kind, prefix string, local etcd.Local, ver upgrade.Record, now time.Time) (snapshot.Taken, error) {
 	id, err := identity.Load(l)
 	if err != nil {
 		return snapshot.Taken{}, err
@@ -72,12 +73,11 @@ func snapshotOf(l datadir.Layout, kind snapshot.Kind, prefix string, local etcd.
 	if err != nil {
 		return snapshot.Taken{}, fmt.Errorf("%w (a server makes its recovery key when it starts: start it once with this monokube version)", err)
 	}
-	info := version.Get()
 	return snapshot.Taken{
 		Manifest: snapshot.Manifest{
 			Name: fmt.Sprintf("%s-%s-%d", prefix, local.Name, now.Unix()), Kind: kind,
 			Cluster: snapshot.Fingerprint(id.CAs.Server.Cert.Raw), EtcdClusterID: fmt.Sprintf("%x", local.ClusterID),
-			Node: local.Name, Created: now.UTC(), Monokube: info.Version, Kubernetes: info.Kubernetes,
+			Node: local.Name, Created: now.UTC(), Monokube: ver.Monokube, Kubernetes: ver.Kubernetes,
 		},
 		Identity: enc, Key: key,
 	}, nil
@@ -174,11 +174,11 @@ func (s *snapshotSchedule) warn(ctx context.Context, cause error) {
 // touches it; kept like scheduled ones, by count. Without a snapshot the
 // upgrade does not start, unless snapshots are off
 // (--etcd-disable-snapshots).
-func preUpgradeSnapshot(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
+func preUpgradeSnapshot(cfg *config.Server, l datadir.Layout, from upgrade.Record, log *slog.Logger) error {
 	if cfg.Snapshots.Disabled || !l.HasEtcdData() {
 		return nil
 	}
-	t, err := snapshotOf(l, snapshot.PreUpgrade, preUpgradePrefix, etcd.Local{Name: cfg.NodeName}, time.Now())
+	t, err := snapshotOf(l, snapshot.PreUpgrade, preUpgradePrefix, etcd.Local{Name: cfg.NodeName}, from, time.Now())
 	if err != nil {
 		return err
 	}

@@ -178,7 +178,7 @@ func (s *start) preRun() error {
 		return err
 	}
 	if s.step.MinorChange {
-		return preUpgradeSnapshot(s.cfg, s.layout, s.log)
+		return preUpgradeSnapshot(s.cfg, s.layout, s.step.Prev, s.log)
 	}
 	return nil
 }
