@@ -184,7 +184,7 @@ func pruneSnapshots(c *cli.Context, stdout io.Writer) error {
 		return err
 	}
 	for _, k := range kinds {
-		deleted, err := d.Prune(k, keep)
+		deleted, err := d.Prune(k, "", keep)
 		if err != nil {
 			return err
 		}

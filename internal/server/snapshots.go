@@ -143,7 +143,7 @@ func (s *snapshotSchedule) take(ctx context.Context) {
 		return
 	}
 	s.log.Info("etcd snapshot saved", "kind", e.Kind, "name", e.Name, "size", e.Size, "revision", e.Revision)
-	pruned, err := snapshot.Dir{Path: s.cfg.Dir}.Prune(snapshot.Scheduled, s.cfg.Retention)
+	pruned, err := snapshot.Dir{Path: s.cfg.Dir}.Prune(snapshot.Scheduled, s.node, s.cfg.Retention)
 	if err != nil {
 		s.log.Warn("pruning scheduled etcd snapshots", "dir", s.cfg.Dir, "err", err)
 	}
@@ -188,7 +188,7 @@ func preUpgradeSnapshot(cfg *config.Server, l datadir.Layout, from upgrade.Recor
 		return fmt.Errorf("no snapshot before the minor upgrade, so the upgrade waits: make room in %s (or give another --etcd-snapshot-dir), or upgrade without one with --etcd-disable-snapshots: %w", cfg.Snapshots.Dir, err)
 	}
 	log.Info("etcd snapshot saved before the minor upgrade", "kind", e.Kind, "name", e.Name, "size", e.Size, "revision", e.Revision)
-	if _, err := d.Prune(snapshot.PreUpgrade, cfg.Snapshots.Retention); err != nil {
+	if _, err := d.Prune(snapshot.PreUpgrade, cfg.NodeName, cfg.Snapshots.Retention); err != nil {
 		log.Warn("pruning pre-upgrade etcd snapshots", "err", err)
 	}
 	return nil

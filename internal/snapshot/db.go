@@ -3,10 +3,12 @@ package snapshot
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -91,11 +93,13 @@ func FromBackend(backendPath string) Source {
 // Snapshot API of a running member, or FromBackend.
 type Source func(w io.Writer) error
 
-// writeSynced creates path (0600), lets write fill it and fsyncs it.
-func writeSynced(path string, write func(io.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+// createSynced creates a new hidden file in dir (os.CreateTemp's
+// pattern, 0600), lets write fill it and fsyncs it, and returns its path;
+// on failure it removes the file.
+func createSynced(dir, pattern string, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return err
+		return "", err
 	}
 	err = write(f)
 	if err == nil {
@@ -104,29 +108,35 @@ func writeSynced(path string, write func(io.Writer) error) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // extractDB copies the etcd.db entry of the snapshot at path to a new
-// file in dir, checking every entry on the way, and returns the file's
-// path and what the snapshot holds.
+// hidden file in dir, checking every entry on the way, and returns the
+// file's path and what the snapshot holds. It needs about the size of
+// etcd's data free in dir.
 func extractDB(path, dir string) (string, *contents, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
-	f, err := os.CreateTemp(dir, ".restore-*.db")
-	if err != nil {
-		return "", nil, fmt.Errorf("room to check the snapshot's etcd data: %w", err)
+	removeStale(dir, staleAge) // what a killed check or restore left
+	var c *contents
+	db, err := createSynced(dir, ".restore-*.db"+partialSuffix, func(w io.Writer) error {
+		var err error
+		c, err = read(path, true, w)
+		return err
+	})
+	if errors.Is(err, syscall.ENOSPC) {
+		return "", nil, fmt.Errorf("check snapshot %s: it needs room for etcd's data in %s: %w", path, dir, err)
 	}
-	c, err := read(path, true, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		_ = os.Remove(f.Name())
 		return "", nil, err
 	}
-	return f.Name(), c, nil
+	return db, c, nil
 }
 
 // removeStale deletes what an interrupted Save or check left in dir

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/monokube/monokube/internal/fsutil"
@@ -54,9 +56,13 @@ type Taken struct {
 
 // Save writes a snapshot file named t.Manifest.Name: etcd's data from
 // src to a hidden file, checked, then the snapshot file beside it,
-// fsynced and checked, then renamed into place. Any failure (a full disk)
-// leaves no file that List shows; the error says what failed.
+// fsynced and checked, then linked into place (never over another file).
+// Any failure (a full disk) leaves no file that List shows; the error
+// says what failed.
 func (d Dir) Save(src Source, t Taken) (Entry, error) {
+	if err := checkName(t.Manifest.Name); err != nil {
+		return Entry{}, err
+	}
 	if err := os.MkdirAll(d.Path, 0o700); err != nil {
 		return Entry{}, fmt.Errorf("snapshot dir: %w", err)
 	}
@@ -65,32 +71,59 @@ func (d Dir) Save(src Source, t Taken) (Entry, error) {
 	if fsutil.Exists(final) {
 		return Entry{}, fmt.Errorf("snapshot %s exists already: give another --name", final)
 	}
-	db := filepath.Join(d.Path, "."+t.Manifest.Name+".db"+partialSuffix)
-	tmp := filepath.Join(d.Path, "."+t.Manifest.Name+partialSuffix)
-	defer os.Remove(db)
-	defer os.Remove(tmp) // no-op after the rename
-	if err := writeSynced(db, src); err != nil {
-		return Entry{}, fmt.Errorf("take etcd's snapshot into %s: %w", d.Path, err)
+	db, err := createSynced(d.Path, "."+t.Manifest.Name+".*.db"+partialSuffix, src)
+	if err != nil {
+		return Entry{}, fmt.Errorf("take etcd's snapshot into %s: %w%s", d.Path, err, roomHint(err))
 	}
+	defer os.Remove(db)
 	info, err := checkDB(db)
 	if err != nil {
 		return Entry{}, fmt.Errorf("etcd's snapshot, as taken, does not check: %w", err)
 	}
 	m := t.Manifest
 	m.Revision, m.Keys, m.EtcdStorage = info.Revision, info.Keys, info.Storage
-	if err := writeSynced(tmp, func(w io.Writer) error { return writeFile(w, m, t.Identity, t.Key, db) }); err != nil {
-		return Entry{}, fmt.Errorf("write snapshot file in %s: %w", d.Path, err)
+	tmp, err := createSynced(d.Path, "."+t.Manifest.Name+".*"+partialSuffix, func(w io.Writer) error { return writeFile(w, m, t.Identity, t.Key, db) })
+	if err != nil {
+		return Entry{}, fmt.Errorf("write snapshot file in %s: %w%s", d.Path, err, roomHint(err))
 	}
+	defer os.Remove(tmp)
 	if _, err := read(tmp, true, io.Discard); err != nil {
 		return Entry{}, fmt.Errorf("snapshot file as written does not check: %w", err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	return d.place(tmp, final)
+}
+
+// place links the checked file tmp to its name final, refusing to replace
+// a file of that name (a second save in the same second), and makes the
+// name durable.
+func (d Dir) place(tmp, final string) (Entry, error) {
+	if err := os.Link(tmp, final); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return Entry{}, fmt.Errorf("snapshot %s exists already: give another --name", final)
+		}
 		return Entry{}, fmt.Errorf("name the snapshot file: %w", err)
 	}
 	if err := fsutil.SyncDir(d.Path); err != nil {
 		return Entry{}, fmt.Errorf("name the snapshot file: %w", err)
 	}
 	return entry(final), nil
+}
+
+// roomHint is what to do about a full disk.
+func roomHint(err error) string {
+	if errors.Is(err, syscall.ENOSPC) {
+		return " (make room there, or keep snapshots elsewhere with --etcd-snapshot-dir)"
+	}
+	return ""
+}
+
+// checkName refuses a snapshot name that is not a plain file name.
+func checkName(name string) error {
+	valid := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	if !valid.MatchString(name) || len(name) > 200 {
+		return fmt.Errorf("snapshot name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit", name)
+	}
+	return nil
 }
 
 // List is every snapshot file of the directory, oldest first; a missing
@@ -159,17 +192,19 @@ func (d Dir) Delete(names ...string) ([]string, error) {
 	return deleted, errors.Join(errs...)
 }
 
-// Prune deletes the good snapshots of kind beyond the keep newest ones.
-// Damaged files neither count nor go: a run of failures never deletes the
-// last good snapshot, and a damaged file stays for someone to look at.
-func (d Dir) Prune(kind Kind, keep int) ([]string, error) {
+// Prune deletes the good snapshots of kind taken on node (any node: "")
+// beyond the keep newest ones; a server prunes only its own, so servers
+// that share a directory each keep theirs. Damaged files neither count
+// nor go: a run of failures never deletes the last good snapshot, and a
+// damaged file stays for someone to look at.
+func (d Dir) Prune(kind Kind, node string, keep int) ([]string, error) {
 	all, err := d.List()
 	if err != nil {
 		return nil, err
 	}
 	var good []Entry
 	for _, e := range all {
-		if e.OK() && e.Kind == kind {
+		if e.OK() && e.Kind == kind && (node == "" || e.Node == node) {
 			good = append(good, e)
 		}
 	}

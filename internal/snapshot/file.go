@@ -31,6 +31,7 @@ const (
 	entrySums     = "SHA256SUMS"
 )
 
+// entryOrder is the entries of a snapshot file, in the order they are.
 func entryOrder() []string { return []string{entryManifest, entryIdentity, entryEtcd, entrySums} }
 
 // Kind is why a snapshot was taken; retention counts each kind on its own.
@@ -65,6 +66,20 @@ type Manifest struct {
 	EtcdStorage   string    `json:"etcdStorage"` // etcd's storage version of the data
 	RecoveryKeyID string    `json:"recoveryKeyID"`
 	EtcdSize      int64     `json:"etcdSize"`
+	EtcdSHA256    string    `json:"etcdSHA256"` // of the etcd.db entry
+}
+
+// fileSHA256 hashes the open file f from its start, and leaves it at its
+// start again.
+func fileSHA256(f *os.File) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Fingerprint is the Cluster of a manifest for a server CA certificate
@@ -87,7 +102,14 @@ func writeFile(w io.Writer, m Manifest, identity []byte, key Key, dbPath string)
 	if err != nil {
 		return err
 	}
-	m.Format, m.RecoveryKeyID, m.EtcdSize = formatVersion, key.ID(), st.Size()
+	// The manifest, bound to the sealed identity, holds etcd.db's hash: a
+	// file whose etcd data was swapped (and its sums rewritten) does not
+	// open with the key.
+	dbSum, err := fileSHA256(db)
+	if err != nil {
+		return err
+	}
+	m.Format, m.RecoveryKeyID, m.EtcdSize, m.EtcdSHA256 = formatVersion, key.ID(), st.Size(), dbSum
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -109,10 +131,13 @@ func writeFile(w io.Writer, m Manifest, identity []byte, key Key, dbPath string)
 		fmt.Fprintf(&sums, "%x  %s\n", h.Sum(nil), name)
 		return nil
 	}
-	if err := errors.Join(
-		add(entryManifest, int64(len(manifest)), bytes.NewReader(manifest)),
-		add(entryIdentity, int64(len(sealed)), bytes.NewReader(sealed)),
-		add(entryEtcd, st.Size(), db)); err != nil {
+	if err := add(entryManifest, int64(len(manifest)), bytes.NewReader(manifest)); err != nil {
+		return err
+	}
+	if err := add(entryIdentity, int64(len(sealed)), bytes.NewReader(sealed)); err != nil {
+		return err
+	}
+	if err := add(entryEtcd, st.Size(), db); err != nil {
 		return err
 	}
 	if err := tw.WriteHeader(&tar.Header{Name: entrySums, Mode: 0o600, Size: int64(sums.Len()), ModTime: m.Created, Format: tar.FormatPAX}); err != nil {
@@ -161,7 +186,14 @@ func read(path string, full bool, db io.Writer) (*contents, error) {
 	}
 	defer f.Close()
 	c := &contents{sums: map[string]string{}}
-	tr := tar.NewReader(bufio.NewReaderSize(f, 1<<20))
+	// Without full, the tar reader seeks past etcd.db (the file is an
+	// io.Seeker) and reads only its last byte, which still finds a file
+	// that ends early.
+	var r io.Reader = f
+	if full {
+		r = bufio.NewReaderSize(f, 1<<20)
+	}
+	tr := tar.NewReader(r)
 	for i, want := range entryOrder() {
 		hdr, err := tr.Next()
 		if err != nil {
@@ -229,6 +261,7 @@ func readError(path string, i int, want string, err error) error {
 	return fmt.Errorf("read snapshot %s (%s): %w", path, want, err)
 }
 
+// checkSums compares what a full read hashed with SHA256SUMS.
 func (c *contents) checkSums(path string) error {
 	for _, name := range entryOrder()[:len(entryOrder())-1] {
 		if c.listed[name] != c.sums[name] {
@@ -238,6 +271,7 @@ func (c *contents) checkSums(path string) error {
 	return nil
 }
 
+// parseSums reads SHA256SUMS: "HEX  NAME" lines.
 func parseSums(s string) map[string]string {
 	out := map[string]string{}
 	for line := range strings.Lines(s) {

@@ -1,8 +1,12 @@
 package snapshot
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -202,7 +206,7 @@ func TestPrune(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(d.Path, "sched-9"+Ext), []byte("junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gone, err := d.Prune(Scheduled, 2)
+	gone, err := d.Prune(Scheduled, "n1", 2)
 	if err != nil || strings.Join(gone, ",") != "sched-0,sched-1" {
 		t.Fatalf("Prune = %v, %v; want sched-0,sched-1", gone, err)
 	}
@@ -283,4 +287,91 @@ func (l *limited) Write(p []byte) (int, error) {
 	}
 	l.left -= len(p)
 	return l.w.Write(p)
+}
+
+// TestSwappedDB: a file whose etcd.db was replaced with another (and its
+// SHA256SUMS rewritten to match) passes the sums but does not open: the
+// sealed manifest names the original's hash.
+func TestSwappedDB(t *testing.T) {
+	live, _, _ := etcdDB(t, 5)
+	d := Dir{Path: t.TempDir()}
+	a, b := taken(t, "a", OnDemand), taken(t, "b", OnDemand)
+	ea, err := d.Save(live, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := d.Save(live, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := filepath.Join(t.TempDir(), "forged"+Ext)
+	entries := tarEntries(t, ea.Path)
+	entries[entryEtcd] = tarEntries(t, eb.Path)[entryEtcd]
+	writeTar(t, forged, entries)
+	if _, err := Verify(forged, t.TempDir(), nil); err != nil {
+		t.Fatalf("the forged file's sums should check without the key: %v", err)
+	}
+	_, err = Open(forged, t.TempDir(), "", a.Key)
+	if err == nil || !strings.Contains(err.Error(), "is damaged") || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("Open of a file with a swapped etcd.db: %v", err)
+	}
+	if _, err := d.Save(live, a); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("a second snapshot of the same name: %v", err)
+	}
+	bad := taken(t, "../x", OnDemand)
+	if _, err := d.Save(live, bad); err == nil || !strings.Contains(err.Error(), "snapshot name") {
+		t.Fatalf("a name with a slash: %v", err)
+	}
+}
+
+func tarEntries(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[h.Name], err = io.ReadAll(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeTar writes entries in the file's order with SHA256SUMS made anew.
+func writeTar(t *testing.T, path string, entries map[string][]byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	var sums strings.Builder
+	for _, name := range entryOrder() {
+		data := entries[name]
+		if name == entrySums {
+			data = []byte(sums.String())
+		} else {
+			sum := sha256.Sum256(data)
+			fmt.Fprintf(&sums, "%x  %s\n", sum, name)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
