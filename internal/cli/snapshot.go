@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/server"
 	"github.com/monokube/monokube/internal/snapshot"
 )
@@ -142,6 +144,7 @@ func snapshotTable(w io.Writer, d snapshot.Dir, list []snapshot.Entry) error {
 	return err
 }
 
+// size is n bytes for people.
 func size(n int64) string {
 	switch {
 	case n >= 1<<30:
@@ -193,6 +196,7 @@ func pruneSnapshots(c *cli.Context, stdout io.Writer) error {
 	return nil
 }
 
+// listed is names in parentheses, or nothing.
 func listed(names []string) string {
 	if len(names) == 0 {
 		return ""
@@ -204,7 +208,7 @@ func verifySnapshot(c *cli.Context, stdout io.Writer) error {
 	if c.NArg() != 1 {
 		return errors.New("give one snapshot file: `monokube etcd-snapshot verify FILE`")
 	}
-	d, l, err := snapshotDir(c)
+	_, l, err := snapshotDir(c)
 	if err != nil {
 		return err
 	}
@@ -212,7 +216,9 @@ func verifySnapshot(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := snapshot.Verify(c.Args().First(), d.Path, key)
+	// Checking needs a scratch copy of etcd's data: in the temp dir
+	// ($TMPDIR), so verify works on a machine that is no server too.
+	m, err := snapshot.Verify(c.Args().First(), os.TempDir(), key)
 	if err != nil {
 		return err
 	}
@@ -226,18 +232,19 @@ func verifySnapshot(c *cli.Context, stdout io.Writer) error {
 }
 
 // verifyKey is the key of --recovery-key-file, else the server's, else
-// none.
+// none (a machine that is no server).
 func verifyKey(c *cli.Context, l datadir.Layout) (*snapshot.Key, error) {
-	path := c.String("recovery-key-file")
-	if path == "" {
-		path = control.NewCreds(l).RecoveryKey
-		if _, err := snapshot.LoadKey(path); err != nil {
-			return nil, nil //nolint:nilerr // no key here: verify what it can
-		}
+	if path := c.String("recovery-key-file"); path != "" {
+		k, err := snapshot.LoadKey(path)
+		return &k, err
+	}
+	path := control.NewCreds(l).RecoveryKey
+	if !fsutil.Exists(path) {
+		return nil, nil
 	}
 	k, err := snapshot.LoadKey(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (the server's key is root's: run this as root)", err)
 	}
 	return &k, nil
 }

@@ -33,7 +33,7 @@ func (p *parser) snapshots(in ServerInput, dataDir string) Snapshots {
 	if in.EtcdSnapshotDir != "" {
 		s.Dir = p.absPath("etcd-snapshot-dir", in.EtcdSnapshotDir)
 	}
-	if s.Retention < 1 {
+	if s.Retention < 1 && !s.Disabled {
 		p.fail("--etcd-snapshot-retention %d: keep at least 1 snapshot (to take none, give --etcd-disable-snapshots)", s.Retention)
 	}
 	if _, err := snapshot.ParseSchedule(s.Schedule); err != nil && !s.Disabled {

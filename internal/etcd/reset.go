@@ -2,9 +2,11 @@ package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,7 +16,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
 	"go.etcd.io/etcd/server/v3/storage/schema"
 )
@@ -37,7 +38,12 @@ type Reset struct {
 // at most a commit interval (100 ms), so a member added or removed just
 // before the stop may be missing.
 func StoredMembers(dataDir string) ([]Member, error) {
-	path := filepath.Join(dataDir, "member", "snap", "db")
+	return BackendMembers(filepath.Join(dataDir, "member", "snap", "db"))
+}
+
+// BackendMembers reads the members bucket of the etcd backend at path: a
+// stopped member's member/snap/db, or an etcd snapshot.
+func BackendMembers(path string) ([]Member, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no etcd data to read the members from: %w", err)
 	}
@@ -80,19 +86,21 @@ func PlanReset(ctx context.Context, ms []Member, name string, peer ClientTLS) (R
 	if r.Self.Learner {
 		return Reset{}, fmt.Errorf("this server's etcd member %s is a learner that never caught up: its data may be behind; reset the cluster on one of the voters %s instead", name, names(r.Dropped))
 	}
-	if err := NoneAnswer(ctx, r.Dropped, peer); err != nil {
+	tlsCfg, err := peer.Config()
+	if err != nil {
+		return Reset{}, err
+	}
+	if err := NoneAnswer(ctx, r.Dropped, tlsCfg); err != nil {
 		return Reset{}, err
 	}
 	return r, nil
 }
 
 // NoneAnswer refuses a reset or a restore while any of the members ms
-// answers on its peer port with the peer certificate.
-func NoneAnswer(ctx context.Context, ms []Member, peer ClientTLS) error {
-	alive, err := answering(ctx, ms, peer)
-	if err != nil {
-		return err
-	}
+// answers on its peer port to a client with peer, a certificate of the
+// etcd CA.
+func NoneAnswer(ctx context.Context, ms []Member, peer *tls.Config) error {
+	alive := answering(ctx, ms, peer)
 	if len(alive) > 0 {
 		return fmt.Errorf("etcd member(s) %s still answer on their peer port: a cluster reset while another member runs splits the cluster in two. "+
 			"If those servers have quorum, start this one without --cluster-reset; if they are to go, stop monokube on them first, then reset here", names(alive))
@@ -101,20 +109,24 @@ func NoneAnswer(ctx context.Context, ms []Member, peer ClientTLS) error {
 }
 
 // RemovedBy asks the other members of ms, over their peer port, for their
-// member lists before the member named self starts: a member that answers
-// with a list that lacks self's ID belongs to a cluster that dropped this
+// member lists before the member named self starts: a member whose list
+// lacks self's ID, and whose cluster confirms that list in a
+// linearizable read (so a member that has a leader: not a stale one that
+// was down while self joined), belongs to a cluster that dropped this
 // member (a cluster reset or a restore from a snapshot elsewhere). It
 // returns that member; ok is false when every member that answered still
-// lists self, or none answered (the start goes on as ever).
+// lists self, none answered, or none could confirm (the start goes on as
+// ever).
 func RemovedBy(ctx context.Context, ms []Member, self string, peer ClientTLS) (by Member, ok bool, err error) {
 	i := slices.IndexFunc(ms, func(m Member) bool { return m.Name == self })
 	if i < 0 || len(ms) == 1 {
 		return Member{}, false, nil
 	}
-	client, err := peerClient(peer)
+	tlsCfg, err := peer.Config()
 	if err != nil {
 		return Member{}, false, err
 	}
+	client := peerClient(tlsCfg)
 	defer client.CloseIdleConnections()
 	var (
 		mu     sync.Mutex
@@ -123,13 +135,10 @@ func RemovedBy(ctx context.Context, ms []Member, self string, peer ClientTLS) (b
 	)
 	for _, m := range slices.Delete(slices.Clone(ms), i, i+1) {
 		wg.Go(func() {
-			for _, u := range m.PeerURLs {
-				if ids, answered := peerMembers(ctx, client, u); answered && !slices.Contains(ids, ms[i].ID) {
-					mu.Lock()
-					others = append(others, m)
-					mu.Unlock()
-					return
-				}
+			if lacksSelf(ctx, client, m, ms[i].ID) && confirmsRemoval(ctx, m, ms[i].ID, peer) {
+				mu.Lock()
+				others = append(others, m)
+				mu.Unlock()
 			}
 		})
 	}
@@ -138,6 +147,42 @@ func RemovedBy(ctx context.Context, ms []Member, self string, peer ClientTLS) (b
 		return Member{}, false, nil
 	}
 	return others[0], true, nil
+}
+
+// lacksSelf is whether m answers on a peer URL with a member list without
+// self.
+func lacksSelf(ctx context.Context, client *http.Client, m Member, self uint64) bool {
+	for _, u := range m.PeerURLs {
+		if ids, answered := peerMembers(ctx, client, u); answered {
+			return !slices.Contains(ids, self)
+		}
+	}
+	return false
+}
+
+// confirmsRemoval asks m's cluster, through m's client URLs, for its
+// members in a linearizable read: only a cluster with a leader answers,
+// and its answer is the committed membership.
+func confirmsRemoval(ctx context.Context, m Member, self uint64, peer ClientTLS) bool {
+	if len(m.ClientURLs) == 0 {
+		return false
+	}
+	tlsCfg, err := peer.Config()
+	if err != nil {
+		return false
+	}
+	c, err := DialTLS(m.ClientURLs, tlsCfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*peerDialTimeout)
+	defer cancel()
+	list, err := c.Members(ctx)
+	if err != nil {
+		return false
+	}
+	return !slices.ContainsFunc(list, func(x Member) bool { return x.ID == self })
 }
 
 // peerMembers is the member IDs the member at peerURL lists (etcd's peer
@@ -163,21 +208,15 @@ func peerMembers(ctx context.Context, client *http.Client, peerURL string) ([]ui
 	return ids, true
 }
 
-func peerClient(peer ClientTLS) (*http.Client, error) {
-	tlsCfg, err := transport.TLSInfo{CertFile: peer.CertFile, KeyFile: peer.KeyFile, TrustedCAFile: peer.CAFile}.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("etcd peer credentials: %w", err)
-	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: peerDialTimeout}, nil
+// peerClient is an HTTPS client of etcd's peer port with tlsCfg.
+func peerClient(tlsCfg *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: peerDialTimeout}
 }
 
 // answering returns the members of ms that answer etcd's peer /version
 // with the peer certificate.
-func answering(ctx context.Context, ms []Member, peer ClientTLS) ([]Member, error) {
-	client, err := peerClient(peer)
-	if err != nil {
-		return nil, err
-	}
+func answering(ctx context.Context, ms []Member, peer *tls.Config) []Member {
+	client := peerClient(peer)
 	defer client.CloseIdleConnections()
 	var (
 		mu    sync.Mutex
@@ -194,7 +233,7 @@ func answering(ctx context.Context, ms []Member, peer ClientTLS) ([]Member, erro
 		})
 	}
 	wg.Wait()
-	return alive, nil
+	return alive
 }
 
 func answers(ctx context.Context, client *http.Client, peerURL string) bool {

@@ -71,3 +71,27 @@ func TestStoredMembersNoData(t *testing.T) {
 		t.Errorf("StoredMembers of an empty dir = %v", err)
 	}
 }
+
+// TestRemovedBy: a member removed while it was down learns it from the
+// others before it starts (their lists, confirmed by a linearizable
+// read); a member still listed does not.
+func TestRemovedBy(t *testing.T) {
+	tc, ctx := newTestCluster(t, 2*time.Minute)
+	tc.three(ctx)
+	ms, err := tc.cluster.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.stop("c")
+	if _, err := tc.cluster.Remove(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	peer := ClientTLS{CAFile: tc.base.CAFile, CertFile: tc.base.PeerCert, KeyFile: tc.base.PeerKey}
+	by, removed, err := RemovedBy(ctx, ms, "c", peer)
+	if err != nil || !removed || (by.Name != "a" && by.Name != "b") {
+		t.Fatalf("RemovedBy(c) = %v, %t, %v; want removed, by a or b", by.Name, removed, err)
+	}
+	if by, removed, err := RemovedBy(ctx, ms, "a", peer); err != nil || removed {
+		t.Fatalf("RemovedBy(a) = %v, %t, %v; want still a member", by.Name, removed, err)
+	}
+}

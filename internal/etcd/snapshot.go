@@ -67,10 +67,11 @@ func (c *Cluster) Snapshot(ctx context.Context, w io.Writer) error {
 // revisions that the restored data reuses for other changes.
 const RevisionBump = 1_000_000_000
 
-// Restore makes dataDir, which must not exist, the data of a new
-// one-member cluster from the etcd snapshot at db (checked against its
-// SHA-256): the member of node name at peerURL (PeerURL), its revision bumped by
-// RevisionBump and compacted. It writes into a sibling directory and
+// Restore makes dataDir the data of a new one-member cluster from the
+// etcd snapshot at db (checked against its SHA-256): the member of node
+// name at peer (PeerURL), its revision bumped by RevisionBump and
+// compacted. dataDir must hold no etcd data: an empty dir is replaced,
+// anything else moved aside. It writes into a sibling directory and
 // renames it into place, so an interrupted restore leaves no half data
 // dir under dataDir's name.
 func Restore(db, dataDir, name, peer string) error {
@@ -92,10 +93,12 @@ func Restore(db, dataDir, name, peer string) error {
 		return fmt.Errorf("restore etcd's data from the snapshot: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
-		return err
+		return fmt.Errorf("restored etcd data: %w", err)
 	}
 	if err := os.Remove(dataDir); err != nil && !errors.Is(err, os.ErrNotExist) { // an empty dir, as a first start makes it
-		return fmt.Errorf("put the restored etcd data in place: %w", err)
+		if _, err := MoveAside(dataDir, "old"); err != nil { // something else: kept
+			return fmt.Errorf("put the restored etcd data in place: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, dataDir); err != nil {
 		return fmt.Errorf("put the restored etcd data in place: %w", err)

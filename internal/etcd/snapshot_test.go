@@ -45,6 +45,9 @@ func TestSnapshotRestore(t *testing.T) {
 	if err := os.WriteFile(file, db.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if ms, err := BackendMembers(file); err != nil || len(ms) != 1 || ms[0].Name != cfg.NodeName {
+		t.Fatalf("members in the snapshot: %+v, %v", ms, err)
+	}
 	if _, err := MoveAside(cfg.DataDir, "old"); err != nil {
 		t.Fatal(err)
 	}

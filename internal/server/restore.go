@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/monokube/monokube/internal/config"
@@ -22,26 +24,31 @@ import (
 
 // A restore (`monokube server --cluster-reset-restore-path FILE`) brings
 // a cluster back from one snapshot file, on one of its servers or on a
-// new machine, in two steps around the identity phase:
+// new machine, in three steps:
 //
-//	openRestore   (before the identity) checks everything and writes
-//	              nothing: the file whole, of this cluster (when the data
-//	              dir has an identity), opened by the recovery key, no
-//	              other member of this server's cluster running
-//	apply         (pre-run) records that a restore is under way, moves the
-//	              etcd data aside, restores the snapshot's as a cluster of
-//	              one member with its revision bumped and compacted, and
-//	              drops the record
+//	openRestore  (identity phase) checks everything before it writes
+//	             anything but a scratch copy of etcd's data: the file
+//	             whole, of this cluster (when the data dir has an
+//	             identity), of a Kubernetes minor version this one runs,
+//	             opened by the recovery key, no member of the snapshot's
+//	             or this server's cluster running
+//	begin        (identity phase) records that a restore is under way,
+//	             then writes the snapshot's identity (the same files, on a
+//	             server of the cluster), from which the identity phase
+//	             makes this server's leaves
+//	apply        (pre-run) moves the etcd data aside, restores the
+//	             snapshot's as a cluster of one member with its revision
+//	             bumped and compacted, and drops the record
 //
-// Between them the identity phase writes the snapshot's identity (the
-// same files, on a server of the cluster) and makes this server's leaves
-// from it. A restore interrupted after its record is written refuses every
-// start but the same command again (checkInterruptedRestore).
+// A restore interrupted once its record is written refuses every start
+// but a restore (checkInterruptedRestore): never a plain start over the
+// identity alone, which would be an empty cluster with the old keys.
 
 // restoring is a checked snapshot on its way into the data dir.
 type restoring struct {
 	file   string
 	opened *snapshot.Opened
+	bundle identity.Bundle // the snapshot's identity, checked whole
 }
 
 // restoreRecord is what an unfinished restore leaves in the server dir.
@@ -64,7 +71,7 @@ func openRestore(ctx context.Context, cfg *config.Server, l datadir.Layout) (*re
 	c := control.NewCreds(l)
 	key, err := recoveryKey(cfg.Restore, c)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("restore refused, nothing changed: %w", err)
 	}
 	cluster, err := clusterOf(c)
 	if err != nil {
@@ -75,31 +82,41 @@ func openRestore(ctx context.Context, cfg *config.Server, l datadir.Layout) (*re
 		return nil, fmt.Errorf("restore refused, nothing changed: %w", err)
 	}
 	r := &restoring{file: file, opened: o}
-	data := upgrade.Record{Monokube: o.Manifest.Monokube, Kubernetes: o.Manifest.Kubernetes}
-	if _, err := upgrade.Check(data, upgrade.Current(), true, "snapshot "+file); err != nil {
+	if err := r.check(ctx, cfg, l); err != nil {
 		r.discard()
 		return nil, fmt.Errorf("restore refused, nothing changed: %w", err)
 	}
-	if _, err := identity.DecodeBundle(o.Identity, l); err != nil {
-		r.discard()
-		return nil, fmt.Errorf("restore refused, nothing changed: snapshot %s: %w", file, err)
-	}
-	if err := othersStopped(ctx, cfg, l, c); err != nil {
-		r.discard()
-		return nil, err
-	}
 	return r, nil
+}
+
+// check refuses a snapshot of a newer Kubernetes minor version, one whose
+// identity is not whole, and a restore while a member runs.
+func (r *restoring) check(ctx context.Context, cfg *config.Server, l datadir.Layout) error {
+	m := r.opened.Manifest
+	if _, err := upgrade.Check(upgrade.Record{Monokube: m.Monokube, Kubernetes: m.Kubernetes}, upgrade.Current(), true, "snapshot "+r.file); err != nil {
+		return err
+	}
+	b, err := identity.DecodeBundle(r.opened.Identity, l)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", r.file, err)
+	}
+	r.bundle = b
+	return othersStopped(ctx, cfg, l, r)
 }
 
 // recoveryKey is the key of --recovery-key-file, or else the data dir's.
 func recoveryKey(r config.Restore, c control.Creds) (snapshot.Key, error) {
 	switch {
 	case r.RecoveryKeyFile != "":
-		return snapshot.LoadKey(r.RecoveryKeyFile)
+		k, err := snapshot.LoadKey(r.RecoveryKeyFile)
+		if err != nil {
+			return snapshot.Key{}, fmt.Errorf("--recovery-key-file: %w; give the file holding the cluster's recovery key", err)
+		}
+		return k, nil
 	case fsutil.Exists(c.RecoveryKey):
 		return snapshot.LoadKey(c.RecoveryKey)
 	}
-	return snapshot.Key{}, errors.New("restore refused, nothing changed: this data dir holds no recovery key (a new machine): " +
+	return snapshot.Key{}, errors.New("this data dir holds no recovery key (a new machine): " +
 		"give --recovery-key-file FILE, a file (0600) holding the recovery key of the cluster that took the snapshot")
 }
 
@@ -116,48 +133,67 @@ func clusterOf(c control.Creds) (string, error) {
 	return snapshot.Fingerprint(ca.Cert.Raw), nil
 }
 
-// othersStopped refuses a restore on a server while another member of
-// its cluster runs: that member would go on with the data the restore
-// replaces.
-func othersStopped(ctx context.Context, cfg *config.Server, l datadir.Layout, c control.Creds) error {
-	if !l.HasEtcdData() {
-		return nil
-	}
-	ms, err := etcd.StoredMembers(l.Etcd())
+// othersStopped refuses a restore while a member of the snapshot's
+// cluster, or of this server's, answers on its peer port: it would go on
+// with the data the restore replaces (a split brain). It asks with a
+// certificate of the snapshot's etcd CA, made in memory, so it works on a
+// new machine and after an interrupted restore moved the data aside.
+func othersStopped(ctx context.Context, cfg *config.Server, l datadir.Layout, r *restoring) error {
+	ms, err := etcd.BackendMembers(r.opened.DB)
 	if err != nil {
-		return fmt.Errorf("restore refused, nothing changed: %w", err)
+		return fmt.Errorf("snapshot %s: %w", r.file, err)
 	}
+	if l.HasEtcdData() {
+		local, err := etcd.StoredMembers(l.Etcd())
+		if err != nil {
+			return err
+		}
+		ms = append(ms, local...)
+	}
+	self := etcd.PeerURL(cfg.NodeIP)
 	var others []etcd.Member
 	for _, m := range ms {
-		if m.Name != cfg.NodeName {
+		if m.Name != cfg.NodeName && !slices.Contains(m.PeerURLs, self) &&
+			!slices.ContainsFunc(others, func(o etcd.Member) bool { return o.ID == m.ID }) {
 			others = append(others, m)
 		}
 	}
-	if err := etcd.NoneAnswer(ctx, others, etcd.ClientTLS{CAFile: c.EtcdCA.Cert(), CertFile: c.EtcdPeer.Cert(), KeyFile: c.EtcdPeer.Key()}); err != nil {
-		return fmt.Errorf("restore refused, nothing changed: %w", err)
-	}
-	return nil
-}
-
-// writeIdentity puts the snapshot's identity in the data dir: the files
-// that are there already must be the same (identity.Bundle.Write).
-func (r *restoring) writeIdentity(l datadir.Layout) error {
-	b, err := identity.DecodeBundle(r.opened.Identity, l)
+	tlsCfg, err := r.bundle.EtcdClientTLS(l, time.Now())
 	if err != nil {
 		return err
 	}
-	if err := b.Write(l); err != nil {
-		return fmt.Errorf("restore refused: %w", err)
+	return etcd.NoneAnswer(ctx, others, tlsCfg)
+}
+
+// begin records that a restore is under way, then puts the snapshot's
+// identity in the data dir: files there already must be the same
+// (identity.Bundle.Write checks them all before it writes one), except
+// the recovery key, which becomes the snapshot's (servers of a cluster
+// made before snapshots each made their own). A refusal drops the record:
+// nothing was written.
+func (r *restoring) begin(l datadir.Layout, c control.Creds, log *slog.Logger) error {
+	if err := fsutil.SaveState(restoreRecordFile(l), restoreRecord{File: r.file, Start: time.Now().UTC()}); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
-	return nil
+	keyPath, _ := filepath.Rel(l.Data, c.RecoveryKey)
+	key := r.bundle.Files[filepath.ToSlash(keyPath)]
+	delete(r.bundle.Files, filepath.ToSlash(keyPath))
+	if err := r.bundle.Write(l); err != nil {
+		_ = os.Remove(restoreRecordFile(l))
+		return fmt.Errorf("restore refused, nothing changed: %w", err)
+	}
+	if len(key) == 0 {
+		return nil
+	}
+	if have, err := os.ReadFile(c.RecoveryKey); err == nil && !bytes.Equal(have, key) {
+		log.Warn("restore: this server's recovery key becomes the snapshot's; `monokube etcd-snapshot recovery-key` prints it", "id", r.opened.Manifest.RecoveryKeyID)
+	}
+	return fsutil.WriteFile(c.RecoveryKey, key, 0o600)
 }
 
 // apply replaces this server's etcd data with the snapshot's.
 func (r *restoring) apply(cfg *config.Server, l datadir.Layout, log *slog.Logger) error {
 	defer r.discard()
-	if err := fsutil.SaveState(restoreRecordFile(l), restoreRecord{File: r.file, Start: time.Now().UTC()}); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
 	if l.HasEtcdData() {
 		aside, err := etcd.MoveAside(l.Etcd(), "old")
 		if err != nil {
@@ -183,7 +219,7 @@ func (r *restoring) apply(cfg *config.Server, l datadir.Layout, log *slog.Logger
 func (r *restoring) discard() { _ = os.Remove(r.opened.DB) }
 
 // checkInterruptedRestore refuses a start over a restore that did not
-// finish, unless it is the restore again.
+// finish, unless it is a restore (of that file or another).
 func checkInterruptedRestore(cfg *config.Server, l datadir.Layout) error {
 	var rec restoreRecord
 	fsutil.LoadState(restoreRecordFile(l), &rec)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/etcd"
 	"github.com/monokube/monokube/internal/identity"
@@ -149,9 +150,8 @@ func (s *start) restoreIdentity() error {
 		return err
 	}
 	s.rest = r
-	if err := r.writeIdentity(s.layout); err != nil {
-		r.discard()
-		return err
+	if err := r.begin(s.layout, control.NewCreds(s.layout), s.log); err != nil {
+		return err // undo drops the scratch copy
 	}
 	return s.prepareIdentity()
 }
