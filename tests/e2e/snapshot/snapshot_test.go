@@ -607,6 +607,16 @@ func threeServers(t *testing.T) {
 	s1.Kubectl("create", "configmap", "after-snapshot", "--from-literal=k=lost")
 
 	stop(t, s1)
+	t.Run("a restore while other members run is refused, nothing changed", func(t *testing.T) {
+		before := harness.DirState(t, filepath.Join(s1.DataDir, "server", "db", "etcd"))
+		r := s1.RunServer(false, append(named("server-1"), "--cluster-reset-restore-path", file)...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "still answer on their peer port") {
+			t.Errorf("restore beside running servers: exit %d, want a refusal naming them:\n%s", r.Code, r.Stderr)
+		}
+		if after := harness.DirState(t, filepath.Join(s1.DataDir, "server", "db", "etcd")); after != before {
+			t.Error("a refused restore changed the etcd data")
+		}
+	})
 	stop(t, servers["server-2"])
 	servers["server-3"].Kill() // the last of three has no quorum to stop with: lost, as a machine is
 	s1.StartServer(append(named("server-1"), "--cluster-reset-restore-path", file)...)
