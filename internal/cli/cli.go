@@ -51,6 +51,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(stdout),
 			etcdCommand(stdout),
 			etcdSnapshotCommand(stdout),
+			certificateCommand(stdout),
 			serversCommand(stdout),
 			installCommand(stderr),
 			uninstallCommand(stderr),

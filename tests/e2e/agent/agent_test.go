@@ -47,6 +47,9 @@ func TestAgentJoins(t *testing.T) {
 	agent.WaitNodesReady(srv, 2)
 	t.Logf("agent start to node Ready: %s", time.Since(start))
 
+	t.Run("certificate check lists the agent's certificates", func(t *testing.T) {
+		agent.CheckCertificates(t, "server-ca.crt", "kubelet-client-current.pem")
+	})
 	t.Run("agent credentials are its own", func(t *testing.T) {
 		data, err := os.ReadFile(filepath.Join(agent.DataDir, "agent", "kubelet", "pki", "kubelet-client-current.pem"))
 		if err != nil {

@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/pki"
+)
+
+// certificateCommand looks at the certificates of this node, server or
+// agent.
+func certificateCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "certificate",
+		Usage: "look at this node's certificates (run on a server or an agent)",
+		Subcommands: []*cli.Command{{
+			Name: "check",
+			Usage: "list every certificate of this node: file, subject, usages, issuer, expiry, days left, status " +
+				"(WARNING within 120 days, EXPIRED after); exits non-zero if one has expired",
+			Flags: append(dirFlags("node"),
+				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
+			Action: func(c *cli.Context) error { return checkCertificates(c, stdout) },
+		}},
+	}
+}
+
+func checkCertificates(c *cli.Context, stdout io.Writer) error {
+	out := c.String("output")
+	if out != "table" && out != "json" {
+		return fmt.Errorf("--output %q: want table or json", out)
+	}
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return err
+	}
+	certs, err := nodeCertificates(datadir.Layout{Data: nf.DataDir}, nf.WriteKubeconfig, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(certs) == 0 {
+		return fmt.Errorf("no certificates in data dir %s: run this on a node, as root, or give its --data-dir or --config", nf.DataDir)
+	}
+	if out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(certs)
+	} else {
+		err = certificateTable(stdout, certs)
+	}
+	if err != nil {
+		return err
+	}
+	return expired(certs)
+}
+
+// nodeCertificates are the certificates a node holds: PEM files in its
+// TLS dirs, the kubelet's current rotated ones, and those embedded in
+// its kubeconfigs (and the admin one at adminKubeconfig, if there).
+func nodeCertificates(l datadir.Layout, adminKubeconfig string, now time.Time) ([]pki.CertInfo, error) {
+	var out []pki.CertInfo
+	for _, dir := range []string{l.TLS(), l.AgentTLS(), filepath.Join(l.KubeletRoot(), "pki")} {
+		files, err := certFiles(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("read %s (run this as root): %w", f, err)
+			}
+			certs, err := pki.InspectPEM(f, data, now)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, certs...)
+		}
+	}
+	kcs, err := kubeconfigCerts(l, adminKubeconfig, now)
+	return append(out, kcs...), err
+}
+
+// certFiles are the certificate files under dir: *.crt, and of the
+// kubelet's rotated *.pem only the current ones (older ones stay behind
+// on disk, expired, and are not used).
+func certFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case strings.HasSuffix(path, ".crt") && !d.IsDir(),
+			strings.HasSuffix(path, "-current.pem"):
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// kubeconfigCerts are the client certificates embedded in the node's
+// kubeconfigs.
+func kubeconfigCerts(l datadir.Layout, admin string, now time.Time) ([]pki.CertInfo, error) {
+	files, _ := filepath.Glob(filepath.Join(l.Cred(), "*.kubeconfig"))
+	agent, _ := filepath.Glob(filepath.Join(l.AgentEtc(), "*.kubeconfig"))
+	files = append(files, agent...)
+	if _, err := os.Stat(admin); err == nil {
+		files = append(files, admin)
+	}
+	var out []pki.CertInfo
+	for _, f := range files {
+		cfg, err := clientcmd.LoadFromFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read kubeconfig %s (run this as root): %w", f, err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(cfg.AuthInfos)) {
+			certs, err := pki.InspectPEM(f, cfg.AuthInfos[name].ClientCertificateData, now)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, certs...)
+		}
+	}
+	return out, nil
+}
+
+func certificateTable(w io.Writer, certs []pki.CertInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tSUBJECT\tUSAGES\tISSUER\tNOT AFTER\tDAYS LEFT\tSTATUS")
+	for _, c := range certs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.File, c.Subject, strings.Join(c.Usages, ","), c.Issuer,
+			c.NotAfter.Format(time.DateOnly), c.DaysLeft, c.Status)
+	}
+	return tw.Flush()
+}
+
+// expired is an error naming the expired certificates, if any.
+func expired(certs []pki.CertInfo) error {
+	var gone []string
+	for _, c := range certs {
+		if c.Status == pki.StatusExpired {
+			gone = append(gone, c.File+" ("+c.Subject+")")
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d certificate(s) expired: %s. A node re-issues its leaf certificates when monokube starts: restart it on this node (systemctl restart monokube)",
+		len(gone), strings.Join(gone, ", "))
+}
