@@ -30,7 +30,7 @@ func certificateCommand(stdout io.Writer) *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name: "check",
 			Usage: "list every certificate of this node: file, subject, usages, issuer, expiry, days left, status " +
-				"(WARNING within 120 days, EXPIRED after); exits non-zero if one has expired",
+				"(WARNING within 90 days, when a start re-issues a leaf; EXPIRED after); exits non-zero if one has expired",
 			Flags: append(dirFlags("node"),
 				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
 			Action: func(c *cli.Context) error { return checkCertificates(c, stdout) },

@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// RenewWithin is how close to its expiry a leaf certificate is renewed;
-// certificate check warns from then on.
-const RenewWithin = 120 * 24 * time.Hour
-
 // CertInfo is what `monokube certificate check` shows of one certificate.
 type CertInfo struct {
 	File     string    `json:"file"`
@@ -53,7 +49,7 @@ func describe(file string, cert *x509.Certificate, now time.Time) CertInfo {
 	switch {
 	case left <= 0:
 		status = StatusExpired
-	case left < RenewWithin:
+	case left < RenewBefore: // a leaf a start would re-issue
 		status = StatusWarning
 	}
 	return CertInfo{

@@ -56,7 +56,7 @@ func TestServerLifecycle(t *testing.T) {
 	t.Run("nothing unauthenticated on the node IP", func(t *testing.T) { checkListeners(t, n) })
 	t.Run("etcd members", func(t *testing.T) { checkEtcdMembers(t, n) })
 	t.Run("certificate check lists the server's certificates", func(t *testing.T) {
-		n.CheckCertificates(t, "server-ca.crt", "serving-kube-apiserver.crt", "etcd/server-client.crt", "client-kubelet.crt", "admin.kubeconfig")
+		n.CheckCertificates(t, "server-ca.crt", "serving-kube-apiserver.crt", "etcd/server-client.crt", "admin.kubeconfig")
 	})
 	t.Run("file modes", func(t *testing.T) { checkModes(t, n) })
 	t.Run("pod security baseline by default", func(t *testing.T) { checkPodSecurity(t, n) })
