@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,16 +31,16 @@ func certificateCommand(stdout io.Writer) *cli.Command {
 			Usage: "list every certificate of this node: file, subject, usages, issuer, expiry, days left, status " +
 				"(WARNING within 90 days, when a start re-issues a leaf; EXPIRED after); exits non-zero if one has expired",
 			Flags: append(dirFlags("node"),
-				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
+				outputFlag("table", "json")),
 			Action: func(c *cli.Context) error { return checkCertificates(c, stdout) },
 		}},
 	}
 }
 
 func checkCertificates(c *cli.Context, stdout io.Writer) error {
-	out := c.String("output")
-	if out != "table" && out != "json" {
-		return fmt.Errorf("--output %q: want table or json", out)
+	out, err := outputFormat(c, "table", "json")
+	if err != nil {
+		return err
 	}
 	nf, err := nodeFiles(c, "")
 	if err != nil {
@@ -55,9 +54,7 @@ func checkCertificates(c *cli.Context, stdout io.Writer) error {
 		return fmt.Errorf("no certificates in data dir %s: run this on a node, as root, or give its --data-dir or --config", nf.DataDir)
 	}
 	if out == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(certs)
+		err = printData(stdout, out, certs)
 	} else {
 		err = certificateTable(stdout, certs)
 	}

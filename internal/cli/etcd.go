@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +28,7 @@ func etcdCommand(stdout io.Writer) *cli.Command {
 			Name:  "members",
 			Usage: "list etcd's members: role (voter or learner), health, leader, URLs",
 			Flags: append(dirFlags("server"),
-				&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
+				outputFlag("table", "json")),
 			Action: func(c *cli.Context) error { return listMembers(c, stdout) },
 		}, {
 			Name:      "remove",
@@ -87,9 +86,9 @@ func removeMember(c *cli.Context, stdout io.Writer) error {
 }
 
 func listMembers(c *cli.Context, stdout io.Writer) error {
-	out := c.String("output")
-	if out != "table" && out != "json" {
-		return fmt.Errorf("--output %q: want table or json", out)
+	out, err := outputFormat(c, "table", "json")
+	if err != nil {
+		return err
 	}
 	l, err := serverLayout(c)
 	if err != nil {
@@ -105,9 +104,7 @@ func listMembers(c *cli.Context, stdout io.Writer) error {
 		return fmt.Errorf("%w: is this server's monokube running?", err)
 	}
 	if out == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return printData(stdout, out, st)
 	}
 	if err := membersTable(stdout, st); err != nil {
 		return err

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -21,15 +20,15 @@ func serversCommand(stdout io.Writer) *cli.Command {
 		Name:  "servers",
 		Usage: "list the apiservers this node knows, their health and the one its connections go to (on an agent, or a server with its node)",
 		Flags: append(dirFlags("node"),
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}),
+			outputFlag("table", "json")),
 		Action: func(c *cli.Context) error { return listServers(c, stdout) },
 	}
 }
 
 func listServers(c *cli.Context, stdout io.Writer) error {
-	out := c.String("output")
-	if out != "table" && out != "json" {
-		return fmt.Errorf("--output %q: want table or json", out)
+	out, err := outputFormat(c, "table", "json")
+	if err != nil {
+		return err
 	}
 	nf, err := nodeFiles(c, "")
 	if err != nil {
@@ -40,9 +39,7 @@ func listServers(c *cli.Context, stdout io.Writer) error {
 		return err
 	}
 	if out == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return printData(stdout, out, st)
 	}
 	return serversTable(stdout, st)
 }

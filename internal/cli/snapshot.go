@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"sigs.k8s.io/yaml"
 
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
@@ -38,7 +36,7 @@ func etcdSnapshotCommand(stdout io.Writer) *cli.Command {
 			Action: func(c *cli.Context) error { return saveSnapshot(c, stdout) },
 		}, {
 			Name: "ls", Aliases: []string{"list"}, Usage: "list the snapshots: name, kind, node, time, size, etcd revision, status",
-			Flags:  flags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table, json or yaml"}),
+			Flags:  flags(outputFlag("table", "json", "yaml")),
 			Action: func(c *cli.Context) error { return listSnapshots(c, stdout) },
 		}, {
 			Name: "delete", Usage: "delete snapshots by name", ArgsUsage: "NAME...",
@@ -96,9 +94,9 @@ func saveSnapshot(c *cli.Context, stdout io.Writer) error {
 }
 
 func listSnapshots(c *cli.Context, stdout io.Writer) error {
-	out := c.String("output")
-	if !slices.Contains([]string{"table", "json", "yaml"}, out) {
-		return fmt.Errorf("--output %q: want table, json or yaml", out)
+	out, err := outputFormat(c, "table", "json", "yaml")
+	if err != nil {
+		return err
 	}
 	d, _, err := snapshotDir(c)
 	if err != nil {
@@ -108,18 +106,8 @@ func listSnapshots(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	switch out {
-	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	case "yaml":
-		data, err := yaml.Marshal(list)
-		if err != nil {
-			return err
-		}
-		_, err = stdout.Write(data)
-		return err
+	if out != "table" {
+		return printData(stdout, out, list)
 	}
 	return snapshotTable(stdout, d, list)
 }
