@@ -44,3 +44,13 @@ func (id *Identity) ShowRecoveryKey(out io.Writer) error {
 func optionalBundlePaths(l datadir.Layout) []string {
 	return []string{rel(l, control.NewCreds(l).RecoveryKey)}
 }
+
+// TakeRecoveryKey removes the recovery key from b and returns it (nil
+// when b has none): a restore writes the snapshot's key over a server's
+// own, and the rest of b only where it matches what is there.
+func (b *Bundle) TakeRecoveryKey(l datadir.Layout) []byte {
+	p := rel(l, control.NewCreds(l).RecoveryKey)
+	key := b.Files[p]
+	delete(b.Files, p)
+	return key
+}

@@ -175,9 +175,7 @@ func (r *restoring) begin(l datadir.Layout, c control.Creds, log *slog.Logger) e
 	if err := fsutil.SaveState(restoreRecordFile(l), restoreRecord{File: r.file, Start: time.Now().UTC()}); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	keyPath, _ := filepath.Rel(l.Data, c.RecoveryKey)
-	key := r.bundle.Files[filepath.ToSlash(keyPath)]
-	delete(r.bundle.Files, filepath.ToSlash(keyPath))
+	key := r.bundle.TakeRecoveryKey(l)
 	if err := r.bundle.Write(l); err != nil {
 		_ = os.Remove(restoreRecordFile(l))
 		return fmt.Errorf("restore refused, nothing changed: %w", err)
