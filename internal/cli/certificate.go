@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +17,11 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -25,15 +30,79 @@ import (
 func certificateCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "certificate",
-		Usage: "look at this node's certificates (run on a server or an agent)",
+		Usage: "look at and rotate this node's certificates (run on a server or an agent)",
 		Subcommands: []*cli.Command{{
 			Name: "check",
 			Usage: "list every certificate of this node: file, subject, usages, issuer, expiry, days left, status " +
-				"(WARNING within 90 days, when a start re-issues a leaf; EXPIRED after); exits non-zero if one has expired",
+				"(WARNING within 30 days, past every renewal's time; EXPIRED after); exits non-zero if one has expired",
 			Flags: append(dirFlags("node"),
 				outputFlag("table", "json")),
 			Action: func(c *cli.Context) error { return checkCertificates(c, stdout) },
+		}, {
+			Name: "rotate",
+			Usage: "re-issue this server's leaf certificates now, each with a new key, while it runs " +
+				"(or at its next start); its components pick them up without a restart",
+			Flags: append(dirFlags("server"),
+				&cli.StringSliceFlag{Name: "service", Usage: "only these services' certificates (default: all): " +
+					strings.Join(identity.Services(), ", ")},
+				&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long to wait for the running server"}),
+			Action: func(c *cli.Context) error { return rotateCertificates(c, stdout) },
 		}},
+	}
+}
+
+// rotateCertificates asks the server of the data dir to re-issue leaves
+// (identity.RequestRotate) and, if it runs, waits for its answer.
+func rotateCertificates(c *cli.Context, stdout io.Writer) error {
+	nf, err := nodeFiles(c, "")
+	if err != nil {
+		return err
+	}
+	l := datadir.Layout{Data: nf.DataDir}
+	if !fsutil.Exists(control.NewCreds(l).ServerCA.Cert()) {
+		return fmt.Errorf("no server in data dir %s: run this on a server, as root, or give its --data-dir or --config "+
+			"(an agent's kubelet renews its own certificates through the cluster)", nf.DataDir)
+	}
+	req, err := identity.RequestRotate(l, config.SplitList(c.StringSlice("service")))
+	if err != nil {
+		return err
+	}
+	if !l.NodeRunning() {
+		fmt.Fprintf(stdout, "no server runs on %s: it re-issues the certificates of %s at its next start\n", nf.DataDir, strings.Join(req.Services, ", "))
+		return nil
+	}
+	res, err := waitRotated(c.Context, l, req.ID, c.Duration("timeout"))
+	if err != nil {
+		return err
+	}
+	for _, f := range res.Issued {
+		fmt.Fprintln(stdout, "issued", f)
+	}
+	fmt.Fprintf(stdout, "%d certificates re-issued; the components use them without a restart. "+
+		"Copies of the admin kubeconfig taken before keep working until their certificate expires: take a new copy.\n", len(res.Issued))
+	return nil
+}
+
+// waitRotated waits for the running server's answer to request id.
+func waitRotated(ctx context.Context, l datadir.Layout, id string, timeout time.Duration) (identity.RotateResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		res, ok, err := identity.ReadRotateResult(l, id)
+		switch {
+		case err != nil:
+			return res, err
+		case ok && res.Error != "":
+			return res, fmt.Errorf("the server could not re-issue the certificates: %s", res.Error)
+		case ok:
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("the server on %s did not answer within %s: the request stays, and the server "+
+				"carries it out when it next checks or starts (its log says so)", l.Data, timeout)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 

@@ -40,7 +40,7 @@ func TestNodeCertificates(t *testing.T) {
 	}
 	write(l.TLSFile("server-ca.crt"), pki.CertPEM(ca.Cert))
 	write(l.AgentTLSFile("old.crt"), pki.CertPEM(leaf("old", now.Add(-5*365*24*time.Hour)).Cert))
-	write(l.AgentTLSFile("soon.crt"), pki.CertPEM(leaf("soon", now.Add(30*24*time.Hour-pki.LeafValidity)).Cert))
+	write(l.AgentTLSFile("soon.crt"), pki.CertPEM(leaf("soon", now.Add(20*24*time.Hour-pki.LeafValidity)).Cert))
 	pkiDir := filepath.Join(l.KubeletRoot(), "pki")
 	write(filepath.Join(pkiDir, "kubelet-client-2020.pem"), pki.CertPEM(leaf("rotated-away", now.Add(-5*365*24*time.Hour)).Cert))
 	write(filepath.Join(pkiDir, "kubelet-client-2026.pem"), pki.CertPEM(leaf("kubelet", now).Cert))

@@ -52,6 +52,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			etcdCommand(stdout),
 			etcdSnapshotCommand(stdout),
 			certificateCommand(stdout),
+			secretsEncryptCommand(stdout),
 			serversCommand(stdout),
 			installCommand(stderr),
 			uninstallCommand(stderr),

@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -70,7 +71,14 @@ func serverConfig(c *cli.Context) (*config.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return config.BuildServer(in, config.OSHost{})
+	cfg, err := config.BuildServer(in, config.OSHost{})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Certs, err = config.CertsFromEnv(os.Getenv(config.TestCertLifetimeEnv)); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // loadInput merges defaults (in), the config file (under root) and the

@@ -50,8 +50,10 @@ type Server struct {
 	Restore Restore
 	// Snapshots are the scheduled etcd snapshots.
 	Snapshots Snapshots
-	Args      ComponentArgs
-	Debug     bool
+	// Certs is the leaf certificates' lifetime and renewal check.
+	Certs Certs
+	Args  ComponentArgs
+	Debug bool
 }
 
 // ComponentArgs are the users' pass-through flags for upstream components.
@@ -87,7 +89,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 		NodeIP:          p.nodeIP(in.NodeIP, host),
 		BindAddress:     p.ip("bind-address", in.BindAddress),
 		HTTPSPort:       p.port("https-listen-port", in.HTTPSListenPort),
-		TLSSANs:         splitList(in.TLSSAN),
+		TLSSANs:         SplitList(in.TLSSAN),
 		ClusterCIDR:     p.cidr("cluster-cidr", in.ClusterCIDR),
 		ServiceCIDR:     p.cidr("service-cidr", in.ServiceCIDR),
 		ClusterDNS:      p.ip("cluster-dns", in.ClusterDNS),
@@ -109,6 +111,7 @@ func BuildServer(in ServerInput, host Host) (*Server, error) {
 	s.WriteKubeconfigMode = p.fileMode("write-kubeconfig-mode", in.WriteKubeconfigMode)
 	s.Join = p.join(in)
 	s.Snapshots = p.snapshots(in, s.DataDir)
+	s.Certs = DefaultCerts()
 	s.Args = ComponentArgs{
 		APIServer:         p.args("kube-apiserver-arg", in.KubeAPIServerArg),
 		ControllerManager: p.args("kube-controller-manager-arg", in.KubeControllerManagerArg),
@@ -177,8 +180,8 @@ func CheckNodeNetwork(nodeIP netip.Addr, clusterCIDR, serviceCIDR netip.Prefix) 
 	return nil
 }
 
-// splitList splits comma-separated entries of a repeatable flag.
-func splitList(vs []string) []string {
+// SplitList splits comma-separated entries of a repeatable flag.
+func SplitList(vs []string) []string {
 	var out []string
 	for _, v := range vs {
 		for _, e := range strings.Split(v, ",") {

@@ -45,6 +45,7 @@ func TestBuildServerDefaults(t *testing.T) {
 		PodSecurity:         "baseline",
 		TokenTTL:            24 * time.Hour,
 		Snapshots:           Snapshots{Schedule: "0 */12 * * *", Retention: 5, Dir: "/var/lib/monokube/server/db/snapshots"},
+		Certs:               DefaultCerts(),
 		Args:                ComponentArgs{APIServer: []Arg{}, ControllerManager: []Arg{}, Scheduler: []Arg{}, Kubelet: []Arg{}, KubeProxy: []Arg{}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -182,6 +183,21 @@ func TestBuildServerReportsAllErrors(t *testing.T) {
 	for _, flag := range []string{"--node-ip", "--https-listen-port", "--cluster-domain", "--kube-controller-manager-arg"} {
 		if !strings.Contains(err.Error(), flag) {
 			t.Errorf("error %q does not mention %s", err, flag)
+		}
+	}
+}
+
+func TestCertsFromEnv(t *testing.T) {
+	if c, err := CertsFromEnv(""); err != nil || c != DefaultCerts() {
+		t.Errorf("unset: %+v, %v; want the defaults", c, err)
+	}
+	c, err := CertsFromEnv("8m")
+	if err != nil || c.Lifetime.Validity != 8*time.Minute || c.Lifetime.RenewBefore != 6*time.Minute || c.CheckEvery != 30*time.Second {
+		t.Errorf("8m: %+v, %v", c, err)
+	}
+	for _, bad := range []string{"10s", "7m", "a year"} {
+		if _, err := CertsFromEnv(bad); err == nil || !strings.Contains(err.Error(), TestCertLifetimeEnv) {
+			t.Errorf("%q: err %v, want one naming %s", bad, err, TestCertLifetimeEnv)
 		}
 	}
 }

@@ -38,6 +38,7 @@ func (*APIServer) Name() string { return "kube-apiserver" }
 // (cmd/kube-apiserver/app/server.go, v1.37.2) minus the signal handler and
 // logging setup, which monokube owns.
 func (a *APIServer) Run(ctx context.Context) error {
+	setEncryptionReload()
 	s := options.NewServerRunOptions()
 	fs := pflag.NewFlagSet(a.Name(), pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {

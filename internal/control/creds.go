@@ -51,6 +51,14 @@ type Creds struct {
 	ServiceKey string // service-account token signing key
 	ServicePub string
 
+	// PKILock serialises the writes of leaves: a running server's renewal
+	// and a start's against `monokube certificate rotate`.
+	PKILock string
+	// RotateRequest is `certificate rotate`'s request to the server, and
+	// RotateResult the server's answer (package identity).
+	RotateRequest string
+	RotateResult  string
+
 	AdminKubeconfig      string
 	SuperAdminKubeconfig string
 	AdminBindingMarker   string // the admin group's binding was made once
@@ -97,6 +105,9 @@ func NewCreds(l datadir.Layout) Creds {
 		EtcdClient:           e("client"),
 		ServiceKey:           l.TLSFile("service.key"),
 		ServicePub:           l.TLSFile("service.pub"),
+		PKILock:              l.TLSFile(".lock"),
+		RotateRequest:        l.TLSFile("rotate-request.json"),
+		RotateResult:         l.TLSFile("rotate-result.json"),
 		AdminKubeconfig:      l.CredFile("admin.kubeconfig"),
 		SuperAdminKubeconfig: l.CredFile("super-admin.kubeconfig"),
 		AdminBindingMarker:   l.CredFile("admin-binding-made"),

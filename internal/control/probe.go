@@ -17,10 +17,11 @@ type Prober struct {
 	interval time.Duration
 }
 
-// NewProber returns a Prober that trusts roots and authenticates as cert.
-func NewProber(roots *x509.CertPool, cert tls.Certificate) *Prober {
+// NewProber returns a Prober that trusts roots and authenticates with the
+// certificate cert returns (at each connection: a renewed one is used).
+func NewProber(roots *x509.CertPool, cert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *Prober {
 	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSClientConfig: &tls.Config{RootCAs: roots, GetClientCertificate: cert, MinVersion: tls.VersionTLS12},
 		// Keep-alives off: a probe must not hold a connection that delays a
 		// component's graceful shutdown.
 		DisableKeepAlives: true,

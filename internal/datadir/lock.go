@@ -155,3 +155,24 @@ func lockPID(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// LockFile takes an exclusive flock on path, waiting for it, and returns
+// the function that releases it: for files that a running node and a
+// command beside it both rewrite.
+func LockFile(path string) (func(), error) {
+	f, err := flock(path, syscall.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// NodeRunning reports whether a monokube server or agent holds l's data
+// dir (see NodeLock).
+func (l Layout) NodeRunning() bool {
+	f, err := flock(filepath.Join(l.Data, nodeLockName), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		f.Close()
+	}
+	return errors.Is(err, ErrLocked)
+}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/monokube/monokube/internal/config"
@@ -32,40 +33,65 @@ func authorities(c control.Creds) []authority {
 	}
 }
 
+// issue says which leaves ensurePKI issues: those due for renewal under
+// life at now or that no longer match the plan, and every leaf of the
+// services force names.
+type issue struct {
+	life  pki.Lifetime
+	now   time.Time
+	force []string
+}
+
 // ensurePKI creates the six CAs once and every leaf certificate the control
 // plane (and, if own is not nil, the server's own node) uses, keeping
-// existing ones that still match (see pki.EnsureLeaf), the bundle that
-// verifies kubelets and the service-account key. It returns the CAs by
-// their files.
-func ensurePKI(cfg *config.Server, c control.Creds, own *NodeFiles, now time.Time, log *slog.Logger) (map[pki.Files]*pki.KeyPair, error) {
+// existing ones that still match (see pki.EnsureLeaf) unless is forces
+// them, the bundle that verifies kubelets and the service-account key. It
+// returns the CAs by their files and the leaves it issued.
+func ensurePKI(cfg *config.Server, c control.Creds, own *NodeFiles, is issue, log *slog.Logger) (map[pki.Files]*pki.KeyPair, []pki.Files, error) {
 	if err := markLegacyKubeletCA(c); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cas, err := ensureCAs(c, now)
+	cas, err := ensureCAs(c, is.now)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hostname, _ := os.Hostname() // best effort: only adds a SAN
 	plan := leaves(cfg, c, hostname)
 	if own != nil {
 		plan = append(plan, nodeLeaves(cfg, c, *own)...)
 	}
+	var issued []pki.Files
 	for _, l := range plan {
-		issued, err := pki.EnsureLeaf(l.files, cas[l.ca], l.spec, now)
+		ok, err := ensureLeaf(l, cas[l.ca], is)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %s: %w", filepath.Base(string(l.files)), err)
+			return nil, nil, fmt.Errorf("certificate %s: %w", filepath.Base(string(l.files)), err)
 		}
-		if issued {
-			log.Info("issued certificate", "file", l.files.Cert())
+		if ok {
+			log.Info("issued certificate", "file", l.files.Cert(), "service", l.service)
+			issued = append(issued, l.files)
 		}
 	}
 	if err := writeKubeletCABundle(c, cas); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := pki.EnsureSigningKey(c.ServiceKey, c.ServicePub); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cas, nil
+	return cas, issued, nil
+}
+
+// ensureLeaf issues l anew if is forces its service, or else if it is
+// missing, due or no longer matches (pki.EnsureLeaf). It reports whether
+// it issued.
+func ensureLeaf(l leaf, ca *pki.KeyPair, is issue) (bool, error) {
+	if !slices.Contains(is.force, l.service) {
+		return pki.EnsureLeaf(l.files, ca, l.spec, is.life, is.now)
+	}
+	kp, err := ca.SignFor(l.spec, is.now, is.life.Validity)
+	if err != nil {
+		return false, err
+	}
+	return true, pki.Write(l.files, kp)
 }
 
 // ensureCAs loads each CA, or makes it if it is missing, named after now.

@@ -47,12 +47,12 @@ func TestPKIStableAndReissuesOnlyServing(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := time.Now()
 	cfg := testutil.ServerConfig(t, dir, nil)
-	if _, err := ensurePKI(cfg, c, &nc, now, log); err != nil {
+	if _, _, err := ensurePKI(cfg, c, &nc, issue{life: pki.DefaultLifetime(), now: now}, log); err != nil {
 		t.Fatal(err)
 	}
 	before := fileTimes(t, c)
 
-	if _, err := ensurePKI(cfg, c, &nc, now, log); err != nil {
+	if _, _, err := ensurePKI(cfg, c, &nc, issue{life: pki.DefaultLifetime(), now: now}, log); err != nil {
 		t.Fatal(err)
 	}
 	if changed := diff(before, fileTimes(t, c)); len(changed) != 0 {
@@ -60,7 +60,7 @@ func TestPKIStableAndReissuesOnlyServing(t *testing.T) {
 	}
 
 	cfg2 := testutil.ServerConfig(t, dir, func(in *config.ServerInput) { in.TLSSAN = []string{"new.example.com"} })
-	if _, err := ensurePKI(cfg2, c, &nc, now, log); err != nil {
+	if _, _, err := ensurePKI(cfg2, c, &nc, issue{life: pki.DefaultLifetime(), now: now}, log); err != nil {
 		t.Fatal(err)
 	}
 	changed := diff(before, fileTimes(t, c))
@@ -140,7 +140,7 @@ func TestKubeletServingCA(t *testing.T) {
 	dir, c, nc := pkiDirs(t)
 	log := slog.New(slog.DiscardHandler)
 	cfg := testutil.ServerConfig(t, dir, nil)
-	if _, err := ensurePKI(cfg, c, &nc, time.Now(), log); err != nil {
+	if _, _, err := ensurePKI(cfg, c, &nc, issue{life: pki.DefaultLifetime(), now: time.Now()}, log); err != nil {
 		t.Fatal(err)
 	}
 	serverCA, kubeletCA, serving := load(t, c.ServerCA), load(t, c.KubeletServingCA), load(t, nc.KubeletServing)
@@ -159,7 +159,7 @@ func TestKubeletServingCA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ensurePKI(cfg, c, &nc, time.Now(), log); err != nil {
+	if _, _, err := ensurePKI(cfg, c, &nc, issue{life: pki.DefaultLifetime(), now: time.Now()}, log); err != nil {
 		t.Fatal(err)
 	}
 	if n := bundleLen(t, c.KubeletCABundle); n != 2 {

@@ -86,7 +86,14 @@ func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger
 	if err := checkKept(l, c); err != nil {
 		return nil, err
 	}
-	cas, err := ensurePKI(cfg, c, own, time.Now(), log)
+	unlock, err := lockPKI(c)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	req := readRotateRequest(c, log)
+	cas, issued, err := ensurePKI(cfg, c, own, issue{life: cfg.Certs.LeafLifetime(), now: time.Now(), force: req.Services}, log)
+	answerRotate(c, req, certFiles(issued), err, log)
 	if err != nil {
 		return nil, err
 	}

@@ -48,9 +48,9 @@ func initFiles() map[string]fs.FileMode {
 		"server/tls/kubelet-ca-bundle.crt": 0o644, "server/tls/service.key": 0o600, "server/tls/service.pub": 0o644,
 		"server/cred/super-admin.kubeconfig": 0o600, "server/cred/controller.kubeconfig": 0o600,
 		"server/cred/scheduler.kubeconfig": 0o600, "server/cred/encryption-config.json": 0o600, "server/cred/recovery-key": 0o600,
-		"server/cred/authentication-config.yaml": 0o600,
-		"agent/tls/client-ca.crt":                0o644,
-		"agent/etc/kubelet.kubeconfig":           0o600, "agent/etc/kube-proxy.kubeconfig": 0o600,
+		"server/cred/authentication-config.yaml": 0o600, "server/tls/.lock": 0o600,
+		"agent/tls/client-ca.crt":      0o644,
+		"agent/etc/kubelet.kubeconfig": 0o600, "agent/etc/kube-proxy.kubeconfig": 0o600,
 	}
 	pairs := []string{
 		"server/tls/server-ca", "server/tls/client-ca", "server/tls/request-header-ca", "server/tls/kubelet-serving-ca",

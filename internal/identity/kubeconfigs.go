@@ -13,12 +13,15 @@ import (
 )
 
 // kubeconfigFile is one kubeconfig to write: where, whose credentials,
-// its mode and that of its directory if it has to be made.
+// its mode and that of its directory if it has to be made, and whether
+// it names the credentials' files instead of embedding them (for the
+// components of this machine, which then follow renewals).
 type kubeconfigFile struct {
 	path    string
 	files   pki.Files
 	mode    os.FileMode
 	dirMode os.FileMode
+	byPath  bool
 }
 
 // writeKubeconfigs renders the components' kubeconfigs and, once the
@@ -29,9 +32,9 @@ type kubeconfigFile struct {
 func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
 	c := id.Creds
 	files := []kubeconfigFile{
-		{c.SuperAdminKubeconfig, c.SuperAdmin, 0o600, 0o700},
-		{c.CMKubeconfig, c.ControllerManager, 0o600, 0o700},
-		{c.SchedulerKubeconfig, c.Scheduler, 0o600, 0o700},
+		{c.SuperAdminKubeconfig, c.SuperAdmin, 0o600, 0o700, false},
+		{c.CMKubeconfig, c.ControllerManager, 0o600, 0o700, true},
+		{c.SchedulerKubeconfig, c.Scheduler, 0o600, 0o700, true},
 	}
 	if fsutil.Exists(c.AdminBindingMarker) {
 		files = append(files, id.adminKubeconfigs(cfg)...)
@@ -47,8 +50,8 @@ func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
 		return err
 	}
 	return id.writeAll(apilb.URL(apilb.NodeAddr()), []kubeconfigFile{
-		{own.KubeletKubeconfig, own.KubeletClient, 0o600, 0o700},
-		{own.KubeProxyKubeconfig, own.KubeProxyClient, 0o600, 0o700},
+		{own.KubeletKubeconfig, own.KubeletClient, 0o600, 0o700, true},
+		{own.KubeProxyKubeconfig, own.KubeProxyClient, 0o600, 0o700, true},
 	})
 }
 
@@ -62,8 +65,8 @@ func localURL(cfg *config.Server) string {
 // others may read (/etc/monokube).
 func (id *Identity) adminKubeconfigs(cfg *config.Server) []kubeconfigFile {
 	return []kubeconfigFile{
-		{id.Creds.AdminKubeconfig, id.Creds.Admin, 0o600, 0o700},
-		{cfg.WriteKubeconfig, id.Creds.Admin, cfg.WriteKubeconfigMode, 0o755},
+		{id.Creds.AdminKubeconfig, id.Creds.Admin, 0o600, 0o700, false},
+		{cfg.WriteKubeconfig, id.Creds.Admin, cfg.WriteKubeconfigMode, 0o755, false},
 	}
 }
 
@@ -83,21 +86,24 @@ func (id *Identity) writeAll(url string, files []kubeconfigFile) error {
 		return fmt.Errorf("read server CA: %w", err)
 	}
 	for _, k := range files {
-		if err := writeKubeconfig(k, url, caPEM); err != nil {
+		if err := writeKubeconfig(k, url, id.Creds.ServerCA.Cert(), caPEM); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeKubeconfig renders the kubeconfig k of the local apiserver at url
-// and writes it.
-func writeKubeconfig(k kubeconfigFile, url string, caPEM []byte) error {
+// writeKubeconfig renders the kubeconfig k of the local apiserver at url,
+// which trusts the CA in caFile (caPEM), and writes it.
+func writeKubeconfig(k kubeconfigFile, url, caFile string, caPEM []byte) error {
 	kp, err := pki.Load(k.files)
 	if err != nil {
 		return fmt.Errorf("kubeconfig %s: %w", k.path, err)
 	}
 	data, err := pki.Kubeconfig(url, "monokube", caPEM, kp)
+	if k.byPath {
+		data, err = pki.KubeconfigFiles(url, "monokube", caFile, k.files)
+	}
 	if err != nil {
 		return fmt.Errorf("render kubeconfig %s: %w", k.path, err)
 	}

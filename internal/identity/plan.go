@@ -11,11 +11,33 @@ import (
 	"github.com/monokube/monokube/internal/pki"
 )
 
-// leaf is one certificate of the plan: where it goes, who signs it, what it says.
+// leaf is one certificate of the plan: where it goes, who signs it, what
+// it says, and the service it belongs to (`certificate rotate --service`).
 type leaf struct {
-	files pki.Files
-	ca    pki.Files
-	spec  pki.Spec
+	files   pki.Files
+	ca      pki.Files
+	spec    pki.Spec
+	service string
+}
+
+// Services, as `monokube certificate rotate --service` names them.
+const (
+	ServiceAPIServer         = "kube-apiserver"
+	ServiceControllerManager = "kube-controller-manager"
+	ServiceScheduler         = "kube-scheduler"
+	ServiceMetricsServer     = "metrics-server"
+	ServiceAdmin             = "admin"
+	ServiceAuthProxy         = "auth-proxy"
+	ServiceControllers       = "monokube-controllers"
+	ServiceEtcd              = "etcd"
+	ServiceKubelet           = "kubelet"
+	ServiceKubeProxy         = "kube-proxy"
+)
+
+// Services lists every service name, in the order `--help` shows them.
+func Services() []string {
+	return []string{ServiceAdmin, ServiceAPIServer, ServiceAuthProxy, ServiceControllerManager, ServiceEtcd,
+		ServiceKubelet, ServiceKubeProxy, ServiceMetricsServer, ServiceControllers, ServiceScheduler}
 }
 
 // leaves is the leaf-certificate plan of the control plane.
@@ -34,24 +56,24 @@ func leaves(cfg *config.Server, c control.Creds, hostname string) []leaf {
 			IPs: ips(netip.MustParseAddr("127.0.0.1"), cfg.NodeIP)}
 	}
 	return []leaf{
-		{c.APIServerServing, c.ServerCA, APIServerServingSpec(cfg, hostname)},
-		{c.CMServing, c.ServerCA, serving("kube-controller-manager")},
-		{c.SchedulerServing, c.ServerCA, serving("kube-scheduler")},
+		{c.APIServerServing, c.ServerCA, APIServerServingSpec(cfg, hostname), ServiceAPIServer},
+		{c.CMServing, c.ServerCA, serving("kube-controller-manager"), ServiceControllerManager},
+		{c.SchedulerServing, c.ServerCA, serving("kube-scheduler"), ServiceScheduler},
 		{c.MetricsServing, c.APIServiceCA, pki.Spec{CommonName: "metrics-server", Usages: pki.ServerUsage,
-			DNSNames: []string{"metrics-server.kube-system.svc", "metrics-server.kube-system.svc." + cfg.ClusterDomain}}},
-		{c.Admin, c.ClientCA, client(control.AdminUser, control.ClusterAdminsGroup)},
-		{c.SuperAdmin, c.ClientCA, client(control.SuperAdminUser, "system:masters")},
-		{c.ControllerManager, c.ClientCA, client("system:kube-controller-manager")},
-		{c.Scheduler, c.ClientCA, client("system:kube-scheduler")},
-		{c.APIServerKubelet, c.ClientCA, client(control.KubeletClientUser)},
-		{c.AuthProxy, c.RequestHeaderCA, client(control.AuthProxyUser)},
-		{c.ApproverClient, c.ClientCA, client(control.ApproverUser)},
-		{c.TokenClient, c.ClientCA, client(control.TokenUser)},
-		{c.NodeHostsClient, c.ClientCA, client(control.NodeHostsUser)},
-		{c.FlannelPeerClient, c.ClientCA, client(control.FlannelPeerUser)},
-		{c.EtcdServer, c.EtcdCA, etcdSpec("etcd-server")},
-		{c.EtcdPeer, c.EtcdCA, etcdSpec("etcd-peer")},
-		{c.EtcdClient, c.EtcdCA, client("etcd-client")},
+			DNSNames: []string{"metrics-server.kube-system.svc", "metrics-server.kube-system.svc." + cfg.ClusterDomain}}, ServiceMetricsServer},
+		{c.Admin, c.ClientCA, client(control.AdminUser, control.ClusterAdminsGroup), ServiceAdmin},
+		{c.SuperAdmin, c.ClientCA, client(control.SuperAdminUser, "system:masters"), ServiceAdmin},
+		{c.ControllerManager, c.ClientCA, client("system:kube-controller-manager"), ServiceControllerManager},
+		{c.Scheduler, c.ClientCA, client("system:kube-scheduler"), ServiceScheduler},
+		{c.APIServerKubelet, c.ClientCA, client(control.KubeletClientUser), ServiceAPIServer},
+		{c.AuthProxy, c.RequestHeaderCA, client(control.AuthProxyUser), ServiceAuthProxy},
+		{c.ApproverClient, c.ClientCA, client(control.ApproverUser), ServiceControllers},
+		{c.TokenClient, c.ClientCA, client(control.TokenUser), ServiceControllers},
+		{c.NodeHostsClient, c.ClientCA, client(control.NodeHostsUser), ServiceControllers},
+		{c.FlannelPeerClient, c.ClientCA, client(control.FlannelPeerUser), ServiceControllers},
+		{c.EtcdServer, c.EtcdCA, etcdSpec("etcd-server"), ServiceEtcd},
+		{c.EtcdPeer, c.EtcdCA, etcdSpec("etcd-peer"), ServiceEtcd},
+		{c.EtcdClient, c.EtcdCA, client("etcd-client"), ServiceAPIServer},
 	}
 }
 
@@ -61,10 +83,10 @@ func nodeLeaves(cfg *config.Server, c control.Creds, own NodeFiles) []leaf {
 	serving := pki.Spec{CommonName: cfg.NodeName, Usages: pki.ServerUsage,
 		DNSNames: []string{"localhost", cfg.NodeName}, IPs: ips(netip.MustParseAddr("127.0.0.1"), cfg.NodeIP)}
 	return []leaf{
-		{own.KubeletServing, c.KubeletServingCA, serving},
+		{own.KubeletServing, c.KubeletServingCA, serving, ServiceKubelet},
 		{own.KubeletClient, c.ClientCA, pki.Spec{CommonName: "system:node:" + cfg.NodeName,
-			Organization: []string{"system:nodes"}, Usages: pki.ClientUsage}},
-		{own.KubeProxyClient, c.ClientCA, pki.Spec{CommonName: "system:kube-proxy", Usages: pki.ClientUsage}},
+			Organization: []string{"system:nodes"}, Usages: pki.ClientUsage}, ServiceKubelet},
+		{own.KubeProxyClient, c.ClientCA, pki.Spec{CommonName: "system:kube-proxy", Usages: pki.ClientUsage}, ServiceKubeProxy},
 	}
 }
 

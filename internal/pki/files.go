@@ -47,12 +47,13 @@ func EnsureCA(f Files, commonName string, now time.Time) (*KeyPair, error) {
 	return kp, Write(f, kp)
 }
 
-// EnsureLeaf loads the leaf at f and keeps it if it still Matches spec;
-// otherwise it issues a new one from ca and writes it. It reports whether it
-// (re-)issued the certificate.
-func EnsureLeaf(f Files, ca *KeyPair, spec Spec, now time.Time) (bool, error) {
+// EnsureLeaf loads the leaf at f and keeps it if it still Matches spec
+// under life; otherwise it issues a new one from ca, valid for
+// life.Validity, and writes it. It reports whether it (re-)issued the
+// certificate.
+func EnsureLeaf(f Files, ca *KeyPair, spec Spec, life Lifetime, now time.Time) (bool, error) {
 	kp, err := Load(f)
-	if err == nil && Matches(kp.Cert, ca.Cert, spec, now) {
+	if err == nil && Matches(kp.Cert, ca.Cert, spec, life, now) {
 		return false, nil
 	}
 	// A missing file, or a key and certificate of two pairs (a kill
@@ -60,7 +61,7 @@ func EnsureLeaf(f Files, ca *KeyPair, spec Spec, now time.Time) (bool, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, ErrMismatch) {
 		return false, err
 	}
-	kp, err = ca.Sign(spec, now)
+	kp, err = ca.SignFor(spec, now, life.Validity)
 	if err != nil {
 		return false, err
 	}

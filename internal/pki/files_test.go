@@ -67,7 +67,7 @@ func TestEnsureCARejectsLeaf(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf := Files(filepath.Join(dir, "leaf"))
-	if _, err := EnsureLeaf(leaf, ca, serverSpec(), time.Now()); err != nil {
+	if _, err := EnsureLeaf(leaf, ca, serverSpec(), DefaultLifetime(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := EnsureCA(leaf, "test-ca", time.Now()); err == nil {
@@ -105,7 +105,7 @@ func TestEnsureLeaf(t *testing.T) {
 	for _, s := range steps {
 		// Steps depend on each other, so a failure stops the sequence.
 		if !t.Run(s.name, func(t *testing.T) {
-			issued, err := EnsureLeaf(f, s.ca, s.spec, s.now)
+			issued, err := EnsureLeaf(f, s.ca, s.spec, DefaultLifetime(), s.now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestEnsureLeaf(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !Matches(kp.Cert, s.ca.Cert, s.spec, s.now) {
+			if !Matches(kp.Cert, s.ca.Cert, s.spec, DefaultLifetime(), s.now) {
 				t.Error("certificate on disk does not match the spec")
 			}
 		}) {
@@ -143,7 +143,7 @@ func TestEnsureLeafCorruptFile(t *testing.T) {
 	if err := os.WriteFile(f.Key(), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsureLeaf(f, ca, serverSpec(), time.Now()); err == nil {
+	if _, err := EnsureLeaf(f, ca, serverSpec(), DefaultLifetime(), time.Now()); err == nil {
 		t.Error("EnsureLeaf silently replaced an unparsable certificate")
 	}
 }
@@ -240,7 +240,7 @@ func TestMismatchedPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaf := Files(filepath.Join(dir, "leaf"))
-	if _, err := EnsureLeaf(leaf, ca, serverSpec(), now); err != nil {
+	if _, err := EnsureLeaf(leaf, ca, serverSpec(), DefaultLifetime(), now); err != nil {
 		t.Fatal(err)
 	}
 	other, err := NewKey()
@@ -257,7 +257,7 @@ func TestMismatchedPair(t *testing.T) {
 	if _, err := Load(leaf); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("Load of a mismatched pair = %v, want ErrMismatch", err)
 	}
-	if issued, err := EnsureLeaf(leaf, ca, serverSpec(), now); err != nil || !issued {
+	if issued, err := EnsureLeaf(leaf, ca, serverSpec(), DefaultLifetime(), now); err != nil || !issued {
 		t.Fatalf("EnsureLeaf over a mismatched pair = %v, %v; want issued again", issued, err)
 	}
 	if _, err := Load(leaf); err != nil {

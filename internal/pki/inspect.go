@@ -49,7 +49,7 @@ func describe(file string, cert *x509.Certificate, now time.Time) CertInfo {
 	switch {
 	case left <= 0:
 		status = StatusExpired
-	case left < RenewBefore: // a leaf a start would re-issue
+	case left < WarnBefore: // past every renewal's time: one failed
 		status = StatusWarning
 	}
 	return CertInfo{

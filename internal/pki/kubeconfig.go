@@ -20,3 +20,16 @@ func Kubeconfig(server, name string, caPEM []byte, kp *KeyPair) ([]byte, error) 
 	cfg.CurrentContext = name
 	return clientcmd.Write(*cfg)
 }
+
+// KubeconfigFiles renders a kubeconfig for server that names the files of
+// its client certificate f and of the CA it trusts instead of embedding
+// them: client-go reads them again when they change, so a component that
+// uses it picks up a renewed certificate without a restart.
+func KubeconfigFiles(server, name, caFile string, f Files) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: caFile}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificate: f.Cert(), ClientKey: f.Key()}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	return clientcmd.Write(*cfg)
+}

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// Matches reports whether cert was issued by ca for spec and stays valid
-// for longer than RenewBefore after now.
-func Matches(cert *x509.Certificate, ca *x509.Certificate, spec Spec, now time.Time) bool {
-	if cert.CheckSignatureFrom(ca) != nil || now.Add(RenewBefore).After(cert.NotAfter) {
+// Matches reports whether cert was issued by ca for spec and is not due
+// for renewal under life at now.
+func Matches(cert *x509.Certificate, ca *x509.Certificate, spec Spec, life Lifetime, now time.Time) bool {
+	if cert.CheckSignatureFrom(ca) != nil || life.Due(cert, now) {
 		return false
 	}
 	return cert.Subject.CommonName == spec.CommonName &&

@@ -24,9 +24,34 @@ import (
 const (
 	CAValidity   = 10 * 365 * 24 * time.Hour
 	LeafValidity = 365 * 24 * time.Hour
-	// RenewBefore re-issues a leaf this long before it expires.
-	RenewBefore = 90 * 24 * time.Hour
+	// RenewBefore re-issues a leaf this long before it expires: at a
+	// start, and in a running server's daily check.
+	RenewBefore = 120 * 24 * time.Hour
+	// WarnBefore is when `certificate check` calls a certificate close
+	// to expiry: later than any renewal (monokube's at RenewBefore, a
+	// kubelet's own at 70-90% of its life), so a WARNING means one was missed.
+	WarnBefore = 30 * 24 * time.Hour
 )
+
+// Lifetime is how long the leaves monokube issues live and how long
+// before their end they are renewed.
+type Lifetime struct {
+	Validity    time.Duration
+	RenewBefore time.Duration
+}
+
+// DefaultLifetime is a year, renewed in its last 120 days.
+func DefaultLifetime() Lifetime { return Lifetime{Validity: LeafValidity, RenewBefore: RenewBefore} }
+
+// ShortLifetime is a test's lifetime of v, renewed once a quarter of it
+// has passed, so that a test sees several renewals before the first
+// certificate expires.
+func ShortLifetime(v time.Duration) Lifetime { return Lifetime{Validity: v, RenewBefore: v * 3 / 4} }
+
+// Due reports whether cert must be renewed at now.
+func (l Lifetime) Due(cert *x509.Certificate, now time.Time) bool {
+	return now.Add(l.RenewBefore).After(cert.NotAfter)
+}
 
 // KeyPair is a certificate with its private key.
 type KeyPair struct {
@@ -88,11 +113,16 @@ func NewCA(commonName string, now time.Time) (*KeyPair, error) {
 // Sign issues a leaf for spec with a fresh key, valid for LeafValidity but
 // never past the CA's own end (clients would refuse it after that anyway).
 func (ca *KeyPair) Sign(spec Spec, now time.Time) (*KeyPair, error) {
+	return ca.SignFor(spec, now, LeafValidity)
+}
+
+// SignFor is Sign for a leaf valid for validity (still capped at the CA's end).
+func (ca *KeyPair) SignFor(spec Spec, now time.Time, validity time.Duration) (*KeyPair, error) {
 	key, err := NewKey()
 	if err != nil {
 		return nil, err
 	}
-	notAfter := now.Add(LeafValidity)
+	notAfter := now.Add(validity)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
 	}

@@ -70,7 +70,7 @@ func TestSignVerifies(t *testing.T) {
 			if !slices.Equal(ipStrings(leaf.Cert.IPAddresses), ipStrings(tc.spec.IPs)) {
 				t.Errorf("IPs %v, want %v", leaf.Cert.IPAddresses, tc.spec.IPs)
 			}
-			if !Matches(leaf.Cert, ca.Cert, tc.spec, now) {
+			if !Matches(leaf.Cert, ca.Cert, tc.spec, DefaultLifetime(), now) {
 				t.Error("fresh leaf does not match its own spec")
 			}
 		})
@@ -111,7 +111,7 @@ func TestMatches(t *testing.T) {
 			if tc.change != nil {
 				tc.change(&spec)
 			}
-			if got := Matches(leaf.Cert, tc.ca.Cert, spec, tc.now); got != tc.want {
+			if got := Matches(leaf.Cert, tc.ca.Cert, spec, DefaultLifetime(), tc.now); got != tc.want {
 				t.Errorf("Matches = %v, want %v", got, tc.want)
 			}
 		})

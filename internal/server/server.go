@@ -21,7 +21,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	bundled "github.com/monokube/monokube/embed"
 	"github.com/monokube/monokube/internal/addons"
@@ -37,6 +36,7 @@ import (
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/secretsenc"
 	"github.com/monokube/monokube/internal/sysreq"
 	"github.com/monokube/monokube/internal/upgrade"
 )
@@ -50,10 +50,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	super, err := clientcmd.BuildConfigFromFlags("", c.SuperAdminKubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("load super-admin kubeconfig: %w", err)
-	}
+	super := restConfig(cfg, c, c.SuperAdmin)
 	// Access makes some twenty objects before the controller-manager may
 	// start: client-go's default 5 requests/s would hold the start 2 s.
 	fast := rest.CopyConfig(super)
@@ -77,6 +74,12 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		return nil, err
 	}
 	components = append(append(components, deployers...), elected)
+	renewal, err := renewalComponent(cfg, l, id, log)
+	if err != nil {
+		return nil, err
+	}
+	components = append(components, renewal, &secretsenc.Sync{Client: superClient, File: c.EncryptionConfig, Node: cfg.NodeName,
+		Applied: control.AppliedEncryptionConfig, Log: log.With("component", "secrets-encryption-sync")})
 	if !cfg.Snapshots.Disabled {
 		snaps, err := snapshotComponent(cfg, l, c, log)
 		if err != nil {
@@ -357,23 +360,34 @@ func etcdConfig(cfg *config.Server, l datadir.Layout, c control.Creds) etcd.Conf
 // controllerClient talks to the local apiserver with the client
 // certificate f.
 func controllerClient(cfg *config.Server, c control.Creds, f pki.Files) (kubernetes.Interface, error) {
-	client, err := kubernetes.NewForConfig(&rest.Config{
-		Host:            "https://" + control.LocalAPIServer(cfg.HTTPSPort),
-		TLSClientConfig: rest.TLSClientConfig{CAFile: c.ServerCA.Cert(), CertFile: f.Cert(), KeyFile: f.Key()},
-	})
+	client, err := kubernetes.NewForConfig(restConfig(cfg, c, f))
 	if err != nil {
 		return nil, fmt.Errorf("client for %s: %w", filepath.Base(string(f)), err)
 	}
 	return client, nil
 }
 
+// restConfig is a client of the local apiserver with the client
+// certificate f, read from its files: client-go reads them again when
+// they change (a renewal) and closes connections made with the old one.
+func restConfig(cfg *config.Server, c control.Creds, f pki.Files) *rest.Config {
+	return &rest.Config{
+		Host:            "https://" + control.LocalAPIServer(cfg.HTTPSPort),
+		TLSClientConfig: rest.TLSClientConfig{CAFile: c.ServerCA.Cert(), CertFile: f.Cert(), KeyFile: f.Key()},
+	}
+}
+
 // newProber trusts the serving CA and presents the super-admin
-// certificate: the apiserver's readiness checks (bootstrap RBAC) must
-// answer before any RBAC binding exists, the admin's included.
+// certificate, read at each handshake so that a renewal is followed: the
+// apiserver's readiness checks (bootstrap RBAC) must answer before any
+// RBAC binding exists, the admin's included.
 func newProber(c control.Creds) (*control.Prober, error) {
-	cert, err := tls.LoadX509KeyPair(c.SuperAdmin.Cert(), c.SuperAdmin.Key())
-	if err != nil {
-		return nil, fmt.Errorf("load super-admin certificate: %w", err)
+	cert := func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		kp, err := tls.LoadX509KeyPair(c.SuperAdmin.Cert(), c.SuperAdmin.Key())
+		if err != nil {
+			return nil, fmt.Errorf("load super-admin certificate: %w", err)
+		}
+		return &kp, nil
 	}
 	ca, err := os.ReadFile(c.ServerCA.Cert())
 	if err != nil {

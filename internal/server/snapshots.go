@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/monokube/monokube/internal/config"
@@ -154,19 +152,7 @@ func (s *snapshotSchedule) take(ctx context.Context) {
 
 // warn records a Warning event on the server's Node, best effort.
 func (s *snapshotSchedule) warn(ctx context.Context, cause error) {
-	now := metav1.NewTime(time.Now())
-	ev := &corev1.Event{
-		// Named as client-go's recorder names events: object, then time.
-		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", s.node, now.UnixNano()), Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: s.node},
-		Reason:         "EtcdSnapshotFailed", Type: corev1.EventTypeWarning,
-		Message:        "scheduled etcd snapshot failed: " + cause.Error(),
-		Source:         corev1.EventSource{Component: "monokube-etcd-snapshot", Host: s.node},
-		FirstTimestamp: now, LastTimestamp: now, Count: 1,
-	}
-	if _, err := s.events.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		s.log.Warn("could not record the failed snapshot as an event", "err", err)
-	}
+	nodeWarning(ctx, s.events, s.node, "EtcdSnapshotFailed", "monokube-etcd-snapshot", "scheduled etcd snapshot failed: "+cause.Error(), s.log)
 }
 
 // preUpgradeSnapshot snapshots the stopped etcd data of a server about to
