@@ -53,6 +53,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			etcdSnapshotCommand(stdout),
 			certificateCommand(stdout),
 			secretsEncryptCommand(stdout),
+			serviceAccountKeyCommand(stdout),
 			serversCommand(stdout),
 			installCommand(stderr),
 			uninstallCommand(stderr),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -98,27 +97,6 @@ func encryptionStatus(c *cli.Context, stdout io.Writer) error {
 	if out == "json" {
 		return printData(stdout, out, st)
 	}
-	fmt.Fprintf(stdout, "stage: %s\nkeys: %s (the first encrypts)\nconfig: %s\n", st.Stage, strings.Join(st.Keys, ", "), st.Hash)
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tAPPLIED\tKEYS\tREPORTED")
-	for _, name := range st.ServerNames() {
-		r := st.Servers[name]
-		applied := "(no report)"
-		if r.Applied != "" {
-			applied = r.Applied
-			if r.Applied == st.Hash {
-				applied += " (current)"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, applied, strings.Join(r.Keys, ","), r.Time.Format(time.RFC3339))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if st.Agree {
-		fmt.Fprintln(stdout, "every server applied the current config")
-	} else {
-		fmt.Fprintln(stdout, "not every server applied the current config yet (a rotation in progress, or a server down)")
-	}
-	return nil
+	fmt.Fprintf(stdout, "stage: %s\nkeys: %s (the first encrypts)\n", st.Stage, strings.Join(st.Keys, ", "))
+	return reportsTable(stdout, st.Hash, st.Servers, st.Agree)
 }

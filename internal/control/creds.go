@@ -49,7 +49,10 @@ type Creds struct {
 	EtcdClient pki.Files // the apiserver's client cert towards etcd
 
 	ServiceKey string // service-account token signing key
-	ServicePub string
+	ServicePub string // the keys that verify service-account tokens
+	// SASigner is the socket of the service-account token signer
+	// kube-apiserver uses (package satoken), in the run dir.
+	SASigner string
 
 	// PKILock serialises the writes of leaves: a running server's renewal
 	// and a start's against `monokube certificate rotate`.
@@ -105,6 +108,7 @@ func NewCreds(l datadir.Layout) Creds {
 		EtcdClient:           e("client"),
 		ServiceKey:           l.TLSFile("service.key"),
 		ServicePub:           l.TLSFile("service.pub"),
+		SASigner:             filepath.Join(l.Run, "sa-signer.sock"),
 		PKILock:              l.TLSFile(".lock"),
 		RotateRequest:        l.TLSFile("rotate-request.json"),
 		RotateResult:         l.TLSFile("rotate-result.json"),

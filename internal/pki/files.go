@@ -133,7 +133,8 @@ func (kp *KeyPair) KeyPEM() ([]byte, error) { return keyutil.MarshalPrivateKeyTo
 
 // EnsureSigningKey loads the private key at path, or creates one; and
 // writes the matching public key to pubPath (again, if it was lost or
-// does not match). Used for service-account tokens.
+// does not hold it: after a key rotation it holds older keys too, which
+// stay). Used for service-account tokens.
 func EnsureSigningKey(path, pubPath string) error {
 	key, err := loadSigningKey(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -146,11 +147,20 @@ func EnsureSigningKey(path, pubPath string) error {
 	if err != nil {
 		return err
 	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-	if old, err := os.ReadFile(pubPath); err == nil && bytes.Equal(old, pubPEM) {
+	if old, err := os.ReadFile(pubPath); err == nil && holdsKey(old, pubDER) {
 		return nil
 	}
-	return fsutil.WriteFile(pubPath, pubPEM, 0o644)
+	return fsutil.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644)
+}
+
+// holdsKey reports whether the PEM data holds the public key der.
+func holdsKey(data, der []byte) bool {
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type == "PUBLIC KEY" && bytes.Equal(block.Bytes, der) {
+			return true
+		}
+	}
+	return false
 }
 
 func loadSigningKey(path string) (crypto.Signer, error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -92,7 +91,7 @@ func (r *Rotation) prepare(ctx context.Context, st State) (State, error) {
 		return st, err
 	}
 	name := fmt.Sprintf("monokube-%d", r.Now().Unix())
-	if _, taken := find(keys, name); taken {
+	if _, taken := Find(keys, name); taken {
 		return st, fmt.Errorf("a key called %s exists already: try again in a second", name)
 	}
 	fresh, err := identity.NewEncryptionKey(name)
@@ -109,7 +108,7 @@ func (r *Rotation) advance(ctx context.Context, st State) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	sealer, _ := find(keys, st.SealedWith) // st opened with it
+	sealer, _ := Find(keys, st.SealedWith) // st opened with it
 	switch st.Stage {
 	case StagePrepare: // [old, new] → [new, old]
 		if len(keys) != 2 {
@@ -141,7 +140,7 @@ func (r *Rotation) save(ctx context.Context, st State, key identity.EncryptionKe
 	cm, err := cms.Get(ctx, StateName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		_, err = cms.Create(ctx, newConfigMap(StateName, data), metav1.CreateOptions{})
+		_, err = cms.Create(ctx, NewConfigMap(StateName, data), metav1.CreateOptions{})
 	case err == nil:
 		cm.Data = data
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
@@ -159,24 +158,8 @@ const agreePoll = 200 * time.Millisecond
 
 // agree waits until every server's apiserver applied st's config.
 func (r *Rotation) agree(ctx context.Context, st State) error {
-	ctx, cancel := context.WithTimeout(ctx, r.Wait)
-	defer cancel()
-	want := Hash(st.Config)
-	for {
-		lagging, err := r.lagging(ctx, want)
-		if err == nil && len(lagging) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if err != nil {
-				return fmt.Errorf("waiting for the servers to apply stage %s: %w", stageName(st), err)
-			}
-			return fmt.Errorf("servers %s have not applied stage %s within %s: start them (or remove a lost one with "+
-				"`monokube etcd remove NAME`), then run rotate-keys again: it goes on from this stage", strings.Join(lagging, ", "), stageName(st), r.Wait)
-		case <-time.After(agreePoll):
-		}
-	}
+	return Agree(ctx, Agreement{Client: r.Client, Status: StatusName, Servers: r.Servers, Wait: r.Wait,
+		Want: Hash(st.Config), Stage: stageName(st), Command: "rotate-keys"})
 }
 
 func stageName(st State) string {
@@ -186,16 +169,49 @@ func stageName(st State) string {
 	return string(st.Stage)
 }
 
-// lagging names the servers whose report is not want.
-func (r *Rotation) lagging(ctx context.Context, want string) ([]string, error) {
-	servers, err := r.Servers(ctx)
+// Agreement is what Agree waits for: every server reporting Want.
+type Agreement struct {
+	Client  kubernetes.Interface
+	Status  string // the status ConfigMap
+	Servers func(context.Context) ([]string, error)
+	Wait    time.Duration
+	Want    string
+	Stage   string // for messages
+	Command string // the command to run again, for messages
+}
+
+// Agree waits until every server of a reports a.Want, at most a.Wait.
+func Agree(ctx context.Context, a Agreement) error {
+	ctx, cancel := context.WithTimeout(ctx, a.Wait)
+	defer cancel()
+	for {
+		lagging, err := a.lagging(ctx)
+		if err == nil && len(lagging) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("waiting for the servers to apply stage %s: %w", a.Stage, err)
+			}
+			return fmt.Errorf("servers %s have not applied stage %s within %s: start them (or remove a lost one with "+
+				"`monokube etcd remove NAME`), then run %s again: it goes on from this stage", strings.Join(lagging, ", "), a.Stage, a.Wait, a.Command)
+		case <-time.After(agreePoll):
+		}
+	}
+}
+
+// lagging names the servers whose report is not a.Want.
+func (a Agreement) lagging(ctx context.Context) ([]string, error) {
+	servers, err := a.Servers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	reports, err := Reports(ctx, r.Client)
+	reports, err := Reports(ctx, a.Client, a.Status)
 	if err != nil {
 		return nil, err
 	}
+	want := a.Want
 	var out []string
 	for _, s := range servers {
 		if reports[s].Applied != want {
@@ -205,20 +221,20 @@ func (r *Rotation) lagging(ctx context.Context, want string) ([]string, error) {
 	return out, nil
 }
 
-// Reports are the servers' reports by name.
-func Reports(ctx context.Context, client kubernetes.Interface) (map[string]Report, error) {
-	cm, err := client.CoreV1().ConfigMaps(Namespace).Get(ctx, StatusName, metav1.GetOptions{})
+// Reports are the servers' reports in the status ConfigMap status, by name.
+func Reports(ctx context.Context, client kubernetes.Interface, status string) (map[string]Report, error) {
+	cm, err := client.CoreV1().ConfigMaps(Namespace).Get(ctx, status, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return map[string]Report{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s/%s: %w", Namespace, StatusName, err)
+		return nil, fmt.Errorf("read %s/%s: %w", Namespace, status, err)
 	}
 	out := map[string]Report{}
 	for name, v := range cm.Data {
 		var rep Report
 		if err := json.Unmarshal([]byte(v), &rep); err != nil {
-			return nil, fmt.Errorf("%s/%s, server %s: %w", Namespace, StatusName, name, err)
+			return nil, fmt.Errorf("%s/%s, server %s: %w", Namespace, status, name, err)
 		}
 		out[name] = rep
 	}
@@ -283,7 +299,7 @@ func ReadStatus(ctx context.Context, client kubernetes.Interface, file string, s
 	if err != nil {
 		return Status{}, err
 	}
-	reports, err := Reports(ctx, client)
+	reports, err := Reports(ctx, client, StatusName)
 	if err != nil {
 		return Status{}, err
 	}
@@ -298,17 +314,8 @@ func ReadStatus(ctx context.Context, client kubernetes.Interface, file string, s
 	return out, nil
 }
 
-// ServerNames are the names of servers, in order, for tables.
-func (s Status) ServerNames() []string {
-	out := make([]string, 0, len(s.Servers))
-	for n := range s.Servers {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func newConfigMap(name string, data map[string]string) *corev1.ConfigMap {
+// NewConfigMap is a ConfigMap of monokube's in Namespace.
+func NewConfigMap(name string, data map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace,
 		Labels: map[string]string{"app.kubernetes.io/managed-by": "monokube"}}, Data: data}
 }

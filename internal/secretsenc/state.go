@@ -81,10 +81,17 @@ const (
 // sealInfo separates this use of an encryption key from any other.
 const sealInfo = "monokube secrets-encryption state v1"
 
-// seal encrypts config with key (AES-256-GCM under an HKDF subkey), bound
-// to the key's name.
-func seal(config []byte, key identity.EncryptionKey) (string, error) {
-	aead, err := aeadOf(key)
+// seal is Seal for the encryption state.
+func seal(config []byte, key identity.EncryptionKey) (string, error) { return Seal(config, key, sealInfo) }
+
+// open is Open for the encryption state.
+func open(sealed string, key identity.EncryptionKey) ([]byte, error) { return Open(sealed, key, sealInfo) }
+
+// Seal encrypts data with key (AES-256-GCM under an HKDF subkey for info,
+// which names the use), bound to the key's name: for state the servers
+// share through the apiserver, which they all can read in every stage.
+func Seal(data []byte, key identity.EncryptionKey, info string) (string, error) {
+	aead, err := aeadOf(key, info)
 	if err != nil {
 		return "", err
 	}
@@ -92,35 +99,35 @@ func seal(config []byte, key identity.EncryptionKey) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	return base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, config, []byte(key.Name))), nil
+	return base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, data, []byte(key.Name))), nil
 }
 
-// open decrypts what seal made with key.
-func open(sealed string, key identity.EncryptionKey) ([]byte, error) {
+// Open decrypts what Seal made with key for info.
+func Open(sealed string, key identity.EncryptionKey, info string) ([]byte, error) {
 	data, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
-		return nil, fmt.Errorf("decode the sealed config: %w", err)
+		return nil, fmt.Errorf("decode the sealed state: %w", err)
 	}
-	aead, err := aeadOf(key)
+	aead, err := aeadOf(key, info)
 	if err != nil {
 		return nil, err
 	}
 	if len(data) < aead.NonceSize() {
-		return nil, errors.New("the sealed config is truncated")
+		return nil, errors.New("the sealed state is truncated")
 	}
 	out, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(key.Name))
 	if err != nil {
-		return nil, fmt.Errorf("the sealed config does not open with key %s: %w", key.Name, err)
+		return nil, fmt.Errorf("the sealed state does not open with key %s: %w", key.Name, err)
 	}
 	return out, nil
 }
 
-func aeadOf(key identity.EncryptionKey) (cipher.AEAD, error) {
+func aeadOf(key identity.EncryptionKey, info string) (cipher.AEAD, error) {
 	secret, err := base64.StdEncoding.DecodeString(key.Secret)
 	if err != nil {
 		return nil, fmt.Errorf("encryption key %s: %w", key.Name, err)
 	}
-	sub, err := hkdf.Key(sha256.New, secret, nil, sealInfo, 32)
+	sub, err := hkdf.Key(sha256.New, secret, nil, info, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +165,8 @@ func decode(data map[string]string, keys []identity.EncryptionKey) (State, error
 		"it missed a whole key rotation; copy server/cred/encryption-config.json from another server and restart it", s.SealedWith)
 }
 
-// find returns the key called name among keys.
-func find(keys []identity.EncryptionKey, name string) (identity.EncryptionKey, bool) {
+// Find returns the key called name among keys.
+func Find(keys []identity.EncryptionKey, name string) (identity.EncryptionKey, bool) {
 	for _, k := range keys {
 		if k.Name == name {
 			return k, true

@@ -116,16 +116,16 @@ func (s *Sync) report(ctx context.Context, keys []identity.EncryptionKey) error 
 		return nil
 	}
 	r.Time = time.Now().UTC().Truncate(time.Second)
-	if err := writeReport(ctx, s.Client, s.Node, r); err != nil {
+	if err := WriteReport(ctx, s.Client, StatusName, s.Node, r); err != nil {
 		return err
 	}
 	s.reported = r
 	return nil
 }
 
-// writeReport sets node's entry of the status ConfigMap, making it if
-// needed; a merge patch touches no other server's entry.
-func writeReport(ctx context.Context, client kubernetes.Interface, node string, r Report) error {
+// WriteReport sets node's entry of the status ConfigMap status, making it
+// if needed; a merge patch touches no other server's entry.
+func WriteReport(ctx context.Context, client kubernetes.Interface, status, node string, r Report) error {
 	value, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -135,19 +135,20 @@ func writeReport(ctx context.Context, client kubernetes.Interface, node string, 
 		return err
 	}
 	cms := client.CoreV1().ConfigMaps(Namespace)
-	_, err = cms.Patch(ctx, StatusName, types.MergePatchType, patch, metav1.PatchOptions{})
+	_, err = cms.Patch(ctx, status, types.MergePatchType, patch, metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
-		cm := newConfigMap(StatusName, map[string]string{node: string(value)})
+		cm := NewConfigMap(status, map[string]string{node: string(value)})
 		if _, err = cms.Create(ctx, cm, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-			_, err = cms.Patch(ctx, StatusName, types.MergePatchType, patch, metav1.PatchOptions{})
+			_, err = cms.Patch(ctx, status, types.MergePatchType, patch, metav1.PatchOptions{})
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("report to %s/%s: %w", Namespace, StatusName, err)
+		return fmt.Errorf("report to %s/%s: %w", Namespace, status, err)
 	}
 	return nil
 }
 
+// names are the names of keys, in order.
 func names(keys []identity.EncryptionKey) []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {

@@ -36,6 +36,7 @@ import (
 	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/satoken"
 	"github.com/monokube/monokube/internal/secretsenc"
 	"github.com/monokube/monokube/internal/sysreq"
 	"github.com/monokube/monokube/internal/upgrade"
@@ -65,7 +66,8 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, err
 	}
-	components, err := controlPlane(cfg, l, c, probe, access, db, log)
+	signer := satoken.NewSigner(c.SASigner, c.ServiceKey, c.ServicePub, log.With("component", "service-account-signer"))
+	components, err := controlPlane(cfg, l, c, probe, access, db, signer, log)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +81,9 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		return nil, err
 	}
 	components = append(components, renewal, &secretsenc.Sync{Client: superClient, File: c.EncryptionConfig, Node: cfg.NodeName,
-		Applied: control.AppliedEncryptionConfig, Log: log.With("component", "secrets-encryption-sync")})
+		Applied: control.AppliedEncryptionConfig, Log: log.With("component", "secrets-encryption-sync")},
+		&satoken.Sync{Client: superClient, Node: cfg.NodeName, Signer: signer, Log: log.With("component", "service-account-keys-sync"),
+			Paths: satoken.Paths{Key: c.ServiceKey, Pub: c.ServicePub, EncryptionConfig: c.EncryptionConfig}})
 	if !cfg.Snapshots.Disabled {
 		snaps, err := snapshotComponent(cfg, l, c, log)
 		if err != nil {
@@ -314,7 +318,7 @@ type dbStart struct {
 // controlPlane, in start order, is etcd, the apiserver's balancer to the
 // etcd members (and, joining, the member's promotion), the apiserver, the access it grants, and the controller-manager and
 // scheduler, each run while this server holds its lease.
-func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, db dbStart, log *slog.Logger) ([]lifecycle.Component, error) {
+func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *control.Prober, access *control.Access, db dbStart, signer *satoken.Signer, log *slog.Logger) ([]lifecycle.Component, error) {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
 	ec := etcdConfig(cfg, l, c)
 	ec.ForceNewCluster = db.reset != nil
@@ -337,6 +341,7 @@ func controlPlane(cfg *config.Server, l datadir.Layout, c control.Creds, probe *
 		return nil, err
 	}
 	return append(out,
+		signer,
 		control.NewAPIServer(control.APIServerArgs(cfg, c), cfg.HTTPSPort, probe, with("kube-apiserver")),
 		lifecycle.Await(access),
 		cm, sched,

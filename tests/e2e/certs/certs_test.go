@@ -59,25 +59,22 @@ func TestCertificates(t *testing.T) {
 func renewalWhileRunning(t *testing.T) {
 	t.Parallel()
 	network := harness.NewNetwork(t)
+	artifacts := t.ArtifactDir() // before the nodes: their logs are copied there on failure
 	srv := harness.NewNode(t, network, 2)
 	srv.Env = []string{"MONOKUBE_TEST_CERT_LIFETIME=" + lifetime.String()}
 	srv.StageImages(nil)
+	agent := harness.NewNode(t, network, 3)
+	agent.StageImages(nil)
+	keepLogs(t, artifacts, srv, agent)
 	started := time.Now()
 	srv.StartServerNode("--node-name", serverName, "--disable", "local-storage",
 		"--kube-controller-manager-arg", "cluster-signing-duration="+lifetime.String())
 	srv.WaitReadyz(2 * time.Minute)
 	srv.WaitNodeReady(3 * time.Minute)
-	t.Logf("server start to node Ready: %s", time.Since(started))
-	srvCerts, code := checkCerts(t, srv)
-	if code != 0 {
-		t.Fatalf("certificate check on the fresh server: exit %d", code)
-	}
-	srvLeaves := leaves(srvCerts)
-	srvLeaves["admin kubeconfig "+srv.Kubeconfig] = cert{File: srv.Kubeconfig, NotAfter: kubeconfigCert(t, srv.Kubeconfig).NotAfter}
+	t.Logf("server start to node Ready: %s", time.Since(started).Round(time.Millisecond))
+	srvLeaves := serverLeaves(t, srv)
 	checkShortLived(t, srvLeaves, started)
 
-	agent := harness.NewNode(t, network, 3)
-	agent.StageImages(nil)
 	agent.StartAgent(srv, srv.JoinToken(), agentName)
 	agent.WaitNodesReady(srv, 2)
 	waitFile(agent, filepath.Join(agent.DataDir, "agent", "kubelet", "pki", "kubelet-server-current.pem"))
@@ -110,95 +107,216 @@ func renewalWhileRunning(t *testing.T) {
 		pods = append(pods, podName(srv, sel))
 	}
 
-	// Until every leaf the nodes started with has expired, plus a minute.
+	// Until every leaf the server started with has expired, plus a
+	// minute, and the agent's kubelet has renewed its own.
 	until := latest(srvLeaves).Add(time.Minute)
 	t.Logf("server leaves recorded %s after start; the last expires %s after start; using the cluster until %s after start",
 		time.Since(started).Round(time.Second), latest(srvLeaves).Sub(started).Round(time.Second), until.Sub(started).Round(time.Second))
-	w := useCluster(t, srv, agent, pods[1], started, until, func() bool {
+	var tl tally
+	w := useCluster(t, srv, agent, pods, &tl, started, until, func() bool {
 		now, _ := checkCerts(t, agent)
 		return len(notRenewed(agentLeaves, leaves(now))) == 0
 	})
-	t.Logf("window of %s: %d rounds; failures: %d client-go, %d kubectl, %d kubectl logs (agent pod), %d rounds with a node not Ready; "+
-		"first renewal seen %s after start; the apiserver served %d serving certificates",
-		w.took.Round(time.Second), w.rounds, w.apiFails, w.kubectlFails, w.logsFails, w.notReady, w.firstRenewal.Round(time.Second), len(w.apiserverSerials))
-	if w.apiFails+w.kubectlFails+w.logsFails+w.notReady > 0 {
-		t.Errorf("the cluster failed in the renewal window (details logged above): %d client-go, %d kubectl, %d logs, %d not Ready",
-			w.apiFails, w.kubectlFails, w.logsFails, w.notReady)
+	t.Logf("window of %s: %d rounds, %d rounds with a node not Ready; first renewal seen %s after start; the apiserver served %d serving certificates",
+		w.took.Round(time.Second), w.rounds, w.notReady, w.firstRenewal.Round(time.Second), len(w.apiserverSerials))
+	if w.notReady > 0 {
+		t.Errorf("a node was not Ready in %d rounds of the renewal window (logged above)", w.notReady)
 	}
 
-	t.Run("every certificate re-issued, and certificate check passes", func(t *testing.T) {
-		for _, c := range []struct {
-			n      *harness.Node
-			before map[string]cert
-		}{{srv, srvLeaves}, {agent, agentLeaves}} {
-			now, code := checkCerts(t, c.n)
-			if code != 0 {
-				t.Errorf("certificate check on %s: exit %d", c.n.NS.Name, code)
-			}
-			if c.n == srv {
-				now["admin kubeconfig "+srv.Kubeconfig] = cert{File: srv.Kubeconfig, NotAfter: kubeconfigCert(t, srv.Kubeconfig).NotAfter}
-			}
-			if left := notRenewed(c.before, now); len(left) > 0 {
-				t.Errorf("not re-issued on %s: %s", c.n.NS.Name, strings.Join(left, "; "))
-			}
-			t.Logf("%s: %d leaves, all re-issued", c.n.NS.Name, len(c.before))
+	checkRenewed(t, srv, srvLeaves, agent, agentLeaves)
+	checkServed(t, endpoints, served)
+	srv.WaitNodesReady(srv, 2)
+	for _, pod := range pods {
+		checkPod(t, srv, pod, &tl)
+	}
+	checkTopNode(t, srv)
+	for i, sel := range selectors {
+		if now := podName(srv, sel); now != pods[i] {
+			t.Errorf("pod %s replaced by %s", pods[i], now)
 		}
-	})
-	t.Run("every component serves its new certificate", func(t *testing.T) {
-		for _, e := range endpoints {
-			old, ok := served[e.name]
-			if !ok {
-				continue
-			}
-			c, err := e.cert()
-			switch {
-			case err != nil:
-				t.Errorf("%s (%s): %v", e.name, e.addr, err)
-			case !c.NotAfter.After(old.NotAfter) || time.Now().After(c.NotAfter):
-				t.Errorf("%s serves a certificate valid until %s, it served one until %s at first", e.name, c.NotAfter, old.NotAfter)
-			}
-		}
-	})
-	t.Run("both nodes Ready", func(t *testing.T) { srv.WaitNodesReady(srv, 2) })
-	t.Run("logs and exec on both nodes' pods", func(t *testing.T) {
-		for _, pod := range pods {
-			if out := srv.Kubectl("logs", pod); !strings.Contains(out, "echo listening on :8080") {
-				t.Errorf("kubectl logs %s = %q", pod, out)
-			}
-			if out := srv.Kubectl("exec", pod, "--", "/echo", "echo-cmd", "hi"); out != "hi\n" {
-				t.Errorf("kubectl exec %s = %q", pod, out)
-			}
-		}
-	})
-	t.Run("kubectl top node", func(t *testing.T) { checkTopNode(t, srv) })
-	t.Run("no container restarted", func(t *testing.T) {
-		for i, sel := range selectors {
-			if now := podName(srv, sel); now != pods[i] {
-				t.Errorf("pod %s replaced by %s", pods[i], now)
-			}
-		}
-		checkNoRestarts(t, srv)
-	})
-	t.Run("server log", func(t *testing.T) {
-		renewed, issued := srv.CountLogLines("renewed certificates"), srv.CountLogLines("issued certificate")
-		failed := srv.CountLogLines("certificate renewal failed")
-		t.Logf("server log: %d \"renewed certificates\", %d \"issued certificate\", %d \"certificate renewal failed\"", renewed, issued, failed)
-		if renewed == 0 || failed > 0 {
-			t.Errorf("want renewals and no failure in the server log:\n%s", srv.LogTail(40))
-		}
-	})
-	t.Run("rotate on an agent is refused", func(t *testing.T) {
-		r := agent.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", agent.DataDir)
-		if r.Code == 0 || !strings.Contains(r.Stderr, "no server in data dir") {
-			t.Errorf("certificate rotate on the agent: exit %d, want a refusal saying no server in data dir:\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
-	})
+	}
+	checkNoRestarts(t, srv)
+	checkServerLog(t, srv, &tl)
+	r := agent.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", agent.DataDir)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "no server in data dir") {
+		t.Errorf("certificate rotate on the agent: exit %d, want a refusal saying no server in data dir:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
 	if code, _ := agent.Stop(30 * time.Second); code != 0 {
 		t.Errorf("agent exit %d after SIGTERM", code)
 	}
 	if code, _ := srv.Stop(30 * time.Second); code != 0 {
 		t.Errorf("server exit %d after SIGTERM", code)
 	}
+}
+
+// serverLeaves are the server's leaf certificates, as certificate check
+// lists them, and the admin kubeconfig's.
+func serverLeaves(t *testing.T, srv *harness.Node) map[string]cert {
+	t.Helper()
+	certs, code := checkCerts(t, srv)
+	if code != 0 {
+		t.Errorf("certificate check on the server: exit %d", code)
+	}
+	out := leaves(certs)
+	out["admin kubeconfig "+srv.Kubeconfig] = cert{File: srv.Kubeconfig, NotAfter: kubeconfigCert(t, srv.Kubeconfig).NotAfter}
+	return out
+}
+
+// checkRenewed fails t unless every leaf of before, on the server and on
+// the agent, has been re-issued and certificate check passes on both.
+func checkRenewed(t *testing.T, srv *harness.Node, srvBefore map[string]cert, agent *harness.Node, agentBefore map[string]cert) {
+	t.Helper()
+	agentNow, code := checkCerts(t, agent)
+	if code != 0 {
+		t.Errorf("certificate check on the agent: exit %d", code)
+	}
+	for _, c := range []struct {
+		name        string
+		before, now map[string]cert
+	}{{"server", srvBefore, serverLeaves(t, srv)}, {"agent", agentBefore, agentNow}} {
+		if left := notRenewed(c.before, c.now); len(left) > 0 {
+			t.Errorf("not re-issued on the %s: %s", c.name, strings.Join(left, "; "))
+			continue
+		}
+		t.Logf("the %s's %d leaves all re-issued", c.name, len(c.before))
+	}
+}
+
+// checkServed fails t unless each endpoint serves a certificate that
+// outlives the one it served at first, and has not expired.
+func checkServed(t *testing.T, endpoints []endpoint, first map[string]*x509.Certificate) {
+	t.Helper()
+	for _, e := range endpoints {
+		old, ok := first[e.name]
+		if !ok {
+			continue
+		}
+		c, err := e.cert()
+		switch {
+		case err != nil:
+			t.Errorf("%s (%s): %v", e.name, e.addr, err)
+		case !c.NotAfter.After(old.NotAfter) || time.Now().After(c.NotAfter):
+			t.Errorf("%s serves a certificate valid until %s; it served one until %s at first", e.name, c.NotAfter, old.NotAfter)
+		}
+	}
+}
+
+// checkPod runs kubectl logs and exec on pod: the apiserver's client
+// certificate towards the kubelet, and the kubelet's serving one.
+func checkPod(t *testing.T, srv *harness.Node, pod string, tl *tally) {
+	t.Helper()
+	var out string
+	tl.try(t, "kubectl logs "+pod, func() (err error) {
+		out, err = kubectl(srv, "logs", pod)
+		return err
+	})
+	if !strings.Contains(out, "echo listening on :8080") {
+		t.Errorf("kubectl logs %s = %q", pod, out)
+	}
+	tl.try(t, "kubectl exec "+pod, func() (err error) {
+		out, err = kubectl(srv, "exec", pod, "--", "/echo", "echo-cmd", "hi")
+		return err
+	})
+	if out != "hi\n" {
+		t.Errorf("kubectl exec %s = %q", pod, out)
+	}
+}
+
+// checkServerLog fails t unless the server logged renewals and no failed
+// one, and reports what the failures tl counted coincide with.
+func checkServerLog(t *testing.T, srv *harness.Node, tl *tally) {
+	t.Helper()
+	renewed, issued := srv.CountLogLines("renewed certificates"), srv.CountLogLines("issued certificate")
+	failed := srv.CountLogLines("certificate renewal failed")
+	detected := srv.CountLogLines("certificate rotation detected")
+	t.Logf("server log: %d \"renewed certificates\", %d \"issued certificate\", %d \"certificate renewal failed\", %d \"certificate rotation detected\" (client-go)",
+		renewed, issued, failed, detected)
+	if renewed == 0 || failed > 0 {
+		t.Errorf("want renewals and no failure in the server log:\n%s", srv.LogTail(40))
+	}
+	t.Logf("requests: %d, %d failed on a connection closed under them, %d failed otherwise", tl.requests, tl.closed, tl.failed)
+	if tl.closed > 0 {
+		t.Logf("client-go's lines about rotations in the server log (to compare with the failures' times above):\n%s",
+			strings.Join(logLines(srv, "certificate rotation detected"), "\n"))
+	}
+	if tl.closed > maxClosed {
+		t.Errorf("%d requests failed on a closed connection, want at most %d", tl.closed, maxClosed)
+	}
+}
+
+// maxClosed is how many requests may fail on a connection closed under
+// them: client-go closes the connections made with a client certificate
+// it sees renewed (in the apiserver, towards the kubelets), and a request
+// on one of them at that moment fails. With renewals every two minutes
+// a few such races are expected in the test's ten minutes.
+const maxClosed = 3
+
+// tally counts the requests a test makes and how they failed.
+type tally struct {
+	requests, closed, failed int
+}
+
+// try runs req; a failure on a connection closed under it is counted,
+// logged and tried once more; any other failure fails t.
+func (tl *tally) try(t *testing.T, what string, req func() error) {
+	t.Helper()
+	for attempt := 0; attempt < 2; attempt++ {
+		tl.requests++
+		err := req()
+		switch {
+		case err == nil:
+			return
+		case strings.Contains(err.Error(), "use of closed network connection"):
+			tl.closed++
+			t.Logf("%s: %s: %v", time.Now().Format(time.TimeOnly+".000"), what, err)
+		default:
+			tl.failed++
+			t.Errorf("%s: %s: %v", time.Now().Format(time.TimeOnly+".000"), what, err)
+			return
+		}
+	}
+}
+
+// kubectl runs kubectl with srv's admin kubeconfig in srv; a failure
+// returns its stderr.
+func kubectl(srv *harness.Node, args ...string) (string, error) {
+	r := srv.Exec(time.Minute, harness.Options{}, append([]string{"kubectl", "--kubeconfig", srv.Kubeconfig}, args...)...)
+	if r.Code != 0 {
+		return r.Stdout, fmt.Errorf("exit %d: %s", r.Code, strings.TrimSpace(r.Stderr))
+	}
+	return r.Stdout, nil
+}
+
+// logLines are the lines of n's log holding sub.
+func logLines(n *harness.Node, sub string) []string {
+	data, _ := os.ReadFile(n.LogPath)
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// keepLogs copies the nodes' logs to dir if t fails (kept with go test
+// -artifacts).
+func keepLogs(t *testing.T, dir string, nodes ...*harness.Node) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for i, n := range nodes {
+			data, err := os.ReadFile(n.LogPath)
+			if err != nil {
+				continue
+			}
+			dst := filepath.Join(dir, fmt.Sprintf("node%d-%s.log", i, n.NS.Name))
+			if err := os.WriteFile(dst, data, 0o644); err == nil {
+				t.Logf("log of %s kept at %s", n.NS.Name, dst)
+			}
+		}
+	})
 }
 
 // rotateCommand: `certificate rotate` re-issues the leaves of the named
@@ -212,82 +330,100 @@ func rotateCommand(t *testing.T) {
 	srv.StartServer(args...)
 	srv.WaitReadyz(2 * time.Minute)
 	tlsDir := filepath.Join(srv.DataDir, "server", "tls")
+	rotateRunning(t, srv, tlsDir)
+	rotateBogus(t, srv, tlsDir)
+	rotateStopped(t, srv, tlsDir, args)
+	if code, _ := srv.Stop(time.Minute); code != 0 {
+		t.Errorf("server exit %d after SIGTERM", code)
+	}
+}
 
-	t.Run("etcd and kube-apiserver on a running server", func(t *testing.T) {
-		before := fileCerts(t, tlsDir)
-		r := srv.Exec(2*time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", srv.DataDir, "--service", "etcd,kube-apiserver")
-		if r.Code != 0 {
-			t.Fatalf("certificate rotate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
-		want := []string{"client-kube-apiserver.crt", "etcd/client.crt", "etcd/peer-server-client.crt",
-			"etcd/server-client.crt", "serving-kube-apiserver.crt"}
-		after := fileCerts(t, tlsDir)
-		if got := changed(before, after); !slices.Equal(got, want) {
-			t.Errorf("re-issued %v, want %v", got, want)
-		}
-		if got := issuedLines(t, r.Stdout, tlsDir); !slices.Equal(got, want) {
-			t.Errorf("rotate printed issued %v, want %v:\n%s", got, want, r.Stdout)
-		}
-		for name, e := range map[string]endpoint{
+// rotateRunning: etcd and kube-apiserver's leaves, and only those, are
+// re-issued on the running server, which serves them and keeps working.
+func rotateRunning(t *testing.T, srv *harness.Node, tlsDir string) {
+	t.Helper()
+	before := fileCerts(t, tlsDir)
+	start := time.Now()
+	r := srv.Exec(2*time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", srv.DataDir, "--service", "etcd,kube-apiserver")
+	if r.Code != 0 {
+		t.Fatalf("certificate rotate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	returned := time.Now()
+	t.Logf("certificate rotate --service etcd,kube-apiserver answered in %s", returned.Sub(start).Round(time.Millisecond))
+	want := []string{"client-kube-apiserver.crt", "etcd/client.crt", "etcd/peer-server-client.crt",
+		"etcd/server-client.crt", "serving-kube-apiserver.crt"}
+	after := fileCerts(t, tlsDir)
+	if got := changed(before, after); !slices.Equal(got, want) {
+		t.Errorf("re-issued %v, want %v", got, want)
+	}
+	if got := issuedLines(t, r.Stdout, tlsDir); !slices.Equal(got, want) {
+		t.Errorf("rotate printed issued %v, want %v:\n%s", got, want, r.Stdout)
+	}
+	for _, file := range []string{"serving-kube-apiserver.crt", "etcd/server-client.crt", "etcd/peer-server-client.crt"} {
+		e := map[string]endpoint{
 			"serving-kube-apiserver.crt":  {"kube-apiserver", srv, srv.NS.IP + ":6443"},
 			"etcd/server-client.crt":      {"etcd", srv, "127.0.0.1:2379"},
 			"etcd/peer-server-client.crt": {"etcd peer", srv, srv.NS.IP + ":2380"},
-		} {
-			took := srv.WaitFor(2*time.Minute, e.name+" serving the new "+name, func(context.Context) (bool, error) {
-				c, err := e.cert()
-				return err == nil && c.SerialNumber.Cmp(after[name].SerialNumber) == 0, err
-			})
-			t.Logf("%s serves its new certificate %s after the rotation", e.name, took.Round(time.Millisecond))
-		}
-		srv.WaitReadyz(time.Minute)
-		srv.Kubectl("create", "configmap", "after-rotate")
-		if out := srv.Kubectl("get", "configmap", "after-rotate", "-o", "name"); out != "configmap/after-rotate\n" {
-			t.Errorf("kubectl get configmap = %q", out)
-		}
-		if n := srv.CountLogLines("rotated certificates on request", "services=etcd,kube-apiserver"); n != 1 {
-			t.Errorf("%d log lines of the rotation, want 1:\n%s", n, srv.LogTail(20))
-		}
-	})
-	t.Run("an unknown service is refused", func(t *testing.T) {
-		before := fileCerts(t, tlsDir)
-		r := srv.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", srv.DataDir, "--service", "bogus")
-		if r.Code == 0 || !strings.Contains(r.Stderr, `"bogus"`) || !strings.Contains(r.Stderr, "kube-scheduler") {
-			t.Errorf("exit %d, want a refusal naming bogus and listing the services:\n%s%s", r.Code, r.Stdout, r.Stderr)
-		}
-		if _, err := os.Stat(filepath.Join(tlsDir, "rotate-request.json")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("a request left behind: %v", err)
-		}
-		if got := changed(before, fileCerts(t, tlsDir)); len(got) > 0 {
-			t.Errorf("re-issued %v", got)
-		}
-	})
-	t.Run("kube-scheduler on a stopped server, at its next start", func(t *testing.T) {
-		if code, _ := srv.Stop(time.Minute); code != 0 {
-			t.Fatalf("server exit %d after SIGTERM", code)
-		}
-		before := fileCerts(t, tlsDir)
-		r := srv.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", srv.DataDir, "--service", "kube-scheduler")
-		if want := "no server runs on " + srv.DataDir + ": it re-issues the certificates of kube-scheduler at its next start"; r.Code != 0 || !strings.Contains(r.Stdout, want) {
-			t.Fatalf("exit %d, want 0 and %q:\n%s%s", r.Code, want, r.Stdout, r.Stderr)
-		}
-		if got := changed(before, fileCerts(t, tlsDir)); len(got) > 0 {
-			t.Errorf("re-issued %v while the server was stopped", got)
-		}
-		srv.StartServer(args...)
-		srv.WaitReadyz(2 * time.Minute)
-		want := []string{"client-scheduler.crt", "serving-kube-scheduler.crt"}
-		if got := changed(before, fileCerts(t, tlsDir)); !slices.Equal(got, want) {
-			t.Errorf("the start re-issued %v, want %v", got, want)
-		}
-		if n := srv.CountLogLines("rotated certificates on request", "services=kube-scheduler"); n != 1 {
-			t.Errorf("%d log lines of the rotation at start, want 1:\n%s", n, srv.LogTail(20))
-		}
-		if _, err := os.Stat(filepath.Join(tlsDir, "rotate-request.json")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("the request is still there after the start: %v", err)
-		}
-	})
+		}[file]
+		srv.WaitFor(2*time.Minute, e.name+" serving the new "+file, func(context.Context) (bool, error) {
+			c, err := e.cert()
+			return err == nil && c.SerialNumber.Cmp(after[file].SerialNumber) == 0, err
+		})
+		t.Logf("%s serves its new certificate %s after rotate returned (at most)", e.name, time.Since(returned).Round(time.Millisecond))
+	}
+	srv.WaitReadyz(time.Minute)
+	srv.Kubectl("create", "configmap", "after-rotate")
+	if out := srv.Kubectl("get", "configmap", "after-rotate", "-o", "name"); out != "configmap/after-rotate\n" {
+		t.Errorf("kubectl get configmap = %q", out)
+	}
+	if n := srv.CountLogLines("rotated certificates on request", "services=etcd,kube-apiserver"); n != 1 {
+		t.Errorf("%d log lines of the rotation, want 1:\n%s", n, srv.LogTail(20))
+	}
+}
+
+// rotateBogus: an unknown service is refused, listing the services, and
+// nothing is asked of the server.
+func rotateBogus(t *testing.T, srv *harness.Node, tlsDir string) {
+	t.Helper()
+	before := fileCerts(t, tlsDir)
+	r := srv.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", srv.DataDir, "--service", "bogus")
+	if r.Code == 0 || !strings.Contains(r.Stderr, `"bogus"`) || !strings.Contains(r.Stderr, "kube-scheduler") {
+		t.Errorf("rotate --service bogus: exit %d, want a refusal naming bogus and listing the services:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(tlsDir, "rotate-request.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a request left behind: %v", err)
+	}
+	if got := changed(before, fileCerts(t, tlsDir)); len(got) > 0 {
+		t.Errorf("rotate --service bogus re-issued %v", got)
+	}
+}
+
+// rotateStopped: on a stopped server the request waits, and the next
+// start re-issues kube-scheduler's leaves and no other.
+func rotateStopped(t *testing.T, srv *harness.Node, tlsDir string, args []string) {
+	t.Helper()
 	if code, _ := srv.Stop(time.Minute); code != 0 {
-		t.Errorf("server exit %d after SIGTERM", code)
+		t.Fatalf("server exit %d after SIGTERM", code)
+	}
+	before := fileCerts(t, tlsDir)
+	r := srv.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", srv.DataDir, "--service", "kube-scheduler")
+	if want := "no server runs on " + srv.DataDir + ": it re-issues the certificates of kube-scheduler at its next start"; r.Code != 0 || !strings.Contains(r.Stdout, want) {
+		t.Fatalf("rotate on a stopped server: exit %d, want 0 and %q:\n%s%s", r.Code, want, r.Stdout, r.Stderr)
+	}
+	if got := changed(before, fileCerts(t, tlsDir)); len(got) > 0 {
+		t.Errorf("re-issued %v while the server was stopped", got)
+	}
+	srv.StartServer(args...)
+	srv.WaitReadyz(2 * time.Minute)
+	want := []string{"client-scheduler.crt", "serving-kube-scheduler.crt"}
+	if got := changed(before, fileCerts(t, tlsDir)); !slices.Equal(got, want) {
+		t.Errorf("the start re-issued %v, want %v", got, want)
+	}
+	if n := srv.CountLogLines("rotated certificates on request", "services=kube-scheduler"); n != 1 {
+		t.Errorf("%d log lines of the rotation at start, want 1:\n%s", n, srv.LogTail(20))
+	}
+	if _, err := os.Stat(filepath.Join(tlsDir, "rotate-request.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the request is still there after the start: %v", err)
 	}
 }
 
@@ -500,18 +636,18 @@ func podName(n *harness.Node, selector string) string {
 
 // window is what useCluster saw.
 type window struct {
-	took, firstRenewal             time.Duration
-	rounds, apiFails, kubectlFails int
-	logsFails, notReady            int
-	apiserverSerials               map[string]bool
+	took, firstRenewal time.Duration
+	rounds, notReady   int
+	apiserverSerials   map[string]bool
 }
 
 // useCluster uses the cluster every 30 s until until has passed and done
 // reports true (at most 3 minutes longer): lists the nodes with a client
 // made afresh from the admin kubeconfig, runs kubectl get nodes and
-// kubectl logs of the agent's pod, and notes the apiserver's serving
-// certificate and the first renewal in the server's log.
-func useCluster(t *testing.T, srv, agent *harness.Node, agentPod string, started, until time.Time, done func() bool) window {
+// kubectl logs of the pods (the apiserver's client certificate towards
+// both kubelets), and notes the apiserver's serving certificate and the
+// first renewal in the server's log.
+func useCluster(t *testing.T, srv, agent *harness.Node, pods []string, tl *tally, started, until time.Time, done func() bool) window {
 	t.Helper()
 	w := window{apiserverSerials: map[string]bool{}}
 	begin := time.Now()
@@ -521,21 +657,24 @@ func useCluster(t *testing.T, srv, agent *harness.Node, agentPod string, started
 	finished := false
 	for w.rounds < 40 && time.Now().Before(until.Add(3*time.Minute)) {
 		w.rounds++
-		if err := nodesReady(srv, 2); errors.Is(err, errNotReady) {
+		var ready []string
+		tl.try(t, "client-go list nodes", func() (err error) {
+			ready, err = nodesReady(srv)
+			return err
+		})
+		if len(ready) != 2 {
 			w.notReady++
-			t.Logf("round %d: %v", w.rounds, err)
-		} else if err != nil {
-			w.apiFails++
-			t.Logf("round %d: client-go: %v", w.rounds, err)
+			t.Logf("round %d: nodes Ready: %v", w.rounds, ready)
 		}
-		kubectl := []string{"kubectl", "--kubeconfig", srv.Kubeconfig}
-		if r := srv.Exec(time.Minute, harness.Options{}, append(kubectl, "get", "nodes", "-o", "name")...); r.Code != 0 {
-			w.kubectlFails++
-			t.Logf("round %d: kubectl get nodes: exit %d: %s", w.rounds, r.Code, r.Stderr)
-		}
-		if r := srv.Exec(time.Minute, harness.Options{}, append(kubectl, "logs", agentPod, "--tail", "1")...); r.Code != 0 {
-			w.logsFails++
-			t.Logf("round %d: kubectl logs %s: exit %d: %s", w.rounds, agentPod, r.Code, r.Stderr)
+		tl.try(t, "kubectl get nodes", func() error {
+			_, err := kubectl(srv, "get", "nodes", "-o", "name")
+			return err
+		})
+		for _, pod := range pods {
+			tl.try(t, "kubectl logs "+pod, func() error {
+				_, err := kubectl(srv, "logs", pod, "--tail", "1")
+				return err
+			})
 		}
 		if c, err := apiserver.cert(); err == nil {
 			w.apiserverSerials[c.SerialNumber.String()] = true
@@ -557,30 +696,28 @@ func useCluster(t *testing.T, srv, agent *harness.Node, agentPod string, started
 	}
 	w.took = time.Since(begin)
 	if !finished {
-		t.Errorf("gave up using the cluster after %d rounds (%s): not every certificate renewed", w.rounds, w.took)
+		t.Errorf("gave up using the cluster after %d rounds (%s): not every certificate of the agent renewed", w.rounds, w.took)
 	}
 	return w
 }
 
-var errNotReady = errors.New("not Ready")
-
 // nodesReady lists the nodes with a client made afresh from srv's admin
-// kubeconfig as it is on disk now, and says whether want are Ready.
-func nodesReady(srv *harness.Node, want int) error {
+// kubeconfig as it is on disk now, and returns those Ready.
+func nodesReady(srv *harness.Node) ([]string, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.Dial, cfg.Timeout = srv.NS.DialContext, 10*time.Second
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var ready []string
 	for _, n := range nodes.Items {
@@ -590,10 +727,7 @@ func nodesReady(srv *harness.Node, want int) error {
 			}
 		}
 	}
-	if len(ready) != want {
-		return fmt.Errorf("%w: %v of %d nodes", errNotReady, ready, len(nodes.Items))
-	}
-	return nil
+	return ready, nil
 }
 
 // checkTopNode waits (up to 2 minutes) for `kubectl top node` to list

@@ -1,0 +1,382 @@
+package satoken
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/keyutil"
+
+	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/secretsenc"
+)
+
+// Where the rotation's state and the servers' reports live, in
+// secretsenc.Namespace.
+const (
+	StateName  = "monokube-service-account-keys"
+	StatusName = "monokube-service-account-keys-status"
+)
+
+// Stages of a rotation: the new key verifies everywhere; then it signs.
+const (
+	StagePrepare  = "prepare"
+	StageRotate   = "rotate"
+	StageFinished = "finished"
+)
+
+// sealInfo separates this use of the Secrets encryption key.
+const sealInfo = "monokube service-account keys v1"
+
+// Files are the contents of one server's key files; in the state, also
+// the key that signs next, until it does.
+type Files struct {
+	Key  []byte `json:"key"` // service.key
+	Pub  []byte `json:"pub"` // service.pub
+	Next []byte `json:"next,omitempty"`
+}
+
+// Paths are where a server keeps its key files and its Secrets
+// encryption config, whose key seals the state.
+type Paths struct {
+	Key, Pub, EncryptionConfig string
+}
+
+func (p Paths) read() (Files, []identity.EncryptionKey, error) {
+	var f Files
+	var err error
+	if f.Key, err = os.ReadFile(p.Key); err != nil {
+		return f, nil, err
+	}
+	if f.Pub, err = os.ReadFile(p.Pub); err != nil {
+		return f, nil, err
+	}
+	config, err := os.ReadFile(p.EncryptionConfig)
+	if err != nil {
+		return f, nil, err
+	}
+	keys, err := identity.ParseEncryptionConfig(config)
+	return f, keys, err
+}
+
+// state is the cluster's desired key files and their stage.
+type state struct {
+	stage string
+	files Files
+	hash  string
+}
+
+// readState is the ConfigMap's state, opened with one of keys; ok is
+// false before any rotation.
+func readState(ctx context.Context, client kubernetes.Interface, keys []identity.EncryptionKey) (state, bool, error) {
+	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return state{}, false, nil
+	}
+	if err != nil {
+		return state{}, false, err
+	}
+	st := state{stage: cm.Data["stage"], hash: cm.Data["hash"]}
+	key, ok := secretsenc.Find(keys, cm.Data["sealedWith"])
+	if !ok {
+		return st, true, fmt.Errorf("the service-account key state is sealed with Secrets encryption key %s, which this server does not hold",
+			cm.Data["sealedWith"])
+	}
+	data, err := secretsenc.Open(cm.Data["sealed"], key, sealInfo)
+	if err == nil {
+		err = json.Unmarshal(data, &st.files)
+	}
+	return st, true, err
+}
+
+// Sync is a server's part of a rotation: it writes the cluster's key
+// files and reports what its signer loaded.
+type Sync struct {
+	Client kubernetes.Interface
+	Paths  Paths
+	Node   string
+	Signer *Signer
+	Log    *slog.Logger
+
+	reported secretsenc.Report
+}
+
+var _ lifecycle.Component = (*Sync)(nil)
+
+// Name implements lifecycle.Component.
+func (*Sync) Name() string { return "service-account-keys-sync" }
+
+// Run syncs every 2 s until ctx ends.
+func (s *Sync) Run(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	warned := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.Once(ctx); err != nil && ctx.Err() == nil && err.Error() != warned {
+			warned = err.Error()
+			s.Log.Warn("service-account keys sync", "err", err)
+		} else if err == nil {
+			warned = ""
+		}
+	}
+}
+
+// Once writes the cluster's files if they differ from this server's, and
+// reports.
+func (s *Sync) Once(ctx context.Context) error {
+	local, keys, err := s.Paths.read()
+	if err != nil {
+		return err
+	}
+	cm, err := s.Client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	if err == nil && cm.Data["hash"] != Hash(local.Key, local.Pub) {
+		st, _, err := readState(ctx, s.Client, keys)
+		if err != nil {
+			return err
+		}
+		if _, err := Parse(st.files.Key, st.files.Pub); err != nil {
+			return fmt.Errorf("the cluster's service-account keys (stage %s): %w", st.stage, err)
+		}
+		// The verifying keys first: at each stage they hold both the
+		// signing key being replaced and the one replacing it.
+		if err := fsutil.WriteFile(s.Paths.Pub, st.files.Pub, 0o644); err != nil {
+			return err
+		}
+		if err := fsutil.WriteFile(s.Paths.Key, st.files.Key, 0o600); err != nil {
+			return err
+		}
+		s.Log.Info("wrote the cluster's service-account keys", "stage", st.stage)
+	}
+	return s.report(ctx)
+}
+
+func (s *Sync) report(ctx context.Context) error {
+	applied, err := s.Signer.Loaded()
+	if err != nil {
+		return err
+	}
+	set, err := s.Signer.current()
+	if err != nil {
+		return err
+	}
+	r := secretsenc.Report{Applied: applied, Keys: ids(set.Verify)}
+	if r.Applied == s.reported.Applied {
+		return nil
+	}
+	r.Time = time.Now().UTC().Truncate(time.Second)
+	if err := secretsenc.WriteReport(ctx, s.Client, StatusName, s.Node, r); err != nil {
+		return err
+	}
+	s.reported = r
+	return nil
+}
+
+func ids(keys []VerifyKey) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.ID
+	}
+	return out
+}
+
+// Rotation drives a key rotation from one server: `monokube
+// service-account-key rotate`. Run again after a failure, it goes on from
+// the stage the cluster is in.
+type Rotation struct {
+	Client  kubernetes.Interface
+	Paths   Paths
+	Servers func(context.Context) ([]string, error)
+	// KeepOld is how long the old key verifies after the new one signs.
+	KeepOld time.Duration
+	Wait    time.Duration
+	Out     io.Writer
+	Now     func() time.Time
+}
+
+// Run rotates: a new key verifies everywhere, then signs everywhere.
+func (r *Rotation) Run(ctx context.Context) error {
+	local, keys, err := r.Paths.read()
+	if err != nil {
+		return err
+	}
+	st, ok, err := readState(ctx, r.Client, keys)
+	if err != nil {
+		return err
+	}
+	if !ok || st.stage == StageFinished {
+		st = state{files: local, hash: Hash(local.Key, local.Pub)}
+		if err := r.agree(ctx, st, "current"); err != nil {
+			return fmt.Errorf("before a new rotation: %w", err)
+		}
+		if st, err = r.prepare(st); err != nil {
+			return err
+		}
+		if err := r.save(ctx, st, keys[0]); err != nil {
+			return err
+		}
+	}
+	if st.stage == StagePrepare {
+		if err := r.agree(ctx, st, st.stage); err != nil {
+			return err
+		}
+		if st, err = r.rotate(st); err != nil {
+			return err
+		}
+		if err := r.save(ctx, st, keys[0]); err != nil {
+			return err
+		}
+	}
+	if err := r.agree(ctx, st, st.stage); err != nil {
+		return err
+	}
+	st.stage = StageFinished
+	return r.save(ctx, st, keys[0])
+}
+
+// prepare adds a new key to the verifying ones; the old one still signs.
+func (r *Rotation) prepare(st state) (state, error) {
+	set, err := Parse(st.files.Key, st.files.Pub)
+	if err != nil {
+		return st, err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return st, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return st, err
+	}
+	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
+	if err != nil {
+		return st, err
+	}
+	verify := append(set.Active(r.Now()), VerifyKey{ID: KeyID(der), DER: der})
+	return state{stage: StagePrepare, files: Files{Key: st.files.Key, Pub: RenderPub(verify), Next: keyPEM}}, nil
+}
+
+// rotate makes the next key sign; the old one verifies until KeepOld
+// has passed.
+func (r *Rotation) rotate(st state) (state, error) {
+	set, err := Parse(st.files.Key, st.files.Pub)
+	if err != nil {
+		return st, err
+	}
+	next, err := Parse(st.files.Next, st.files.Pub)
+	if err != nil {
+		return st, fmt.Errorf("the prepared key: %w", err)
+	}
+	verify := []VerifyKey{}
+	for _, v := range set.Active(r.Now()) {
+		switch v.ID {
+		case next.SignerID:
+			continue // first, below
+		case set.SignerID:
+			v.RetireAfter = r.Now().Add(r.KeepOld)
+		}
+		verify = append(verify, v)
+	}
+	for _, v := range set.Verify {
+		if v.ID == next.SignerID {
+			verify = append([]VerifyKey{v}, verify...)
+		}
+	}
+	return state{stage: StageRotate, files: Files{Key: st.files.Next, Pub: RenderPub(verify)}}, nil
+}
+
+// save writes st, sealed with the Secrets encryption key key.
+func (r *Rotation) save(ctx context.Context, st state, key identity.EncryptionKey) error {
+	payload, err := json.Marshal(st.files)
+	if err != nil {
+		return err
+	}
+	sealed, err := secretsenc.Seal(payload, key, sealInfo)
+	if err != nil {
+		return err
+	}
+	data := map[string]string{"stage": st.stage, "sealed": sealed, "sealedWith": key.Name, "hash": Hash(st.files.Key, st.files.Pub)}
+	cms := r.Client.CoreV1().ConfigMaps(secretsenc.Namespace)
+	cm, err := cms.Get(ctx, StateName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = cms.Create(ctx, secretsenc.NewConfigMap(StateName, data), metav1.CreateOptions{})
+	case err == nil:
+		cm.Data = data
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("save stage %s in %s/%s: %w", st.stage, secretsenc.Namespace, StateName, err)
+	}
+	set, err := Parse(st.files.Key, st.files.Pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Out, "stage %s: key %s signs; %d keys verify\n", st.stage, set.SignerID, len(set.Active(r.Now())))
+	return nil
+}
+
+// agree waits until every server's signer loaded st's files.
+func (r *Rotation) agree(ctx context.Context, st state, stage string) error {
+	return secretsenc.Agree(ctx, secretsenc.Agreement{Client: r.Client, Status: StatusName, Servers: r.Servers, Wait: r.Wait,
+		Want: Hash(st.files.Key, st.files.Pub), Stage: stage, Command: "service-account-key rotate"})
+}
+
+// Status is `service-account-key status`.
+type Status struct {
+	Stage   string                       `json:"stage"`
+	Signing string                       `json:"signing"`
+	Verify  []VerifyKey                  `json:"verify"`
+	Hash    string                       `json:"hash"`
+	Servers map[string]secretsenc.Report `json:"servers"`
+	Agree   bool                         `json:"agree"`
+}
+
+// ReadStatus reads the cluster's keys with this server's files and the
+// reports of servers.
+func ReadStatus(ctx context.Context, client kubernetes.Interface, p Paths, servers []string) (Status, error) {
+	local, keys, err := p.read()
+	if err != nil {
+		return Status{}, err
+	}
+	st, ok, err := readState(ctx, client, keys)
+	if err != nil {
+		return Status{}, err
+	}
+	if !ok {
+		st = state{stage: "none (never rotated)", files: local}
+	}
+	set, err := Parse(st.files.Key, st.files.Pub)
+	if err != nil {
+		return Status{}, err
+	}
+	reports, err := secretsenc.Reports(ctx, client, StatusName)
+	if err != nil {
+		return Status{}, err
+	}
+	out := Status{Stage: st.stage, Signing: set.SignerID, Verify: set.Verify, Hash: Hash(st.files.Key, st.files.Pub),
+		Servers: map[string]secretsenc.Report{}, Agree: true}
+	for _, s := range servers {
+		out.Servers[s] = reports[s]
+		out.Agree = out.Agree && reports[s].Applied == out.Hash
+	}
+	return out, nil
+}
