@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -17,6 +18,7 @@ import (
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/pki"
 	"github.com/monokube/monokube/internal/testutil"
 )
 
@@ -306,6 +308,42 @@ func TestIdentityFilesCoverTheKept(t *testing.T) {
 	for _, f := range keptFiles(c) {
 		if !slices.Contains(all, f) {
 			t.Errorf("%s is kept over etcd data but not part of the identity Load requires", f)
+		}
+	}
+}
+
+// CAs placed in the data dir before the first start (the user's own) are
+// kept, and every leaf is issued from them.
+func TestInitKeepsUsersCAs(t *testing.T) {
+	dir := t.TempDir()
+	l := datadir.Layout{Data: dir, Run: filepath.Join(dir, "run")}
+	c := control.NewCreds(l)
+	mine := map[pki.Files]*pki.KeyPair{}
+	for _, a := range authorities(c) {
+		ca, err := pki.NewCA("my-"+filepath.Base(string(a.files)), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(string(a.files)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.Write(a.files, ca); err != nil {
+			t.Fatal(err)
+		}
+		mine[a.files] = ca
+	}
+	cfg := testutil.ServerConfig(t, dir, nil)
+	own := testNode(l)
+	id, err := Init(cfg, l, &own, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !id.CAs.Server.Cert.Equal(mine[c.ServerCA].Cert) || !id.CAs.Etcd.Cert.Equal(mine[c.EtcdCA].Cert) {
+		t.Error("Init replaced a CA placed before the first start")
+	}
+	for _, lf := range append(leaves(cfg, c, ""), nodeLeaves(cfg, c, own)...) {
+		if kp := load(t, lf.files); kp.Cert.CheckSignatureFrom(mine[lf.ca].Cert) != nil {
+			t.Errorf("%s is not signed by the placed %s", lf.files.Cert(), lf.ca.Cert())
 		}
 	}
 }

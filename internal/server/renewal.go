@@ -16,7 +16,7 @@ import (
 
 // requestPoll is how often the renewal looks for a `certificate rotate`
 // request: a stat, nothing more.
-const requestPoll = 2 * time.Second
+const requestPoll = time.Second
 
 // certRenewal renews the server's leaf certificates while it runs: those
 // due at every cfg.Certs.CheckEvery (daily), and those a `certificate

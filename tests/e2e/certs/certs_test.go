@@ -229,8 +229,10 @@ func checkServerLog(t *testing.T, srv *harness.Node, tl *tally) {
 	renewed, issued := srv.CountLogLines("renewed certificates"), srv.CountLogLines("issued certificate")
 	failed := srv.CountLogLines("certificate renewal failed")
 	detected := srv.CountLogLines("certificate rotation detected")
-	t.Logf("server log: %d \"renewed certificates\", %d \"issued certificate\", %d \"certificate renewal failed\", %d \"certificate rotation detected\" (client-go)",
-		renewed, issued, failed, detected)
+	mismatch := srv.CountLogLines("private key does not match public key")
+	t.Logf("server log: %d \"renewed certificates\", %d \"issued certificate\", %d \"certificate renewal failed\", "+
+		"%d \"certificate rotation detected\" (client-go), %d \"private key does not match public key\" (a reloader between the key and the certificate)",
+		renewed, issued, failed, detected, mismatch)
 	if renewed == 0 || failed > 0 {
 		t.Errorf("want renewals and no failure in the server log:\n%s", srv.LogTail(40))
 	}
@@ -245,10 +247,14 @@ func checkServerLog(t *testing.T, srv *harness.Node, tl *tally) {
 }
 
 // maxClosed is how many requests may fail on a connection closed under
-// them: client-go closes the connections made with a client certificate
-// it sees renewed (in the apiserver, towards the kubelets), and a request
-// on one of them at that moment fails. With renewals every two minutes
-// a few such races are expected in the test's ten minutes.
+// them. client-go closes the connections it made with a client
+// certificate once it sees the certificate renewed, and a request that
+// takes one of them at that moment fails with "use of closed network
+// connection" (upstream reports the same error next to the apiserver's
+// "certificate rotation detected, shutting down client connections":
+// kubernetes/kops#16850). With renewals every two minutes a few such
+// races may happen in the test's ten minutes; each is logged with its
+// time and tried once more.
 const maxClosed = 3
 
 // tally counts the requests a test makes and how they failed.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -105,6 +106,9 @@ func TestServerJoins(t *testing.T) {
 		s2.StartServerNode(append([]string{"--node-name", "server-2"}, lean()...)...)
 		s2.WaitReadyz(2 * time.Minute)
 		checkMembers(t, s2, "server-1", "server-2", "server-3")
+	})
+	t.Run("the Secrets encryption key and the service-account key rotate on every server", func(t *testing.T) {
+		checkKeyRotations(t, servers)
 	})
 	t.Run("the agent learns the servers that joined after it", func(t *testing.T) {
 		took := agent.WaitFor(time.Minute, "the agent knows three servers", func(context.Context) (bool, error) {
@@ -636,4 +640,72 @@ func checkLeases(n *harness.Node) {
 			return h != nil && strings.HasPrefix(*h, "server-"), nil
 		})
 	}
+}
+
+// checkKeyRotations rotates the Secrets encryption key from one server and
+// the service-account key from another: every server ends with the same
+// keys, a Secret written before reads through every server and etcd holds
+// it under the new key, and a token from before and one from after
+// authenticate on every server.
+func checkKeyRotations(t *testing.T, servers map[string]*harness.Node) {
+	s1, s2, s3 := servers["server-1"], servers["server-2"], servers["server-3"]
+	s1.Kubectl("create", "secret", "generic", "before-rotation", "--from-literal=k=v")
+	before := s1.Kubectl("create", "token", "default", "--duration", "2h")
+	keyBefore := readFile(t, filepath.Join(s1.DataDir, "server", "tls", "service.key"))
+
+	for _, cmd := range [][]string{{"secrets-encrypt", "rotate-keys"}, {"service-account-key", "rotate", "--keep-old", "1h"}} {
+		start := time.Now()
+		n := s2
+		if cmd[0] == "service-account-key" {
+			n = s3
+		}
+		r := n.Exec(5*time.Minute, harness.Options{}, append(cmd, "--data-dir", n.DataDir)...)
+		if r.Code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", cmd, r.Code, r.Stdout, r.Stderr)
+		}
+		t.Logf("%v on three servers: %s\n%s", cmd, time.Since(start).Round(time.Millisecond), r.Stdout)
+	}
+	same := func(rel string) string {
+		first := readFile(t, filepath.Join(s1.DataDir, rel))
+		for name, n := range servers {
+			if readFile(t, filepath.Join(n.DataDir, rel)) != first {
+				t.Errorf("%s differs on %s", rel, name)
+			}
+		}
+		return first
+	}
+	encryption := same(filepath.Join("server", "cred", "encryption-config.json"))
+	if same(filepath.Join("server", "tls", "service.key")) == keyBefore {
+		t.Error("the servers sign with the key from before the rotation")
+	}
+	keyName := regexp.MustCompile(`"name": "([^"]+)"`).FindAllStringSubmatch(encryption, -1)
+	if len(keyName) != 1 || keyName[0][1] == "monokube-1" {
+		t.Fatalf("the servers' encryption config holds keys %v, want one new key", keyName)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kv, err := s1.LocalEtcd(t).Get(ctx, "/registry/secrets/default/before-rotation")
+	if err != nil || len(kv.Kvs) != 1 || !strings.HasPrefix(string(kv.Kvs[0].Value), "k8s:enc:secretbox:v1:"+keyName[0][1]+":") {
+		t.Errorf("etcd holds the Secret as %v (%v), want ciphertext of %s", kv, err, keyName[0][1])
+	}
+	after := s1.Kubectl("create", "token", "default", "--duration", "2h")
+	for name, n := range servers {
+		if got := strings.TrimSpace(n.Kubectl("get", "secret", "before-rotation", "-o", "jsonpath={.data.k}")); got != "dg==" {
+			t.Errorf("the Secret through %s: %q, want v in base64", name, got)
+		}
+		for what, tok := range map[string]string{"from before": before, "from after": after} {
+			if u, err := n.WhoAmI(tok); err != nil || u != "system:serviceaccount:default:default" {
+				t.Errorf("a token %s on %s: %q, %v", what, name, u, err)
+			}
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
