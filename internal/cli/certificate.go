@@ -17,11 +17,13 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/monokube/monokube/internal/agent"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/node"
 	"github.com/monokube/monokube/internal/pki"
 )
 
@@ -40,9 +42,10 @@ func certificateCommand(stdout io.Writer) *cli.Command {
 			Action: func(c *cli.Context) error { return checkCertificates(c, stdout) },
 		}, {
 			Name: "rotate",
-			Usage: "re-issue this server's leaf certificates now, each with a new key, while it runs " +
-				"(or at its next start); its components pick them up without a restart",
-			Flags: append(dirFlags("server"),
+			Usage: "re-issue this node's certificates now, each with a new key: on a server while it runs " +
+				"(or at its next start), its components pick them up without a restart; on an agent the kubelet's, " +
+				"which it uses from its next start",
+			Flags: append(dirFlags("node"),
 				&cli.StringSliceFlag{Name: "service", Usage: "only these services' certificates (default: all): " +
 					strings.Join(identity.Services(), ", ")},
 				&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long to wait for the running server"}),
@@ -52,23 +55,31 @@ func certificateCommand(stdout io.Writer) *cli.Command {
 }
 
 // rotateCertificates asks the server of the data dir to re-issue leaves
-// (identity.RequestRotate) and, if it runs, waits for its answer.
+// (identity.RequestRotate) and, if it runs, waits for its answer; on an
+// agent it has the kubelet's certificates re-issued.
 func rotateCertificates(c *cli.Context, stdout io.Writer) error {
 	nf, err := nodeFiles(c, "")
 	if err != nil {
 		return err
 	}
 	l := datadir.Layout{Data: nf.DataDir}
-	if !fsutil.Exists(control.NewCreds(l).ServerCA.Cert()) {
-		return fmt.Errorf("no server in data dir %s: run this on a server, as root, or give its --data-dir or --config "+
-			"(an agent's kubelet renews its own certificates through the cluster)", nf.DataDir)
+	services := config.SplitList(c.StringSlice("service"))
+	switch {
+	case fsutil.Exists(control.NewCreds(l).ServerCA.Cert()):
+		return rotateServer(c, stdout, l, services)
+	case fsutil.Exists(node.NewAgentCreds(l).KubeletKubeconfig):
+		return rotateAgent(c, stdout, l, services)
 	}
-	req, err := identity.RequestRotate(l, config.SplitList(c.StringSlice("service")))
+	return fmt.Errorf("no server or agent in data dir %s: run this on a node, as root, or give its --data-dir or --config", nf.DataDir)
+}
+
+func rotateServer(c *cli.Context, stdout io.Writer, l datadir.Layout, services []string) error {
+	req, err := identity.RequestRotate(l, services)
 	if err != nil {
 		return err
 	}
 	if !l.NodeRunning() {
-		fmt.Fprintf(stdout, "no server runs on %s: it re-issues the certificates of %s at its next start\n", nf.DataDir, strings.Join(req.Services, ", "))
+		fmt.Fprintf(stdout, "no server runs on %s: it re-issues the certificates of %s at its next start\n", l.Data, strings.Join(req.Services, ", "))
 		return nil
 	}
 	res, err := waitRotated(c.Context, l, req.ID, c.Duration("timeout"))
@@ -80,6 +91,28 @@ func rotateCertificates(c *cli.Context, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%d certificates re-issued; the components use them without a restart. "+
 		"Copies of the admin kubeconfig taken before keep working until their certificate expires: take a new copy.\n", len(res.Issued))
+	return nil
+}
+
+// rotateAgent re-issues an agent's kubelet certificates, the only ones it
+// holds (kube-proxy and the overlay use the kubelet's).
+func rotateAgent(c *cli.Context, stdout io.Writer, l datadir.Layout, services []string) error {
+	for _, s := range services {
+		if s != identity.ServiceKubelet {
+			return fmt.Errorf("an agent holds only the kubelet's certificates (kube-proxy and the overlay use them): give --service kubelet, or none")
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	files, err := agent.RotateKubelet(ctx, l)
+	for _, f := range files {
+		fmt.Fprintln(stdout, "issued", f)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "the kubelet's certificates were re-issued; kube-proxy and the overlay use the new client certificate "+
+		"within minutes, the kubelet at its next start: restart the agent (systemctl restart monokube-agent; pods keep running)")
 	return nil
 }
 

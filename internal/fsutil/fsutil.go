@@ -41,6 +41,53 @@ func WriteFile(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
+// File is one file of WriteFiles.
+type File struct {
+	Path string
+	Data []byte
+	Mode os.FileMode
+}
+
+// WriteFiles writes files as WriteFile does, but renames them into place
+// one right after the other, once all are written and fsynced: a reader
+// that watches them (a key and its certificate) sees the old set or the
+// new one, but for the moment between two renames.
+func WriteFiles(files ...File) error {
+	temps := make([]string, len(files))
+	defer func() {
+		for _, t := range temps {
+			if t != "" {
+				os.Remove(t) // no-op after a successful rename
+			}
+		}
+	}()
+	for i, f := range files {
+		dir := filepath.Dir(f.Path)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+		tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.Path)+".*")
+		if err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+		temps[i] = tmp.Name()
+		if err := writeSync(tmp, f.Data, f.Mode); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+	}
+	for i, f := range files {
+		if err := os.Rename(temps[i], f.Path); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+	}
+	for _, f := range files {
+		if err := SyncDir(filepath.Dir(f.Path)); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
 // SyncDir makes a rename or a new file in dir durable (fsync of the directory).
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -110,3 +110,35 @@ func TestRemoveTree(t *testing.T) {
 		t.Errorf("a missing dir: %v", err)
 	}
 }
+
+// WriteFiles renames nothing unless every file was written: a failure on
+// the second leaves the first as it was, and no temp file behind.
+func TestWriteFiles(t *testing.T) {
+	dir := t.TempDir()
+	key, cert := filepath.Join(dir, "x.key"), filepath.Join(dir, "x.crt")
+	if err := WriteFiles(File{key, []byte("k1"), 0o600}, File{cert, []byte("c1"), 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	blocked := filepath.Join(dir, "file")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFiles(File{key, []byte("k2"), 0o600}, File{filepath.Join(blocked, "x.crt"), []byte("c2"), 0o644})
+	if err == nil {
+		t.Fatal("a file under a regular file was written")
+	}
+	for path, want := range map[string]string{key: "k1", cert: "c1"} {
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Errorf("%s = %q after a failed WriteFiles, want %q", path, got, want)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if IsTempName(e.Name()) {
+			t.Errorf("temp file %s left behind", e.Name())
+		}
+	}
+	if fi, _ := os.Stat(key); fi.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %v", fi.Mode().Perm())
+	}
+}

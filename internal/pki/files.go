@@ -110,16 +110,17 @@ func Parse(certPEM, keyPEM []byte, f Files) (*KeyPair, error) {
 	return &KeyPair{Cert: certs[0], Key: signer}, nil
 }
 
-// Write stores kp: the key 0600, the certificate 0644, each atomically.
+// Write stores kp: the key 0600, the certificate 0644, each atomically,
+// one rename right after the other.
 func Write(f Files, kp *KeyPair) error {
 	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(kp.Key)
 	if err != nil {
 		return fmt.Errorf("encode key %s: %w", f.Key(), err)
 	}
-	if err := fsutil.WriteFile(f.Key(), keyPEM, 0o600); err != nil {
-		return err
-	}
-	return fsutil.WriteFile(f.Cert(), CertPEM(kp.Cert), 0o644)
+	// Both renamed at once: components that watch the pair (the
+	// apiserver's serving certificate) reload it while the server runs.
+	return fsutil.WriteFiles(fsutil.File{Path: f.Key(), Data: keyPEM, Mode: 0o600},
+		fsutil.File{Path: f.Cert(), Data: CertPEM(kp.Cert), Mode: 0o644})
 }
 
 // CertPEM encodes cert as PEM.

@@ -137,10 +137,7 @@ func renewalWhileRunning(t *testing.T) {
 	}
 	checkNoRestarts(t, srv)
 	checkServerLog(t, srv, &tl)
-	r := agent.Exec(time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", agent.DataDir)
-	if r.Code == 0 || !strings.Contains(r.Stderr, "no server in data dir") {
-		t.Errorf("certificate rotate on the agent: exit %d, want a refusal saying no server in data dir:\n%s%s", r.Code, r.Stdout, r.Stderr)
-	}
+	rotateAgent(t, srv, agent, pods[1])
 	if code, _ := agent.Stop(30 * time.Second); code != 0 {
 		t.Errorf("agent exit %d after SIGTERM", code)
 	}
@@ -770,4 +767,48 @@ func checkNoRestarts(t *testing.T, srv *harness.Node) {
 		}
 	}
 	t.Logf("%d pods, no container restarted unless listed above", len(pods.Items))
+}
+
+// rotateAgent runs `certificate rotate` on the agent: its kubelet's client
+// and serving certificates are re-issued through the cluster, and after a
+// restart of the agent its kubelet serves the new one, its pod kept.
+func rotateAgent(t *testing.T, srv, agent *harness.Node, pod string) {
+	t.Helper()
+	pki := filepath.Join(agent.DataDir, "agent", "kubelet", "pki")
+	read := func(name string) *x509.Certificate {
+		data, err := os.ReadFile(filepath.Join(pki, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseCert(t, name, data)
+	}
+	before := map[string]*x509.Certificate{}
+	for _, f := range []string{"kubelet-client-current.pem", "kubelet-server-current.pem"} {
+		before[f] = read(f)
+	}
+	r := agent.Exec(2*time.Minute, harness.Options{}, "certificate", "rotate", "--data-dir", agent.DataDir)
+	if r.Code != 0 {
+		t.Fatalf("certificate rotate on the agent: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	t.Logf("certificate rotate on the agent:\n%s", r.Stdout)
+	for f, old := range before {
+		if now := read(f); now.SerialNumber.Cmp(old.SerialNumber) == 0 || !strings.Contains(r.Stdout, f) {
+			t.Errorf("%s not re-issued, or not named in the output", f)
+		}
+	}
+	if code, _ := agent.Stop(30 * time.Second); code != 0 {
+		t.Errorf("agent exit %d after SIGTERM", code)
+	}
+	agent.StartAgent(srv, "", agentName)
+	agent.WaitNodesReady(srv, 2)
+	served, err := endpoint{"agent's kubelet", agent, agent.NS.IP + ":10250"}.cert()
+	if err != nil || served.SerialNumber.Cmp(read("kubelet-server-current.pem").SerialNumber) != 0 {
+		t.Errorf("after the restart the agent's kubelet serves %v (%v), want the re-issued certificate", served, err)
+	}
+	if out, err := kubectl(srv, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
+		t.Errorf("exec into the agent's pod after the rotation: %q, %v", out, err)
+	}
+	if now := podName(srv, "app=on-agent"); now != pod {
+		t.Errorf("the agent's pod %s was replaced by %s", pod, now)
+	}
 }
