@@ -73,6 +73,7 @@ func rotateCertificates(c *cli.Context, stdout io.Writer) error {
 	return fmt.Errorf("no server or agent in data dir %s: run this on a node, as root, or give its --data-dir or --config", nf.DataDir)
 }
 
+// rotateServer asks the server on l to re-issue the leaves of services.
 func rotateServer(c *cli.Context, stdout io.Writer, l datadir.Layout, services []string) error {
 	req, err := identity.RequestRotate(l, services)
 	if err != nil {

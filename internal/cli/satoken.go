@@ -42,10 +42,12 @@ func serviceAccountKeyCommand(stdout io.Writer) *cli.Command {
 	}
 }
 
+// saPaths are the service-account key files of id's server.
 func saPaths(id *identity.Identity) satoken.Paths {
 	return satoken.Paths{Key: id.Creds.ServiceKey, Pub: id.Creds.ServicePub, EncryptionConfig: id.Creds.EncryptionConfig}
 }
 
+// rotateSAKey is `service-account-key rotate`.
 func rotateSAKey(c *cli.Context, stdout io.Writer) error {
 	client, id, err := adminClient(c)
 	if err != nil {
@@ -57,11 +59,15 @@ func rotateSAKey(c *cli.Context, stdout io.Writer) error {
 	if err := r.Run(c.Context); err != nil {
 		return err
 	}
+	if err := refreshIdentity(c, client, stdout); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "rotated the service-account signing key in %s: every server signs with the new key; "+
 		"the old one verifies until %s\n", time.Since(start).Round(time.Millisecond), time.Now().Add(r.KeepOld).UTC().Format(time.RFC3339))
 	return nil
 }
 
+// saKeyStatus is `service-account-key status`.
 func saKeyStatus(c *cli.Context, stdout io.Writer) error {
 	out, err := outputFormat(c, "table", "json")
 	if err != nil {
@@ -129,6 +135,7 @@ func short(s string) string {
 	return s[:keep] + "…"
 }
 
+// shortAll is short of each of ss.
 func shortAll(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {

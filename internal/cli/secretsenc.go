@@ -33,6 +33,7 @@ func secretsEncryptCommand(stdout io.Writer) *cli.Command {
 	}
 }
 
+// rotateKeys is `secrets-encrypt rotate-keys`.
 func rotateKeys(c *cli.Context, stdout io.Writer) error {
 	client, id, err := adminClient(c)
 	if err != nil {
@@ -43,6 +44,9 @@ func rotateKeys(c *cli.Context, stdout io.Writer) error {
 		Wait: c.Duration("timeout"), Out: stdout, Now: time.Now}
 	start := time.Now()
 	if err := r.Run(c.Context); err != nil {
+		return err
+	}
+	if err := refreshIdentity(c, client, stdout); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "rotated the Secrets encryption key in %s: every server applied it and etcd holds Secrets under the new key only\n",
@@ -77,6 +81,7 @@ func serverNames(ctx context.Context, c *cli.Context) ([]string, error) {
 	return out, nil
 }
 
+// encryptionStatus is `secrets-encrypt status`.
 func encryptionStatus(c *cli.Context, stdout io.Writer) error {
 	out, err := outputFormat(c, "table", "json")
 	if err != nil {

@@ -113,15 +113,43 @@ func createToken(c *cli.Context, stdout io.Writer) error {
 
 // publishIdentity lets server token t, alone, read the cluster identity.
 func publishIdentity(c *cli.Context, client kubernetes.Interface, id *identity.Identity, t join.Token) error {
-	b, err := id.Bundle()
-	if err != nil {
-		return err
-	}
-	data, err := b.Encode()
+	data, err := encodedIdentity(id)
 	if err != nil {
 		return err
 	}
 	return join.PublishIdentity(c.Context, client, t, data)
+}
+
+// encodedIdentity is the cluster identity of id's data dir, as it is now,
+// encoded.
+func encodedIdentity(id *identity.Identity) ([]byte, error) {
+	b, err := id.Bundle()
+	if err != nil {
+		return nil, err
+	}
+	return b.Encode()
+}
+
+// refreshIdentity gives the live server tokens the identity as a key
+// rotation left it in the server's data dir.
+func refreshIdentity(c *cli.Context, client kubernetes.Interface, stdout io.Writer) error {
+	l, err := serverLayout(c)
+	if err != nil {
+		return err
+	}
+	id, err := identity.Load(l)
+	if err != nil {
+		return err
+	}
+	data, err := encodedIdentity(id)
+	if err != nil {
+		return err
+	}
+	n, err := join.RefreshIdentities(c.Context, client, data)
+	if n > 0 {
+		fmt.Fprintf(stdout, "gave the new keys to %d live server tokens\n", n)
+	}
+	return err
 }
 
 // tokenSpec reads and checks --role, --ttl and --description.

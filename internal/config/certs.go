@@ -31,15 +31,6 @@ func DefaultCerts() Certs {
 	return Certs{Lifetime: pki.DefaultLifetime(), CheckEvery: 24 * time.Hour}
 }
 
-// LeafLifetime is c's lifetime, the default one if c was never set (a
-// Server built by hand in a test).
-func (c Certs) LeafLifetime() pki.Lifetime {
-	if c.Lifetime.Validity == 0 {
-		return pki.DefaultLifetime()
-	}
-	return c.Lifetime
-}
-
 // CertsFromEnv is DefaultCerts, or with v (TestCertLifetimeEnv's value)
 // set, leaves that live v, renewed after a quarter of it and checked
 // every sixteenth.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/testutil"
 )
 
@@ -162,5 +163,42 @@ func TestBundleWrite(t *testing.T) {
 	}
 	if _, err := Load(partial); err != nil {
 		t.Errorf("after completing the bundle: %v", err)
+	}
+}
+
+// A snapshot's bundle from before a key rotation writes over the server's
+// rotated keys once they are taken out (a restore), but never over other
+// CAs.
+func TestBundleTakeRotating(t *testing.T) {
+	l := newServer(t)
+	snap := encoded(t, l)
+	c := control.NewCreds(l)
+	rotatedKey, err := NewEncryptionKey("monokube-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.EncryptionConfig, RenderEncryptionConfig([]EncryptionKey{rotatedKey}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := DecodeBundle(snap, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(l); err == nil {
+		t.Fatal("the whole bundle wrote over a rotated encryption config")
+	}
+	rotating := b.TakeRotating(l)
+	if len(rotating) != 3 {
+		t.Fatalf("TakeRotating took %d files, want the encryption config and the two service-account key files", len(rotating))
+	}
+	if err := b.Write(l); err != nil {
+		t.Fatalf("the rest of the bundle: %v", err)
+	}
+	if err := fsutil.WriteFiles(rotating...); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ParseEncryptionConfig([]byte(readFile(t, c.EncryptionConfig)))
+	if err != nil || len(keys) != 1 || keys[0].Name != "monokube-1" {
+		t.Errorf("after the restore's writes the encryption config holds %v (%v), want the snapshot's monokube-1", keys, err)
 	}
 }

@@ -46,16 +46,10 @@ func NewEncryptionKey(name string) (EncryptionKey, error) {
 	return EncryptionKey{Name: name, Secret: base64.StdEncoding.EncodeToString(key)}, nil
 }
 
-// EncryptionConfig renders an EncryptionConfiguration that encrypts Secrets
-// with secretbox (XSalsa20-Poly1305, random nonces, no key-rotation limit)
-// under its one key, and can still read data written before encryption
-// was on.
-func EncryptionConfig(key string) []byte {
-	return RenderEncryptionConfig([]EncryptionKey{{Name: "monokube-1", Secret: key}})
-}
-
-// RenderEncryptionConfig is the config of keys: the first encrypts, every
-// one decrypts, and data written before encryption was on is read too.
+// RenderEncryptionConfig is the config of keys: Secrets are encrypted
+// with secretbox (XSalsa20-Poly1305, random nonces, no key-rotation
+// limit) under the first, every one decrypts, and data written before
+// encryption was on is read too.
 func RenderEncryptionConfig(keys []EncryptionKey) []byte {
 	var b strings.Builder
 	b.WriteString(`{

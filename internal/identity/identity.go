@@ -92,7 +92,7 @@ func Init(cfg *config.Server, l datadir.Layout, own *NodeFiles, log *slog.Logger
 	}
 	defer unlock()
 	req := readRotateRequest(c, log)
-	cas, issued, err := ensurePKI(cfg, c, own, issue{life: cfg.Certs.LeafLifetime(), now: time.Now(), force: req.Services}, log)
+	cas, issued, err := ensurePKI(cfg, c, own, issue{life: cfg.Certs.Lifetime, now: time.Now(), force: req.Services}, log)
 	answerRotate(c, req, certFiles(issued), err, log)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ import (
 )
 
 func TestEncryptionConfig(t *testing.T) {
-	data := EncryptionConfig("c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzIQ==")
+	data := RenderEncryptionConfig([]EncryptionKey{{Name: "monokube-1", Secret: "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0zMmJ5dGVzIQ=="}})
 	testutil.Golden(t, "encryption-config", data)
 
 	scheme := runtime.NewScheme()

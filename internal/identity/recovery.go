@@ -7,6 +7,7 @@ import (
 
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/snapshot"
 )
 
@@ -53,4 +54,24 @@ func (b *Bundle) TakeRecoveryKey(l datadir.Layout) []byte {
 	key := b.Files[p]
 	delete(b.Files, p)
 	return key
+}
+
+// TakeRotating removes from b the files a key rotation changes (the
+// Secrets encryption config and the service-account keys) and returns
+// them to write, with their modes: a restore puts the snapshot's in place
+// of a server's own, which may be newer, since the snapshot's etcd data
+// was written with them. The CAs, which nothing rotates yet, must still
+// match.
+func (b *Bundle) TakeRotating(l datadir.Layout) []fsutil.File {
+	c := control.NewCreds(l)
+	var out []fsutil.File
+	for _, f := range []fsutil.File{{Path: c.EncryptionConfig, Mode: 0o600}, {Path: c.ServiceKey, Mode: 0o600}, {Path: c.ServicePub, Mode: 0o644}} {
+		p := rel(l, f.Path)
+		if data, ok := b.Files[p]; ok {
+			f.Data = data
+			out = append(out, f)
+			delete(b.Files, p)
+		}
+	}
+	return out
 }

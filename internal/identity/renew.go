@@ -67,7 +67,15 @@ func RequestRotate(l datadir.Layout, services []string) (RotateRequest, error) {
 	if err != nil {
 		return RotateRequest{}, err
 	}
-	return r, fsutil.WriteFile(control.NewCreds(l).RotateRequest, data, 0o600)
+	// Under the lock: never between the server's read of a request and its
+	// removal of it, which would drop this one.
+	c := control.NewCreds(l)
+	unlock, err := lockPKI(c)
+	if err != nil {
+		return RotateRequest{}, err
+	}
+	defer unlock()
+	return r, fsutil.WriteFile(c.RotateRequest, data, 0o600)
 }
 
 // ReadRotateResult returns the server's answer to request id, or false
@@ -101,7 +109,7 @@ func (id *Identity) Renew(cfg *config.Server, now time.Time, log *slog.Logger) (
 	}
 	defer unlock()
 	req := readRotateRequest(id.Creds, log)
-	_, issued, err := ensurePKI(cfg, id.Creds, id.Node, issue{life: cfg.Certs.LeafLifetime(), now: now, force: req.Services}, log)
+	_, issued, err := ensurePKI(cfg, id.Creds, id.Node, issue{life: cfg.Certs.Lifetime, now: now, force: req.Services}, log)
 	if err == nil && len(issued) > 0 {
 		err = id.writeKubeconfigs(cfg)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -57,6 +58,30 @@ func PublishIdentity(ctx context.Context, c kubernetes.Interface, t Token, bundl
 		return fmt.Errorf("let server token %s read the cluster identity: %w", t.ID, err)
 	}
 	return nil
+}
+
+// RefreshIdentities puts bundle, the cluster identity as it is now, in
+// place of the one every live server token holds: after a key rotation, a
+// server that joins with a token made before must take the new keys. It
+// returns how many it refreshed.
+func RefreshIdentities(ctx context.Context, c kubernetes.Interface, bundle []byte) (int, error) {
+	secrets, err := c.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("list the server tokens' identities: %w", err)
+	}
+	n := 0
+	for i := range secrets.Items {
+		s := &secrets.Items[i]
+		if !strings.HasPrefix(s.Name, identityName("")) || s.Data[identityKey] == nil {
+			continue
+		}
+		s.Data[identityKey] = bundle
+		if _, err := c.CoreV1().Secrets(metav1.NamespaceSystem).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			return n, fmt.Errorf("refresh the identity of server token Secret %s: %w", s.Name, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // FetchIdentity reads the encoded cluster identity from the cluster with

@@ -9,9 +9,10 @@ import (
 )
 
 // Matches reports whether cert was issued by ca for spec and is not due
-// for renewal under life at now.
+// for renewal under life at now. A leaf that ends with its CA is never
+// due: a new one could not last longer (the CA's end is the warning).
 func Matches(cert *x509.Certificate, ca *x509.Certificate, spec Spec, life Lifetime, now time.Time) bool {
-	if cert.CheckSignatureFrom(ca) != nil || life.Due(cert, now) {
+	if cert.CheckSignatureFrom(ca) != nil || life.Due(cert, now) && cert.NotAfter.Before(ca.NotAfter) {
 		return false
 	}
 	return cert.Subject.CommonName == spec.CommonName &&

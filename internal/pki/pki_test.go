@@ -117,3 +117,23 @@ func TestMatches(t *testing.T) {
 		})
 	}
 }
+
+// A leaf that ends with its CA is not due: a new one would end there too,
+// and re-issuing it at every check would change nothing but its key.
+func TestMatchesCappedByCA(t *testing.T) {
+	now := time.Now()
+	ca, err := NewCA("ca", now.Add(-CAValidity+30*24*time.Hour)) // 30 days left
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Sign(serverSpec(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !leaf.Cert.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Fatalf("leaf ends %s, want capped at the CA's %s", leaf.Cert.NotAfter, ca.Cert.NotAfter)
+	}
+	if !Matches(leaf.Cert, ca.Cert, serverSpec(), DefaultLifetime(), now) {
+		t.Error("a leaf capped at its CA's end is due")
+	}
+}

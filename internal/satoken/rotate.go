@@ -53,6 +53,7 @@ type Paths struct {
 	Key, Pub, EncryptionConfig string
 }
 
+// read reads the key files and the Secrets encryption keys.
 func (p Paths) read() (Files, []identity.EncryptionKey, error) {
 	var f Files
 	var err error
@@ -70,15 +71,27 @@ func (p Paths) read() (Files, []identity.EncryptionKey, error) {
 	return f, keys, err
 }
 
-// state is the cluster's desired key files and their stage.
+// state is the cluster's desired key files and their stage, and the
+// ConfigMap's resourceVersion it was read at ("" if there is none).
 type state struct {
-	stage string
-	files Files
-	hash  string
+	stage   string
+	files   Files
+	hash    string
+	version string
 }
 
+// Keys of the state ConfigMap's data.
+const (
+	keyStage      = "stage"
+	keySealed     = "sealed"
+	keySealedWith = "sealedWith"
+	keyHash       = "hash"
+)
+
 // readState is the ConfigMap's state, opened with one of keys; ok is
-// false before any rotation.
+// false before any rotation. A finished state is not opened: every server
+// applied its files before it was saved, and the Secrets encryption key
+// that sealed it may be gone since.
 func readState(ctx context.Context, client kubernetes.Interface, keys []identity.EncryptionKey) (state, bool, error) {
 	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -87,13 +100,16 @@ func readState(ctx context.Context, client kubernetes.Interface, keys []identity
 	if err != nil {
 		return state{}, false, err
 	}
-	st := state{stage: cm.Data["stage"], hash: cm.Data["hash"]}
-	key, ok := secretsenc.Find(keys, cm.Data["sealedWith"])
-	if !ok {
-		return st, true, fmt.Errorf("the service-account key state is sealed with Secrets encryption key %s, which this server does not hold",
-			cm.Data["sealedWith"])
+	st := state{stage: cm.Data[keyStage], hash: cm.Data[keyHash], version: cm.ResourceVersion}
+	if st.stage == StageFinished {
+		return st, true, nil
 	}
-	data, err := secretsenc.Open(cm.Data["sealed"], key, sealInfo)
+	key, ok := secretsenc.Find(keys, cm.Data[keySealedWith])
+	if !ok {
+		return st, true, fmt.Errorf("the service-account key rotation (stage %s) is sealed with Secrets encryption key %s, which this server does not hold: "+
+			"finish it from a server that does (`monokube service-account-key rotate`)", st.stage, cm.Data[keySealedWith])
+	}
+	data, err := secretsenc.Open(cm.Data[keySealed], key, sealInfo)
 	if err == nil {
 		err = json.Unmarshal(data, &st.files)
 	}
@@ -119,22 +135,8 @@ func (*Sync) Name() string { return "service-account-keys-sync" }
 
 // Run syncs every 2 s until ctx ends.
 func (s *Sync) Run(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	warned := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := s.Once(ctx); err != nil && ctx.Err() == nil && err.Error() != warned {
-			warned = err.Error()
-			s.Log.Warn("service-account keys sync", "err", err)
-		} else if err == nil {
-			warned = ""
-		}
-	}
+	secretsenc.RunEvery(ctx, 2*time.Second, s.Once, s.Log)
+	return nil
 }
 
 // Once writes the cluster's files if they differ from this server's, and
@@ -144,24 +146,18 @@ func (s *Sync) Once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cm, err := s.Client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	st, ok, err := readState(ctx, s.Client, keys)
+	if err != nil {
 		return err
 	}
-	if err == nil && cm.Data["hash"] != Hash(local.Key, local.Pub) {
-		st, _, err := readState(ctx, s.Client, keys)
-		if err != nil {
-			return err
-		}
+	if ok && st.stage != StageFinished && st.hash != Hash(local.Key, local.Pub) {
 		if _, err := Parse(st.files.Key, st.files.Pub); err != nil {
 			return fmt.Errorf("the cluster's service-account keys (stage %s): %w", st.stage, err)
 		}
-		// The verifying keys first: at each stage they hold both the
-		// signing key being replaced and the one replacing it.
-		if err := fsutil.WriteFile(s.Paths.Pub, st.files.Pub, 0o644); err != nil {
-			return err
-		}
-		if err := fsutil.WriteFile(s.Paths.Key, st.files.Key, 0o600); err != nil {
+		// Both at once, the signing key first: at each stage the verifying
+		// keys before and after hold both of the signing keys.
+		if err := fsutil.WriteFiles(fsutil.File{Path: s.Paths.Key, Data: st.files.Key, Mode: 0o600},
+			fsutil.File{Path: s.Paths.Pub, Data: st.files.Pub, Mode: 0o644}); err != nil {
 			return err
 		}
 		s.Log.Info("wrote the cluster's service-account keys", "stage", st.stage)
@@ -169,6 +165,7 @@ func (s *Sync) Once(ctx context.Context) error {
 	return s.report(ctx)
 }
 
+// report writes this server's report when what its signer loaded changed.
 func (s *Sync) report(ctx context.Context) error {
 	applied, err := s.Signer.Loaded()
 	if err != nil {
@@ -190,6 +187,7 @@ func (s *Sync) report(ctx context.Context) error {
 	return nil
 }
 
+// ids are the IDs of keys, in order.
 func ids(keys []VerifyKey) []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {
@@ -223,14 +221,14 @@ func (r *Rotation) Run(ctx context.Context) error {
 		return err
 	}
 	if !ok || st.stage == StageFinished {
-		st = state{files: local, hash: Hash(local.Key, local.Pub)}
+		st = state{files: local, hash: Hash(local.Key, local.Pub), version: st.version}
 		if err := r.agree(ctx, st, "current"); err != nil {
 			return fmt.Errorf("before a new rotation: %w", err)
 		}
 		if st, err = r.prepare(st); err != nil {
 			return err
 		}
-		if err := r.save(ctx, st, keys[0]); err != nil {
+		if st, err = r.save(ctx, st, keys[0]); err != nil {
 			return err
 		}
 	}
@@ -241,7 +239,7 @@ func (r *Rotation) Run(ctx context.Context) error {
 		if st, err = r.rotate(st); err != nil {
 			return err
 		}
-		if err := r.save(ctx, st, keys[0]); err != nil {
+		if st, err = r.save(ctx, st, keys[0]); err != nil {
 			return err
 		}
 	}
@@ -249,7 +247,8 @@ func (r *Rotation) Run(ctx context.Context) error {
 		return err
 	}
 	st.stage = StageFinished
-	return r.save(ctx, st, keys[0])
+	_, err = r.save(ctx, st, keys[0])
+	return err
 }
 
 // prepare adds a new key to the verifying ones; the old one still signs.
@@ -271,7 +270,7 @@ func (r *Rotation) prepare(st state) (state, error) {
 		return st, err
 	}
 	verify := append(set.Active(r.Now()), VerifyKey{ID: KeyID(der), DER: der})
-	return state{stage: StagePrepare, files: Files{Key: st.files.Key, Pub: RenderPub(verify), Next: keyPEM}}, nil
+	return state{stage: StagePrepare, files: Files{Key: st.files.Key, Pub: RenderPub(verify), Next: keyPEM}, version: st.version}, nil
 }
 
 // rotate makes the next key sign; the old one verifies until KeepOld
@@ -300,38 +299,31 @@ func (r *Rotation) rotate(st state) (state, error) {
 			verify = append([]VerifyKey{v}, verify...)
 		}
 	}
-	return state{stage: StageRotate, files: Files{Key: st.files.Next, Pub: RenderPub(verify)}}, nil
+	return state{stage: StageRotate, files: Files{Key: st.files.Next, Pub: RenderPub(verify)}, version: st.version}, nil
 }
 
-// save writes st, sealed with the Secrets encryption key key.
-func (r *Rotation) save(ctx context.Context, st state, key identity.EncryptionKey) error {
+// save writes st, sealed with the Secrets encryption key key, over the
+// version it was read at, and returns it at its new version.
+func (r *Rotation) save(ctx context.Context, st state, key identity.EncryptionKey) (state, error) {
 	payload, err := json.Marshal(st.files)
 	if err != nil {
-		return err
+		return st, err
 	}
 	sealed, err := secretsenc.Seal(payload, key, sealInfo)
 	if err != nil {
-		return err
+		return st, err
 	}
-	data := map[string]string{"stage": st.stage, "sealed": sealed, "sealedWith": key.Name, "hash": Hash(st.files.Key, st.files.Pub)}
-	cms := r.Client.CoreV1().ConfigMaps(secretsenc.Namespace)
-	cm, err := cms.Get(ctx, StateName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = cms.Create(ctx, secretsenc.NewConfigMap(StateName, data), metav1.CreateOptions{})
-	case err == nil:
-		cm.Data = data
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("save stage %s in %s/%s: %w", st.stage, secretsenc.Namespace, StateName, err)
+	st.hash = Hash(st.files.Key, st.files.Pub)
+	data := map[string]string{keyStage: st.stage, keySealed: sealed, keySealedWith: key.Name, keyHash: st.hash}
+	if st.version, err = secretsenc.SaveState(ctx, r.Client, StateName, st.version, data); err != nil {
+		return st, fmt.Errorf("save stage %s: %w", st.stage, err)
 	}
 	set, err := Parse(st.files.Key, st.files.Pub)
 	if err != nil {
-		return err
+		return st, err
 	}
 	fmt.Fprintf(r.Out, "stage %s: key %s signs; %d keys verify\n", st.stage, set.SignerID, len(set.Active(r.Now())))
-	return nil
+	return st, nil
 }
 
 // agree waits until every server's signer loaded st's files.
@@ -361,8 +353,11 @@ func ReadStatus(ctx context.Context, client kubernetes.Interface, p Paths, serve
 	if err != nil {
 		return Status{}, err
 	}
-	if !ok {
+	switch {
+	case !ok:
 		st = state{stage: "none (never rotated)", files: local}
+	case st.stage == StageFinished:
+		st.files = local
 	}
 	set, err := Parse(st.files.Key, st.files.Pub)
 	if err != nil {

@@ -9,17 +9,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
-	externaljwtv1 "k8s.io/externaljwt/apis/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	externaljwtv1 "k8s.io/externaljwt/apis/v1"
 
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/testutil"
 )
 
 // newPaths writes a server's key files and encryption config under dir,
@@ -111,7 +111,7 @@ func TestSignerSignsWhatItsKeysVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(tok, ".") || len(set.Verify) != 1 || set.Verify[0].ID != set.SignerID {
+	if len(set.Verify) != 1 || set.Verify[0].ID != set.SignerID || header(t, tok) != set.SignerID {
 		t.Errorf("set %+v", set)
 	}
 	md, err := s.Metadata(context.Background(), &externaljwtv1.MetadataRequest{})
@@ -129,7 +129,7 @@ func TestRotationTwoServers(t *testing.T) {
 	sa, sb := signer(a), signer(b)
 	claims := map[string]any{"sub": "system:serviceaccount:default:test"}
 	before := token(t, sa, claims)
-	client := fake.NewClientset()
+	client := testutil.WithVersions(fake.NewClientset())
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -185,4 +185,46 @@ func header(t *testing.T, tok string) string {
 		t.Fatal(err)
 	}
 	return parsed.Headers[0].KeyID
+}
+
+// A service-account key rotation after the Secrets encryption key that
+// sealed the last one was rotated away still runs.
+func TestRotationAfterEncryptionRotation(t *testing.T) {
+	a := newPaths(t, nil)
+	sa := signer(a)
+	client := testutil.WithVersions(fake.NewClientset())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sy := &Sync{Client: client, Paths: a, Node: "a", Signer: sa, Log: slog.New(slog.DiscardHandler)}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			_ = sy.Once(context.Background())
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	r := &Rotation{Client: client, Paths: a, KeepOld: time.Hour, Wait: 10 * time.Second, Out: io.Discard, Now: time.Now,
+		Servers: func(context.Context) ([]string, error) { return []string{"a"}, nil }}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := identity.NewEncryptionKey("monokube-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a.EncryptionConfig, identity.RenderEncryptionConfig([]identity.EncryptionKey{key}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatalf("the second rotation, after the sealing key was dropped: %v", err)
+	}
+	st, err := ReadStatus(context.Background(), client, a, []string{"a"})
+	if err != nil || st.Stage != StageFinished || !st.Agree {
+		t.Errorf("status %+v, %v", st, err)
+	}
 }

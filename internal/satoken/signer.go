@@ -39,10 +39,11 @@ type Signer struct {
 	socket, keyFile, pubFile string
 	log                      *slog.Logger
 
-	mu     sync.Mutex
-	set    Set
-	loaded string // Hash of the files of set
-	now    func() time.Time
+	mu       sync.Mutex
+	set      Set
+	loaded   string    // Hash of the files of set
+	loadedAt time.Time // when set was read
+	now      func() time.Time
 
 	externaljwtv1.UnimplementedExternalJWTSignerServer
 }
@@ -62,7 +63,12 @@ func (s *Signer) Run(ctx context.Context) error {
 	if _, err := s.current(); err != nil {
 		return err
 	}
+	// A directory of its own, only root's: the socket is never open to
+	// others, not even between its creation and its chmod.
 	if err := os.MkdirAll(filepath.Dir(s.socket), 0o700); err != nil {
+		return fmt.Errorf("service-account signer: %w", err)
+	}
+	if err := os.Chmod(filepath.Dir(s.socket), 0o700); err != nil {
 		return fmt.Errorf("service-account signer: %w", err)
 	}
 	if err := os.Remove(s.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -125,7 +131,7 @@ func (s *Signer) current() (Set, error) {
 	if s.set.Signer != nil {
 		s.log.Info("service-account keys changed", "signing", set.SignerID, "verifying", len(set.Verify))
 	}
-	s.set, s.loaded = set, h
+	s.set, s.loaded, s.loadedAt = set, h, s.now()
 	return set, nil
 }
 
@@ -157,9 +163,13 @@ func (s *Signer) FetchKeys(context.Context, *externaljwtv1.FetchKeysRequest) (*e
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	resp := &externaljwtv1.FetchKeysResponse{DataTimestamp: timestamppb.New(now), RefreshHintSeconds: int64(refreshHint / time.Second)}
-	for _, v := range set.Active(now) {
+	s.mu.Lock()
+	loadedAt := s.loadedAt
+	s.mu.Unlock()
+	// The time the keys were read: kube-apiserver tells its listeners of
+	// a change when it moves.
+	resp := &externaljwtv1.FetchKeysResponse{DataTimestamp: timestamppb.New(loadedAt), RefreshHintSeconds: int64(refreshHint / time.Second)}
+	for _, v := range set.Active(s.now()) {
 		resp.Keys = append(resp.Keys, &externaljwtv1.Key{KeyId: v.ID, Key: v.DER})
 	}
 	return resp, nil

@@ -1,6 +1,7 @@
 package secretsenc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -81,7 +82,9 @@ func (r *Rotation) current(ctx context.Context) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("read %s/%s: %w", Namespace, StateName, err)
 	}
-	return decode(cm.Data, keys)
+	st, err := decode(cm.Data, keys)
+	st.version = cm.ResourceVersion
+	return st, err
 }
 
 // prepare makes a new key and adds it, for reading, to st's config.
@@ -89,6 +92,10 @@ func (r *Rotation) prepare(ctx context.Context, st State) (State, error) {
 	keys, err := identity.ParseEncryptionConfig(st.Config)
 	if err != nil {
 		return st, err
+	}
+	if !bytes.Equal(identity.RenderEncryptionConfig(keys), st.Config) {
+		return st, fmt.Errorf("%s is not the config monokube writes (edited by hand?): rotate-keys would drop what it does not know; "+
+			"put back monokube's form, with secretbox keys only, on every server first", r.File)
 	}
 	name := fmt.Sprintf("monokube-%d", r.Now().Unix())
 	if _, taken := Find(keys, name); taken {
@@ -98,8 +105,8 @@ func (r *Rotation) prepare(ctx context.Context, st State) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	next := State{Stage: StagePrepare, Config: identity.RenderEncryptionConfig([]identity.EncryptionKey{keys[0], fresh}), SealedWith: keys[0].Name}
-	return next, r.save(ctx, next, keys[0])
+	next := State{Stage: StagePrepare, Config: identity.RenderEncryptionConfig([]identity.EncryptionKey{keys[0], fresh}), SealedWith: keys[0].Name, version: st.version}
+	return r.save(ctx, next, keys[0])
 }
 
 // advance moves st to its next stage.
@@ -114,43 +121,58 @@ func (r *Rotation) advance(ctx context.Context, st State) (State, error) {
 		if len(keys) != 2 {
 			return st, fmt.Errorf("stage %s with %d keys: expected the old and the new one", st.Stage, len(keys))
 		}
-		next := State{Stage: StageRotate, Config: identity.RenderEncryptionConfig([]identity.EncryptionKey{keys[1], keys[0]}), SealedWith: st.SealedWith}
-		return next, r.save(ctx, next, sealer)
+		next := State{Stage: StageRotate, Config: identity.RenderEncryptionConfig([]identity.EncryptionKey{keys[1], keys[0]}), SealedWith: st.SealedWith, version: st.version}
+		return r.save(ctx, next, sealer)
 	case StageRotate:
-		next := State{Stage: StageReencrypt, Config: st.Config, SealedWith: st.SealedWith}
-		return next, r.save(ctx, next, sealer)
+		next := State{Stage: StageReencrypt, Config: st.Config, SealedWith: st.SealedWith, version: st.version}
+		return r.save(ctx, next, sealer)
 	case StageReencrypt:
 		if err := r.reencrypt(ctx); err != nil {
 			return st, err
 		}
 		// Sealed with the new key: every server holds it since prepare.
-		next := State{Stage: StageFinished, Config: identity.RenderEncryptionConfig(keys[:1]), SealedWith: keys[0].Name}
-		return next, r.save(ctx, next, keys[0])
+		next := State{Stage: StageFinished, Config: identity.RenderEncryptionConfig(keys[:1]), SealedWith: keys[0].Name, version: st.version}
+		return r.save(ctx, next, keys[0])
 	}
 	return st, fmt.Errorf("unknown rotation stage %q in %s/%s", st.Stage, Namespace, StateName)
 }
 
-// save writes st, sealed with key.
-func (r *Rotation) save(ctx context.Context, st State, key identity.EncryptionKey) error {
+// save writes st, sealed with key, over the version st was read at, and
+// returns st at its new version.
+func (r *Rotation) save(ctx context.Context, st State, key identity.EncryptionKey) (State, error) {
 	data, err := encode(st, key)
 	if err != nil {
-		return err
+		return st, err
 	}
-	cms := r.Client.CoreV1().ConfigMaps(Namespace)
-	cm, err := cms.Get(ctx, StateName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = cms.Create(ctx, NewConfigMap(StateName, data), metav1.CreateOptions{})
-	case err == nil:
-		cm.Data = data
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("save stage %s in %s/%s: %w", st.Stage, Namespace, StateName, err)
+	if st.version, err = SaveState(ctx, r.Client, StateName, st.version, data); err != nil {
+		return st, fmt.Errorf("save stage %s: %w", st.Stage, err)
 	}
 	keys, _ := identity.ParseEncryptionConfig(st.Config)
 	fmt.Fprintf(r.Out, "stage %s: keys %s (the first encrypts)\n", st.Stage, strings.Join(names(keys), ", "))
-	return nil
+	return st, nil
+}
+
+// SaveState writes data as the state ConfigMap name, over resourceVersion
+// version (made if version is ""), and returns its new version. Another
+// rotation that saved in between makes it fail, so that two commands run
+// at once never lose a key the servers already use.
+func SaveState(ctx context.Context, client kubernetes.Interface, name, version string, data map[string]string) (string, error) {
+	cm := NewConfigMap(name, data)
+	cms := client.CoreV1().ConfigMaps(Namespace)
+	var err error
+	if version == "" {
+		cm, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+	} else {
+		cm.ResourceVersion = version
+		cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	}
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		return "", fmt.Errorf("%s/%s changed meanwhile: another rotation runs; let it finish, then run this again", Namespace, name)
+	case err != nil:
+		return "", fmt.Errorf("%s/%s: %w", Namespace, name, err)
+	}
+	return cm.ResourceVersion, nil
 }
 
 // agreePoll is how often agree reads the servers' reports.
@@ -162,6 +184,7 @@ func (r *Rotation) agree(ctx context.Context, st State) error {
 		Want: Hash(st.Config), Stage: stageName(st), Command: "rotate-keys"})
 }
 
+// stageName names st's stage in messages.
 func stageName(st State) string {
 	if st.Stage == "" {
 		return "current"
@@ -184,8 +207,12 @@ type Agreement struct {
 func Agree(ctx context.Context, a Agreement) error {
 	ctx, cancel := context.WithTimeout(ctx, a.Wait)
 	defer cancel()
+	servers, err := a.Servers(ctx)
+	if err != nil {
+		return fmt.Errorf("list the servers: %w", err)
+	}
 	for {
-		lagging, err := a.lagging(ctx)
+		lagging, err := a.lagging(ctx, servers)
 		if err == nil && len(lagging) == 0 {
 			return nil
 		}
@@ -202,11 +229,7 @@ func Agree(ctx context.Context, a Agreement) error {
 }
 
 // lagging names the servers whose report is not a.Want.
-func (a Agreement) lagging(ctx context.Context) ([]string, error) {
-	servers, err := a.Servers(ctx)
-	if err != nil {
-		return nil, err
-	}
+func (a Agreement) lagging(ctx context.Context, servers []string) ([]string, error) {
 	reports, err := Reports(ctx, a.Client, a.Status)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/testutil"
 )
 
 // server is one server's part in a test: its config file, and an
@@ -98,7 +99,7 @@ func keysOf(t *testing.T, file string) []string {
 func TestRotationTwoServers(t *testing.T) {
 	ss := newServers(t, "a", "b")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "default"}, Data: map[string][]byte{"k": []byte("v")}}
-	client := fake.NewClientset(secret)
+	client := testutil.WithVersions(fake.NewClientset(secret))
 	var rewrittenWith []string // the encrypting key of server a at each Secret update
 	client.PrependReactor("update", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
 		rewrittenWith = append(rewrittenWith, keysOf(t, ss[0].file)[0])
@@ -127,7 +128,7 @@ func TestRotationTwoServers(t *testing.T) {
 // once it does, the rotation goes on from that stage to the end.
 func TestRotationWaitsForEveryServer(t *testing.T) {
 	ss := newServers(t, "a", "b")
-	client := fake.NewClientset()
+	client := testutil.WithVersions(fake.NewClientset())
 	running(t, client, ss[0], "")
 	err := rotation(client, ss[0].file, time.Second, "a", "b").Run(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "servers b have not applied stage current") {

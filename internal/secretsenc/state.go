@@ -64,6 +64,9 @@ type State struct {
 	Config []byte
 	// SealedWith names the key that seals Config in the ConfigMap.
 	SealedWith string
+	// version is the ConfigMap's resourceVersion st was read at, "" if
+	// there is none yet.
+	version string
 }
 
 // Hash is how kube-apiserver names a config it applied (its
@@ -82,10 +85,14 @@ const (
 const sealInfo = "monokube secrets-encryption state v1"
 
 // seal is Seal for the encryption state.
-func seal(config []byte, key identity.EncryptionKey) (string, error) { return Seal(config, key, sealInfo) }
+func seal(config []byte, key identity.EncryptionKey) (string, error) {
+	return Seal(config, key, sealInfo)
+}
 
 // open is Open for the encryption state.
-func open(sealed string, key identity.EncryptionKey) ([]byte, error) { return Open(sealed, key, sealInfo) }
+func open(sealed string, key identity.EncryptionKey) ([]byte, error) {
+	return Open(sealed, key, sealInfo)
+}
 
 // Seal encrypts data with key (AES-256-GCM under an HKDF subkey for info,
 // which names the use), bound to the key's name: for state the servers
@@ -122,6 +129,7 @@ func Open(sealed string, key identity.EncryptionKey, info string) ([]byte, error
 	return out, nil
 }
 
+// aeadOf is AES-256-GCM under key's HKDF subkey for info.
 func aeadOf(key identity.EncryptionKey, info string) (cipher.AEAD, error) {
 	secret, err := base64.StdEncoding.DecodeString(key.Secret)
 	if err != nil {

@@ -43,7 +43,6 @@ type Sync struct {
 	Log     *slog.Logger
 
 	reported Report
-	warned   string // the last failure logged, so that a lasting one is logged once
 }
 
 var _ lifecycle.Component = (*Sync)(nil)
@@ -51,23 +50,32 @@ var _ lifecycle.Component = (*Sync)(nil)
 // Name implements lifecycle.Component.
 func (*Sync) Name() string { return "secrets-encryption-sync" }
 
-// Run syncs until ctx ends; failures are logged once each and retried.
+// Run syncs until ctx ends.
 func (s *Sync) Run(ctx context.Context) error {
-	t := time.NewTicker(syncEvery)
+	RunEvery(ctx, syncEvery, s.Once, s.Log)
+	return nil
+}
+
+// RunEvery runs once every period until ctx ends: a server's part of a
+// rotation. A failure is logged as a warning once, until it changes or
+// once succeeds, and tried again.
+func RunEvery(ctx context.Context, every time.Duration, once func(context.Context) error, log *slog.Logger) {
+	t := time.NewTicker(every)
 	defer t.Stop()
+	warned := ""
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
-		err := s.Once(ctx)
+		err := once(ctx)
 		switch {
 		case err == nil:
-			s.warned = ""
-		case ctx.Err() == nil && err.Error() != s.warned:
-			s.warned = err.Error()
-			s.Log.Warn("secrets encryption sync", "err", err)
+			warned = ""
+		case ctx.Err() == nil && err.Error() != warned:
+			warned = err.Error()
+			log.Warn("sync failed; trying again", "err", err)
 		}
 	}
 }

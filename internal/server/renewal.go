@@ -42,6 +42,7 @@ func (*certRenewal) Name() string { return "certificate-renewal" }
 // Run checks until ctx ends; the start's own check was identity.Init's.
 func (r *certRenewal) Run(ctx context.Context) error {
 	next := time.Now().Add(r.cfg.Certs.CheckEvery)
+	var retry time.Time // after a failure, no request is taken before it
 	tick := time.NewTicker(requestPoll)
 	defer tick.Stop()
 	for {
@@ -49,23 +50,29 @@ func (r *certRenewal) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			if !r.id.RotatePending() && now.Before(next) {
+			if now.Before(next) && (now.Before(retry) || !r.id.RotatePending()) {
 				continue
 			}
-			r.renew(ctx)
 			next = time.Now().Add(r.cfg.Certs.CheckEvery)
+			if !r.renew(ctx) {
+				retry = time.Now().Add(min(r.cfg.Certs.CheckEvery, failedRetry))
+				next = retry
+			}
 		}
 	}
 }
 
-// renew runs one check.
-func (r *certRenewal) renew(ctx context.Context) {
+// failedRetry is how soon a failed renewal is tried again (at most).
+const failedRetry = time.Minute
+
+// renew runs one check and reports whether it succeeded.
+func (r *certRenewal) renew(ctx context.Context) bool {
 	issued, err := r.id.Renew(r.cfg, time.Now(), r.log)
 	if err != nil {
-		r.log.Error("certificate renewal failed; the current certificates stay in use and the next check tries again", "err", err)
+		r.log.Error("certificate renewal failed; the current certificates stay in use and a check in a minute tries again", "err", err)
 		nodeWarning(ctx, r.events, r.cfg.NodeName, "CertificateRenewalFailed", "monokube-certificates",
 			"renewing this server's certificates failed (run `monokube certificate check` on it): "+err.Error(), r.log)
-		return
+		return false
 	}
 	if len(issued) > 0 {
 		r.log.Info("renewed certificates", "count", len(issued))
@@ -75,6 +82,7 @@ func (r *certRenewal) renew(ctx context.Context) {
 			r.log.Error("metrics-server's renewed certificate is not in its manifest yet", "err", err)
 		}
 	}
+	return true
 }
 
 // renewalComponent is the server's certificate renewal; it records events

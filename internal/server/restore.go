@@ -169,16 +169,22 @@ func othersStopped(ctx context.Context, cfg *config.Server, l datadir.Layout, r 
 // identity in the data dir: files there already must be the same
 // (identity.Bundle.Write checks them all before it writes one), except
 // the recovery key, which becomes the snapshot's (servers of a cluster
-// made before snapshots each made their own). A refusal drops the record:
+// made before snapshots each made their own), and the keys a rotation
+// changes, which become the snapshot's, those its etcd data was written
+// with. A refusal drops the record:
 // nothing was written.
 func (r *restoring) begin(l datadir.Layout, c control.Creds, log *slog.Logger) error {
 	if err := fsutil.SaveState(restoreRecordFile(l), restoreRecord{File: r.file, Start: time.Now().UTC()}); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	key := r.bundle.TakeRecoveryKey(l)
+	rotating := r.bundle.TakeRotating(l)
 	if err := r.bundle.Write(l); err != nil {
 		_ = os.Remove(restoreRecordFile(l))
 		return fmt.Errorf("restore refused, nothing changed: %w", err)
+	}
+	if err := fsutil.WriteFiles(rotating...); err != nil {
+		return fmt.Errorf("restore: the snapshot's Secrets encryption and service-account keys: %w", err)
 	}
 	if len(key) == 0 {
 		return nil
