@@ -34,8 +34,8 @@ import (
 	"k8s.io/client-go/util/keyutil"
 )
 
-// retireHeader is the PEM header of a verifying key's end.
-const retireHeader = "Retire-After"
+// RetireHeader is the PEM header of a verifying key's end in service.pub.
+const RetireHeader = "Retire-After"
 
 // VerifyKey is one key that verifies tokens.
 type VerifyKey struct {
@@ -96,9 +96,9 @@ func Parse(keyPEM, pubPEM []byte) (Set, error) {
 			return Set{}, fmt.Errorf("a service-account verifying key: %w", err)
 		}
 		v := VerifyKey{ID: KeyID(block.Bytes), DER: block.Bytes}
-		if at, ok := block.Headers[retireHeader]; ok {
+		if at, ok := block.Headers[RetireHeader]; ok {
 			if v.RetireAfter, err = time.Parse(time.RFC3339, at); err != nil {
-				return Set{}, fmt.Errorf("service-account key %s: %s: %w", v.ID, retireHeader, err)
+				return Set{}, fmt.Errorf("service-account key %s: %s: %w", v.ID, RetireHeader, err)
 			}
 		}
 		s.Verify = append(s.Verify, v)
@@ -128,7 +128,7 @@ func RenderPub(keys []VerifyKey) []byte {
 	for _, v := range keys {
 		block := &pem.Block{Type: "PUBLIC KEY", Bytes: v.DER}
 		if !v.RetireAfter.IsZero() {
-			block.Headers = map[string]string{retireHeader: v.RetireAfter.UTC().Format(time.RFC3339)}
+			block.Headers = map[string]string{RetireHeader: v.RetireAfter.UTC().Format(time.RFC3339)}
 		}
 		_ = pem.Encode(&b, block) // a bytes.Buffer does not fail
 	}

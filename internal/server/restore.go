@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/satoken"
 	"github.com/monokube/monokube/internal/snapshot"
 	"github.com/monokube/monokube/internal/upgrade"
 )
@@ -183,6 +185,7 @@ func (r *restoring) begin(l datadir.Layout, c control.Creds, log *slog.Logger) e
 		_ = os.Remove(restoreRecordFile(l))
 		return fmt.Errorf("restore refused, nothing changed: %w", err)
 	}
+	keepVerifying(rotating, c.ServicePub, time.Now())
 	if err := fsutil.WriteFiles(rotating...); err != nil {
 		return fmt.Errorf("restore: the snapshot's Secrets encryption and service-account keys: %w", err)
 	}
@@ -193,6 +196,36 @@ func (r *restoring) begin(l datadir.Layout, c control.Creds, log *slog.Logger) e
 		log.Warn("restore: this server's recovery key becomes the snapshot's; `monokube etcd-snapshot recovery-key` prints it", "id", r.opened.Manifest.RecoveryKeyID)
 	}
 	return fsutil.WriteFile(c.RecoveryKey, key, 0o600)
+}
+
+// keepVerifying adds to the snapshot's service-account verifying keys in
+// files those this server's pub file holds and the snapshot's does not
+// (a key rotated in after the snapshot), each until it retires (a year
+// from now if it had no end): the tokens pods hold now keep working after
+// the restore.
+func keepVerifying(files []fsutil.File, pub string, now time.Time) {
+	have, err := os.ReadFile(pub)
+	if err != nil {
+		return // a new machine: nothing to keep
+	}
+	for i, f := range files {
+		if f.Path != pub {
+			continue
+		}
+		known := map[string]bool{}
+		for b, rest := pem.Decode(f.Data); b != nil; b, rest = pem.Decode(rest) {
+			known[string(b.Bytes)] = true
+		}
+		for b, rest := pem.Decode(have); b != nil; b, rest = pem.Decode(rest) {
+			if b.Type != "PUBLIC KEY" || known[string(b.Bytes)] {
+				continue
+			}
+			if b.Headers[satoken.RetireHeader] == "" {
+				b.Headers = map[string]string{satoken.RetireHeader: now.Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339)}
+			}
+			files[i].Data = append(bytes.Clone(files[i].Data), pem.EncodeToMemory(b)...)
+		}
+	}
 }
 
 // apply replaces this server's etcd data with the snapshot's.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/satoken"
 	"github.com/monokube/monokube/internal/snapshot"
 )
 
@@ -55,5 +58,39 @@ func TestRecoveryKeyChoice(t *testing.T) {
 	}
 	if k, err := recoveryKey(config.Restore{RecoveryKeyFile: file}, c); err != nil || k != given {
 		t.Errorf("--recovery-key-file's key: %v", err)
+	}
+}
+
+// A restore keeps the verifying keys rotated in after the snapshot, until
+// a year from now, beside the snapshot's own.
+func TestKeepVerifying(t *testing.T) {
+	dir := t.TempDir()
+	snapKey, snapPub := filepath.Join(dir, "snap.key"), filepath.Join(dir, "snap.pub")
+	nowKey, nowPub := filepath.Join(dir, "service.key"), filepath.Join(dir, "service.pub")
+	for _, kp := range [][2]string{{snapKey, snapPub}, {nowKey, nowPub}} {
+		if err := pki.EnsureSigningKey(kp[0], kp[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) []byte {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	now := time.Now()
+	files := []fsutil.File{{Path: nowPub, Data: read(snapPub), Mode: 0o644}}
+	keepVerifying(files, nowPub, now)
+	set, err := satoken.Parse(read(snapKey), files[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := satoken.Load(nowKey, nowPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Verify) != 2 || set.Verify[1].ID != current.SignerID || !set.Verify[1].RetireAfter.After(now.Add(364*24*time.Hour)) {
+		t.Errorf("verifying keys after the restore: %+v; want the snapshot's, then the current one until a year from now", set.Verify)
 	}
 }
