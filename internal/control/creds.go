@@ -108,7 +108,7 @@ func NewCreds(l datadir.Layout) Creds {
 		EtcdClient:           e("client"),
 		ServiceKey:           l.TLSFile("service.key"),
 		ServicePub:           l.TLSFile("service.pub"),
-		SASigner:             filepath.Join(l.Run, "sa-signer", "signer.sock"),
+		SASigner:             filepath.Join(l.Run, "sa", "sock"), // short: a socket's path is at most 107 bytes
 		PKILock:              l.TLSFile(".lock"),
 		RotateRequest:        l.TLSFile("rotate-request.json"),
 		RotateResult:         l.TLSFile("rotate-result.json"),

@@ -58,10 +58,16 @@ func NewSigner(socket, keyFile, pubFile string, log *slog.Logger) *Signer {
 // Name implements lifecycle.Component.
 func (*Signer) Name() string { return "service-account-signer" }
 
+// maxSocketPath is the longest path a Unix socket may have on Linux.
+const maxSocketPath = 107
+
 // Run serves on the socket, which only root may open, until ctx ends.
 func (s *Signer) Run(ctx context.Context) error {
 	if _, err := s.current(); err != nil {
 		return err
+	}
+	if len(s.socket) > maxSocketPath {
+		return fmt.Errorf("service-account signer: its socket %s is longer than the %d bytes Linux allows: give a shorter --run-dir", s.socket, maxSocketPath)
 	}
 	// A directory of its own, only root's: the socket is never open to
 	// others, not even between its creation and its chmod.

@@ -800,11 +800,18 @@ func rotateAgent(t *testing.T, srv, agent *harness.Node, pod string) {
 		t.Errorf("agent exit %d after SIGTERM", code)
 	}
 	agent.StartAgent(srv, "", agentName)
-	agent.WaitNodesReady(srv, 2)
-	served, err := endpoint{"agent's kubelet", agent, agent.NS.IP + ":10250"}.cert()
-	if err != nil || served.SerialNumber.Cmp(read("kubelet-server-current.pem").SerialNumber) != 0 {
-		t.Errorf("after the restart the agent's kubelet serves %v (%v), want the re-issued certificate", served, err)
+	// The Node stays Ready from before the restart for a while: wait for
+	// the kubelet itself to serve.
+	var served *x509.Certificate
+	agent.WaitFor(2*time.Minute, "the restarted kubelet serving", func(context.Context) (bool, error) {
+		var err error
+		served, err = endpoint{"agent's kubelet", agent, agent.NS.IP + ":10250"}.cert()
+		return err == nil, err
+	})
+	if served.SerialNumber.Cmp(read("kubelet-server-current.pem").SerialNumber) != 0 {
+		t.Errorf("after the restart the agent's kubelet serves serial %s, want the re-issued certificate's", served.SerialNumber)
 	}
+	agent.WaitNodesReady(srv, 2)
 	if out, err := kubectl(srv, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
 		t.Errorf("exec into the agent's pod after the rotation: %q, %v", out, err)
 	}
