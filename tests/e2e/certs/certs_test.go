@@ -812,8 +812,17 @@ func rotateAgent(t *testing.T, srv, agent *harness.Node, pod string) {
 		t.Errorf("after the restart the agent's kubelet serves serial %s, want the re-issued certificate's", served.SerialNumber)
 	}
 	agent.WaitNodesReady(srv, 2)
-	if out, err := kubectl(srv, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
-		t.Errorf("exec into the agent's pod after the rotation: %q, %v", out, err)
+	srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
+	// A restarted kubelet answers "pod does not exist" until it has read
+	// its pods back from containerd.
+	var out string
+	srv.WaitFor(time.Minute, "exec into the agent's pod after the rotation", func(context.Context) (bool, error) {
+		var err error
+		out, err = kubectl(srv, "exec", pod, "--", "/echo", "echo-cmd", "hi")
+		return err == nil, err
+	})
+	if out != "hi\n" {
+		t.Errorf("exec into the agent's pod after the rotation: %q", out)
 	}
 	if now := podName(srv, "app=on-agent"); now != pod {
 		t.Errorf("the agent's pod %s was replaced by %s", pod, now)
