@@ -69,15 +69,7 @@ func rotateSAKey(c *cli.Context, stdout io.Writer) error {
 
 // saKeyStatus is `service-account-key status`.
 func saKeyStatus(c *cli.Context, stdout io.Writer) error {
-	out, err := outputFormat(c, "table", "json")
-	if err != nil {
-		return err
-	}
-	client, id, err := adminClient(c)
-	if err != nil {
-		return err
-	}
-	servers, err := serverNames(c.Context, c)
+	out, client, id, servers, err := statusInputs(c)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes"
 
+	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/secretsenc"
 )
 
@@ -81,17 +83,24 @@ func serverNames(ctx context.Context, c *cli.Context) ([]string, error) {
 	return out, nil
 }
 
-// encryptionStatus is `secrets-encrypt status`.
-func encryptionStatus(c *cli.Context, stdout io.Writer) error {
+// statusInputs is what a rotation's status command reads: its output
+// format, an admin client, the server's identity and every server's name.
+func statusInputs(c *cli.Context) (string, kubernetes.Interface, *identity.Identity, []string, error) {
 	out, err := outputFormat(c, "table", "json")
 	if err != nil {
-		return err
+		return "", nil, nil, nil, err
 	}
 	client, id, err := adminClient(c)
 	if err != nil {
-		return err
+		return "", nil, nil, nil, err
 	}
 	servers, err := serverNames(c.Context, c)
+	return out, client, id, servers, err
+}
+
+// encryptionStatus is `secrets-encrypt status`.
+func encryptionStatus(c *cli.Context, stdout io.Writer) error {
+	out, client, id, servers, err := statusInputs(c)
 	if err != nil {
 		return err
 	}
