@@ -7,6 +7,8 @@ package addons
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +44,14 @@ type Settings struct {
 	MetricsKey      string // PEM: its key
 	MetricsCABundle string // base64 of the PEM of the CA its APIService trusts
 	Images          Images
+}
+
+// KubeletCAHash names the KubeletCA bundle in metrics-server's pod
+// template: a change of it (a kubelet-serving CA rotation) rolls
+// metrics-server, which reads the bundle when it starts.
+func (s Settings) KubeletCAHash() string {
+	sum := sha256.Sum256([]byte(s.KubeletCA))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Render returns addon name's manifest rendered with s.

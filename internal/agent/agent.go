@@ -84,7 +84,8 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		plan.Undo(log)
 		return err
 	}
-	g := lifecycle.NewGroup(log, append([]lifecycle.Component{lb}, components...)...)
+	trust := &trustSync{layout: l, creds: creds, log: log.With("component", "ca-trust")}
+	g := lifecycle.NewGroup(log, append(append([]lifecycle.Component{lb}, components...), trust)...)
 	g.OnStartFailure(func() { plan.Undo(log) }) // what Prepare changed on the host
 	g.OnReady(upgrade.RecordVersion(l.VersionFile(), log))
 	g.OnReady(systemd.TakeNotifier().ReadyHook(log))

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -27,25 +26,26 @@ func balancer(l datadir.Layout, creds node.Creds, j joined, log *slog.Logger) (*
 	if u.Port() == "" {
 		joinedAddr = net.JoinHostPort(u.Hostname(), "443")
 	}
-	ca, err := os.ReadFile(l.AgentTLSFile("server-ca.crt"))
-	if err != nil {
-		return nil, fmt.Errorf("read the cluster's server CA (join again to restore it): %w", err)
+	ca := l.AgentTLSFile("server-ca.crt")
+	if !fsutil.Exists(ca) {
+		return nil, fmt.Errorf("the cluster's server CA %s is missing: join again to restore it", ca)
 	}
 	for _, kc := range []string{creds.BootstrapKubeconfig, creds.KubeletKubeconfig} {
-		if err := pointAt(kc, apilb.URL(apilb.NodeAddr()), log); err != nil {
+		if err := pointAt(kc, apilb.URL(apilb.NodeAddr()), ca, log); err != nil {
 			return nil, err
 		}
 	}
 	return apilb.New(apilb.Config{
 		Listen: apilb.NodeAddr(), Joined: joinedAddr, StateFile: node.ServersFile(l),
-		ServerCA: ca, Kubeconfig: creds.KubeletKubeconfig,
+		ServerCAFile: ca, Kubeconfig: creds.KubeletKubeconfig,
 	}, log.With("component", "apiserver-lb")), nil
 }
 
-// pointAt sets every cluster's server in the kubeconfig at path to url; a
-// missing file (not written yet, or removed after the bootstrap) is left
-// alone.
-func pointAt(path, url string, log *slog.Logger) error {
+// pointAt sets every cluster's server in the kubeconfig at path to url
+// and its CA to the file caFile (which the agent keeps current during a CA
+// rotation, and clients read again when it changes); a missing file (not
+// written yet, or removed after the bootstrap) is left alone.
+func pointAt(path, url, caFile string, log *slog.Logger) error {
 	if path == "" || !fsutil.Exists(path) {
 		return nil
 	}
@@ -58,6 +58,10 @@ func pointAt(path, url string, log *slog.Logger) error {
 		if c.Server != url {
 			log.Info("pointing the node's kubeconfig at its apiserver load balancer", "file", path, "was", c.Server, "now", url)
 			c.Server, changed = url, true
+		}
+		if c.CertificateAuthority != caFile || c.CertificateAuthorityData != nil {
+			log.Info("pointing the node's kubeconfig at the cluster's server CA file", "file", path, "ca", caFile)
+			c.CertificateAuthority, c.CertificateAuthorityData, changed = caFile, nil, true
 		}
 	}
 	if !changed {

@@ -109,7 +109,7 @@ func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join
 		return err
 	}
 	kc, err := clientcmd.Write(clientcmdapi.Config{
-		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: apilb.URL(apilb.NodeAddr()), CertificateAuthorityData: d.CA}},
+		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: apilb.URL(apilb.NodeAddr()), CertificateAuthority: l.AgentTLSFile("server-ca.crt")}},
 		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"join": {Token: t.Bootstrap()}},
 		Contexts:       map[string]*clientcmdapi.Context{"join": {Cluster: "cluster", AuthInfo: "join"}},
 		CurrentContext: "join",

@@ -45,9 +45,10 @@ type Config struct {
 	Joined string
 	// StateFile is where the known servers are kept across restarts.
 	StateFile string
-	// ServerCA is the PEM bundle the servers' serving certificates chain
-	// to, for the health probes.
-	ServerCA []byte
+	// ServerCAFile holds the PEM bundle the servers' serving certificates
+	// chain to, for the health probes; read at each probe, so that the
+	// probes follow a CA rotation.
+	ServerCAFile string
 	// Kubeconfig is the node's own credentials, for the EndpointSlice
 	// watch (through the balancer itself); the watch waits until the file
 	// exists (the kubelet writes it once it holds its certificate).
@@ -60,7 +61,7 @@ type Config struct {
 	// server it reached last.
 	Prefer bool
 	// Probe reports whether the server at addr answers; nil: its /readyz
-	// over TLS verified against ServerCA.
+	// over TLS verified against ServerCAFile.
 	Probe func(ctx context.Context, addr string) error
 	// Learn calls set with the servers' addresses whenever they change,
 	// until ctx ends; nil: the default/kubernetes EndpointSlices, watched

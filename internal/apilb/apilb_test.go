@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -53,9 +54,12 @@ func start(t *testing.T, backends ...*backend) *LB {
 	for _, b := range backends {
 		known = append(known, b.addr())
 	}
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: backends[0].srv.Certificate().Raw})
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: backends[0].srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	lb := New(Config{Listen: "127.0.0.1:0", Joined: known[0], StateFile: filepath.Join(t.TempDir(), "servers.json"),
-		ServerCA: ca, Kubeconfig: filepath.Join(t.TempDir(), "none")}, slog.New(slog.DiscardHandler))
+		ServerCAFile: caFile, Kubeconfig: filepath.Join(t.TempDir(), "none")}, slog.New(slog.DiscardHandler))
 	lb.pool.set(known)
 	lb.probeEvery = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,13 +22,39 @@ const (
 )
 
 // newProber asks each server's /readyz (open to anonymous clients) over
-// TLS verified against the cluster's server CA.
-func newProber(serverCA []byte) (func(ctx context.Context, addr string) error, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(serverCA) {
-		return nil, fmt.Errorf("no certificate in the server CA bundle")
+// TLS verified against the cluster's server CA bundle in caFile, read
+// again for each connection.
+func newProber(caFile string) (func(ctx context.Context, addr string) error, error) {
+	if _, err := readPool(caFile); err != nil {
+		return nil, err
 	}
-	return HTTPSProbe(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, "/readyz"), nil
+	verify := func(cs tls.ConnectionState) error {
+		pool, err := readPool(caFile)
+		if err != nil {
+			return err
+		}
+		opts := x509.VerifyOptions{Roots: pool, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, err = cs.PeerCertificates[0].Verify(opts)
+		return err
+	}
+	// Verified by verify, against the file as it is at each handshake.
+	return HTTPSProbe(&tls.Config{InsecureSkipVerify: true, VerifyConnection: verify, MinVersion: tls.VersionTLS12}, "/readyz"), nil //nolint:gosec // see verify
+}
+
+// readPool reads the PEM bundle in file as a certificate pool.
+func readPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read the server CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("no certificate in the server CA bundle %s", file)
+	}
+	return pool, nil
 }
 
 // HTTPSProbe is a health probe (Config.Probe) that GETs path over TLS
@@ -58,7 +85,7 @@ func (lb *LB) probeLoop(ctx context.Context) {
 	probe := lb.cfg.Probe
 	if probe == nil {
 		var err error
-		if probe, err = newProber(lb.cfg.ServerCA); err != nil {
+		if probe, err = newProber(lb.cfg.ServerCAFile); err != nil {
 			lb.log.Warn("apiserver health probes are off: servers count as down only when a dial fails", "err", err)
 			return
 		}

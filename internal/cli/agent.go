@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/monokube/monokube/internal/agent"
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/lifecycle"
 )
 
 func agentCommand(stderr io.Writer) *cli.Command {
@@ -28,9 +33,31 @@ func agentCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return agent.Run(c.Context, cfg, log)
+			err = agent.Run(c.Context, cfg, log)
+			if restart := (*lifecycle.RestartError)(nil); errors.As(err, &restart) && c.Err() == nil {
+				log.Info("restarting the agent", "reason", restart.Reason)
+				return restartSelf()
+			}
+			return err
 		},
 	}
+}
+
+// restartSelf runs this command again in place of this process (same
+// PID, arguments and environment): through the launcher if one started
+// it, so that a binary replaced meanwhile is the one that runs.
+func restartSelf() error {
+	path := os.Getenv("MONOKUBE_LAUNCHER")
+	if path == "" {
+		var err error
+		if path, err = os.Executable(); err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+	}
+	if err := syscall.Exec(path, os.Args, os.Environ()); err != nil {
+		return fmt.Errorf("restart %s: %w; start the agent again (systemd does)", path, err)
+	}
+	return nil
 }
 
 // agentFlags declares the agent's flags; every name except "config" is

@@ -50,7 +50,7 @@ func certificateCommand(stdout io.Writer) *cli.Command {
 					strings.Join(identity.Services(), ", ")},
 				&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long to wait for the running server"}),
 			Action: func(c *cli.Context) error { return rotateCertificates(c, stdout) },
-		}},
+		}, rotateCACommand(stdout)},
 	}
 }
 

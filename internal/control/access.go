@@ -35,6 +35,7 @@ const (
 	TokenUser       = "monokube:join-token"
 	NodeHostsUser   = "monokube:nodehosts"
 	FlannelPeerUser = "monokube:flannel-peer"
+	RootCAUser      = "monokube:root-ca-publisher"
 )
 
 // Identity is an in-process controller's user and what RBAC grants it,

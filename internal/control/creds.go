@@ -42,6 +42,7 @@ type Creds struct {
 	ApproverClient    pki.Files
 	TokenClient       pki.Files
 	NodeHostsClient   pki.Files
+	RootCAClient      pki.Files // monokube's kube-root-ca.crt publisher
 	FlannelPeerClient pki.Files
 
 	EtcdServer pki.Files // etcd's client-facing serving cert
@@ -102,6 +103,7 @@ func NewCreds(l datadir.Layout) Creds {
 		ApproverClient:       t("client-csr-approver"),
 		TokenClient:          t("client-join-token"),
 		NodeHostsClient:      t("client-nodehosts"),
+		RootCAClient:         t("client-root-ca-publisher"),
 		FlannelPeerClient:    t("client-flannel-peer"),
 		EtcdServer:           e("server-client"),
 		EtcdPeer:             e("peer-server-client"),

@@ -12,6 +12,10 @@ import (
 // Leader election is off: a single server has nothing to elect, and with it
 // on, upstream exits the whole process when its context ends instead of
 // returning, which would cut monokube's ordered shutdown short.
+//
+// The root CA publisher (kube-root-ca.crt in every namespace) is monokube's
+// own (server.rootCAPublisher): upstream's reads --root-ca-file once, and
+// pods must follow a server CA rotation.
 func ControllerManagerArgs(cfg *config.Server, c Creds) []string {
 	defaults := Flags{
 		"authentication-kubeconfig":                       c.CMKubeconfig,
@@ -31,7 +35,7 @@ func ControllerManagerArgs(cfg *config.Server, c Creds) []string {
 		"allocate-node-cidrs":                             "true",
 		"cluster-cidr":                                    cfg.ClusterCIDR.String(),
 		"service-cluster-ip-range":                        cfg.ServiceCIDR.String(),
-		"controllers":                                     "*,bootstrapsigner,tokencleaner",
+		"controllers":                                     "*,bootstrapsigner,tokencleaner,-root-ca-cert-publisher",
 		"configure-cloud-routes":                          "false",
 		"leader-elect":                                    "false",
 		"profiling":                                       "false",

@@ -98,6 +98,9 @@ func ensureLeaf(l leaf, ca *pki.KeyPair, is issue) (bool, error) {
 func ensureCAs(c control.Creds, now time.Time) (map[pki.Files]*pki.KeyPair, error) {
 	cas := map[pki.Files]*pki.KeyPair{}
 	for _, a := range authorities(c) {
+		if err := settleCA(a.files); err != nil {
+			return nil, err
+		}
 		kp, err := pki.EnsureCA(a.files, fmt.Sprintf("%s@%d", a.name, now.Unix()), now)
 		if err != nil {
 			return nil, fmt.Errorf("certificate authority %s: %w", filepath.Base(string(a.files)), err)
@@ -125,10 +128,13 @@ func markLegacyKubeletCA(c control.Creds) error {
 }
 
 // writeKubeletCABundle writes the CAs that kubelet serving certificates
-// may chain to: the kubelet-serving CA, and the server CA only on a
-// cluster marked legacy.
+// may chain to: the kubelet-serving CA's file (both CAs during a
+// rotation), and the server CA only on a cluster marked legacy.
 func writeKubeletCABundle(c control.Creds, cas map[pki.Files]*pki.KeyPair) error {
-	bundle := pki.CertPEM(cas[c.KubeletServingCA].Cert)
+	bundle, err := os.ReadFile(c.KubeletServingCA.Cert())
+	if err != nil {
+		return err
+	}
 	if fsutil.Exists(legacyKubeletCA(c)) {
 		bundle = append(bundle, pki.CertPEM(cas[c.ServerCA].Cert)...)
 	}

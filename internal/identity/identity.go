@@ -169,6 +169,12 @@ func newIdentity(l datadir.Layout, c control.Creds, cas map[pki.Files]*pki.KeyPa
 	}, nil
 }
 
-// ClientCAPEM is the client CA's certificate file, as written: what the
-// kubelets of the cluster trust.
-func (id *Identity) ClientCAPEM() []byte { return bytes.Clone(id.clientCA) }
+// ClientCAPEM is the client CA's certificate file as it is now (both CAs
+// during a rotation): what the kubelets of the cluster trust. It is the
+// file as Init found it if the file cannot be read any more.
+func (id *Identity) ClientCAPEM() []byte {
+	if data, err := os.ReadFile(id.Creds.ClientCA.Cert()); err == nil {
+		return data
+	}
+	return bytes.Clone(id.clientCA)
+}

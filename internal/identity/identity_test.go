@@ -60,7 +60,7 @@ func initFiles() map[string]fs.FileMode {
 		"server/tls/serving-kube-controller-manager", "server/tls/serving-kube-scheduler", "server/tls/client-admin",
 		"server/tls/client-super-admin", "server/tls/client-controller", "server/tls/client-scheduler",
 		"server/tls/client-kube-apiserver", "server/tls/client-auth-proxy", "server/tls/client-csr-approver",
-		"server/tls/client-join-token", "server/tls/client-nodehosts", "server/tls/client-flannel-peer",
+		"server/tls/client-join-token", "server/tls/client-nodehosts", "server/tls/client-root-ca-publisher", "server/tls/client-flannel-peer",
 		"server/tls/etcd/server-ca", "server/tls/etcd/server-client", "server/tls/etcd/peer-server-client",
 		"server/tls/etcd/client",
 		"agent/tls/serving-kubelet", "agent/tls/client-kubelet", "agent/tls/client-kube-proxy",

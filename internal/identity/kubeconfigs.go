@@ -46,7 +46,7 @@ func (id *Identity) writeKubeconfigs(cfg *config.Server) error {
 	if own == nil {
 		return nil
 	}
-	if err := fsutil.WriteFile(own.ClientCA, id.clientCA, 0o644); err != nil {
+	if err := fsutil.WriteFile(own.ClientCA, id.ClientCAPEM(), 0o644); err != nil {
 		return err
 	}
 	return id.writeAll(apilb.URL(apilb.NodeAddr()), []kubeconfigFile{

@@ -70,6 +70,7 @@ func leaves(cfg *config.Server, c control.Creds, hostname string) []leaf {
 		{c.ApproverClient, c.ClientCA, client(control.ApproverUser), ServiceControllers},
 		{c.TokenClient, c.ClientCA, client(control.TokenUser), ServiceControllers},
 		{c.NodeHostsClient, c.ClientCA, client(control.NodeHostsUser), ServiceControllers},
+		{c.RootCAClient, c.ClientCA, client(control.RootCAUser), ServiceControllers},
 		{c.FlannelPeerClient, c.ClientCA, client(control.FlannelPeerUser), ServiceControllers},
 		{c.EtcdServer, c.EtcdCA, etcdSpec("etcd-server"), ServiceEtcd},
 		{c.EtcdPeer, c.EtcdCA, etcdSpec("etcd-peer"), ServiceEtcd},

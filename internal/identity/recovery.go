@@ -43,7 +43,12 @@ func (id *Identity) ShowRecoveryKey(out io.Writer) error {
 
 // optionalBundlePaths are files a Bundle carries when the server has them.
 func optionalBundlePaths(l datadir.Layout) []string {
-	return []string{rel(l, control.NewCreds(l).RecoveryKey)}
+	c := control.NewCreds(l)
+	out := []string{rel(l, c.RecoveryKey)}
+	for _, a := range authorities(c) { // a CA rotation's new key, in its trust step
+		out = append(out, rel(l, nextKey(a.files)), rel(l, crossCert(a.files)))
+	}
+	return out
 }
 
 // TakeRecoveryKey removes the recovery key from b and returns it (nil
@@ -60,10 +65,18 @@ func (b *Bundle) TakeRecoveryKey(l datadir.Layout) []byte {
 // Secrets encryption config and the service-account keys) and returns
 // them to write, with their modes: a restore puts the snapshot's in place
 // of a server's own, which may be newer, since the snapshot's etcd data
-// was written with them. The CAs, which nothing rotates yet, must still
-// match.
+// was written with them. It also drops the CAs of b that l has already:
+// a server keeps its own, which a CA rotation may have made after the
+// snapshot and which every node trusts now (etcd's data depends on none).
 func (b *Bundle) TakeRotating(l datadir.Layout) []fsutil.File {
 	c := control.NewCreds(l)
+	for _, a := range authorities(c) {
+		if fsutil.Exists(a.files.Cert()) {
+			for _, f := range []string{a.files.Cert(), a.files.Key(), nextKey(a.files), crossCert(a.files)} {
+				delete(b.Files, rel(l, f))
+			}
+		}
+	}
 	var out []fsutil.File
 	for _, f := range []fsutil.File{{Path: c.EncryptionConfig, Mode: 0o600}, {Path: c.ServiceKey, Mode: 0o600}, {Path: c.ServicePub, Mode: 0o644}} {
 		p := rel(l, f.Path)

@@ -58,6 +58,17 @@ func RequestRotate(l datadir.Layout, services []string) (RotateRequest, error) {
 	if len(services) == 0 {
 		services = Services()
 	}
+	return writeRequest(l, services)
+}
+
+// RequestCheck asks the server whose data dir is l to check its leaves
+// now, as its daily check does, forcing none: after a CA rotation step,
+// those the old CA signed no longer match and are re-issued, and the
+// kubeconfigs and published CAs follow the CA files.
+func RequestCheck(l datadir.Layout) (RotateRequest, error) { return writeRequest(l, []string{}) }
+
+// writeRequest writes a request to force the leaves of services.
+func writeRequest(l datadir.Layout, services []string) (RotateRequest, error) {
 	id := make([]byte, 8)
 	if _, err := rand.Read(id); err != nil {
 		return RotateRequest{}, err
@@ -110,7 +121,7 @@ func (id *Identity) Renew(cfg *config.Server, now time.Time, log *slog.Logger) (
 	defer unlock()
 	req := readRotateRequest(id.Creds, log)
 	_, issued, err := ensurePKI(cfg, id.Creds, id.Node, issue{life: cfg.Certs.Lifetime, now: now, force: req.Services}, log)
-	if err == nil && len(issued) > 0 {
+	if err == nil && (len(issued) > 0 || req.ID != "") { // a request may follow a CA's change
 		err = id.writeKubeconfigs(cfg)
 	}
 	files := certFiles(issued)

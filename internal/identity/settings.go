@@ -5,13 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 
 	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/pki"
 )
+
+// readOr is the file at path, or fallback if it cannot be read.
+func readOr(path string, fallback []byte) []byte {
+	if data, err := os.ReadFile(path); err == nil {
+		return data
+	}
+	return fallback
+}
 
 // The keys of the encoded settings: the data of the settings ConfigMap
 // (join.SettingsConfigMap) and the "settings" of an agent's cluster.json.
@@ -23,6 +33,11 @@ const (
 	keyClusterDNS    = "cluster-dns"
 	keyClusterDomain = "cluster-domain"
 	keyClientCA      = "client-ca.crt"
+	// The CAs that sign the apiservers' and the kubelets' serving
+	// certificates, both during a CA rotation: agents follow them (a
+	// server from before they were published has none).
+	keyServerCA         = "server-ca.crt"
+	keyKubeletServingCA = "kubelet-serving-ca.crt"
 	// Server-wide choices, published for joining servers to compare (a
 	// server from before they were published has none).
 	keyFlannelBackend = "flannel-backend"
@@ -42,6 +57,11 @@ type ClusterSettings struct {
 	ClusterDNS    netip.Addr
 	ClusterDomain string
 	ClientCA      []byte // PEM of the CA of client certificates, which kubelets trust
+	// ServerCA and KubeletServingCA are the PEM bundles of the CAs of the
+	// apiservers' and the kubelets' serving certificates, the one that
+	// signs first; nil when the publisher predates them.
+	ServerCA         []byte
+	KubeletServingCA []byte
 	// FlannelBackend and Disabled (sorted; empty, not nil, for none) are
 	// the servers' pod network and left-out addons: every server must
 	// agree, or they undo each other. Zero when the publisher predates
@@ -60,8 +80,10 @@ func (id *Identity) Settings(cfg *config.Server) ClusterSettings {
 	return ClusterSettings{
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		ClientCA:       id.ClientCAPEM(),
-		FlannelBackend: cfg.FlannelBackend, Disabled: DisabledOf(cfg),
+		ClientCA:         id.ClientCAPEM(),
+		ServerCA:         readOr(id.Creds.ServerCA.Cert(), pki.CertPEM(id.CAs.Server.Cert)),
+		KubeletServingCA: readOr(id.Creds.KubeletServingCA.Cert(), pki.CertPEM(id.CAs.KubeletServing.Cert)),
+		FlannelBackend:   cfg.FlannelBackend, Disabled: DisabledOf(cfg),
 	}
 }
 
@@ -79,6 +101,12 @@ func (s ClusterSettings) Encode() map[string]string {
 	}
 	if s.FlannelBackend != "" {
 		out[keyFlannelBackend] = s.FlannelBackend
+	}
+	if s.ServerCA != nil {
+		out[keyServerCA] = string(s.ServerCA)
+	}
+	if s.KubeletServingCA != nil {
+		out[keyKubeletServingCA] = string(s.KubeletServingCA)
 	}
 	if s.Disabled != nil {
 		out[keyDisable] = disabledString(s.Disabled)
@@ -119,6 +147,14 @@ func DecodeClusterSettings(data map[string]string) (ClusterSettings, error) {
 		return ClusterSettings{}, err
 	}
 	s.FlannelBackend = data[keyFlannelBackend] // optional: see ClusterSettings
+	for key, into := range map[string]*[]byte{keyServerCA: &s.ServerCA, keyKubeletServingCA: &s.KubeletServingCA} {
+		if v, ok := data[key]; ok {
+			if _, err := certutil.ParseCertsPEM([]byte(v)); err != nil {
+				return ClusterSettings{}, fmt.Errorf("%s: %w", key, err)
+			}
+			*into = []byte(v)
+		}
+	}
 	if v, ok := data[keyDisable]; ok {
 		s.Disabled = []string{}
 		if v != noneDisabled {

@@ -76,8 +76,11 @@ func Discover(ctx context.Context, server string, t Token, p Patience, log *slog
 	return Discovery{Server: server, CA: ca, Settings: settings}, nil
 }
 
-// pinnedCA returns, as PEM, the one CA of cluster-info's kubeconfig that
-// the token pins; any other certificate in the bundle is dropped.
+// pinnedCA returns, as PEM, the CA of cluster-info's kubeconfig that the
+// token pins and those it vouches for (Token.TrustedCAs: while the server
+// CA is rotated, a token made before pins the old CA, and the bundle holds
+// the old one's certificate of the new). The rest of the bundle is
+// dropped: whoever knows the token secret can sign a cluster-info.
 func pinnedCA(kubeconfig string, t Token, server string) ([]byte, error) {
 	cfg, err := clientcmd.Load([]byte(kubeconfig))
 	if err != nil || len(cfg.Clusters) != 1 {
@@ -88,14 +91,16 @@ func pinnedCA(kubeconfig string, t Token, server string) ([]byte, error) {
 		bundle = c.CertificateAuthorityData
 	}
 	certs, err := certutil.ParseCertsPEM(bundle)
-	var ca *x509.Certificate
+	var cas []*x509.Certificate
 	if err == nil {
-		ca = t.PinnedCA(certs)
+		cas = t.TrustedCAs(certs)
 	}
-	if ca == nil {
-		return nil, fmt.Errorf("the server's CA does not match the token's CA hash %s: %s is not the cluster the token was made for (or someone is in between); check --server and copy the token again", t.CAHash, server)
+	if cas == nil {
+		return nil, fmt.Errorf("the server's CA does not match the token's CA hash %s: %s is not the cluster the token was made for, "+
+			"its CA was rotated since the token was made (make a new token on a server: `monokube token create`), "+
+			"or someone is in between; check --server and copy the token again", t.CAHash, server)
 	}
-	return pki.CertPEM(ca), nil
+	return pki.BundlePEM(cas...), nil
 }
 
 // signedClusterInfo waits for the server and for the token's signature.

@@ -9,6 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +282,58 @@ func TestCheckServingCSR(t *testing.T) {
 				t.Errorf("CheckServingCSR = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// During a server CA rotation a token made before pins the old CA:
+// TrustedCAs takes the new CA too when the bundle carries the old one's
+// certificate of it, and not otherwise; a CA the pinned one does not
+// vouch for is never taken.
+func TestTrustedCAsFollowVouchedCA(t *testing.T) {
+	now := time.Now()
+	old, _ := pki.NewCA("old", now)
+	next, _ := pki.NewCA("next", now)
+	evil, _ := pki.NewCA("evil", now)
+	cross, err := old.CrossSign(next.Cert, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilCross, _ := evil.CrossSign(next.Cert, now)
+	tok, err := NewToken(old.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tok.TrustedCAs([]*x509.Certificate{next.Cert, old.Cert, cross, evil.Cert}); len(got) != 2 || !got[0].Equal(old.Cert) || !got[1].Equal(next.Cert) {
+		t.Errorf("with the old CA's certificate of the new: trusted %d CAs; want the old and the new", len(got))
+	}
+	if got := tok.TrustedCAs([]*x509.Certificate{next.Cert, old.Cert, evilCross}); len(got) != 1 {
+		t.Errorf("with another CA's certificate of the new: trusted %d CAs; want the pinned one alone", len(got))
+	}
+	if got := tok.TrustedCAs([]*x509.Certificate{next.Cert}); got != nil {
+		t.Error("the pinned CA retired: a token that pins it still trusts the bundle")
+	}
+}
+
+// The server's own token file pinning a CA rotation's old server CA is
+// pinned to the new one, secret kept; one that pins no CA of the server
+// is refused.
+func TestLoadServerTokenRepins(t *testing.T) {
+	now := time.Now()
+	old, _ := pki.NewCA("old", now)
+	next, _ := pki.NewCA("next", now)
+	path := filepath.Join(t.TempDir(), "token")
+	tok, _ := NewToken(old.Cert)
+	if err := os.WriteFile(path, []byte(tok.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := LoadServerToken(path, next.Cert, []*x509.Certificate{next.Cert, old.Cert})
+	if err != nil || got.CAHash != CAHash(next.Cert) || got.ID != tok.ID || got.Secret != tok.Secret {
+		t.Fatalf("LoadServerToken = %+v, %v; want the same token pinning the new CA", got, err)
+	}
+	if data, _ := os.ReadFile(path); strings.TrimSpace(string(data)) != got.String() {
+		t.Error("the token file still pins the old CA")
+	}
+	if _, _, err := LoadServerToken(path, old.Cert, []*x509.Certificate{old.Cert}); err == nil {
+		t.Error("a token pinning a CA the server no longer has was taken")
 	}
 }

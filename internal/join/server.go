@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
+	certutil "k8s.io/client-go/util/cert"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	bootstrapsecrets "k8s.io/cluster-bootstrap/util/secrets"
 
@@ -25,7 +26,12 @@ import (
 // LoadServerToken reads the server's own join token from path. At first
 // start there is none yet: it returns a new one pinning ca, and fresh, and
 // the ServerToken component stores it in the cluster, then writes path.
-func LoadServerToken(path string, ca *x509.Certificate) (t Token, fresh bool, err error) {
+//
+// A token that pins another CA of trusted (the CAs of the server CA's
+// file: a CA rotation's old one) is pinned to ca instead, in the file
+// too: the token's secret stays, and the nodes that join with it trust
+// the new CA.
+func LoadServerToken(path string, ca *x509.Certificate, trusted []*x509.Certificate) (t Token, fresh bool, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		t, err := NewToken(ca)
@@ -37,8 +43,15 @@ func LoadServerToken(path string, ca *x509.Certificate) (t Token, fresh bool, er
 	if t, err = ParseToken(string(data)); err != nil {
 		return Token{}, false, fmt.Errorf("%s: %w", path, err)
 	}
-	if t.CAHash != CAHash(ca) {
+	switch {
+	case t.CAHash == CAHash(ca):
+		return t, false, nil
+	case t.PinnedCA(trusted) == nil:
 		return Token{}, false, fmt.Errorf("%s pins another CA than this server's: remove it to have a new one made", path)
+	}
+	t.CAHash = CAHash(ca)
+	if err := fsutil.WriteFile(path, []byte(t.String()+"\n"), 0o600); err != nil {
+		return Token{}, false, fmt.Errorf("pin the join token to the new server CA: %w", err)
 	}
 	return t, false, nil
 }
@@ -57,6 +70,7 @@ const serverTokenDescription = "the server's join token, <data-dir>/server/token
 type ServerToken struct {
 	client kubernetes.Interface
 	ca     *x509.Certificate
+	caFile string
 	token  Token
 	fresh  bool // token is not stored yet
 	ttl    time.Duration
@@ -72,6 +86,9 @@ type ServerToken struct {
 // ServerTokenConfig is what the ServerToken component needs.
 type ServerTokenConfig struct {
 	CA    *x509.Certificate // the CA tokens pin
+	// CAFile, if set, is the server CA's file, read again for each new
+	// token: after a CA rotation new tokens pin the CA that signs then.
+	CAFile string
 	Token Token             // the current token, from LoadServerToken
 	Fresh bool              // Token is new: store it first
 	TTL   time.Duration     // 0: never expires
@@ -80,11 +97,27 @@ type ServerTokenConfig struct {
 
 // NewServerToken returns the component that keeps cfg's token.
 func NewServerToken(client kubernetes.Interface, cfg ServerTokenConfig, log *slog.Logger) *ServerToken {
-	return &ServerToken{client: client, ca: cfg.CA, token: cfg.Token, fresh: cfg.Fresh, ttl: cfg.TTL,
+	return &ServerToken{client: client, ca: cfg.CA, caFile: cfg.CAFile, token: cfg.Token, fresh: cfg.Fresh, ttl: cfg.TTL,
 		path: cfg.Path, log: log, now: time.Now}
 }
 
 var _ lifecycle.Component = (*ServerToken)(nil)
+
+// signingCA is the CA a new token pins: the first of CAFile's, or CA.
+func (s *ServerToken) signingCA() *x509.Certificate {
+	if s.caFile == "" {
+		return s.ca
+	}
+	data, err := os.ReadFile(s.caFile)
+	if err != nil {
+		return s.ca
+	}
+	certs, err := certutil.ParseCertsPEM(data)
+	if err != nil {
+		return s.ca
+	}
+	return certs[0]
+}
 
 // Name implements lifecycle.Component.
 func (*ServerToken) Name() string { return "join-token" }
@@ -134,7 +167,7 @@ func (s *ServerToken) check(ctx context.Context) (time.Duration, error) {
 	}
 	wait := s.due(sec)
 	if wait <= 0 {
-		t, err := NewToken(s.ca)
+		t, err := NewToken(s.signingCA())
 		if err != nil {
 			return 0, err
 		}

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+
+	"github.com/monokube/monokube/internal/pki"
 )
 
 // tokenPrefix marks a monokube join token and its format version.
@@ -81,6 +83,31 @@ func (t Token) PinnedCA(certs []*x509.Certificate) *x509.Certificate {
 		}
 	}
 	return nil
+}
+
+// TrustedCAs returns the CA of certs that t pins, first, and each other
+// CA of certs that the pinned one vouches for (pki.Vouches: a certificate
+// of its subject and key, signed by the pinned CA, is in certs too): a
+// CA rotation's new server CA, for a token made before the rotation. Any
+// other certificate is dropped, as in PinnedCA. Nil if t pins none.
+func (t Token) TrustedCAs(certs []*x509.Certificate) []*x509.Certificate {
+	pinned := t.PinnedCA(certs)
+	if pinned == nil {
+		return nil
+	}
+	out := []*x509.Certificate{pinned}
+	for _, c := range certs {
+		if c.Equal(pinned) || !c.IsCA || c.CheckSignatureFrom(c) != nil { // only self-signed CAs
+			continue
+		}
+		for _, cross := range certs {
+			if pki.Vouches(cross, pinned, c) {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func isHex(s string) bool {

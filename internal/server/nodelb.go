@@ -1,9 +1,7 @@
 package server
 
 import (
-	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/monokube/monokube/internal/apilb"
 	"github.com/monokube/monokube/internal/config"
@@ -19,17 +17,13 @@ import (
 // server's otherwise. It learns the servers from the default/kubernetes
 // EndpointSlices and keeps them in node.ServersFile, which `monokube
 // servers` shows.
-func nodeBalancer(cfg *config.Server, l datadir.Layout, id *identity.Identity, log *slog.Logger) (*apilb.LB, error) {
-	ca, err := os.ReadFile(id.Creds.ServerCA.Cert())
-	if err != nil {
-		return nil, fmt.Errorf("read the server CA: %w", err)
-	}
+func nodeBalancer(cfg *config.Server, l datadir.Layout, id *identity.Identity, log *slog.Logger) *apilb.LB {
 	return apilb.New(apilb.Config{
-		Listen:     apilb.NodeAddr(),
-		Joined:     control.LocalAPIServer(cfg.HTTPSPort),
-		Prefer:     true,
-		StateFile:  node.ServersFile(l),
-		ServerCA:   ca,
-		Kubeconfig: id.Node.KubeletKubeconfig,
-	}, log.With("component", "apiserver-lb")), nil
+		Listen:       apilb.NodeAddr(),
+		Joined:       control.LocalAPIServer(cfg.HTTPSPort),
+		Prefer:       true,
+		StateFile:    node.ServersFile(l),
+		ServerCAFile: id.Creds.ServerCA.Cert(),
+		Kubeconfig:   id.Node.KubeletKubeconfig,
+	}, log.With("component", "apiserver-lb"))
 }

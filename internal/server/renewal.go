@@ -31,7 +31,12 @@ type certRenewal struct {
 	// metricsRenewed renders the addon manifests again: metrics-server's
 	// certificate travels in them.
 	metricsRenewed func() error
-	log            *slog.Logger
+	// republish writes again, after a request (which may follow a CA
+	// rotation's step), what carries the CAs: the join objects (the
+	// published CA bundles, the pin of the server's token) and the addon
+	// manifests (the CAs that metrics-server and the APIService trust).
+	republish func() error
+	log       *slog.Logger
 }
 
 var _ lifecycle.Component = (*certRenewal)(nil)
@@ -54,7 +59,8 @@ func (r *certRenewal) Run(ctx context.Context) error {
 				continue
 			}
 			next = time.Now().Add(r.cfg.Certs.CheckEvery)
-			if !r.renew(ctx) {
+			requested := r.id.RotatePending()
+			if !r.renew(ctx, requested) {
 				retry = time.Now().Add(min(r.cfg.Certs.CheckEvery, failedRetry))
 				next = retry
 			}
@@ -65,8 +71,9 @@ func (r *certRenewal) Run(ctx context.Context) error {
 // failedRetry is how soon a failed renewal is tried again (at most).
 const failedRetry = time.Minute
 
-// renew runs one check and reports whether it succeeded.
-func (r *certRenewal) renew(ctx context.Context) bool {
+// renew runs one check, and republishes the CAs if it was requested; it
+// reports whether it succeeded.
+func (r *certRenewal) renew(ctx context.Context, requested bool) bool {
 	issued, err := r.id.Renew(r.cfg, time.Now(), r.log)
 	if err != nil {
 		r.log.Error("certificate renewal failed; the current certificates stay in use and a check in a minute tries again", "err", err)
@@ -77,7 +84,13 @@ func (r *certRenewal) renew(ctx context.Context) bool {
 	if len(issued) > 0 {
 		r.log.Info("renewed certificates", "count", len(issued))
 	}
-	if slices.Contains(issued, r.id.Creds.MetricsServing.Cert()) {
+	switch {
+	case requested:
+		if err := r.republish(); err != nil {
+			r.log.Error("the cluster's CAs are not published yet", "err", err)
+			return false
+		}
+	case slices.Contains(issued, r.id.Creds.MetricsServing.Cert()):
 		if err := r.metricsRenewed(); err != nil {
 			r.log.Error("metrics-server's renewed certificate is not in its manifest yet", "err", err)
 		}
@@ -93,6 +106,12 @@ func renewalComponent(cfg *config.Server, l datadir.Layout, id *identity.Identit
 		return nil, err
 	}
 	with := log.With("component", "certificate-renewal")
-	return &certRenewal{cfg: cfg, id: id, events: events, log: with,
-		metricsRenewed: func() error { return syncAddons(cfg, l, id.Creds, with) }}, nil
+	addons := func() error { return syncAddons(cfg, l, id.Creds, with) }
+	return &certRenewal{cfg: cfg, id: id, events: events, log: with, metricsRenewed: addons,
+		republish: func() error {
+			if _, err := prepareJoin(cfg, l, id); err != nil {
+				return err
+			}
+			return addons()
+		}}, nil
 }

@@ -98,10 +98,7 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 		}
 		return append(components, upgrade.NewSweeper(l.Data, log.With("component", "version-sweeper"), filepath.Dir(self))), nil
 	}
-	lb, err := nodeBalancer(cfg, l, id, log)
-	if err != nil {
-		return nil, err
-	}
+	lb := nodeBalancer(cfg, l, id, log)
 	nodes, err := plan.Components(log)
 	if err != nil {
 		return nil, err
@@ -116,6 +113,7 @@ func identities() []control.Identity {
 	for user, rules := range map[string]func() (cluster, system []rbacv1.PolicyRule){
 		control.ApproverUser: join.ApproverRules, control.TokenUser: join.TokenRules,
 		control.NodeHostsUser: addons.NodeHostsRules, control.FlannelPeerUser: flannel.PeerRules,
+		control.RootCAUser: RootCARules,
 	} {
 		cluster, system := rules()
 		out = append(out, control.Identity{User: user, Cluster: cluster, System: system})
@@ -138,7 +136,7 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 		return nil, err
 	}
 	out := []lifecycle.Component{manifests, join.NewServerToken(tokens, join.ServerTokenConfig{
-		CA: tok.ca, Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
+		CA: tok.ca, CAFile: c.ServerCA.Cert(), Token: tok.Token, Fresh: tok.fresh, TTL: cfg.TokenTTL, Path: l.Token(),
 	}, log.With("component", "join-token"))}
 	if cfg.DisableAgent && cfg.FlannelBackend != node.BackendNone {
 		// No node here, yet the apiserver must reach pods (webhooks,
@@ -153,7 +151,8 @@ func deployComponents(cfg *config.Server, l datadir.Layout, c control.Creds, sup
 }
 
 // electedControllers are the cluster-wide controllers (clusterControllers),
-// run while this server holds their lease: the CSR approver, with CoreDNS
+// run while this server holds their lease: the CSR approver, the
+// publisher of kube-root-ca.crt, with CoreDNS
 // the node names in DNS, each with its own client certificate and rights,
 // and the etcd member removal (super-admin: it reads Nodes only, then acts
 // on etcd). The approver's client takes the lease: it keeps Leases in
@@ -165,10 +164,15 @@ func electedControllers(cfg *config.Server, c control.Creds, super kubernetes.In
 		return nil, err
 	}
 	hostname, _ := os.Hostname() // best effort, as in identity.Init
+	rootCA, err := as(c.RootCAClient)
+	if err != nil {
+		return nil, err
+	}
 	removalLog := log.With("component", "etcd-member-removal")
 	cs := []lifecycle.Component{
 		join.NewApprover(approver, ApproverPolicy(cfg, hostname), signingDuration(cfg), log.With("component", "csr-approver")),
 		memberRemoval{client: super, log: removalLog, dial: func() (*etcd.Cluster, error) { return c.LocalEtcd(removalLog) }},
+		&rootCAPublisher{client: rootCA, file: c.ServerCA.Cert(), log: log.With("component", "root-ca-publisher")},
 	}
 	if !slices.Contains(cfg.Disable, addons.CoreDNS) {
 		client, err := as(c.NodeHostsClient)
@@ -204,14 +208,24 @@ type serverToken struct {
 // prepareJoin loads (or makes) the server's join token and writes what
 // joining needs into the manifests directory.
 func prepareJoin(cfg *config.Server, l datadir.Layout, id *identity.Identity) (serverToken, error) {
-	ca := id.CAs.Server
-	t, fresh, err := join.LoadServerToken(l.Token(), ca.Cert)
+	// The server CA's file as it is now: during a CA rotation it holds two
+	// CAs, and the first signs; joining nodes get the old one's
+	// certificate of the new one too.
+	bundle, err := identity.JoinCABundle(id.Creds)
+	if err != nil {
+		return serverToken{}, err
+	}
+	trusted, err := pki.ParseBundle(bundle)
+	if err != nil {
+		return serverToken{}, err
+	}
+	t, fresh, err := join.LoadServerToken(l.Token(), trusted[0], trusted)
 	if err != nil {
 		return serverToken{}, err
 	}
 	m, err := join.Manifest(join.Cluster{
 		Server:   "https://" + net.JoinHostPort(cfg.AdvertiseAddress.String(), strconv.Itoa(cfg.HTTPSPort)),
-		CA:       pki.CertPEM(ca.Cert),
+		CA:       bundle,
 		Settings: id.Settings(cfg),
 	})
 	if err != nil {
@@ -220,7 +234,7 @@ func prepareJoin(cfg *config.Server, l datadir.Layout, id *identity.Identity) (s
 	if err := fsutil.WriteFile(filepath.Join(l.Manifest(), "monokube-join.yaml"), m, 0o600); err != nil {
 		return serverToken{}, err
 	}
-	return serverToken{Token: t, fresh: fresh, ca: ca.Cert}, nil
+	return serverToken{Token: t, fresh: fresh, ca: trusted[0]}, nil
 }
 
 // syncAddons renders the embedded addon manifests into the manifests

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/monokube/monokube/internal/agent"
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/server"
+)
+
+// rotateCACommand is `monokube certificate rotate-ca`.
+func rotateCACommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name: "rotate-ca",
+		Usage: "replace the cluster's CAs without downtime (run on the server): a new CA is trusted beside the old one " +
+			"on every node, then signs every certificate in its place; the old one stays trusted until --retire",
+		Flags: append(dirFlags("server"),
+			&cli.StringSliceFlag{Name: "ca", Usage: "only these CAs (default: all): " + strings.Join(identity.RotatableCAs(), ", ")},
+			&cli.StringFlag{Name: "import", Usage: "a directory with your own CAs as <name>-ca.crt and <name>-ca.key " +
+				"(server-ca.crt, client-ca.key, …), used instead of new ones monokube makes"},
+			&cli.BoolFlag{Name: "retire", Usage: "stop trusting the CAs a rotation replaced (after it finished)"},
+			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "how long to wait for the nodes at each step"}),
+		Action: func(c *cli.Context) error { return rotateCA(c, stdout) },
+	}
+}
+
+// caStep is one step of a CA rotation: a change of the server's CA files,
+// then the wait until the server and every agent have followed it.
+type caStep struct {
+	name   string
+	change func() error
+}
+
+// rotateCA runs a rotation's steps on the server of the data dir.
+func rotateCA(c *cli.Context, stdout io.Writer) error {
+	l, names, err := rotateCAInputs(c)
+	if err != nil {
+		return err
+	}
+	client, _, err := adminClient(c)
+	if err != nil {
+		return err
+	}
+	var steps []caStep
+	if c.Bool("retire") {
+		steps = []caStep{{"retire: only the new CAs are trusted", func() error { return identity.RetireCAs(l, names) }}}
+	} else {
+		imported, err := importedCAs(c, names)
+		if err != nil {
+			return err
+		}
+		steps = []caStep{
+			{"trust: every node trusts the new CAs beside the old", func() error { return identity.StartCARotation(l, names, imported, time.Now()) }},
+			{"switch: the new CAs sign every certificate", func() error { return identity.SwitchCAs(l, names) }},
+		}
+	}
+	start := time.Now()
+	for _, s := range steps {
+		if err := s.change(); err != nil {
+			return err
+		}
+		if err := followed(c.Context, l, client, c.Duration("timeout")); err != nil {
+			return fmt.Errorf("step %s: %w; run the command again to go on", strings.SplitN(s.name, ":", 2)[0], err)
+		}
+		fmt.Fprintf(stdout, "%s (%s)\n", s.name, time.Since(start).Round(time.Millisecond))
+	}
+	if err := refreshIdentity(c, client, stdout); err != nil {
+		return err
+	}
+	if c.Bool("retire") {
+		fmt.Fprintf(stdout, "retired the old CAs of %s: join tokens that pin them are refused; make new ones with `monokube token create`\n", strings.Join(names, ", "))
+		return nil
+	}
+	fmt.Fprintf(stdout, "rotated the CAs of %s in %s; the old ones stay trusted until `monokube certificate rotate-ca --retire`. "+
+		"Copies of the admin kubeconfig taken before trust only the old server CA: take a new copy.\n",
+		strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// rotateCAInputs checks that the data dir is a running single server's
+// and returns it with the CAs to rotate.
+func rotateCAInputs(c *cli.Context) (datadir.Layout, []string, error) {
+	l, err := serverLayout(c)
+	if err != nil {
+		return l, nil, err
+	}
+	if _, err := os.Stat(control.NewCreds(l).ServerCA.Cert()); err != nil {
+		return l, nil, fmt.Errorf("no server in data dir %s: run rotate-ca on a server, as root, or give its --data-dir or --config", l.Data)
+	}
+	if !l.NodeRunning() {
+		return l, nil, errors.New("the server is not running: start it first; rotate-ca waits for the server and every agent to take each step")
+	}
+	names := config.SplitList(c.StringSlice("ca"))
+	if len(names) == 0 {
+		names = identity.RotatableCAs()
+	}
+	if err := identity.CheckCANames(names); err != nil {
+		return l, nil, err
+	}
+	servers, err := serverNames(c.Context, c)
+	if err != nil {
+		return l, nil, err
+	}
+	if len(servers) > 1 {
+		return l, nil, fmt.Errorf("this cluster has %d servers (%s): rotate-ca rotates the CAs of a cluster of one server; "+
+			"on several servers it is not built yet, since each must take the new CAs' keys", len(servers), strings.Join(servers, ", "))
+	}
+	return l, names, nil
+}
+
+// importedCAs reads --import, if given.
+func importedCAs(c *cli.Context, names []string) (map[string]*pki.KeyPair, error) {
+	dir := c.String("import")
+	if dir == "" {
+		return nil, nil
+	}
+	return identity.ImportCAs(dir, names, time.Now())
+}
+
+// followed has the running server take the CA files as they are now (a
+// check of its leaves: identity.RequestCheck) and waits until it has, and
+// until every agent reports the CAs the server then publishes.
+func followed(ctx context.Context, l datadir.Layout, client kubernetes.Interface, timeout time.Duration) error {
+	req, err := identity.RequestCheck(l)
+	if err != nil {
+		return err
+	}
+	if _, err := waitRotated(ctx, l, req.ID, timeout); err != nil {
+		return err
+	}
+	want, err := publishedHash(l)
+	if err != nil {
+		return err
+	}
+	return waitAgents(ctx, client, want, timeout)
+}
+
+// publishedHash is the agent.TrustHash of the CAs the server publishes.
+func publishedHash(l datadir.Layout) (string, error) {
+	c := control.NewCreds(l)
+	var s identity.ClusterSettings
+	for file, into := range map[string]*[]byte{c.ServerCA.Cert(): &s.ServerCA, c.ClientCA.Cert(): &s.ClientCA, c.KubeletServingCA.Cert(): &s.KubeletServingCA} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		*into = data
+	}
+	return agent.TrustHash(s), nil
+}
+
+// waitAgents waits until every node that is no server's reports want.
+func waitAgents(ctx context.Context, client kubernetes.Interface, want string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		var behind []string
+		if err == nil {
+			for _, n := range nodes.Items {
+				if _, server := n.Labels[server.ControlPlaneLabel]; !server && n.Annotations[agent.TrustAnnotation] != want {
+					behind = append(behind, n.Name)
+				}
+			}
+			if len(behind) == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("list the nodes: %w", err)
+			}
+			slices.Sort(behind)
+			return fmt.Errorf("agents %s did not take the new CAs within %s: start them (an agent takes them within seconds of running), "+
+				"or remove those gone for good (`monokube kubectl delete node NAME`)", strings.Join(behind, ", "), timeout)
+		case <-time.After(time.Second):
+		}
+	}
+}
