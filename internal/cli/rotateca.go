@@ -34,6 +34,8 @@ func rotateCACommand(stdout io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "import", Usage: "a directory with your own CAs as <name>-ca.crt and <name>-ca.key " +
 				"(server-ca.crt, client-ca.key, …), used instead of new ones monokube makes"},
 			&cli.BoolFlag{Name: "retire", Usage: "stop trusting the CAs a rotation replaced (after it finished)"},
+			&cli.DurationFlag{Name: "retire-after", Usage: "have the server retire the old CAs by itself this long after the rotation " +
+				"(default: they stay trusted until --retire); give it the time every copy of the admin kubeconfig and every join token needs to be replaced"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "how long to wait for the nodes at each step"}),
 		Action: func(c *cli.Context) error { return rotateCA(c, stdout) },
 	}
@@ -86,9 +88,17 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "retired the old CAs of %s: join tokens that pin them are refused; make new ones with `monokube token create`\n", strings.Join(names, ", "))
 		return nil
 	}
-	fmt.Fprintf(stdout, "rotated the CAs of %s in %s; the old ones stay trusted until `monokube certificate rotate-ca --retire`. "+
+	until := "`monokube certificate rotate-ca --retire`"
+	if d := c.Duration("retire-after"); d > 0 {
+		at := time.Now().Add(d)
+		if err := identity.ScheduleRetire(l, names, at); err != nil {
+			return err
+		}
+		until = at.UTC().Format(time.RFC3339) + ", when the server retires them (or --retire before)"
+	}
+	fmt.Fprintf(stdout, "rotated the CAs of %s in %s; the old ones stay trusted until %s. "+
 		"Copies of the admin kubeconfig taken before trust only the old server CA: take a new copy.\n",
-		strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
+		strings.Join(names, ", "), time.Since(start).Round(time.Millisecond), until)
 	return nil
 }
 

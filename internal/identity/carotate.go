@@ -2,6 +2,7 @@ package identity
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -279,9 +280,10 @@ func SwitchCAs(l datadir.Layout, names []string) error {
 
 // RetireCAs drops the old CA of each of names that SwitchCAs switched:
 // from then on only the new one is trusted. A CA in its trust step is an
-// error (its new CA does not sign yet); an idle one is left as it is.
+// error (its new CA does not sign yet); an idle one is left as it is. A
+// scheduled retirement is done with.
 func RetireCAs(l datadir.Layout, names []string) error {
-	return eachCA(l, names, func(n string, f pki.Files, st CAState) error {
+	err := eachCA(l, names, func(n string, f pki.Files, st CAState) error {
 		switch st.Stage {
 		case CAStageIdle:
 			return nil
@@ -296,6 +298,57 @@ func RetireCAs(l datadir.Layout, names []string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(retireFile(control.NewCreds(l))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// retireSchedule is when the server retires the old CAs of a rotation by
+// itself (`rotate-ca --retire-after`).
+type retireSchedule struct {
+	After time.Time `json:"after"`
+	CAs   []string  `json:"cas"`
+}
+
+// retireFile is where a retirement is scheduled.
+func retireFile(c control.Creds) string { return filepath.Join(filepath.Dir(c.ServerCA.Cert()), "ca-retire.json") }
+
+// ScheduleRetire has the server on l retire the old CAs of names at
+// after, as `rotate-ca --retire` would (RetireIfDue).
+func ScheduleRetire(l datadir.Layout, names []string, after time.Time) error {
+	data, err := json.Marshal(retireSchedule{After: after.UTC(), CAs: names})
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFile(retireFile(control.NewCreds(l)), data, 0o600)
+}
+
+// RetireIfDue retires the old CAs of a scheduled retirement once its time
+// has come, and reports whether it did; a running server calls it often
+// (a stat while nothing is scheduled).
+func (id *Identity) RetireIfDue(now time.Time) (bool, error) {
+	data, err := os.ReadFile(retireFile(id.Creds))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var s retireSchedule
+	if err := json.Unmarshal(data, &s); err != nil {
+		return false, fmt.Errorf("%s: %w; run `monokube certificate rotate-ca --retire` instead", retireFile(id.Creds), err)
+	}
+	if now.Before(s.After) {
+		return false, nil
+	}
+	if err := CheckCANames(s.CAs); err != nil {
+		return false, fmt.Errorf("%s: %w", retireFile(id.Creds), err)
+	}
+	return true, RetireCAs(id.layout, s.CAs)
 }
 
 // eachCA runs step on the settled state of each CA of names, under the

@@ -218,3 +218,35 @@ func TestImportCAs(t *testing.T) {
 		t.Errorf("--ca etcd: %v; want a refusal saying why", err)
 	}
 }
+
+// A scheduled retirement happens once its time has come, not before, and
+// only once.
+func TestRetireIfDue(t *testing.T) {
+	_, l, id := renewServer(t)
+	names := []string{CAServer}
+	if err := StartCARotation(l, names, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := SwitchCAs(l, names); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(time.Hour)
+	if err := ScheduleRetire(l, names, at); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := id.RetireIfDue(at.Add(-time.Second)); err != nil || done {
+		t.Fatalf("before its time: retired %v, %v; want nothing", done, err)
+	}
+	if st := stageOf(t, l, CAServer); st.Stage != CAStageSwitched {
+		t.Fatalf("stage before the time: %s", st.Stage)
+	}
+	if done, err := id.RetireIfDue(at); err != nil || !done {
+		t.Fatalf("at its time: retired %v, %v; want the old CA retired", done, err)
+	}
+	if st := stageOf(t, l, CAServer); st.Stage != CAStageIdle || len(st.Trusted) != 1 {
+		t.Errorf("after the scheduled retirement: stage %s, %d trusted", st.Stage, len(st.Trusted))
+	}
+	if done, err := id.RetireIfDue(at.Add(time.Hour)); err != nil || done {
+		t.Errorf("a second time: retired %v, %v; want the schedule done with", done, err)
+	}
+}

@@ -5,6 +5,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/monokube/monokube/tests/harness"
 )
@@ -26,7 +28,8 @@ const benchSecrets = 1000
 // BenchmarkKeyRotation measures, on one server with its node (addons
 // off), the wall time of `certificate rotate` (every leaf, each with a
 // new key), of `secrets-encrypt rotate-keys` over 1,000 Secrets of 1 KiB
-// and of `service-account-key rotate`, and the API requests that failed
+// and of `service-account-key rotate`, then of `certificate rotate-ca` and
+// `rotate-ca --retire`, and the API requests that failed
 // during each and the 10 s after it: a loop reads a Secret and writes a
 // ConfigMap every 50 ms through a client made before (its admin
 // certificate is one the rotation replaces).
@@ -51,26 +54,53 @@ func BenchmarkKeyRotation(b *testing.B) {
 		}
 		fmt.Printf("  fill: %d Secrets of 1 KiB in %s\n", benchSecrets, fill.Round(time.Millisecond))
 		for _, op := range ops {
-			took, load := underLoad(b, c, func() time.Duration {
-				start := time.Now()
-				r := n.Exec(10*time.Minute, harness.Options{}, append(op.args, "--data-dir", n.DataDir)...)
-				if r.Code != 0 {
-					b.Fatalf("%v: exit %d\n%s%s", op.args, r.Code, r.Stdout, r.Stderr)
-				}
-				took := time.Since(start)
-				fmt.Printf("  %s: %s\n%s", strings.Join(op.args, " "), took.Round(time.Millisecond), indent(r.Stdout))
-				return took
-			})
-			if load.failed > 0 {
-				fmt.Printf("  %s: first failed request: %v\n", op.name, load.err)
-			}
-			report(b, op.name+"-s", took.Seconds())
-			report(b, op.name+"-requests", float64(load.done))
-			report(b, op.name+"-failed", float64(load.failed))
+			measureOp(b, n, c, op.name, op.args)
 		}
+		// A CA rotation replaces the CA the client trusts: the loop's
+		// client names the CA and certificate files, as the components'
+		// kubeconfigs do (client-go reads them again when they change).
+		fc := fileClient(b, n)
+		measureOp(b, n, fc, "rotate-ca", []string{"certificate", "rotate-ca"})
+		measureOp(b, n, fc, "rotate-ca-retire", []string{"certificate", "rotate-ca", "--retire"})
 		n.WaitNodeReady(time.Minute)
 		n.Stop(30 * time.Second)
 	}
+}
+
+// measureOp runs the monokube command args on n while the request loop
+// runs through c, and reports its time and the loop's failures as name.
+func measureOp(b *testing.B, n *harness.Node, c kubernetes.Interface, name string, args []string) {
+	took, load := underLoad(b, c, func() time.Duration {
+		start := time.Now()
+		r := n.Exec(10*time.Minute, harness.Options{}, append(args, "--data-dir", n.DataDir)...)
+		if r.Code != 0 {
+			b.Fatalf("%v: exit %d\n%s%s", args, r.Code, r.Stdout, r.Stderr)
+		}
+		took := time.Since(start)
+		fmt.Printf("  %s: %s\n%s", strings.Join(args, " "), took.Round(time.Millisecond), indent(r.Stdout))
+		return took
+	})
+	if load.failed > 0 {
+		fmt.Printf("  %s: first failed request: %v\n", name, load.err)
+	}
+	report(b, name+"-s", took.Seconds())
+	report(b, name+"-requests", float64(load.done))
+	report(b, name+"-failed", float64(load.failed))
+}
+
+// fileClient is an admin client of n that reads the server CA and the
+// admin certificate from their files.
+func fileClient(b *testing.B, n *harness.Node) kubernetes.Interface {
+	cfg := n.RESTConfig()
+	tls := filepath.Join(n.DataDir, "server", "tls")
+	cfg.TLSClientConfig = rest.TLSClientConfig{CAFile: filepath.Join(tls, "server-ca.crt"),
+		CertFile: filepath.Join(tls, "client-admin.crt"), KeyFile: filepath.Join(tls, "client-admin.key")}
+	cfg.QPS, cfg.Burst = 1000, 1000
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 // fillSecrets creates benchSecrets Secrets of 1 KiB in default, fillWorkers
