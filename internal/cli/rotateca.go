@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/monokube/monokube/internal/agent"
+	"github.com/monokube/monokube/internal/carotate"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
@@ -27,7 +28,7 @@ import (
 func rotateCACommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name: "rotate-ca",
-		Usage: "replace the cluster's CAs without downtime (run on the server): a new CA is trusted beside the old one " +
+		Usage: "replace the cluster's CAs without downtime (run on any server): a new CA is trusted beside the old one " +
 			"on every node, then signs every certificate in its place; the old one stays trusted until --retire",
 		Flags: append(dirFlags("server"),
 			&cli.StringSliceFlag{Name: "ca", Usage: "only these CAs (default: all): " + strings.Join(identity.RotatableCAs(), ", ")},
@@ -41,14 +42,15 @@ func rotateCACommand(stdout io.Writer) *cli.Command {
 	}
 }
 
-// caStep is one step of a CA rotation: a change of the server's CA files,
-// then the wait until the server and every agent have followed it.
+// caStep is one step of a CA rotation: a change of the CA files, which
+// every server takes, then the wait until every server and every agent
+// has followed it.
 type caStep struct {
 	name   string
-	change func() error
+	change func(datadir.Layout) error
 }
 
-// rotateCA runs a rotation's steps on the server of the data dir.
+// rotateCA runs a rotation's steps from the server of the data dir.
 func rotateCA(c *cli.Context, stdout io.Writer) error {
 	l, names, err := rotateCAInputs(c)
 	if err != nil {
@@ -58,28 +60,34 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkNotRotated(c, l, client, names); err != nil {
+		return err
+	}
 	var steps []caStep
 	if c.Bool("retire") {
-		steps = []caStep{{"retire: only the new CAs are trusted", func() error { return identity.RetireCAs(l, names) }}}
+		steps = []caStep{{"retire: only the new CAs are trusted", func(l datadir.Layout) error { return identity.RetireCAs(l, names) }}}
 	} else {
 		imported, err := importedCAs(c, names)
 		if err != nil {
 			return err
 		}
+		now := time.Now()
 		steps = []caStep{
-			{"trust: every node trusts the new CAs beside the old", func() error { return identity.StartCARotation(l, names, imported, time.Now()) }},
-			{"switch: the new CAs sign every certificate", func() error { return identity.SwitchCAs(l, names) }},
+			{"trust: every node trusts the new CAs beside the old", func(l datadir.Layout) error { return identity.StartCARotation(l, names, imported, now) }},
+			{"switch: the new CAs sign every certificate", func(l datadir.Layout) error { return identity.SwitchCAs(l, names) }},
 		}
 	}
+	servers := func(ctx context.Context) ([]string, error) { return serverNames(ctx, c) }
 	start := time.Now()
 	for _, s := range steps {
-		if err := s.change(); err != nil {
-			return err
-		}
-		if err := followed(c.Context, l, client, c.Duration("timeout")); err != nil {
-			return fmt.Errorf("step %s: %w; run the command again to go on", strings.SplitN(s.name, ":", 2)[0], err)
+		step := strings.SplitN(s.name, ":", 2)[0]
+		if err := runCAStep(c.Context, l, client, servers, step, s.change, c.Duration("timeout")); err != nil {
+			return fmt.Errorf("step %s: %w", step, err)
 		}
 		fmt.Fprintf(stdout, "%s (%s)\n", s.name, time.Since(start).Round(time.Millisecond))
+	}
+	if err := carotate.Finish(c.Context, client, l); err != nil {
+		return err
 	}
 	if err := refreshIdentity(c, client, stdout); err != nil {
 		return err
@@ -94,7 +102,7 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 		if err := identity.ScheduleRetire(l, names, at); err != nil {
 			return err
 		}
-		until = at.UTC().Format(time.RFC3339) + ", when the server retires them (or --retire before)"
+		until = at.UTC().Format(time.RFC3339) + ", when this server retires them (or --retire before)"
 	}
 	fmt.Fprintf(stdout, "rotated the CAs of %s in %s; the old ones stay trusted until %s. "+
 		"Copies of the admin kubeconfig taken before trust only the old server CA: take a new copy.\n",
@@ -102,8 +110,54 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 	return nil
 }
 
-// rotateCAInputs checks that the data dir is a running single server's
-// and returns it with the CAs to rotate.
+// checkNotRotated refuses a new rotation of CAs whose previous one left
+// the old CA trusted, unless that rotation was cut short (running the
+// command again finishes it).
+func checkNotRotated(c *cli.Context, l datadir.Layout, client kubernetes.Interface, names []string) error {
+	if c.Bool("retire") {
+		return nil
+	}
+	states, err := identity.CAStates(l, names)
+	if err != nil {
+		return err
+	}
+	var switched []string
+	for _, st := range states {
+		if st.Stage == identity.CAStageSwitched {
+			switched = append(switched, st.Name)
+		}
+	}
+	if len(switched) == 0 {
+		return nil
+	}
+	if unfinished, err := carotate.Unfinished(c.Context, client); err != nil || unfinished {
+		return err
+	}
+	return fmt.Errorf("the CAs of %s were rotated and their old ones are still trusted: retire them first (`monokube certificate rotate-ca --retire`)",
+		strings.Join(switched, ", "))
+}
+
+// runCAStep publishes the CA files as change leaves them, then waits
+// until every server has taken them and checked its leaves against them
+// (carotate.Sync), and every agent reports the CAs then published.
+func runCAStep(ctx context.Context, l datadir.Layout, client kubernetes.Interface, servers func(context.Context) ([]string, error),
+	step string, change func(datadir.Layout) error, timeout time.Duration) error {
+	hash, err := carotate.Step(ctx, client, l, step, change)
+	if err != nil {
+		return err
+	}
+	if err := carotate.Agree(ctx, client, servers, hash, step, timeout); err != nil {
+		return err
+	}
+	want, err := publishedHash(l)
+	if err != nil {
+		return err
+	}
+	return waitAgents(ctx, client, want, timeout)
+}
+
+// rotateCAInputs checks that the data dir is a running server's and
+// returns it with the CAs to rotate.
 func rotateCAInputs(c *cli.Context) (datadir.Layout, []string, error) {
 	l, err := serverLayout(c)
 	if err != nil {
@@ -113,24 +167,13 @@ func rotateCAInputs(c *cli.Context) (datadir.Layout, []string, error) {
 		return l, nil, fmt.Errorf("no server in data dir %s: run rotate-ca on a server, as root, or give its --data-dir or --config", l.Data)
 	}
 	if !l.NodeRunning() {
-		return l, nil, errors.New("the server is not running: start it first; rotate-ca waits for the server and every agent to take each step")
+		return l, nil, errors.New("the server is not running: start it first; rotate-ca waits for every server and agent to take each step")
 	}
 	names := config.SplitList(c.StringSlice("ca"))
 	if len(names) == 0 {
 		names = identity.RotatableCAs()
 	}
-	if err := identity.CheckCANames(names); err != nil {
-		return l, nil, err
-	}
-	servers, err := serverNames(c.Context, c)
-	if err != nil {
-		return l, nil, err
-	}
-	if len(servers) > 1 {
-		return l, nil, fmt.Errorf("this cluster has %d servers (%s): rotate-ca rotates the CAs of a cluster of one server; "+
-			"on several servers it is not built yet, since each must take the new CAs' keys", len(servers), strings.Join(servers, ", "))
-	}
-	return l, names, nil
+	return l, names, identity.CheckCANames(names)
 }
 
 // importedCAs reads --import, if given.
@@ -140,24 +183,6 @@ func importedCAs(c *cli.Context, names []string) (map[string]*pki.KeyPair, error
 		return nil, nil
 	}
 	return identity.ImportCAs(dir, names, time.Now())
-}
-
-// followed has the running server take the CA files as they are now (a
-// check of its leaves: identity.RequestCheck) and waits until it has, and
-// until every agent reports the CAs the server then publishes.
-func followed(ctx context.Context, l datadir.Layout, client kubernetes.Interface, timeout time.Duration) error {
-	req, err := identity.RequestCheck(l)
-	if err != nil {
-		return err
-	}
-	if _, err := waitRotated(ctx, l, req.ID, timeout); err != nil {
-		return err
-	}
-	want, err := publishedHash(l)
-	if err != nil {
-		return err
-	}
-	return waitAgents(ctx, client, want, timeout)
 }
 
 // publishedHash is the agent.TrustHash of the CAs the server publishes.

@@ -1,10 +1,13 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -301,10 +304,7 @@ func RetireCAs(l datadir.Layout, names []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(retireFile(control.NewCreds(l))); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
+	return CancelRetire(l)
 }
 
 // retireSchedule is when the server retires the old CAs of a rotation by
@@ -318,7 +318,8 @@ type retireSchedule struct {
 func retireFile(c control.Creds) string { return filepath.Join(filepath.Dir(c.ServerCA.Cert()), "ca-retire.json") }
 
 // ScheduleRetire has the server on l retire the old CAs of names at
-// after, as `rotate-ca --retire` would (RetireIfDue).
+// after, as `rotate-ca --retire` would (RetireDue; package carotate
+// carries it out).
 func ScheduleRetire(l datadir.Layout, names []string, after time.Time) error {
 	data, err := json.Marshal(retireSchedule{After: after.UTC(), CAs: names})
 	if err != nil {
@@ -327,28 +328,37 @@ func ScheduleRetire(l datadir.Layout, names []string, after time.Time) error {
 	return fsutil.WriteFile(retireFile(control.NewCreds(l)), data, 0o600)
 }
 
-// RetireIfDue retires the old CAs of a scheduled retirement once its time
-// has come, and reports whether it did; a running server calls it often
-// (a stat while nothing is scheduled).
-func (id *Identity) RetireIfDue(now time.Time) (bool, error) {
-	data, err := os.ReadFile(retireFile(id.Creds))
+// RetireDue returns the CAs of a scheduled retirement whose time has
+// come at now; nil when none is due. The retirement is done with once
+// RetireCAs has run.
+func RetireDue(l datadir.Layout, now time.Time) ([]string, error) {
+	file := retireFile(control.NewCreds(l))
+	data, err := os.ReadFile(file)
 	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	var s retireSchedule
 	if err := json.Unmarshal(data, &s); err != nil {
-		return false, fmt.Errorf("%s: %w; run `monokube certificate rotate-ca --retire` instead", retireFile(id.Creds), err)
+		return nil, fmt.Errorf("%s: %w; run `monokube certificate rotate-ca --retire` instead", file, err)
 	}
 	if now.Before(s.After) {
-		return false, nil
+		return nil, nil
 	}
 	if err := CheckCANames(s.CAs); err != nil {
-		return false, fmt.Errorf("%s: %w", retireFile(id.Creds), err)
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return true, RetireCAs(id.layout, s.CAs)
+	return s.CAs, nil
+}
+
+// CancelRetire drops a scheduled retirement, if there is one.
+func CancelRetire(l datadir.Layout) error {
+	if err := os.Remove(retireFile(control.NewCreds(l))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // eachCA runs step on the settled state of each CA of names, under the
@@ -413,4 +423,96 @@ func caFileNames(names []string) []string {
 		out = append(out, n+"-ca.crt")
 	}
 	return out
+}
+
+// CAFiles are the files of the rotatable CAs on a server, keyed by their
+// path under the data dir: what every server of a cluster must hold alike
+// at each step of a rotation, which the server that runs it hands to the
+// others (package carotate).
+type CAFiles map[string][]byte
+
+// ReadCAFiles reads the rotatable CAs' files on l: each certificate file
+// and key, and the new key and the old CA's certificate of it while there
+// are.
+func ReadCAFiles(l datadir.Layout) (CAFiles, error) {
+	c := control.NewCreds(l)
+	unlock, err := lockPKI(c)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	out := CAFiles{}
+	for _, n := range RotatableCAs() {
+		f := caFiles(c)[n]
+		if err := settleCA(f); err != nil {
+			return nil, err
+		}
+		for i, p := range []string{f.Key(), nextKey(f), crossCert(f), f.Cert()} {
+			data, err := os.ReadFile(p)
+			switch {
+			case err == nil:
+				out[rel(l, p)] = data
+			case i == 0 || i == 3 || !errors.Is(err, os.ErrNotExist):
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// Hash names the files as a whole.
+func (f CAFiles) Hash() string {
+	h := sha256.New()
+	for _, p := range slices.Sorted(maps.Keys(f)) {
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(f[p]))
+		h.Write(f[p])
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil))
+}
+
+// WriteCAFiles makes the rotatable CAs' files on l those of files, under
+// the PKI lock: per CA its keys first, its certificates after, and the
+// files it no longer has removed last, so that a kill in between leaves
+// what settleCA finishes. Each CA of files must be a certificate with its
+// key; anything else is refused before a file is written.
+func WriteCAFiles(l datadir.Layout, files CAFiles) error {
+	c := control.NewCreds(l)
+	for _, n := range RotatableCAs() {
+		f := caFiles(c)[n]
+		if _, err := pki.Parse(files[rel(l, f.Cert())], files[rel(l, f.Key())], f); err != nil {
+			return fmt.Errorf("the cluster's %s CA: %w", n, err)
+		}
+	}
+	unlock, err := lockPKI(c)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, n := range RotatableCAs() {
+		f := caFiles(c)[n]
+		var write []fsutil.File
+		var remove []string
+		for _, p := range []string{f.Key(), nextKey(f), crossCert(f), f.Cert()} {
+			data, ok := files[rel(l, p)]
+			mode := os.FileMode(0o600)
+			if strings.HasSuffix(p, ".crt") {
+				mode = 0o644
+			}
+			switch have, err := os.ReadFile(p); {
+			case !ok:
+				remove = append(remove, p)
+			case err != nil || !bytes.Equal(have, data):
+				write = append(write, fsutil.File{Path: p, Data: data, Mode: mode})
+			}
+		}
+		if err := fsutil.WriteFiles(write...); err != nil {
+			return fmt.Errorf("take the cluster's %s CA: %w", n, err)
+		}
+		for _, p := range remove {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }

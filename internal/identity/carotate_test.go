@@ -219,10 +219,10 @@ func TestImportCAs(t *testing.T) {
 	}
 }
 
-// A scheduled retirement happens once its time has come, not before, and
-// only once.
-func TestRetireIfDue(t *testing.T) {
-	_, l, id := renewServer(t)
+// A scheduled retirement is due once its time has come, not before, and
+// is done with when the CAs are retired.
+func TestRetireDue(t *testing.T) {
+	_, l, _ := renewServer(t)
 	names := []string{CAServer}
 	if err := StartCARotation(l, names, nil, time.Now()); err != nil {
 		t.Fatal(err)
@@ -234,19 +234,20 @@ func TestRetireIfDue(t *testing.T) {
 	if err := ScheduleRetire(l, names, at); err != nil {
 		t.Fatal(err)
 	}
-	if done, err := id.RetireIfDue(at.Add(-time.Second)); err != nil || done {
-		t.Fatalf("before its time: retired %v, %v; want nothing", done, err)
+	if due, err := RetireDue(l, at.Add(-time.Second)); err != nil || due != nil {
+		t.Fatalf("before its time: due %v, %v; want nothing", due, err)
 	}
-	if st := stageOf(t, l, CAServer); st.Stage != CAStageSwitched {
-		t.Fatalf("stage before the time: %s", st.Stage)
+	due, err := RetireDue(l, at)
+	if err != nil || len(due) != 1 || due[0] != CAServer {
+		t.Fatalf("at its time: due %v, %v; want the server CA", due, err)
 	}
-	if done, err := id.RetireIfDue(at); err != nil || !done {
-		t.Fatalf("at its time: retired %v, %v; want the old CA retired", done, err)
+	if err := RetireCAs(l, due); err != nil {
+		t.Fatal(err)
 	}
 	if st := stageOf(t, l, CAServer); st.Stage != CAStageIdle || len(st.Trusted) != 1 {
-		t.Errorf("after the scheduled retirement: stage %s, %d trusted", st.Stage, len(st.Trusted))
+		t.Errorf("after the retirement: stage %s, %d trusted", st.Stage, len(st.Trusted))
 	}
-	if done, err := id.RetireIfDue(at.Add(time.Hour)); err != nil || done {
-		t.Errorf("a second time: retired %v, %v; want the schedule done with", done, err)
+	if due, err := RetireDue(l, at.Add(time.Hour)); err != nil || due != nil {
+		t.Errorf("after the retirement: due %v, %v; want the schedule done with", due, err)
 	}
 }

@@ -55,35 +55,17 @@ func (r *certRenewal) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			retired := r.retireIfDue(ctx, now)
-			if !retired && now.Before(next) && (now.Before(retry) || !r.id.RotatePending()) {
+			if now.Before(next) && (now.Before(retry) || !r.id.RotatePending()) {
 				continue
 			}
 			next = time.Now().Add(r.cfg.Certs.CheckEvery)
-			requested := retired || r.id.RotatePending()
+			requested := r.id.RotatePending()
 			if !r.renew(ctx, requested) {
 				retry = time.Now().Add(min(r.cfg.Certs.CheckEvery, failedRetry))
 				next = retry
 			}
 		}
 	}
-}
-
-// retireIfDue retires the old CAs of a rotation whose scheduled time has
-// come (`rotate-ca --retire-after`) and reports whether it did: the check
-// that follows republishes the CAs.
-func (r *certRenewal) retireIfDue(ctx context.Context, now time.Time) bool {
-	retired, err := r.id.RetireIfDue(now)
-	if err != nil {
-		r.log.Error("retiring the old CAs as scheduled failed; trying again", "err", err)
-		nodeWarning(ctx, r.events, r.cfg.NodeName, "CARetirementFailed", "monokube-certificates",
-			"retiring the old CAs as scheduled failed (run `monokube certificate rotate-ca --retire` on this server): "+err.Error(), r.log)
-		return false
-	}
-	if retired {
-		r.log.Info("retired the old CAs of the rotation, as scheduled")
-	}
-	return retired
 }
 
 // failedRetry is how soon a failed renewal is tried again (at most).

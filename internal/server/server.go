@@ -24,6 +24,7 @@ import (
 
 	bundled "github.com/monokube/monokube/embed"
 	"github.com/monokube/monokube/internal/addons"
+	"github.com/monokube/monokube/internal/carotate"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
@@ -83,7 +84,9 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	components = append(components, renewal, &secretsenc.Sync{Client: superClient, File: c.EncryptionConfig, Node: cfg.NodeName,
 		Applied: control.AppliedEncryptionConfig, Log: log.With("component", "secrets-encryption-sync")},
 		&satoken.Sync{Client: superClient, Node: cfg.NodeName, Signer: signer, Log: log.With("component", "service-account-keys-sync"),
-			Paths: satoken.Paths{Key: c.ServiceKey, Pub: c.ServicePub, EncryptionConfig: c.EncryptionConfig}})
+			Paths: satoken.Paths{Key: c.ServiceKey, Pub: c.ServicePub, EncryptionConfig: c.EncryptionConfig}},
+		&carotate.Sync{Client: superClient, Layout: l, Node: cfg.NodeName, Checked: func() bool { return !id.RotatePending() },
+			Log: log.With("component", "ca-rotation-sync")})
 	if !cfg.Snapshots.Disabled {
 		snaps, err := snapshotComponent(cfg, l, c, log)
 		if err != nil {

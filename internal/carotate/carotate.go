@@ -1,0 +1,278 @@
+// Package carotate carries a CA rotation (`monokube certificate
+// rotate-ca`) from the server that runs it to the cluster's other
+// servers. The steps themselves are changes of the CA files
+// (identity.StartCARotation, SwitchCAs, RetireCAs); after each, the
+// running server publishes its CA files, sealed with the Secrets
+// encryption key, in a ConfigMap; every server's Sync writes them into its
+// own data dir, has its leaves checked against them, and reports the hash
+// of what it holds; the step is done when every server reports it.
+package carotate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/monokube/monokube/internal/control"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/lifecycle"
+	"github.com/monokube/monokube/internal/secretsenc"
+)
+
+// Where a rotation's state and the servers' reports live, in
+// secretsenc.Namespace.
+const (
+	StateName  = "monokube-ca-rotation"
+	StatusName = "monokube-ca-rotation-status"
+)
+
+// StageFinished marks a rotation every server has followed: its files are
+// not applied again (a restore may since have brought back an older
+// state, and the encryption key that sealed it may be gone).
+const StageFinished = "finished"
+
+// sealInfo separates this use of the Secrets encryption key.
+const sealInfo = "monokube CA rotation v1"
+
+// Keys of the state ConfigMap's data.
+const (
+	keyStage      = "stage"
+	keySealed     = "sealed"
+	keySealedWith = "sealedWith"
+	keyHash       = "hash"
+)
+
+// state is a rotation step as the ConfigMap holds it.
+type state struct {
+	stage   string
+	hash    string
+	files   identity.CAFiles
+	version string // the ConfigMap's resourceVersion; "" if there is none
+}
+
+// encryptionKeys are the Secrets encryption keys of the server on l,
+// which seal the state.
+func encryptionKeys(l datadir.Layout) ([]identity.EncryptionKey, error) {
+	data, err := os.ReadFile(control.NewCreds(l).EncryptionConfig)
+	if err != nil {
+		return nil, err
+	}
+	return identity.ParseEncryptionConfig(data)
+}
+
+// readState reads the ConfigMap, opening its files unless it is finished;
+// ok is false when there is none.
+func readState(ctx context.Context, client kubernetes.Interface, keys []identity.EncryptionKey) (state, bool, error) {
+	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return state{}, false, nil
+	}
+	if err != nil {
+		return state{}, false, err
+	}
+	st := state{stage: cm.Data[keyStage], hash: cm.Data[keyHash], version: cm.ResourceVersion}
+	if st.stage == StageFinished {
+		return st, true, nil
+	}
+	key, ok := secretsenc.Find(keys, cm.Data[keySealedWith])
+	if !ok {
+		return st, true, fmt.Errorf("the CA rotation (step %s) is sealed with Secrets encryption key %s, which this server does not hold: "+
+			"finish it from a server that does (`monokube certificate rotate-ca`)", st.stage, cm.Data[keySealedWith])
+	}
+	data, err := secretsenc.Open(cm.Data[keySealed], key, sealInfo)
+	if err == nil {
+		err = json.Unmarshal(data, &st.files)
+	}
+	if err == nil && st.files.Hash() != st.hash {
+		err = fmt.Errorf("%s/%s: its files do not match its hash", secretsenc.Namespace, StateName)
+	}
+	return st, true, err
+}
+
+// Step publishes, as step stage of the cluster's rotation, the CA files
+// of the server on l as change leaves them, and returns their hash. It
+// changes a copy of them, not the server's own: every server, this one
+// too, takes the published files through its Sync, so that none ever
+// holds files the others are not given. The state is saved over the one
+// read: another rotation that saved meanwhile makes it fail.
+func Step(ctx context.Context, client kubernetes.Interface, l datadir.Layout, stage string, change func(datadir.Layout) error) (string, error) {
+	keys, err := encryptionKeys(l)
+	if err != nil {
+		return "", err
+	}
+	files, err := changed(l, change)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(files)
+	if err != nil {
+		return "", err
+	}
+	sealed, err := secretsenc.Seal(payload, keys[0], sealInfo)
+	if err != nil {
+		return "", err
+	}
+	return files.Hash(), save(ctx, client, keys, map[string]string{keyStage: stage, keySealed: sealed, keySealedWith: keys[0].Name, keyHash: files.Hash()})
+}
+
+// changed is l's CA files after change, made on a copy in a private
+// directory beside them that is removed after.
+func changed(l datadir.Layout, change func(datadir.Layout) error) (identity.CAFiles, error) {
+	files, err := identity.ReadCAFiles(l)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(l.Server(), ".ca-rotation-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	copyOf := datadir.Layout{Data: tmp, Run: filepath.Join(tmp, "run")}
+	if err := identity.WriteCAFiles(copyOf, files); err != nil {
+		return nil, err
+	}
+	if err := change(copyOf); err != nil {
+		return nil, err
+	}
+	return identity.ReadCAFiles(copyOf)
+}
+
+// Unfinished reports whether a rotation's step was published and not yet
+// followed by every server: a command cut short, which running it again
+// finishes.
+func Unfinished(ctx context.Context, client kubernetes.Interface) (bool, error) {
+	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return cm.Data[keyStage] != StageFinished, nil
+}
+
+// Finish marks the rotation followed by every server.
+func Finish(ctx context.Context, client kubernetes.Interface, l datadir.Layout) error {
+	keys, err := encryptionKeys(l)
+	if err != nil {
+		return err
+	}
+	return save(ctx, client, keys, map[string]string{keyStage: StageFinished})
+}
+
+// save writes data as the state over the version read now.
+func save(ctx context.Context, client kubernetes.Interface, keys []identity.EncryptionKey, data map[string]string) error {
+	st, _, err := readState(ctx, client, keys)
+	if err != nil && st.version == "" {
+		return err
+	}
+	_, err = secretsenc.SaveState(ctx, client, StateName, st.version, data)
+	return err
+}
+
+// Agree waits until every server reports hash, at most wait.
+func Agree(ctx context.Context, client kubernetes.Interface, servers func(context.Context) ([]string, error), hash, step string, wait time.Duration) error {
+	return secretsenc.Agree(ctx, secretsenc.Agreement{Client: client, Status: StatusName, Servers: servers, Wait: wait,
+		Want: hash, Stage: step, Command: "`monokube certificate rotate-ca`"})
+}
+
+// Sync is a server's part of a rotation: it takes the cluster's CA files
+// when they differ from its own, has its leaves checked against them
+// (identity.RequestCheck, which the certificate renewal carries out) and
+// reports the hash of its files once that is done.
+type Sync struct {
+	Client kubernetes.Interface
+	Layout datadir.Layout
+	Node   string // the server's name in reports
+	// Checked reports whether no check of the leaves waits.
+	Checked func() bool
+	Log     *slog.Logger
+
+	reported string
+}
+
+var _ lifecycle.Component = (*Sync)(nil)
+
+// Name implements lifecycle.Component.
+func (*Sync) Name() string { return "ca-rotation-sync" }
+
+// syncEvery is how often a server looks at the state: one GET.
+const syncEvery = 2 * time.Second
+
+// Run syncs every syncEvery until ctx ends.
+func (s *Sync) Run(ctx context.Context) error {
+	secretsenc.RunEvery(ctx, syncEvery, s.Once, s.Log)
+	return nil
+}
+
+// Once takes the cluster's files if they differ from this server's, and
+// reports. When a retirement this server scheduled is due, it publishes
+// that step first.
+func (s *Sync) Once(ctx context.Context) error {
+	if err := s.retireIfDue(ctx); err != nil {
+		return err
+	}
+	keys, err := encryptionKeys(s.Layout)
+	if err != nil {
+		return err
+	}
+	st, ok, err := readState(ctx, s.Client, keys)
+	if err != nil {
+		return err
+	}
+	local, err := identity.ReadCAFiles(s.Layout)
+	if err != nil {
+		return err
+	}
+	if ok && st.stage != StageFinished && st.hash != local.Hash() {
+		if err := identity.WriteCAFiles(s.Layout, st.files); err != nil {
+			return err
+		}
+		if _, err := identity.RequestCheck(s.Layout); err != nil {
+			return err
+		}
+		s.Log.Info("took the cluster's CAs; checking this server's certificates against them", "step", st.stage)
+		return nil // reported once the check is done
+	}
+	if !s.Checked() {
+		return nil
+	}
+	return s.report(ctx, local.Hash())
+}
+
+// retireIfDue publishes the retirement of the old CAs that `rotate-ca
+// --retire-after` scheduled on this server, once its time has come.
+func (s *Sync) retireIfDue(ctx context.Context) error {
+	names, err := identity.RetireDue(s.Layout, time.Now())
+	if err != nil || names == nil {
+		return err
+	}
+	retire := func(copyOf datadir.Layout) error { return identity.RetireCAs(copyOf, names) }
+	if _, err := Step(ctx, s.Client, s.Layout, "retire", retire); err != nil {
+		return fmt.Errorf("retire the old CAs as scheduled: %w", err)
+	}
+	s.Log.Info("retiring the old CAs, as scheduled", "cas", names)
+	return identity.CancelRetire(s.Layout)
+}
+
+// report writes this server's report when it changed.
+func (s *Sync) report(ctx context.Context, hash string) error {
+	if hash == s.reported {
+		return nil
+	}
+	r := secretsenc.Report{Applied: hash, Time: time.Now().UTC().Truncate(time.Second)}
+	if err := secretsenc.WriteReport(ctx, s.Client, StatusName, s.Node, r); err != nil {
+		return err
+	}
+	s.reported = hash
+	return nil
+}

@@ -1,0 +1,185 @@
+package carotate
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/monokube/monokube/internal/config"
+	"github.com/monokube/monokube/internal/datadir"
+	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/testutil"
+)
+
+// server is one server's identity in a temporary data dir.
+type server struct {
+	cfg *config.Server
+	l   datadir.Layout
+	id  *identity.Identity
+}
+
+// newServer makes a server, taking the identity of from if given (as a
+// joining server does).
+func newServer(t *testing.T, from *server) *server {
+	t.Helper()
+	dir := t.TempDir()
+	l := datadir.Layout{Data: dir, Run: filepath.Join(dir, "run")}
+	if from != nil {
+		b, err := from.id.Bundle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testutil.ServerConfig(t, dir, nil)
+	id, err := identity.Init(cfg, l, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &server{cfg: cfg, l: l, id: id}
+}
+
+// syncing runs each server's Sync, and its certificate check when one
+// is requested (the renewal component's part), until the test ends.
+func syncing(t *testing.T, client *fake.Clientset, servers map[string]*server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	log := slog.New(slog.DiscardHandler)
+	syncs := map[string]*Sync{}
+	for name, s := range servers {
+		syncs[name] = &Sync{Client: client, Layout: s.l, Node: name, Log: log, Checked: func() bool { return !s.id.RotatePending() }}
+	}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			for name, s := range servers {
+				if s.id.RotatePending() {
+					if _, err := s.id.Renew(s.cfg, time.Now(), log); err != nil {
+						t.Errorf("server %s: renew: %v", name, err)
+					}
+				}
+				_ = syncs[name].Once(ctx)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+}
+
+// caBundle reads the certificate file of f.
+func caBundle(t *testing.T, f pki.Files) []byte {
+	t.Helper()
+	data, err := os.ReadFile(f.Cert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A rotation run from server a reaches server b: at each step b holds
+// a's CA files byte for byte and has re-issued its leaves from the CA
+// that signs, and both report the step's hash; a retirement a scheduled
+// is published by a's Sync when its time comes and b takes it.
+func TestRotationTwoServers(t *testing.T) {
+	a := newServer(t, nil)
+	b := newServer(t, a)
+	client := testutil.WithVersions(fake.NewClientset())
+	syncing(t, client, map[string]*server{"a": a, "b": b})
+	servers := func(context.Context) ([]string, error) { return []string{"a", "b"}, nil }
+	names := identity.RotatableCAs()
+	oldServerCA := caBundle(t, a.id.Creds.ServerCA)
+
+	steps := []struct {
+		name   string
+		change func(datadir.Layout) error
+	}{
+		{"trust", func(l datadir.Layout) error { return identity.StartCARotation(l, names, nil, time.Now()) }},
+		{"switch", func(l datadir.Layout) error { return identity.SwitchCAs(l, names) }},
+	}
+	ctx := context.Background()
+	for _, s := range steps {
+		hash, err := Step(ctx, client, a.l, s.name, s.change)
+		if err != nil {
+			t.Fatalf("step %s: %v", s.name, err)
+		}
+		if err := Agree(ctx, client, servers, hash, s.name, 10*time.Second); err != nil {
+			t.Fatalf("step %s: %v", s.name, err)
+		}
+		for name, srv := range map[string]*server{"a": a, "b": b} {
+			files, err := identity.ReadCAFiles(srv.l)
+			if err != nil || files.Hash() != hash {
+				t.Fatalf("step %s: server %s holds CA files %s (%v), want the published %s", s.name, name, files.Hash(), err, hash)
+			}
+		}
+	}
+	if !bytes.Equal(caBundle(t, a.id.Creds.ServerCA), caBundle(t, b.id.Creds.ServerCA)) {
+		t.Fatal("the servers hold different server CA files")
+	}
+	certs, err := pki.ParseBundle(caBundle(t, b.id.Creds.ServerCA))
+	if err != nil || len(certs) != 2 || bytes.Equal(pki.CertPEM(certs[0]), oldServerCA) || !bytes.Equal(pki.CertPEM(certs[1]), oldServerCA) {
+		t.Fatalf("server b's server CA after the switch: %d certificates, %v; want [new, old]", len(certs), err)
+	}
+	serving, err := pki.Load(b.id.Creds.APIServerServing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serving.Cert.CheckSignatureFrom(certs[0]); err != nil {
+		t.Errorf("server b's apiserver certificate after the switch: %v; want it from the new CA", err)
+	}
+	if err := Finish(ctx, client, a.l); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := identity.ScheduleRetire(a.l, names, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "server b to retire the old CAs", func() bool {
+		certs, err := pki.ParseBundle(caBundle(t, b.id.Creds.ServerCA))
+		return err == nil && len(certs) == 1 && !b.id.RotatePending()
+	})
+	if due, err := identity.RetireDue(a.l, time.Now()); err != nil || due != nil {
+		t.Errorf("the schedule after the retirement: %v, %v; want it done with", due, err)
+	}
+}
+
+// A state that a server cannot open (sealed with a key it lacks) or that
+// does not match its hash is an error, and the server's files are left
+// alone.
+func TestSyncRefusesAStateItCannotTrust(t *testing.T) {
+	a := newServer(t, nil)
+	other := newServer(t, nil) // another cluster: another encryption key
+	client := testutil.WithVersions(fake.NewClientset())
+	if _, err := Step(context.Background(), client, other.l, "trust", func(l datadir.Layout) error {
+		return identity.StartCARotation(l, []string{identity.CAServer}, nil, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := caBundle(t, a.id.Creds.ServerCA)
+	s := &Sync{Client: client, Layout: a.l, Node: "a", Log: slog.New(slog.DiscardHandler), Checked: func() bool { return true }}
+	if err := s.Once(context.Background()); err == nil {
+		t.Error("a state sealed with another cluster's key was taken")
+	}
+	if !bytes.Equal(before, caBundle(t, a.id.Creds.ServerCA)) {
+		t.Error("the server's CA changed")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,891 @@
+//go:build e2e
+
+// Package carotate_test rotates the CAs of a running cluster, a server
+// with its node and an agent, each running a pod, while a loop uses the
+// cluster: `certificate rotate-ca` makes every CA file [new, old], the
+// server's leaves and the agent's kubelet certificates come from the new
+// CAs and are served, the agent restarts in place with its pod kept,
+// both nodes stay Ready, exec, logs and metrics keep working, and pods
+// trust the rotated apiserver with their service-account ca.crt and
+// token; rotating the etcd CA is refused; `rotate-ca --retire` then
+// leaves the new CAs alone: a client certificate of the old client CA
+// gets 401, the old server CA no longer verifies the apiserver,
+// kube-root-ca.crt holds only the new CA, and a join token made before
+// the rotation is refused, saying the CA was rotated.
+package carotate_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/monokube/monokube/tests/harness"
+)
+
+const (
+	serverName = "server-1"
+	agentName  = "agent-1"
+	// trustAnnotation is where an agent reports the CA bundles it took.
+	trustAnnotation = "monokube.io/ca-bundles"
+)
+
+// caNames are the CAs rotate-ca rotates by default, each in
+// <data-dir>/server/tls/<name>-ca.crt.
+var caNames = []string{"server", "client", "request-header", "kubelet-serving", "apiservice"} //nolint:gochecknoglobals // fixed table
+
+// serverLeaves are the leaves of the server and its node (relative to the
+// data dir) that the new CAs must sign after the rotation, with their CA.
+var serverLeaves = map[string]string{ //nolint:gochecknoglobals // fixed table
+	"server/tls/serving-kube-apiserver.crt":          "server",
+	"server/tls/serving-kube-controller-manager.crt": "server",
+	"server/tls/serving-kube-scheduler.crt":          "server",
+	"server/tls/serving-metrics-server.crt":          "apiservice",
+	"server/tls/client-admin.crt":                    "client",
+	"server/tls/client-kube-apiserver.crt":           "client",
+	"server/tls/client-controller.crt":               "client",
+	"server/tls/client-auth-proxy.crt":               "request-header",
+	"agent/tls/client-kubelet.crt":                   "client",
+	"agent/tls/client-kube-proxy.crt":                "client",
+	"agent/tls/serving-kubelet.crt":                  "kubelet-serving",
+}
+
+func TestRotateCA(t *testing.T) {
+	harness.RequireRoot(t)
+	harness.GuardHostSysctls(t)
+	harness.HoldMountpoints(t)
+	network := harness.NewNetwork(t)
+	artifacts := t.ArtifactDir() // before the nodes: their logs are copied there on failure
+	srv := harness.NewNode(t, network, 2)
+	srv.StageImages(nil)
+	agent := harness.NewNode(t, network, 3)
+	agent.StageImages(nil)
+	keepLogs(t, artifacts, srv, agent)
+	started := time.Now()
+	srv.StartServerNode("--node-name", serverName, "--disable", "local-storage")
+	srv.WaitReadyz(2 * time.Minute)
+	srv.WaitNodeReady(3 * time.Minute)
+	agent.StartAgent(srv, srv.JoinToken(), agentName)
+	agent.WaitNodesReady(srv, 2)
+	srv.Kubectl("apply", "-f", srv.PinnedEcho("on-server", serverName))
+	srv.Kubectl("apply", "-f", srv.PinnedEcho("on-agent", agentName))
+	srv.WaitRunning(2*time.Minute, "app=on-server", 1)
+	srv.WaitRunning(2*time.Minute, "app=on-agent", 1)
+	t.Logf("cluster of two nodes with a pod on each in %s", time.Since(started).Round(time.Second))
+
+	// Before: the old CAs, a join token, the admin's client certificate.
+	tlsDir := filepath.Join(srv.DataDir, "server", "tls")
+	old := map[string]*x509.Certificate{}
+	for _, n := range caNames {
+		certs := readBundle(t, caFile(tlsDir, n))
+		if len(certs) != 1 {
+			t.Fatalf("%s holds %d certificates before the rotation, want 1", caFile(tlsDir, n), len(certs))
+		}
+		old[n] = certs[0]
+	}
+	oldToken := createToken(t, srv)
+	oldServerToken := srv.JoinToken()
+	oldAdmin := loadKeyPair(t, filepath.Join(tlsDir, "client-admin"))
+	agentPID := agent.PID()
+	pods := map[string]podInfo{"app=on-server": podOf(t, srv, "app=on-server"), "app=on-agent": podOf(t, srv, "app=on-agent")}
+	agentPod := pods["app=on-agent"]
+	annotationBefore := nodeAnnotation(t, srv, agentName)
+	t.Logf("before: agent PID %d, %s annotation %q, pods %+v", agentPID, trustAnnotation, annotationBefore, pods)
+
+	loop := useCluster(t, srv, agentPod.Name)
+	rotateStart := time.Now()
+	r := srv.Exec(6*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--timeout", "5m")
+	rotateTook := time.Since(rotateStart)
+	if r.Code != 0 {
+		loop.stop()
+		t.Fatalf("certificate rotate-ca: exit %d after %s\n%s%s\nserver:\n%s\nagent:\n%s",
+			r.Code, rotateTook.Round(time.Millisecond), r.Stdout, r.Stderr, srv.LogTail(40), agent.LogTail(40))
+	}
+	t.Logf("certificate rotate-ca took %s (measured) and printed:\n%s", rotateTook.Round(time.Millisecond), r.Stdout)
+	for _, want := range []string{"trust: every node trusts the new CAs beside the old (", "switch: the new CAs sign every certificate (", "rotated the CAs of "} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("rotate-ca printed no %q", want)
+		}
+	}
+	podsRightAfter(t, srv, agent, pods)
+
+	// 1. Every CA file is [new, old].
+	cur := map[string]*x509.Certificate{}
+	for _, n := range caNames {
+		certs := readBundle(t, caFile(tlsDir, n))
+		switch {
+		case len(certs) != 2:
+			t.Errorf("%s holds %d certificates after the rotation, want 2 (new, old)", caFile(tlsDir, n), len(certs))
+		case certs[0].Equal(old[n]) || !certs[1].Equal(old[n]):
+			t.Errorf("%s holds [%s, %s], want [a new CA, the old %s]", caFile(tlsDir, n), certs[0].Subject, certs[1].Subject, old[n].Subject)
+		case !certs[0].IsCA:
+			t.Errorf("%s: the new certificate %s is no CA", caFile(tlsDir, n), certs[0].Subject)
+		}
+		if len(certs) > 0 {
+			cur[n] = certs[0]
+		}
+	}
+	if t.Failed() {
+		loop.stop()
+		t.FailNow()
+	}
+
+	// 2. The server's leaves come from the new CAs and are served.
+	checkServerLeaves(t, srv, cur)
+	waitServed(t, "kube-apiserver", srv, srv.NS.IP+":6443", func(c *x509.Certificate) bool { return signedBy(c, cur["server"]) })
+	waitServed(t, "the server's kubelet", srv, srv.NS.IP+":10250", func(c *x509.Certificate) bool { return signedBy(c, cur["kubelet-serving"]) })
+
+	// 3. The agent took the new CAs, its kubelet's certificates were
+	// re-issued by them and it restarted in place.
+	checkAgent(t, srv, agent, tlsDir, cur, agentPID, annotationBefore, rotateStart)
+
+	// The old admin certificate still works while the old client CA is
+	// trusted beside the new.
+	if code, err := apiGet(srv, cur["server"], &oldAdmin, ""); err != nil || code != http.StatusOK {
+		t.Errorf("the old admin certificate after the switch, before --retire: %d %v, want 200", code, err)
+	}
+
+	// 4. Pods trust the rotated apiserver.
+	checkRootCA(t, srv, tlsDir, time.Minute)
+	checkPodAccess(t, srv, agent, agentPod, tlsDir)
+
+	checkPods(t, srv, pods)
+	checkExecLogs(t, srv, agentPod.Name)
+	checkTopNode(t, srv)
+
+	// 5. The etcd CA is refused, and nothing changes.
+	before := caFiles(t, tlsDir)
+	r = srv.Exec(time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--ca", "etcd")
+	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "etcd") {
+		t.Errorf("rotate-ca --ca etcd: exit %d, want non-zero naming etcd:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	} else {
+		t.Logf("rotate-ca --ca etcd refused (exit %d): %s", r.Code, strings.TrimSpace(r.Stderr+r.Stdout))
+	}
+	if after := caFiles(t, tlsDir); after != before {
+		t.Errorf("rotate-ca --ca etcd changed the CA files")
+	}
+
+	// 6. Retire the old CAs.
+	retireStart := time.Now()
+	r = srv.Exec(6*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--retire", "--timeout", "5m")
+	if r.Code != 0 {
+		loop.stop()
+		t.Fatalf("rotate-ca --retire: exit %d\n%s%s\nserver:\n%s", r.Code, r.Stdout, r.Stderr, srv.LogTail(40))
+	}
+	t.Logf("rotate-ca --retire took %s and printed:\n%s", time.Since(retireStart).Round(time.Millisecond), r.Stdout)
+	if !strings.Contains(r.Stdout, "retired the old CAs of ") {
+		t.Errorf("rotate-ca --retire printed no \"retired the old CAs of\"")
+	}
+	checkRetired(t, srv, agent, tlsDir, cur, old, &oldAdmin)
+	checkPods(t, srv, pods)
+	checkExecLogs(t, srv, agentPod.Name)
+	if agent.PID() != agentPID {
+		t.Errorf("agent PID %d after --retire, want %d", agent.PID(), agentPID)
+	}
+
+	w := loop.stop()
+	t.Logf("background loop: %d rounds in %s; %d failed API requests, %d failed execs into %s, %d rounds with a node not Ready",
+		w.rounds, w.took.Round(time.Second), w.apiFailures, w.execFailures, agentPod.Name, w.notReady)
+	if w.notReady > 0 {
+		t.Errorf("a node was not Ready in %d rounds of the background loop (logged above)", w.notReady)
+	}
+	if w.apiFailures > 0 {
+		t.Errorf("%d requests to the apiserver failed during the rotation (logged above)", w.apiFailures)
+	}
+	if w.rounds < 5 {
+		t.Errorf("the background loop ran only %d rounds", w.rounds)
+	}
+	if now := srv.JoinToken(); now == oldServerToken {
+		t.Errorf("the server's own join token file still pins the old server CA: %s", now)
+	}
+
+	// A token made before the rotation pins the retired CA.
+	joinWithOldToken(t, network, srv, oldToken)
+	logCAErrors(t, srv, rotateStart)
+}
+
+// podInfo is a pod as the test records it.
+type podInfo struct {
+	Name, UID string
+	Restarts  int32
+}
+
+func podOf(t *testing.T, srv *harness.Node, selector string) podInfo {
+	t.Helper()
+	list, err := srv.Client().CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("pods %s: %v (%d pods)", selector, err, len(list.Items))
+	}
+	p := list.Items[0]
+	info := podInfo{Name: p.Name, UID: string(p.UID)}
+	for _, s := range p.Status.ContainerStatuses {
+		info.Restarts += s.RestartCount
+	}
+	return info
+}
+
+// checkPods fails t unless each pod is still there, with the same UID,
+// Running, and none of its containers restarted.
+func checkPods(t *testing.T, srv *harness.Node, pods map[string]podInfo) {
+	t.Helper()
+	for sel, before := range pods {
+		srv.WaitRunning(2*time.Minute, sel, 1)
+		if now := podOf(t, srv, sel); now.UID != before.UID || now.Restarts != 0 {
+			t.Errorf("pod %s: now %+v, before %+v: want the same pod, no restart", sel, now, before)
+		}
+	}
+}
+
+// checkExecLogs runs kubectl exec and logs on pod (the apiserver's client
+// certificate towards the kubelet, the kubelet's serving one), retrying
+// for a minute.
+func checkExecLogs(t *testing.T, srv *harness.Node, pod string) {
+	t.Helper()
+	var out string
+	took := srv.WaitFor(time.Minute, "exec into "+pod, func(context.Context) (bool, error) {
+		var err error
+		out, err = kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi")
+		return err == nil, err
+	})
+	if out != "hi\n" {
+		t.Errorf("kubectl exec %s = %q", pod, out)
+	}
+	srv.WaitFor(time.Minute, "logs of "+pod, func(context.Context) (bool, error) {
+		var err error
+		out, err = kubectl(srv, 20*time.Second, "logs", pod)
+		return err == nil, err
+	})
+	if !strings.Contains(out, "echo listening on :8080") {
+		t.Errorf("kubectl logs %s = %q", pod, out)
+	}
+	t.Logf("exec and logs into %s work (exec answered after %s)", pod, took.Round(time.Millisecond))
+}
+
+// checkServerLeaves fails t unless every leaf of the server and its node
+// is signed by the new CA of its kind.
+func checkServerLeaves(t *testing.T, srv *harness.Node, cur map[string]*x509.Certificate) {
+	t.Helper()
+	for file, ca := range serverLeaves {
+		certs := readBundle(t, filepath.Join(srv.DataDir, file))
+		if !signedBy(certs[0], cur[ca]) {
+			t.Errorf("%s (%s, issuer %s) is not signed by the new %s CA %s", file, certs[0].Subject, certs[0].Issuer, ca, cur[ca].Subject)
+		}
+	}
+	admin := kubeconfigCert(t, srv.Kubeconfig)
+	if !signedBy(admin, cur["client"]) {
+		t.Errorf("the admin kubeconfig %s embeds a certificate from %s, not the new client CA", srv.Kubeconfig, admin.Issuer)
+	}
+	t.Logf("the server's %d leaves and its admin kubeconfig's come from the new CAs", len(serverLeaves))
+}
+
+// checkAgent checks the agent after the rotation: its CA files are the
+// server's bundles, its kubelet's certificates come from the new CAs and
+// are served, it reported the CAs on its Node and restarted in place.
+func checkAgent(t *testing.T, srv, agent *harness.Node, tlsDir string, cur map[string]*x509.Certificate, pid int, annotationBefore string, rotateStart time.Time) {
+	t.Helper()
+	pki := filepath.Join(agent.DataDir, "agent", "kubelet", "pki")
+	client := readBundle(t, filepath.Join(pki, "kubelet-client-current.pem"))[0]
+	serving := readBundle(t, filepath.Join(pki, "kubelet-server-current.pem"))[0]
+	if !signedBy(client, cur["client"]) {
+		t.Errorf("the agent's kubelet client certificate (issuer %s) is not signed by the new client CA", client.Issuer)
+	}
+	if !signedBy(serving, cur["kubelet-serving"]) {
+		t.Errorf("the agent's kubelet serving certificate (issuer %s) is not signed by the new kubelet-serving CA", serving.Issuer)
+	}
+	waitServed(t, "the agent's kubelet", agent, agent.NS.IP+":10250", func(c *x509.Certificate) bool { return c.Equal(serving) })
+	for _, file := range []string{"server-ca.crt", "client-ca.crt"} {
+		if a, s := readFile(t, filepath.Join(agent.DataDir, "agent", "tls", file)), readFile(t, filepath.Join(tlsDir, file)); !bytes.Equal(a, s) {
+			t.Errorf("the agent's agent/tls/%s differs from the server's:\n%s\nserver's:\n%s", file, a, s)
+		}
+	}
+	cm, err := srv.Client().CoreV1().ConfigMaps("kube-system").Get(context.Background(), "monokube-cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"server-ca.crt", "client-ca.crt", "kubelet-serving-ca.crt"} {
+		if cm.Data[key] != string(readFile(t, filepath.Join(tlsDir, key))) {
+			t.Errorf("ConfigMap kube-system/monokube-cluster %s differs from the server's file", key)
+		}
+	}
+	if now := nodeAnnotation(t, srv, agentName); now == "" || now == annotationBefore {
+		t.Errorf("node %s annotation %s = %q (before the rotation %q): want a new report", agentName, trustAnnotation, now, annotationBefore)
+	}
+	select {
+	case <-agent.Exited():
+		t.Fatalf("the agent exited:\n%s", agent.LogTail(40))
+	default:
+	}
+	if agent.PID() != pid {
+		t.Errorf("agent PID %d, want %d", agent.PID(), pid)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		t.Errorf("agent process %d: %v", pid, err)
+	}
+	restarts := logLines(agent, "restarting the agent")
+	if len(restarts) == 0 {
+		t.Errorf("the agent's log has no \"restarting the agent\":\n%s", agent.LogTail(40))
+	}
+	for _, l := range restarts {
+		if at, ok := logTime(l); ok {
+			t.Logf("the agent restarted in place (PID %d) %s after rotate-ca started: %s", pid, at.Sub(rotateStart).Round(time.Millisecond), l)
+		} else {
+			t.Logf("the agent restarted in place (PID %d): %s", pid, l)
+		}
+	}
+	srv.WaitNodesReady(srv, 2)
+}
+
+// checkRootCA waits (at most timeout) until kube-root-ca.crt in default
+// holds the server CA's file.
+func checkRootCA(t *testing.T, srv *harness.Node, tlsDir string, timeout time.Duration) {
+	t.Helper()
+	want := readBundle(t, caFile(tlsDir, "server"))
+	var got string
+	took := srv.WaitFor(timeout, "kube-root-ca.crt holding the server CA file", func(ctx context.Context) (bool, error) {
+		cm, err := srv.Client().CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		got = cm.Data["ca.crt"]
+		return sameCerts(parseBundle([]byte(got)), want), nil
+	})
+	t.Logf("kube-root-ca.crt in default holds the %d certificates of the server CA file (after %s)", len(want), took.Round(time.Millisecond))
+}
+
+// checkPodAccess waits (at most 3 minutes) until the agent's pod's
+// service-account ca.crt holds the server CA file, then calls the
+// apiserver with it and the pod's token.
+func checkPodAccess(t *testing.T, srv, agent *harness.Node, pod podInfo, tlsDir string) {
+	t.Helper()
+	want := readBundle(t, caFile(tlsDir, "server"))
+	var ca []byte
+	took := agent.WaitFor(3*time.Minute, "the pod's ca.crt holding the server CA file", func(context.Context) (bool, error) {
+		var err error
+		ca, err = podFile(agent, pod, "ca.crt")
+		return err == nil && sameCerts(parseBundle(ca), want), err
+	})
+	t.Logf("the agent's pod's service-account ca.crt holds the %d certificates of the server CA file (after %s more)", len(want), took.Round(time.Second))
+	token, err := podFile(agent, pod, "token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := podGet(srv, ca, string(token))
+	if err != nil || code != http.StatusOK {
+		t.Errorf("GET /api with the pod's ca.crt and token: %d %v, want 200", code, err)
+	} else {
+		t.Logf("GET /api with the pod's ca.crt and token: %d", code)
+	}
+}
+
+// podsRightAfter logs what each pod's service-account ca.crt holds right
+// after rotate-ca returned and whether the apiserver verifies with it: a
+// pod reads its ca.crt from a volume the kubelet updates by itself.
+func podsRightAfter(t *testing.T, srv, agent *harness.Node, pods map[string]podInfo) {
+	t.Helper()
+	for sel, p := range pods {
+		n := srv
+		if sel == "app=on-agent" {
+			n = agent
+		}
+		ca, err := podFile(n, p, "ca.crt")
+		if err != nil {
+			t.Logf("right after rotate-ca, pod %s: %v", p.Name, err)
+			continue
+		}
+		token, _ := podFile(n, p, "token")
+		code, err := podGet(srv, ca, string(token))
+		t.Logf("right after rotate-ca, pod %s's ca.crt holds %d certificates; GET /api with it and its token: %d %v",
+			p.Name, len(parseBundle(ca)), code, err)
+	}
+}
+
+// checkRetired checks the cluster after --retire.
+func checkRetired(t *testing.T, srv, agent *harness.Node, tlsDir string, cur, old map[string]*x509.Certificate, oldAdmin *tls.Certificate) {
+	t.Helper()
+	for _, n := range caNames {
+		certs := readBundle(t, caFile(tlsDir, n))
+		if len(certs) != 1 || !certs[0].Equal(cur[n]) {
+			t.Errorf("%s holds %d certificates after --retire, want the new CA alone", caFile(tlsDir, n), len(certs))
+		}
+	}
+	// The apiserver reads its client CA file again by itself.
+	took := srv.WaitFor(time.Minute, "the old admin certificate refused", func(context.Context) (bool, error) {
+		code, err := apiGet(srv, cur["server"], oldAdmin, "")
+		return err == nil && code == http.StatusUnauthorized, fmt.Errorf("%d %w", code, err)
+	})
+	t.Logf("the old admin certificate gets 401 (%s after --retire returned)", took.Round(time.Millisecond))
+	if out := srv.Kubectl("get", "nodes", "-o", "name"); !strings.Contains(out, agentName) {
+		t.Errorf("kubectl get nodes with the admin kubeconfig after --retire: %q", out)
+	}
+	if err := verifyServing(srv, old["server"]); err == nil {
+		t.Errorf("a client trusting only the old server CA verified the apiserver after --retire")
+	} else {
+		t.Logf("a client trusting only the old server CA: %v", err)
+	}
+	if err := verifyServing(srv, cur["server"]); err != nil {
+		t.Errorf("a client trusting the new server CA: %v", err)
+	}
+	checkRootCA(t, srv, tlsDir, 30*time.Second)
+	for _, file := range []string{"server-ca.crt", "client-ca.crt"} {
+		if a := readBundle(t, filepath.Join(agent.DataDir, "agent", "tls", file)); len(a) != 1 || !a[0].Equal(cur[strings.TrimSuffix(file, "-ca.crt")]) {
+			t.Errorf("the agent's agent/tls/%s holds %d certificates after --retire, want the new CA alone", file, len(a))
+		}
+	}
+	agent.WaitNodesReady(srv, 2)
+}
+
+// joinWithOldToken starts a fresh node joining with tok, a token made
+// before the rotation, and wants it refused for the rotated CA.
+func joinWithOldToken(t *testing.T, network *harness.Network, srv *harness.Node, tok string) {
+	t.Helper()
+	n := harness.NewNode(t, network, 4)
+	start := time.Now()
+	r := n.Exec(3*time.Minute, harness.Options{}, "agent", "--server", srv.ServerURL(), "--node-name", "agent-2",
+		"--kubelet-arg", "cgroup-root="+n.CgroupRoot, "--token", tok,
+		"--data-dir", n.DataDir, "--run-dir", n.RunDir, "--node-ip", n.NS.IP)
+	out := r.Stdout + r.Stderr
+	if r.Code == 0 || !strings.Contains(out, "rotated") {
+		t.Errorf("a join with a token made before the rotation: exit %d, want a refusal mentioning the rotated CA:\n%s", r.Code, out)
+		return
+	}
+	t.Logf("a join with the old token was refused in %s (exit %d): %s", time.Since(start).Round(time.Millisecond), r.Code, lastLine(out))
+}
+
+// logCAErrors logs how many lines of coredns' and metrics-server's logs
+// since the rotation mention a certificate error: in-cluster clients that
+// read ca.crt once.
+func logCAErrors(t *testing.T, srv *harness.Node, since time.Time) {
+	t.Helper()
+	for _, d := range []string{"coredns", "metrics-server"} {
+		out, err := kubectl(srv, 30*time.Second, "logs", "-n", "kube-system", "deploy/"+d, "--since-time", since.UTC().Format(time.RFC3339))
+		if err != nil {
+			t.Logf("logs of %s: %v", d, err)
+			continue
+		}
+		var bad []string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "x509") || strings.Contains(l, "certificate") {
+				bad = append(bad, l)
+			}
+		}
+		t.Logf("%s: %d log lines about certificates since the rotation started", d, len(bad))
+		for i, l := range bad {
+			if i == 5 {
+				t.Logf("  ... %d more", len(bad)-i)
+				break
+			}
+			t.Logf("  %s", l)
+		}
+	}
+}
+
+// checkTopNode waits (up to 2 minutes) for `kubectl top node` to list
+// both nodes: metrics-server scrapes both kubelets, trusting the new
+// kubelet-serving CA.
+func checkTopNode(t *testing.T, srv *harness.Node) {
+	t.Helper()
+	start := time.Now()
+	var out string
+	var err error
+	for i := 0; i < 24 && time.Since(start) < 2*time.Minute; i++ {
+		out, err = kubectl(srv, 30*time.Second, "top", "node")
+		if err == nil && strings.Contains(out, serverName) && strings.Contains(out, agentName) {
+			t.Logf("kubectl top node answered after %s:\n%s", time.Since(start).Round(time.Second), out)
+			return
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Errorf("kubectl top node after %s: %v\n%s", time.Since(start).Round(time.Second), err, out)
+}
+
+// loopStats is what the background loop saw.
+type loopStats struct {
+	rounds, apiFailures, execFailures, notReady int
+	took                                        time.Duration
+}
+
+// clusterLoop uses the cluster in the background until stopped.
+type clusterLoop struct {
+	quit  chan struct{}
+	done  chan loopStats
+	once  sync.Once
+	stats loopStats
+}
+
+// useCluster starts a loop that, every 3 s (at most 200 rounds, 10
+// minutes), lists the nodes with a client made afresh from the admin
+// kubeconfig, runs kubectl get nodes and execs into pod, counting and
+// logging the failures. It ends at stop, or at the test's cleanup.
+func useCluster(t *testing.T, srv *harness.Node, pod string) *clusterLoop {
+	t.Helper()
+	l := &clusterLoop{quit: make(chan struct{}), done: make(chan loopStats, 1)}
+	go func() {
+		var s loopStats
+		begin := time.Now()
+		defer func() { s.took = time.Since(begin); l.done <- s }()
+		stamp := func() string { return time.Now().Format(time.TimeOnly + ".000") }
+		for s.rounds < 200 && time.Since(begin) < 10*time.Minute {
+			s.rounds++
+			ready, err := nodesReady(srv)
+			switch {
+			case err != nil:
+				s.apiFailures++
+				t.Logf("%s round %d: list nodes: %v", stamp(), s.rounds, err)
+			case len(ready) != 2:
+				s.notReady++
+				t.Logf("%s round %d: nodes Ready: %v", stamp(), s.rounds, ready)
+			}
+			if _, err := kubectl(srv, 20*time.Second, "get", "nodes", "-o", "name"); err != nil {
+				s.apiFailures++
+				t.Logf("%s round %d: kubectl get nodes: %v", stamp(), s.rounds, err)
+			}
+			if out, err := kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
+				s.execFailures++
+				t.Logf("%s round %d: kubectl exec %s: %q %v", stamp(), s.rounds, pod, out, err)
+			}
+			select {
+			case <-l.quit:
+				return
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}()
+	t.Cleanup(func() { l.stop() })
+	return l
+}
+
+// stop ends the loop and returns what it saw.
+func (l *clusterLoop) stop() loopStats {
+	l.once.Do(func() {
+		close(l.quit)
+		l.stats = <-l.done
+	})
+	return l.stats
+}
+
+// nodesReady lists the nodes with a client made afresh from srv's admin
+// kubeconfig as it is on disk now, and returns those Ready.
+func nodesReady(srv *harness.Node) ([]string, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dial, cfg.Timeout = srv.NS.DialContext, 10*time.Second
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var ready []string
+	for _, n := range nodes.Items {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready = append(ready, n.Name)
+			}
+		}
+	}
+	return ready, nil
+}
+
+// kubectl runs kubectl with srv's admin kubeconfig in srv, killed after
+// timeout; a failure returns its stderr. Unlike srv.Exec it never fails
+// the test, so the background loop may call it.
+func kubectl(srv *harness.Node, timeout time.Duration, args ...string) (string, error) {
+	cmd := srv.Command(harness.Options{}, append([]string{srv.Bin, "kubectl", "--kubeconfig", srv.Kubeconfig, "--request-timeout", "15s"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err := cmd.Wait()
+	timer.Stop()
+	if err != nil {
+		return out.String(), fmt.Errorf("%w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+// createToken makes an agent join token on srv.
+func createToken(t *testing.T, srv *harness.Node) string {
+	t.Helper()
+	r := srv.Exec(time.Minute, harness.Options{}, "token", "create", "--data-dir", srv.DataDir, "--description", "made before the CA rotation")
+	tok := strings.TrimSpace(r.Stdout)
+	if r.Code != 0 || tok == "" || strings.Contains(tok, "\n") {
+		t.Fatalf("token create: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	return tok
+}
+
+func nodeAnnotation(t *testing.T, srv *harness.Node, name string) string {
+	t.Helper()
+	n, err := srv.Client().CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.Annotations[trustAnnotation]
+}
+
+// podFile reads a file of pod's service-account volume on node n, in the
+// node's mount namespace (the kubelet mounts the volume there; the test
+// image has no cat).
+func podFile(n *harness.Node, pod podInfo, name string) ([]byte, error) {
+	glob := filepath.Join(n.DataDir, "agent", "kubelet", "pods", pod.UID, "volumes", "kubernetes.io~projected", "*", name)
+	out, err := n.Command(harness.Options{}, "sh", "-c", "cat "+glob).Output()
+	if err == nil && len(out) == 0 {
+		err = errors.New("empty")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", glob, err)
+	}
+	return out, nil
+}
+
+// podGet requests /api from srv's apiserver as a pod does: trusting caPEM,
+// with the bearer token.
+func podGet(srv *harness.Node, caPEM []byte, token string) (int, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return 0, errors.New("no certificate in ca.crt")
+	}
+	return get(srv, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, strings.TrimSpace(token))
+}
+
+// apiGet requests /api from srv's apiserver trusting ca, with the client
+// certificate cert (if not nil) and the bearer token (if not empty).
+func apiGet(srv *harness.Node, ca *x509.Certificate, cert *tls.Certificate, token string) (int, error) {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return get(srv, cfg, token)
+}
+
+func get(srv *harness.Node, cfg *tls.Config, token string) (int, error) {
+	tr := &http.Transport{DialContext: srv.NS.DialContext, TLSClientConfig: cfg, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+srv.NS.IP+":6443/api", nil)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// verifyServing handshakes with srv's apiserver trusting only ca.
+func verifyServing(srv *harness.Node, ca *x509.Certificate) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := srv.NS.DialContext(ctx, "tcp", srv.NS.IP+":6443")
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: srv.NS.IP, MinVersion: tls.VersionTLS12}).HandshakeContext(ctx)
+}
+
+// served is the certificate addr serves now, read from inside n, not
+// trusted.
+func served(n *harness.Node, addr string) (*x509.Certificate, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := n.NS.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer raw.Close()
+	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // read, compared with the files
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	if peer := conn.ConnectionState().PeerCertificates; len(peer) > 0 {
+		return peer[0], nil
+	}
+	return nil, errors.New("no certificate served")
+}
+
+// waitServed waits (at most a minute) until addr serves a certificate ok
+// accepts.
+func waitServed(t *testing.T, what string, n *harness.Node, addr string, ok func(*x509.Certificate) bool) {
+	t.Helper()
+	took := n.WaitFor(time.Minute, what+" serving a certificate of the new CA", func(context.Context) (bool, error) {
+		c, err := served(n, addr)
+		if err != nil {
+			return false, err
+		}
+		return ok(c), fmt.Errorf("serves serial %s from %s", c.SerialNumber, c.Issuer)
+	})
+	t.Logf("%s (%s) serves a certificate of the new CA (waited %s)", what, addr, took.Round(time.Millisecond))
+}
+
+func signedBy(c, ca *x509.Certificate) bool { return c != nil && ca != nil && c.CheckSignatureFrom(ca) == nil }
+
+func caFile(tlsDir, name string) string { return filepath.Join(tlsDir, name+"-ca.crt") }
+
+// caFiles is the content of every CA file in tlsDir (etcd's too), to
+// compare.
+func caFiles(t *testing.T, tlsDir string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, n := range caNames {
+		b.Write(readFile(t, caFile(tlsDir, n)))
+	}
+	b.Write(readFile(t, filepath.Join(tlsDir, "etcd", "server-ca.crt")))
+	return b.String()
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// readBundle reads the certificates of the PEM file at path; none fails t.
+func readBundle(t *testing.T, path string) []*x509.Certificate {
+	t.Helper()
+	certs := parseBundle(readFile(t, path))
+	if len(certs) == 0 {
+		t.Fatalf("%s: no certificate", path)
+	}
+	return certs
+}
+
+func parseBundle(data []byte) []*x509.Certificate {
+	var out []*x509.Certificate
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func sameCerts(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// loadKeyPair copies the certificate and key of files (without suffix).
+func loadKeyPair(t *testing.T, files string) tls.Certificate {
+	t.Helper()
+	kp, err := tls.X509KeyPair(readFile(t, files+".crt"), readFile(t, files+".key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}
+
+// kubeconfigCert is the client certificate embedded in the kubeconfig at
+// path, for its current context.
+func kubeconfigCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok || cfg.AuthInfos[ctx.AuthInfo] == nil {
+		t.Fatalf("%s: no user for context %q", path, cfg.CurrentContext)
+	}
+	certs := parseBundle(cfg.AuthInfos[ctx.AuthInfo].ClientCertificateData)
+	if len(certs) == 0 {
+		t.Fatalf("%s: no client certificate", path)
+	}
+	return certs[0]
+}
+
+// logLines are the lines of n's log holding sub.
+func logLines(n *harness.Node, sub string) []string {
+	data, _ := os.ReadFile(n.LogPath)
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// logTime is the time= field of a log line.
+func logTime(line string) (time.Time, bool) {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "time="); ok {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			return at, err == nil
+		}
+	}
+	return time.Time{}, false
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// keepLogs copies the nodes' logs to dir if t fails (kept with go test
+// -artifacts).
+func keepLogs(t *testing.T, dir string, nodes ...*harness.Node) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for i, n := range nodes {
+			data, err := os.ReadFile(n.LogPath)
+			if err != nil {
+				continue
+			}
+			dst := filepath.Join(dir, fmt.Sprintf("node%d-%s.log", i, n.NS.Name))
+			if err := os.WriteFile(dst, data, 0o644); err == nil {
+				t.Logf("log of %s kept at %s", n.NS.Name, dst)
+			}
+		}
+	})
+}
