@@ -23,6 +23,12 @@ type Creds struct {
 	// through KubeletCABundle, as kubelets'.
 	KubeletServingCA pki.Files
 	KubeletCABundle  string
+	// ClientSigner and KubeletServingSigner hold the first certificate of
+	// the client and kubelet-serving CA files alone, for the controller-
+	// manager's CSR signers, which take a file of one certificate (a CA
+	// file holds two during a rotation); the key is the CA's.
+	ClientSigner         string
+	KubeletServingSigner string
 	// APIServiceCA signs the serving certificates of the aggregated APIs
 	// monokube deploys (metrics-server); APIServices trust only it.
 	APIServiceCA pki.Files
@@ -91,6 +97,8 @@ func NewCreds(l datadir.Layout) Creds {
 		APIServiceCA:         t("apiservice-ca"),
 		MetricsServing:       t("serving-metrics-server"),
 		KubeletCABundle:      l.TLSFile("kubelet-ca-bundle.crt"),
+		ClientSigner:         l.TLSFile("client-ca-signer.crt"),
+		KubeletServingSigner: l.TLSFile("kubelet-serving-ca-signer.crt"),
 		APIServerServing:     t("serving-kube-apiserver"),
 		CMServing:            t("serving-kube-controller-manager"),
 		SchedulerServing:     t("serving-kube-scheduler"),

@@ -315,7 +315,9 @@ type retireSchedule struct {
 }
 
 // retireFile is where a retirement is scheduled.
-func retireFile(c control.Creds) string { return filepath.Join(filepath.Dir(c.ServerCA.Cert()), "ca-retire.json") }
+func retireFile(c control.Creds) string {
+	return filepath.Join(filepath.Dir(c.ServerCA.Cert()), "ca-retire.json")
+}
 
 // ScheduleRetire has the server on l retire the old CAs of names at
 // after, as `rotate-ca --retire` would (RetireDue; package carotate

@@ -100,6 +100,9 @@ func TestRotateCASteps(t *testing.T) {
 	if err := load(t, id.Node.KubeletClient).Cert.CheckSignatureFrom(stageOf(t, l, CAClient).Signer); err != nil {
 		t.Errorf("the server node's kubelet certificate after the switch: %v; want it from the new client CA", err)
 	}
+	if got := bundleOf(t, c.ClientSigner); len(got) != 1 || !got[0].Equal(stageOf(t, l, CAClient).Signer) {
+		t.Error("the controller-manager's client signer file is not the new client CA alone")
+	}
 	if got := bundleOf(t, id.Node.ClientCA); len(got) != 2 {
 		t.Errorf("the server node's copy of the client CA holds %d CAs, want both", len(got))
 	}

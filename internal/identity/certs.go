@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -74,6 +75,9 @@ func ensurePKI(cfg *config.Server, c control.Creds, own *NodeFiles, is issue, lo
 	if err := writeKubeletCABundle(c, cas); err != nil {
 		return nil, nil, err
 	}
+	if err := writeSigners(c, cas); err != nil {
+		return nil, nil, err
+	}
 	if err := pki.EnsureSigningKey(c.ServiceKey, c.ServicePub); err != nil {
 		return nil, nil, err
 	}
@@ -125,6 +129,22 @@ func markLegacyKubeletCA(c control.Creds) error {
 	note := "Kubelet serving certificates issued before monokube had a kubelet-serving CA are signed by the server CA;\n" +
 		"kube-apiserver and metrics-server keep trusting them (kubelet-ca-bundle.crt) while this file exists.\n"
 	return fsutil.WriteFile(legacyKubeletCA(c), []byte(note), 0o600)
+}
+
+// writeSigners writes the certificates of the CAs that the controller-
+// manager signs CSRs with, each alone (control.Creds.ClientSigner), when
+// they changed: the signer reloads them, with the CA's key, on a change.
+func writeSigners(c control.Creds, cas map[pki.Files]*pki.KeyPair) error {
+	for file, ca := range map[string]pki.Files{c.ClientSigner: c.ClientCA, c.KubeletServingSigner: c.KubeletServingCA} {
+		data := pki.CertPEM(cas[ca].Cert)
+		if have, err := os.ReadFile(file); err == nil && bytes.Equal(have, data) {
+			continue
+		}
+		if err := fsutil.WriteFile(file, data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeKubeletCABundle writes the CAs that kubelet serving certificates

@@ -47,7 +47,8 @@ func TestEncryptionConfig(t *testing.T) {
 // here strands existing clusters.
 func initFiles() map[string]fs.FileMode {
 	files := map[string]fs.FileMode{
-		"server/tls/kubelet-ca-bundle.crt": 0o644, "server/tls/service.key": 0o600, "server/tls/service.pub": 0o644,
+		"server/tls/kubelet-ca-bundle.crt": 0o644, "server/tls/client-ca-signer.crt": 0o644, "server/tls/kubelet-serving-ca-signer.crt": 0o644,
+		"server/tls/service.key": 0o600, "server/tls/service.pub": 0o644,
 		"server/cred/super-admin.kubeconfig": 0o600, "server/cred/controller.kubeconfig": 0o600,
 		"server/cred/scheduler.kubeconfig": 0o600, "server/cred/encryption-config.json": 0o600, "server/cred/recovery-key": 0o600,
 		"server/cred/authentication-config.yaml": 0o600, "server/tls/.lock": 0o600,
