@@ -40,6 +40,15 @@ const (
 // state, and the encryption key that sealed it may be gone).
 const StageFinished = "finished"
 
+// TrustSettle is how long the trust step lasts at least, counted from
+// when every node took it: client-go re-reads a CA file only when its
+// transport is used after five minutes from the last read
+// (k8s.io/client-go/transport, caRefreshDuration), and client-go is how
+// kube-apiserver reaches the kubelets, and how the controller-manager,
+// the scheduler, monokube's controllers and the kubelets reach the
+// apiserver. Before the switch every one of them must trust the new CAs.
+const TrustSettle = 5*time.Minute + 15*time.Second
+
 // sealInfo separates this use of the Secrets encryption key.
 const sealInfo = "monokube CA rotation v1"
 

@@ -85,6 +85,14 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 			return fmt.Errorf("step %s: %w", step, err)
 		}
 		fmt.Fprintf(stdout, "%s (%s)\n", s.name, time.Since(start).Round(time.Millisecond))
+		if step == "trust" {
+			fmt.Fprintf(stdout, "waiting %s for every client to read the CA files again (client-go reads them every 5 minutes)\n", carotate.TrustSettle)
+			select {
+			case <-c.Context.Done():
+				return c.Context.Err()
+			case <-time.After(carotate.TrustSettle):
+			}
+		}
 	}
 	if err := carotate.Finish(c.Context, client, l); err != nil {
 		return err
