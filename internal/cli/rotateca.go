@@ -88,8 +88,8 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 		if step == "trust" {
 			fmt.Fprintf(stdout, "waiting %s for every client to read the CA files again (client-go reads them every 5 minutes)\n", carotate.TrustSettle)
 			select {
-			case <-c.Context.Done():
-				return c.Context.Err()
+			case <-c.Done():
+				return c.Err()
 			case <-time.After(carotate.TrustSettle):
 			}
 		}

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,10 @@ const (
 	agentName  = "agent-1"
 	// trustAnnotation is where an agent reports the CA bundles it took.
 	trustAnnotation = "monokube.io/ca-bundles"
+	// stepTimeout is rotate-ca's --timeout: how long it waits for the
+	// nodes at each step. An agent takes a step within a minute (it reads
+	// the CAs every 10 s, then may restart).
+	stepTimeout = "3m"
 )
 
 // caNames are the CAs rotate-ca rotates by default, each in
@@ -108,14 +113,16 @@ func TestRotateCA(t *testing.T) {
 	annotationBefore := nodeAnnotation(t, srv, agentName)
 	t.Logf("before: agent PID %d, %s annotation %q, pods %+v", agentPID, trustAnnotation, annotationBefore, pods)
 
-	loop := useCluster(t, srv, agentPod.Name)
+	loop := useCluster(t, srv, agentPod.Name, pods["app=on-server"].Name)
 	rotateStart := time.Now()
-	r := srv.Exec(6*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--timeout", "5m")
+	r := srv.Exec(4*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--timeout", stepTimeout)
 	rotateTook := time.Since(rotateStart)
 	if r.Code != 0 {
-		loop.stop()
-		t.Fatalf("certificate rotate-ca: exit %d after %s\n%s%s\nserver:\n%s\nagent:\n%s",
-			r.Code, rotateTook.Round(time.Millisecond), r.Stdout, r.Stderr, srv.LogTail(40), agent.LogTail(40))
+		w := loop.stop()
+		csrs, _ := kubectl(srv, 30*time.Second, "get", "csr")
+		t.Fatalf("certificate rotate-ca: exit %d after %s\n%s%s\nbackground loop: %+v\nCSRs:\n%s\nserver's errors and warnings since:\n%s\nagent's:\n%s",
+			r.Code, rotateTook.Round(time.Millisecond), r.Stdout, r.Stderr, w, csrs,
+			problems(srv, rotateStart), problems(agent, rotateStart))
 	}
 	t.Logf("certificate rotate-ca took %s (measured) and printed:\n%s", rotateTook.Round(time.Millisecond), r.Stdout)
 	for _, want := range []string{"trust: every node trusts the new CAs beside the old (", "switch: the new CAs sign every certificate (", "rotated the CAs of "} {
@@ -183,10 +190,11 @@ func TestRotateCA(t *testing.T) {
 
 	// 6. Retire the old CAs.
 	retireStart := time.Now()
-	r = srv.Exec(6*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--retire", "--timeout", "5m")
+	r = srv.Exec(4*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--retire", "--timeout", stepTimeout)
 	if r.Code != 0 {
 		loop.stop()
-		t.Fatalf("rotate-ca --retire: exit %d\n%s%s\nserver:\n%s", r.Code, r.Stdout, r.Stderr, srv.LogTail(40))
+		t.Fatalf("rotate-ca --retire: exit %d\n%s%s\nserver's errors and warnings since:\n%s\nagent's:\n%s",
+			r.Code, r.Stdout, r.Stderr, problems(srv, retireStart), problems(agent, retireStart))
 	}
 	t.Logf("rotate-ca --retire took %s and printed:\n%s", time.Since(retireStart).Round(time.Millisecond), r.Stdout)
 	if !strings.Contains(r.Stdout, "retired the old CAs of ") {
@@ -200,8 +208,8 @@ func TestRotateCA(t *testing.T) {
 	}
 
 	w := loop.stop()
-	t.Logf("background loop: %d rounds in %s; %d failed API requests, %d failed execs into %s, %d rounds with a node not Ready",
-		w.rounds, w.took.Round(time.Second), w.apiFailures, w.execFailures, agentPod.Name, w.notReady)
+	t.Logf("background loop: %d rounds in %s; %d failed API requests, %d failed execs into the two pods, %d rounds with a node not Ready",
+		w.rounds, w.took.Round(time.Second), w.apiFailures, w.execFailures, w.notReady)
 	if w.notReady > 0 {
 		t.Errorf("a node was not Ready in %d rounds of the background loop (logged above)", w.notReady)
 	}
@@ -258,23 +266,25 @@ func checkPods(t *testing.T, srv *harness.Node, pods map[string]podInfo) {
 func checkExecLogs(t *testing.T, srv *harness.Node, pod string) {
 	t.Helper()
 	var out string
-	took := srv.WaitFor(time.Minute, "exec into "+pod, func(context.Context) (bool, error) {
+	took, ok := waitUntil(t, time.Minute, "kubectl exec into "+pod, func() error {
 		var err error
 		out, err = kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi")
-		return err == nil, err
+		return err
 	})
-	if out != "hi\n" {
+	if ok && out != "hi\n" {
 		t.Errorf("kubectl exec %s = %q", pod, out)
 	}
-	srv.WaitFor(time.Minute, "logs of "+pod, func(context.Context) (bool, error) {
+	_, okLogs := waitUntil(t, time.Minute, "kubectl logs of "+pod, func() error {
 		var err error
 		out, err = kubectl(srv, 20*time.Second, "logs", pod)
-		return err == nil, err
+		return err
 	})
-	if !strings.Contains(out, "echo listening on :8080") {
+	if okLogs && !strings.Contains(out, "echo listening on :8080") {
 		t.Errorf("kubectl logs %s = %q", pod, out)
 	}
-	t.Logf("exec and logs into %s work (exec answered after %s)", pod, took.Round(time.Millisecond))
+	if ok && okLogs {
+		t.Logf("exec and logs into %s work (exec answered after %s)", pod, took.Round(time.Millisecond))
+	}
 }
 
 // checkServerLeaves fails t unless every leaf of the server and its node
@@ -356,15 +366,20 @@ func checkAgent(t *testing.T, srv, agent *harness.Node, tlsDir string, cur map[s
 func checkRootCA(t *testing.T, srv *harness.Node, tlsDir string, timeout time.Duration) {
 	t.Helper()
 	want := readBundle(t, caFile(tlsDir, "server"))
-	var got string
-	took := srv.WaitFor(timeout, "kube-root-ca.crt holding the server CA file", func(ctx context.Context) (bool, error) {
-		cm, err := srv.Client().CoreV1().ConfigMaps("default").Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+	client := srv.Client()
+	took, ok := waitUntil(t, timeout, "kube-root-ca.crt in default holding the server CA file", func() error {
+		cm, err := client.CoreV1().ConfigMaps("default").Get(context.Background(), "kube-root-ca.crt", metav1.GetOptions{})
 		if err != nil {
-			return false, err
+			return err
 		}
-		got = cm.Data["ca.crt"]
-		return sameCerts(parseBundle([]byte(got)), want), nil
+		if got := parseBundle([]byte(cm.Data["ca.crt"])); !sameCerts(got, want) {
+			return fmt.Errorf("it holds %d certificates, not the file's %d", len(got), len(want))
+		}
+		return nil
 	})
+	if !ok {
+		return
+	}
 	t.Logf("kube-root-ca.crt in default holds the %d certificates of the server CA file (after %s)", len(want), took.Round(time.Millisecond))
 }
 
@@ -375,11 +390,19 @@ func checkPodAccess(t *testing.T, srv, agent *harness.Node, pod podInfo, tlsDir 
 	t.Helper()
 	want := readBundle(t, caFile(tlsDir, "server"))
 	var ca []byte
-	took := agent.WaitFor(3*time.Minute, "the pod's ca.crt holding the server CA file", func(context.Context) (bool, error) {
+	took, ok := waitUntil(t, 3*time.Minute, "the agent's pod's service-account ca.crt holding the server CA file", func() error {
 		var err error
-		ca, err = podFile(agent, pod, "ca.crt")
-		return err == nil && sameCerts(parseBundle(ca), want), err
+		if ca, err = podFile(agent, pod, "ca.crt"); err != nil {
+			return err
+		}
+		if got := parseBundle(ca); !sameCerts(got, want) {
+			return fmt.Errorf("it holds %d certificates, not the file's %d", len(got), len(want))
+		}
+		return nil
 	})
+	if !ok {
+		return
+	}
 	t.Logf("the agent's pod's service-account ca.crt holds the %d certificates of the server CA file (after %s more)", len(want), took.Round(time.Second))
 	token, err := podFile(agent, pod, "token")
 	if err != nil {
@@ -425,11 +448,15 @@ func checkRetired(t *testing.T, srv, agent *harness.Node, tlsDir string, cur, ol
 		}
 	}
 	// The apiserver reads its client CA file again by itself.
-	took := srv.WaitFor(time.Minute, "the old admin certificate refused", func(context.Context) (bool, error) {
+	if took, ok := waitUntil(t, time.Minute, "the old admin certificate refused with 401", func() error {
 		code, err := apiGet(srv, cur["server"], oldAdmin, "")
-		return err == nil && code == http.StatusUnauthorized, fmt.Errorf("%d %w", code, err)
-	})
-	t.Logf("the old admin certificate gets 401 (%s after --retire returned)", took.Round(time.Millisecond))
+		if err == nil && code != http.StatusUnauthorized {
+			err = fmt.Errorf("status %d", code)
+		}
+		return err
+	}); ok {
+		t.Logf("the old admin certificate gets 401 (%s after --retire returned)", took.Round(time.Millisecond))
+	}
 	if out := srv.Kubectl("get", "nodes", "-o", "name"); !strings.Contains(out, agentName) {
 		t.Errorf("kubectl get nodes with the admin kubeconfig after --retire: %q", out)
 	}
@@ -530,9 +557,10 @@ type clusterLoop struct {
 
 // useCluster starts a loop that, every 3 s (at most 200 rounds, 10
 // minutes), lists the nodes with a client made afresh from the admin
-// kubeconfig, runs kubectl get nodes and execs into pod, counting and
-// logging the failures. It ends at stop, or at the test's cleanup.
-func useCluster(t *testing.T, srv *harness.Node, pod string) *clusterLoop {
+// kubeconfig, runs kubectl get nodes and execs into each of pods,
+// counting and logging the failures. It ends at stop, or at the test's
+// cleanup.
+func useCluster(t *testing.T, srv *harness.Node, pods ...string) *clusterLoop {
 	t.Helper()
 	l := &clusterLoop{quit: make(chan struct{}), done: make(chan loopStats, 1)}
 	go func() {
@@ -555,9 +583,11 @@ func useCluster(t *testing.T, srv *harness.Node, pod string) *clusterLoop {
 				s.apiFailures++
 				t.Logf("%s round %d: kubectl get nodes: %v", stamp(), s.rounds, err)
 			}
-			if out, err := kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
-				s.execFailures++
-				t.Logf("%s round %d: kubectl exec %s: %q %v", stamp(), s.rounds, pod, out, err)
+			for _, pod := range pods {
+				if out, err := kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
+					s.execFailures++
+					t.Logf("%s round %d: kubectl exec %s: %q %v", stamp(), s.rounds, pod, out, err)
+				}
 			}
 			select {
 			case <-l.quit:
@@ -743,14 +773,38 @@ func served(n *harness.Node, addr string) (*x509.Certificate, error) {
 // accepts.
 func waitServed(t *testing.T, what string, n *harness.Node, addr string, ok func(*x509.Certificate) bool) {
 	t.Helper()
-	took := n.WaitFor(time.Minute, what+" serving a certificate of the new CA", func(context.Context) (bool, error) {
+	took, done := waitUntil(t, time.Minute, what+" ("+addr+") serving a certificate of the new CA", func() error {
 		c, err := served(n, addr)
-		if err != nil {
-			return false, err
+		switch {
+		case err != nil:
+			return err
+		case !ok(c):
+			return fmt.Errorf("serves serial %s from %s", c.SerialNumber, c.Issuer)
 		}
-		return ok(c), fmt.Errorf("serves serial %s from %s", c.SerialNumber, c.Issuer)
+		return nil
 	})
+	if !done {
+		return
+	}
 	t.Logf("%s (%s) serves a certificate of the new CA (waited %s)", what, addr, took.Round(time.Millisecond))
+}
+
+// waitUntil tries cond every second until it returns nil or timeout
+// passes; then it fails t (not fatally) with what and the last error.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() error) (time.Duration, bool) {
+	t.Helper()
+	start := time.Now()
+	for {
+		err := cond()
+		if err == nil {
+			return time.Since(start), true
+		}
+		if time.Since(start) > timeout {
+			t.Errorf("%s: not after %s: %v", what, timeout, err)
+			return time.Since(start), false
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 func signedBy(c, ca *x509.Certificate) bool { return c != nil && ca != nil && c.CheckSignatureFrom(ca) == nil }
@@ -852,6 +906,53 @@ func logLines(n *harness.Node, sub string) []string {
 		}
 	}
 	return out
+}
+
+// digits are runs of digits, which problems ignores.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// problems are the distinct ERROR and WARN messages of n's log since
+// since (each with its count and first line), at most 20, for failure
+// messages.
+func problems(n *harness.Node, since time.Time) string {
+	data, _ := os.ReadFile(n.LogPath)
+	type seen struct {
+		first string
+		count int
+	}
+	byMsg := map[string]*seen{}
+	var order []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.Contains(l, "level=ERROR") && !strings.Contains(l, "level=WARN") {
+			continue
+		}
+		if at, ok := logTime(l); !ok || at.Before(since) {
+			continue
+		}
+		key := l
+		if i := strings.Index(l, "msg="); i >= 0 {
+			key = l[i:]
+		}
+		// The same error about another object, port or time.
+		key = digits.ReplaceAllString(key, "#")
+		if len(key) > 160 {
+			key = key[:160]
+		}
+		if byMsg[key] == nil {
+			byMsg[key] = &seen{first: l}
+			order = append(order, key)
+		}
+		byMsg[key].count++
+	}
+	var b strings.Builder
+	for i, k := range order {
+		if i == 20 {
+			fmt.Fprintf(&b, "... %d more\n", len(order)-i)
+			break
+		}
+		fmt.Fprintf(&b, "%dx %s\n", byMsg[k].count, byMsg[k].first)
+	}
+	return b.String()
 }
 
 // logTime is the time= field of a log line.
