@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,14 +41,66 @@ const (
 // state, and the encryption key that sealed it may be gone).
 const StageFinished = "finished"
 
-// TrustSettle is how long the trust step lasts at least, counted from
-// when every node took it: client-go re-reads a CA file only when its
-// transport is used after five minutes from the last read
-// (k8s.io/client-go/transport, caRefreshDuration), and client-go is how
-// kube-apiserver reaches the kubelets, and how the controller-manager,
-// the scheduler, monokube's controllers and the kubelets reach the
-// apiserver. Before the switch every one of them must trust the new CAs.
-const TrustSettle = 5*time.Minute + 15*time.Second
+// How long the steps wait for client-go, which is how kube-apiserver
+// reaches the kubelets and how the controller-manager, the scheduler,
+// monokube's controllers, kube-proxy and the kubelets reach the
+// apiserver. It reads a changed CA file only when its transport is used
+// five minutes or more after its last read (k8s.io/client-go/transport,
+// caRefreshDuration, fixed), and a client certificate's files every
+// CertReload (its CertCallbackRefreshDuration, which monokube sets).
+const (
+	// CertReload is how often monokube's client-go clients read their
+	// client certificates again.
+	CertReload = 30 * time.Second
+	// TrustSettle is how long a trust step lasts at least, from when
+	// every node took it, when a CA that signs serving certificates (the
+	// server and kubelet-serving CAs) changes: before the switch every
+	// client must trust the new CA.
+	TrustSettle = 5*time.Minute + 15*time.Second
+	// RetireSettle is how long after a switch of the client CA its old CA
+	// is retired at the soonest: every component must present the client
+	// certificate the new CA signed.
+	RetireSettle = CertReload + 15*time.Second
+)
+
+// Wait is how much longer, at now, step must wait for client-go to
+// follow the previous step of a rotation of names on the server l: its
+// Settle from when this server took that step (its CA files' time: the
+// certificates for a trust step, the keys for a switch).
+func Wait(l datadir.Layout, step string, names []string, now time.Time) (time.Duration, error) {
+	settle := Settle(step, names)
+	if settle == 0 {
+		return 0, nil
+	}
+	c := control.NewCreds(l)
+	files := []string{c.ServerCA.Cert(), c.KubeletServingCA.Cert()}
+	if step == "retire" {
+		files = []string{c.ClientCA.Key()}
+	}
+	var last time.Time
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return 0, err
+		}
+		if fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+	}
+	return max(0, settle-now.Sub(last)), nil
+}
+
+// Settle is how long step must wait, after the previous step, for
+// client-go to follow a rotation of names.
+func Settle(step string, names []string) time.Duration {
+	switch {
+	case step == "switch" && (slices.Contains(names, identity.CAServer) || slices.Contains(names, identity.CAKubeletServing)):
+		return TrustSettle
+	case step == "retire" && slices.Contains(names, identity.CAClient):
+		return RetireSettle
+	}
+	return 0
+}
 
 // sealInfo separates this use of the Secrets encryption key.
 const sealInfo = "monokube CA rotation v1"

@@ -183,3 +183,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The switch waits out client-go's CA reload only when a CA of serving
+// certificates changes, counted from the trust step's files; the
+// retirement waits for the client certificates' reload only after a
+// switch of the client CA.
+func TestWait(t *testing.T) {
+	s := newServer(t, nil)
+	now := time.Now()
+	for _, tc := range []struct {
+		step  string
+		names []string
+		want  time.Duration
+	}{
+		{"switch", identity.RotatableCAs(), TrustSettle},
+		{"switch", []string{identity.CAClient, identity.CARequestHeader}, 0},
+		{"retire", []string{identity.CAClient}, RetireSettle},
+		{"retire", []string{identity.CAServer}, 0},
+		{"trust", identity.RotatableCAs(), 0},
+	} {
+		got, err := Wait(s.l, tc.step, tc.names, now)
+		if err != nil || got > tc.want || got < tc.want-time.Minute {
+			t.Errorf("Wait(%s, %v) just after the files changed = %s, %v; want about %s", tc.step, tc.names, got, err, tc.want)
+		}
+	}
+	if got, _ := Wait(s.l, "switch", identity.RotatableCAs(), now.Add(TrustSettle)); got != 0 {
+		t.Errorf("Wait once the settle has passed = %s, want 0", got)
+	}
+}

@@ -81,18 +81,13 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 	start := time.Now()
 	for _, s := range steps {
 		step := strings.SplitN(s.name, ":", 2)[0]
+		if err := settle(c, stdout, l, step, names); err != nil {
+			return err
+		}
 		if err := runCAStep(c.Context, l, client, servers, step, s.change, c.Duration("timeout")); err != nil {
 			return fmt.Errorf("step %s: %w", step, err)
 		}
 		fmt.Fprintf(stdout, "%s (%s)\n", s.name, time.Since(start).Round(time.Millisecond))
-		if step == "trust" {
-			fmt.Fprintf(stdout, "waiting %s for every client to read the CA files again (client-go reads them every 5 minutes)\n", carotate.TrustSettle)
-			select {
-			case <-c.Done():
-				return c.Err()
-			case <-time.After(carotate.TrustSettle):
-			}
-		}
 	}
 	if err := carotate.Finish(c.Context, client, l); err != nil {
 		return err
@@ -143,6 +138,26 @@ func checkNotRotated(c *cli.Context, l datadir.Layout, client kubernetes.Interfa
 	}
 	return fmt.Errorf("the CAs of %s were rotated and their old ones are still trusted: retire them first (`monokube certificate rotate-ca --retire`)",
 		strings.Join(switched, ", "))
+}
+
+// settle waits, before step, until client-go has followed the step before
+// (carotate.Wait), saying so.
+func settle(c *cli.Context, stdout io.Writer, l datadir.Layout, step string, names []string) error {
+	wait, err := carotate.Wait(l, step, names, time.Now())
+	if err != nil || wait == 0 {
+		return err
+	}
+	what := "trust the new CAs (client-go reads a changed CA file after 5 minutes)"
+	if step == "retire" {
+		what = "present its re-issued client certificate"
+	}
+	fmt.Fprintf(stdout, "waiting %s for every client to %s\n", wait.Round(time.Second), what)
+	select {
+	case <-c.Done():
+		return c.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }
 
 // runCAStep publishes the CA files as change leaves them, then waits

@@ -31,6 +31,7 @@ func serverCommand(stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			quickCertReload()
 			return server.Run(c.Context, cfg, log)
 		},
 	}
