@@ -32,8 +32,10 @@ import (
 // way), and writes them into the kubelet's certificate store. The running
 // kubelet keeps the ones it holds in memory until it restarts; kube-proxy
 // and the overlay, which read the client certificate's file, follow
-// within minutes. It returns the files written.
-func RotateKubelet(ctx context.Context, l datadir.Layout) ([]string, error) {
+// within minutes. The serving certificate is stored with servingChain
+// after it (identity.ServingChain; nil for none). It returns the files
+// written.
+func RotateKubelet(ctx context.Context, l datadir.Layout, servingChain []byte) ([]string, error) {
 	rc, err := clientcmd.BuildConfigFromFlags("", node.NewAgentCreds(l).KubeletKubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("the kubelet's kubeconfig: %w", err)
@@ -63,15 +65,16 @@ func RotateKubelet(ctx context.Context, l datadir.Layout) ([]string, error) {
 		prefix, signer string
 		tmpl           x509.CertificateRequest
 		usages         []certificatesv1.KeyUsage
+		chain          []byte
 	}{
 		{"kubelet-client", certificatesv1.KubeAPIServerClientKubeletSignerName, x509.CertificateRequest{Subject: subject},
-			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}},
+			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}, nil},
 		{"kubelet-server", certificatesv1.KubeletServingSignerName, servingRequest(subject, n.Status.Addresses),
-			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}},
+			[]certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}, servingChain},
 	}
 	var files []string
 	for _, r := range requests {
-		file, err := requestInto(ctx, client, l, r.prefix, r.signer, &r.tmpl, r.usages)
+		file, err := requestInto(ctx, client, l, r.prefix, r.signer, &r.tmpl, r.usages, r.chain)
 		if err != nil {
 			return files, err
 		}
@@ -98,10 +101,11 @@ func servingRequest(subject pkix.Name, addrs []corev1.NodeAddress) x509.Certific
 }
 
 // requestInto requests a certificate for tmpl from signer with a new key,
-// waits for it (approved and signed within a minute) and stores the pair
-// as the kubelet's current one of prefix.
+// waits for it (approved and signed within a minute) and stores the pair,
+// the certificate followed by chain, as the kubelet's current one of
+// prefix.
 func requestInto(ctx context.Context, client kubernetes.Interface, l datadir.Layout, prefix, signer string,
-	tmpl *x509.CertificateRequest, usages []certificatesv1.KeyUsage) (string, error) {
+	tmpl *x509.CertificateRequest, usages []certificatesv1.KeyUsage, chain []byte) (string, error) {
 	key, err := pki.NewKey()
 	if err != nil {
 		return "", err
@@ -129,7 +133,7 @@ func requestInto(ctx context.Context, client kubernetes.Interface, l datadir.Lay
 	if err != nil {
 		return "", err
 	}
-	cert, err := store.Update(certPEM, keyPEM)
+	cert, err := store.Update(append(certPEM, chain...), keyPEM)
 	if err != nil {
 		return "", fmt.Errorf("store the %s certificate: %w", prefix, err)
 	}

@@ -160,7 +160,7 @@ func (t *trustSync) reissue(ctx context.Context, s identity.ClusterSettings, err
 		return false, err
 	}
 	t.log.Info("the cluster's CAs changed: having the kubelet's certificates re-issued")
-	files, err := RotateKubelet(ctx, t.layout)
+	files, err := RotateKubelet(ctx, t.layout, identity.ServingChain(s.KubeletServingCA))
 	if err != nil {
 		return false, err
 	}

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,65 +40,64 @@ const (
 // state, and the encryption key that sealed it may be gone).
 const StageFinished = "finished"
 
-// How long the steps wait for client-go, which is how kube-apiserver
+// How long a retirement waits for client-go, which is how kube-apiserver
 // reaches the kubelets and how the controller-manager, the scheduler,
 // monokube's controllers, kube-proxy and the kubelets reach the
-// apiserver. It reads a changed CA file only when its transport is used
-// five minutes or more after its last read (k8s.io/client-go/transport,
+// apiserver. It reads a changed CA file only when a request comes five
+// minutes or more after its last read (k8s.io/client-go/transport,
 // caRefreshDuration, fixed), and a client certificate's files every
-// CertReload (its CertCallbackRefreshDuration, which monokube sets).
+// CertReload (its CertCallbackRefreshDuration, which monokube sets). The
+// switch needs no wait: until the retirement the servers and kubelets
+// serve their new certificates with the old CA's certificate of the new
+// (identity.ServingChain), which clients that trust only the old verify.
 const (
 	// CertReload is how often monokube's client-go clients read their
 	// client certificates again.
 	CertReload = 30 * time.Second
-	// TrustSettle is how long a trust step lasts at least, from when
-	// every node took it, when a CA that signs serving certificates (the
-	// server and kubelet-serving CAs) changes: before the switch every
-	// client must trust the new CA.
+	// TrustSettle is how long after the trust step of a CA of serving
+	// certificates (server, kubelet-serving) its old CA is retired at the
+	// soonest: every client must trust the new one by then.
 	TrustSettle = 5*time.Minute + 15*time.Second
-	// RetireSettle is how long after a switch of the client CA its old CA
-	// is retired at the soonest: every component must present the client
-	// certificate the new CA signed.
+	// RetireSettle is how long after the switch of the client CA its old
+	// CA is retired at the soonest: every component must present the
+	// client certificate the new CA signed by then.
 	RetireSettle = CertReload + 15*time.Second
 )
 
-// Wait is how much longer, at now, step must wait for client-go to
-// follow the previous step of a rotation of names on the server l: its
-// Settle from when this server took that step (its CA files' time: the
-// certificates for a trust step, the keys for a switch).
-func Wait(l datadir.Layout, step string, names []string, now time.Time) (time.Duration, error) {
-	settle := Settle(step, names)
-	if settle == 0 {
-		return 0, nil
-	}
+// Wait is how much longer, at now, the retirement of names on the server
+// l must wait for client-go to follow the steps before (TrustSettle from
+// the trust step, RetireSettle from the switch), as this server's files
+// date them: the old CA's certificate of the new is written at the trust
+// step, the new key at the switch.
+func Wait(l datadir.Layout, names []string, now time.Time) (time.Duration, error) {
 	c := control.NewCreds(l)
-	files := []string{c.ServerCA.Cert(), c.KubeletServingCA.Cert()}
-	if step == "retire" {
-		files = []string{c.ClientCA.Key()}
+	states, err := identity.CAStates(l, names)
+	if err != nil {
+		return 0, err
 	}
-	var last time.Time
-	for _, f := range files {
-		fi, err := os.Stat(f)
+	var wait time.Duration
+	for _, st := range states {
+		if st.Stage == identity.CAStageIdle {
+			continue
+		}
+		at, ok := map[string]struct {
+			file   string
+			settle time.Duration
+		}{
+			identity.CAServer:         {identity.CrossCertFile(c.ServerCA), TrustSettle},
+			identity.CAKubeletServing: {identity.CrossCertFile(c.KubeletServingCA), TrustSettle},
+			identity.CAClient:         {c.ClientCA.Key(), RetireSettle},
+		}[st.Name]
+		if !ok {
+			continue
+		}
+		fi, err := os.Stat(at.file)
 		if err != nil {
 			return 0, err
 		}
-		if fi.ModTime().After(last) {
-			last = fi.ModTime()
-		}
+		wait = max(wait, at.settle-now.Sub(fi.ModTime()))
 	}
-	return max(0, settle-now.Sub(last)), nil
-}
-
-// Settle is how long step must wait, after the previous step, for
-// client-go to follow a rotation of names.
-func Settle(step string, names []string) time.Duration {
-	switch {
-	case step == "switch" && (slices.Contains(names, identity.CAServer) || slices.Contains(names, identity.CAKubeletServing)):
-		return TrustSettle
-	case step == "retire" && slices.Contains(names, identity.CAClient):
-		return RetireSettle
-	}
-	return 0
+	return wait, nil
 }
 
 // sealInfo separates this use of the Secrets encryption key.

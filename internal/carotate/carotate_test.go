@@ -184,30 +184,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// The switch waits out client-go's CA reload only when a CA of serving
-// certificates changes, counted from the trust step's files; the
-// retirement waits for the client certificates' reload only after a
-// switch of the client CA.
+// A retirement waits out client-go's reload of CA files from the trust
+// step of a CA of serving certificates, and its reload of client
+// certificates from the switch of the client CA; nothing when no rotation
+// is under way.
 func TestWait(t *testing.T) {
 	s := newServer(t, nil)
-	now := time.Now()
-	for _, tc := range []struct {
-		step  string
-		names []string
-		want  time.Duration
-	}{
-		{"switch", identity.RotatableCAs(), TrustSettle},
-		{"switch", []string{identity.CAClient, identity.CARequestHeader}, 0},
-		{"retire", []string{identity.CAClient}, RetireSettle},
-		{"retire", []string{identity.CAServer}, 0},
-		{"trust", identity.RotatableCAs(), 0},
-	} {
-		got, err := Wait(s.l, tc.step, tc.names, now)
-		if err != nil || got > tc.want || got < tc.want-time.Minute {
-			t.Errorf("Wait(%s, %v) just after the files changed = %s, %v; want about %s", tc.step, tc.names, got, err, tc.want)
-		}
+	all := identity.RotatableCAs()
+	if got, err := Wait(s.l, all, time.Now()); err != nil || got != 0 {
+		t.Errorf("no rotation: Wait = %s, %v; want 0", got, err)
 	}
-	if got, _ := Wait(s.l, "switch", identity.RotatableCAs(), now.Add(TrustSettle)); got != 0 {
-		t.Errorf("Wait once the settle has passed = %s, want 0", got)
+	if err := identity.StartCARotation(s.l, all, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if got, err := Wait(s.l, all, now); err != nil || got > TrustSettle || got < TrustSettle-time.Minute {
+		t.Errorf("just after the trust step: Wait = %s, %v; want about %s", got, err, TrustSettle)
+	}
+	if got, _ := Wait(s.l, all, now.Add(TrustSettle)); got > 0 {
+		t.Errorf("once the settle has passed: Wait = %s, want none", got)
+	}
+	if err := identity.SwitchCAs(s.l, []string{identity.CAClient}); err != nil {
+		t.Fatal(err)
+	}
+	client := []string{identity.CAClient}
+	if got, err := Wait(s.l, client, time.Now()); err != nil || got > RetireSettle || got < RetireSettle-time.Minute {
+		t.Errorf("just after the switch of the client CA: Wait = %s, %v; want about %s", got, err, RetireSettle)
 	}
 }

@@ -105,7 +105,7 @@ func rotateAgent(c *cli.Context, stdout io.Writer, l datadir.Layout, services []
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	files, err := agent.RotateKubelet(ctx, l)
+	files, err := agent.RotateKubelet(ctx, l, nil)
 	for _, f := range files {
 		fmt.Fprintln(stdout, "issued", f)
 	}

@@ -101,14 +101,14 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 	}
 	until := "`monokube certificate rotate-ca --retire`"
 	if d := c.Duration("retire-after"); d > 0 {
-		at := time.Now().Add(d)
+		at := time.Now().Add(max(d, carotate.TrustSettle)) // clients must have followed
 		if err := identity.ScheduleRetire(l, names, at); err != nil {
 			return err
 		}
 		until = at.UTC().Format(time.RFC3339) + ", when this server retires them (or --retire before)"
 	}
 	fmt.Fprintf(stdout, "rotated the CAs of %s in %s; the old ones stay trusted until %s. "+
-		"Copies of the admin kubeconfig taken before trust only the old server CA: take a new copy.\n",
+		"Copies of the admin kubeconfig taken before trust only the old server CA and work until then: take a new copy.\n",
 		strings.Join(names, ", "), time.Since(start).Round(time.Millisecond), until)
 	return nil
 }
@@ -140,18 +140,18 @@ func checkNotRotated(c *cli.Context, l datadir.Layout, client kubernetes.Interfa
 		strings.Join(switched, ", "))
 }
 
-// settle waits, before step, until client-go has followed the step before
-// (carotate.Wait), saying so.
+// settle waits, before a retirement, until client-go has followed the
+// steps before (carotate.Wait), saying so.
 func settle(c *cli.Context, stdout io.Writer, l datadir.Layout, step string, names []string) error {
-	wait, err := carotate.Wait(l, step, names, time.Now())
-	if err != nil || wait == 0 {
+	if step != "retire" {
+		return nil
+	}
+	wait, err := carotate.Wait(l, names, time.Now())
+	if err != nil || wait <= 0 {
 		return err
 	}
-	what := "trust the new CAs (client-go reads a changed CA file after 5 minutes)"
-	if step == "retire" {
-		what = "present its re-issued client certificate"
-	}
-	fmt.Fprintf(stdout, "waiting %s for every client to %s\n", wait.Round(time.Second), what)
+	fmt.Fprintf(stdout, "waiting %s for every client to trust the new CAs and present its new certificate "+
+		"(client-go reads a changed CA file 5 minutes after its last read)\n", wait.Round(time.Second))
 	select {
 	case <-c.Done():
 		return c.Err()
@@ -212,14 +212,11 @@ func importedCAs(c *cli.Context, names []string) (map[string]*pki.KeyPair, error
 func publishedHash(l datadir.Layout) (string, error) {
 	c := control.NewCreds(l)
 	var s identity.ClusterSettings
-	for file, into := range map[string]*[]byte{c.ServerCA.Cert(): &s.ServerCA, c.ClientCA.Cert(): &s.ClientCA, c.KubeletServingCA.Cert(): &s.KubeletServingCA} {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		*into = data
-	}
-	return agent.TrustHash(s), nil
+	var errs [3]error
+	s.ServerCA, errs[0] = identity.PublishedBundle(c.ServerCA)
+	s.ClientCA, errs[1] = os.ReadFile(c.ClientCA.Cert())
+	s.KubeletServingCA, errs[2] = identity.PublishedBundle(c.KubeletServingCA)
+	return agent.TrustHash(s), errors.Join(errs[:]...)
 }
 
 // waitAgents waits until every node that is no server's reports want.

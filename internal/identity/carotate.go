@@ -79,23 +79,31 @@ func nextKey(f pki.Files) string { return string(f) + ".next.key" }
 // vouching for it) is kept during a rotation.
 func crossCert(f pki.Files) string { return string(f) + ".cross.crt" }
 
+// CrossCertFile is crossCert, for those that date a rotation's trust
+// step by it.
+func CrossCertFile(f pki.Files) string { return crossCert(f) }
+
 // JoinCABundle is the server CA bundle that joining nodes are given
-// (cluster-info): the server CA's file and, while it holds two CAs, the
-// old CA's certificate of the new one, which lets a join token that pins
-// the old CA trust the new (join.Token.TrustedCAs).
-func JoinCABundle(c control.Creds) ([]byte, error) {
-	data, err := os.ReadFile(c.ServerCA.Cert())
+// (cluster-info): PublishedBundle of the server CA, whose certificate of
+// the new CA by the old lets a join token that pins the old CA trust the
+// new (join.Token.TrustedCAs).
+func JoinCABundle(c control.Creds) ([]byte, error) { return PublishedBundle(c.ServerCA) }
+
+// PublishedBundle is the CA file of f and, while it holds two CAs, the old
+// CA's certificate of the new one, as the servers publish it to nodes.
+func PublishedBundle(f pki.Files) ([]byte, error) {
+	data, err := os.ReadFile(f.Cert())
 	if err != nil {
 		return nil, err
 	}
 	certs, err := pki.ParseBundle(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.ServerCA.Cert(), err)
+		return nil, fmt.Errorf("%s: %w", f.Cert(), err)
 	}
 	if len(certs) == 1 {
 		return data, nil
 	}
-	cross, err := os.ReadFile(crossCert(c.ServerCA))
+	cross, err := os.ReadFile(crossCert(f))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -425,6 +433,26 @@ func caFileNames(names []string) []string {
 		out = append(out, n+"-ca.crt")
 	}
 	return out
+}
+
+// ServingChain is what a serving certificate of the first CA of the
+// published bundle (PublishedBundle) is served with, after the switch of
+// a rotation: the old CA's certificate of the new one, so that a client
+// that has not yet read the new CA (client-go reads a changed CA file
+// only when a request comes five minutes after its last read, and
+// kube-apiserver's exec and port-forward connections to kubelets make
+// none) still verifies it. Nil when there is none to add.
+func ServingChain(bundle []byte) []byte {
+	certs, err := pki.ParseBundle(bundle)
+	if err != nil || len(certs) < 3 {
+		return nil
+	}
+	for _, cross := range certs[2:] {
+		if pki.Vouches(cross, certs[1], certs[0]) {
+			return pki.CertPEM(cross)
+		}
+	}
+	return nil
 }
 
 // CAFiles are the files of the rotatable CAs on a server, keyed by their

@@ -100,6 +100,12 @@ func TestRotateCASteps(t *testing.T) {
 	if err := load(t, id.Node.KubeletClient).Cert.CheckSignatureFrom(stageOf(t, l, CAClient).Signer); err != nil {
 		t.Errorf("the server node's kubelet certificate after the switch: %v; want it from the new client CA", err)
 	}
+	for _, f := range []pki.Files{c.APIServerServing, id.Node.KubeletServing} {
+		served := bundleOf(t, f.Cert())
+		if len(served) != 2 || !pki.Vouches(served[1], old[CAServer], stageOf(t, l, CAServer).Signer) && !pki.Vouches(served[1], old[CAKubeletServing], stageOf(t, l, CAKubeletServing).Signer) {
+			t.Errorf("%s after the switch: %d certificates; want the leaf and the old CA's certificate of the new", f.Cert(), len(served))
+		}
+	}
 	if got := bundleOf(t, c.ClientSigner); len(got) != 1 || !got[0].Equal(stageOf(t, l, CAClient).Signer) {
 		t.Error("the controller-manager's client signer file is not the new client CA alone")
 	}
@@ -115,11 +121,17 @@ func TestRotateCASteps(t *testing.T) {
 			t.Errorf("%s after retiring: stage %s, %d trusted; want the new CA alone", n, st.Stage, len(st.Trusted))
 		}
 	}
+	if _, err := id.Renew(cfg, time.Now(), log); err != nil {
+		t.Fatal(err)
+	}
+	if served := bundleOf(t, c.APIServerServing.Cert()); len(served) != 1 {
+		t.Errorf("the apiserver's certificate file after retiring holds %d certificates, want the leaf alone", len(served))
+	}
 	if join, err := JoinCABundle(c); err != nil || len(mustParse(t, join)) != 1 {
 		t.Errorf("join bundle after retiring: %d certificates, %v; want the new CA alone", len(mustParse(t, join)), err)
 	}
 	if issued, err := id.Renew(cfg, time.Now(), log); err != nil || len(issued) != 0 {
-		t.Errorf("after retiring: Renew issued %v, %v; want nothing", issued, err)
+		t.Errorf("after retiring, again: Renew issued %v, %v; want nothing", issued, err)
 	}
 	if _, err := Load(l); err != nil {
 		t.Errorf("Load after a rotation: %v", err)

@@ -78,6 +78,9 @@ func ensurePKI(cfg *config.Server, c control.Creds, own *NodeFiles, is issue, lo
 	if err := writeSigners(c, cas); err != nil {
 		return nil, nil, err
 	}
+	if err := chainServing(c, plan); err != nil {
+		return nil, nil, err
+	}
 	if err := pki.EnsureSigningKey(c.ServiceKey, c.ServicePub); err != nil {
 		return nil, nil, err
 	}
@@ -129,6 +132,35 @@ func markLegacyKubeletCA(c control.Creds) error {
 	note := "Kubelet serving certificates issued before monokube had a kubelet-serving CA are signed by the server CA;\n" +
 		"kube-apiserver and metrics-server keep trusting them (kubelet-ca-bundle.crt) while this file exists.\n"
 	return fsutil.WriteFile(legacyKubeletCA(c), []byte(note), 0o600)
+}
+
+// chainServing makes each serving certificate of the plan that the
+// server or kubelet-serving CA signs the leaf followed by its CA's
+// ServingChain: the old CA's certificate of the new one while a rotation
+// has switched to it and not retired the old, the leaf alone otherwise.
+// The servers reload the files.
+func chainServing(c control.Creds, plan []leaf) error {
+	for _, l := range plan {
+		if (l.ca != c.ServerCA && l.ca != c.KubeletServingCA) || !slices.Equal(l.spec.Usages, pki.ServerUsage) {
+			continue
+		}
+		bundle, err := PublishedBundle(l.ca)
+		if err != nil {
+			return err
+		}
+		kp, err := pki.Load(l.files)
+		if err != nil {
+			return err
+		}
+		want := append(pki.CertPEM(kp.Cert), ServingChain(bundle)...)
+		if have, err := os.ReadFile(l.files.Cert()); err == nil && bytes.Equal(have, want) {
+			continue
+		}
+		if err := fsutil.WriteFile(l.files.Cert(), want, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeSigners writes the certificates of the CAs that the controller-

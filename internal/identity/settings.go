@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 
@@ -15,12 +14,13 @@ import (
 	"github.com/monokube/monokube/internal/pki"
 )
 
-// readOr is the file at path, or fallback if it cannot be read.
-func readOr(path string, fallback []byte) []byte {
-	if data, err := os.ReadFile(path); err == nil {
+// publishedOr is the PublishedBundle of f, or ca's certificate alone if
+// it cannot be read.
+func publishedOr(f pki.Files, ca *pki.KeyPair) []byte {
+	if data, err := PublishedBundle(f); err == nil {
 		return data
 	}
-	return fallback
+	return pki.CertPEM(ca.Cert)
 }
 
 // The keys of the encoded settings: the data of the settings ConfigMap
@@ -81,8 +81,8 @@ func (id *Identity) Settings(cfg *config.Server) ClusterSettings {
 		ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR,
 		ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
 		ClientCA:         id.ClientCAPEM(),
-		ServerCA:         readOr(id.Creds.ServerCA.Cert(), pki.CertPEM(id.CAs.Server.Cert)),
-		KubeletServingCA: readOr(id.Creds.KubeletServingCA.Cert(), pki.CertPEM(id.CAs.KubeletServing.Cert)),
+		ServerCA:         publishedOr(id.Creds.ServerCA, id.CAs.Server),
+		KubeletServingCA: publishedOr(id.Creds.KubeletServingCA, id.CAs.KubeletServing),
 		FlannelBackend:   cfg.FlannelBackend, Disabled: DisabledOf(cfg),
 	}
 }
