@@ -56,8 +56,14 @@ const (
 	CertReload = 30 * time.Second
 	// TrustSettle is how long after the trust step of a CA of serving
 	// certificates (server, kubelet-serving) its old CA is retired at the
-	// soonest: every client must trust the new one by then.
-	TrustSettle = 5*time.Minute + 15*time.Second
+	// soonest: every client must trust the new one by then. kube-apiserver's
+	// client of the kubelets reads its CA file when a request goes through
+	// it, which exec and port-forward connections are not: every server's
+	// Sync sends one every pokeEvery while a rotation is under way.
+	TrustSettle = 5*time.Minute + 2*pokeEvery
+	// pokeEvery is how often a server sends a request through its
+	// apiserver's client of the kubelets during a rotation.
+	pokeEvery = 30 * time.Second
 	// RetireSettle is how long after the switch of the client CA its old
 	// CA is retired at the soonest: every component must present the
 	// client certificate the new CA signed by then.
@@ -206,18 +212,21 @@ func changed(l datadir.Layout, change func(datadir.Layout) error) (identity.CAFi
 	return identity.ReadCAFiles(copyOf)
 }
 
-// Unfinished reports whether a rotation's step was published and not yet
-// followed by every server: a command cut short, which running it again
-// finishes.
-func Unfinished(ctx context.Context, client kubernetes.Interface) (bool, error) {
+// Unfinished is the step of a rotation that was published and not yet
+// followed by every server and agent (a command cut short, which running
+// it again finishes), or "".
+func Unfinished(ctx context.Context, client kubernetes.Interface) (string, error) {
 	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	return cm.Data[keyStage] != StageFinished, nil
+	if step := cm.Data[keyStage]; step != StageFinished {
+		return step, nil
+	}
+	return "", nil
 }
 
 // Finish marks the rotation followed by every server.
@@ -258,6 +267,7 @@ type Sync struct {
 	Log     *slog.Logger
 
 	reported string
+	poked    time.Time
 }
 
 var _ lifecycle.Component = (*Sync)(nil)
@@ -306,6 +316,7 @@ func (s *Sync) Once(ctx context.Context) error {
 	if !s.Checked() {
 		return nil
 	}
+	s.poke(ctx)
 	return s.report(ctx, local.Hash())
 }
 
@@ -322,6 +333,25 @@ func (s *Sync) retireIfDue(ctx context.Context) error {
 	}
 	s.Log.Info("retiring the old CAs, as scheduled", "cas", names)
 	return identity.CancelRetire(s.Layout)
+}
+
+// poke sends, while a CA rotation is under way on this server, a request
+// through its apiserver to a kubelet every pokeEvery (see TrustSettle);
+// a failure is of no consequence and is not reported.
+func (s *Sync) poke(ctx context.Context) {
+	if time.Since(s.poked) < pokeEvery {
+		return
+	}
+	states, err := identity.CAStates(s.Layout, []string{identity.CAKubeletServing})
+	if err != nil || states[0].Stage == identity.CAStageIdle {
+		return
+	}
+	s.poked = time.Now()
+	nodes, err := s.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil || len(nodes.Items) == 0 {
+		return
+	}
+	_ = s.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", nodes.Items[0].Name, "proxy", "healthz").Do(ctx).Error()
 }
 
 // report writes this server's report when it changed.

@@ -117,7 +117,16 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 // the old CA trusted, unless that rotation was cut short (running the
 // command again finishes it).
 func checkNotRotated(c *cli.Context, l datadir.Layout, client kubernetes.Interface, names []string) error {
+	unfinished, err := carotate.Unfinished(c.Context, client)
+	if err != nil {
+		return err
+	}
 	if c.Bool("retire") {
+		if unfinished != "" && unfinished != "retire" {
+			// An agent that has not switched still holds certificates of the old CAs.
+			return fmt.Errorf("the rotation's %s step has not reached every node: run `monokube certificate rotate-ca` again to finish it "+
+				"before retiring the old CAs (a node still holding their certificates would be cut off)", unfinished)
+		}
 		return nil
 	}
 	states, err := identity.CAStates(l, names)
@@ -133,8 +142,8 @@ func checkNotRotated(c *cli.Context, l datadir.Layout, client kubernetes.Interfa
 	if len(switched) == 0 {
 		return nil
 	}
-	if unfinished, err := carotate.Unfinished(c.Context, client); err != nil || unfinished {
-		return err
+	if unfinished != "" {
+		return nil // finished by this run
 	}
 	return fmt.Errorf("the CAs of %s were rotated and their old ones are still trusted: retire them first (`monokube certificate rotate-ca --retire`)",
 		strings.Join(switched, ", "))

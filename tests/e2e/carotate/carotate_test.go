@@ -115,7 +115,7 @@ func TestRotateCA(t *testing.T) {
 
 	loop := useCluster(t, srv, agentPod.Name, pods["app=on-server"].Name)
 	rotateStart := time.Now()
-	r := srv.Exec(4*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--timeout", stepTimeout)
+	r := srv.Exec(5*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--timeout", stepTimeout)
 	rotateTook := time.Since(rotateStart)
 	if r.Code != 0 {
 		w := loop.stop()
@@ -162,6 +162,12 @@ func TestRotateCA(t *testing.T) {
 	// re-issued by them and it restarted in place.
 	checkAgent(t, srv, agent, tlsDir, cur, agentPID, annotationBefore, rotateStart)
 
+	// Until the retirement the apiserver serves its new certificate with
+	// the old CA's certificate of the new: a client that trusts only the
+	// old CA (a kubeconfig copied before) still verifies it.
+	if err := verifyServing(srv, old["server"]); err != nil {
+		t.Errorf("a client trusting only the old server CA after the switch, before --retire: %v", err)
+	}
 	// The old admin certificate still works while the old client CA is
 	// trusted beside the new.
 	if code, err := apiGet(srv, cur["server"], &oldAdmin, ""); err != nil || code != http.StatusOK {
@@ -170,7 +176,8 @@ func TestRotateCA(t *testing.T) {
 
 	// 4. Pods trust the rotated apiserver.
 	checkRootCA(t, srv, tlsDir, time.Minute)
-	checkPodAccess(t, srv, agent, agentPod, tlsDir)
+	checkPodAccess(t, srv, agent, agentPod, tlsDir, rotateStart.Add(rotateTook))
+	checkPodAccess(t, srv, srv, pods["app=on-server"], tlsDir, rotateStart.Add(rotateTook))
 
 	checkPods(t, srv, pods)
 	checkExecLogs(t, srv, agentPod.Name)
@@ -190,7 +197,9 @@ func TestRotateCA(t *testing.T) {
 
 	// 6. Retire the old CAs.
 	retireStart := time.Now()
-	r = srv.Exec(4*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--retire", "--timeout", stepTimeout)
+	// --retire waits until 5m+1m after the trust step: client-go reads a
+	// changed CA file when a request comes 5 minutes after its last read.
+	r = srv.Exec(10*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--retire", "--timeout", stepTimeout)
 	if r.Code != 0 {
 		loop.stop()
 		t.Fatalf("rotate-ca --retire: exit %d\n%s%s\nserver's errors and warnings since:\n%s\nagent's:\n%s",
@@ -216,6 +225,11 @@ func TestRotateCA(t *testing.T) {
 	if w.apiFailures > 0 {
 		t.Errorf("%d requests to the apiserver failed during the rotation (logged above)", w.apiFailures)
 	}
+	// The agent's restart may fail an exec or two; the kubelets' new
+	// serving certificates must not.
+	if w.longestExec > 30*time.Second {
+		t.Errorf("execs into a pod failed for %s in a row during the rotation (logged above), want at most 30s", w.longestExec.Round(time.Second))
+	}
 	if w.rounds < 5 {
 		t.Errorf("the background loop ran only %d rounds", w.rounds)
 	}
@@ -226,6 +240,7 @@ func TestRotateCA(t *testing.T) {
 	// A token made before the rotation pins the retired CA.
 	joinWithOldToken(t, network, srv, oldToken)
 	logCAErrors(t, srv, rotateStart)
+	checkServerLog(t, srv, rotateStart)
 }
 
 // podInfo is a pod as the test records it.
@@ -383,16 +398,16 @@ func checkRootCA(t *testing.T, srv *harness.Node, tlsDir string, timeout time.Du
 	t.Logf("kube-root-ca.crt in default holds the %d certificates of the server CA file (after %s)", len(want), took.Round(time.Millisecond))
 }
 
-// checkPodAccess waits (at most 3 minutes) until the agent's pod's
-// service-account ca.crt holds the server CA file, then calls the
+// checkPodAccess waits (at most 3 minutes) until the service-account
+// ca.crt of pod, on node n, holds the server CA file, then calls the
 // apiserver with it and the pod's token.
-func checkPodAccess(t *testing.T, srv, agent *harness.Node, pod podInfo, tlsDir string) {
+func checkPodAccess(t *testing.T, srv, n *harness.Node, pod podInfo, tlsDir string, rotated time.Time) {
 	t.Helper()
 	want := readBundle(t, caFile(tlsDir, "server"))
 	var ca []byte
-	took, ok := waitUntil(t, 3*time.Minute, "the agent's pod's service-account ca.crt holding the server CA file", func() error {
+	_, ok := waitUntil(t, 3*time.Minute, "pod "+pod.Name+"'s service-account ca.crt holding the server CA file", func() error {
 		var err error
-		if ca, err = podFile(agent, pod, "ca.crt"); err != nil {
+		if ca, err = podFile(n, pod, "ca.crt"); err != nil {
 			return err
 		}
 		if got := parseBundle(ca); !sameCerts(got, want) {
@@ -403,16 +418,17 @@ func checkPodAccess(t *testing.T, srv, agent *harness.Node, pod podInfo, tlsDir 
 	if !ok {
 		return
 	}
-	t.Logf("the agent's pod's service-account ca.crt holds the %d certificates of the server CA file (after %s more)", len(want), took.Round(time.Second))
-	token, err := podFile(agent, pod, "token")
+	t.Logf("pod %s's service-account ca.crt holds the %d certificates of the server CA file (%s after rotate-ca returned)",
+		pod.Name, len(want), time.Since(rotated).Round(time.Second))
+	token, err := podFile(n, pod, "token")
 	if err != nil {
 		t.Fatal(err)
 	}
 	code, err := podGet(srv, ca, string(token))
 	if err != nil || code != http.StatusOK {
-		t.Errorf("GET /api with the pod's ca.crt and token: %d %v, want 200", code, err)
+		t.Errorf("GET /api with pod %s's ca.crt and token: %d %v, want 200", pod.Name, code, err)
 	} else {
-		t.Logf("GET /api with the pod's ca.crt and token: %d", code)
+		t.Logf("GET /api with pod %s's ca.crt and token: %d", pod.Name, code)
 	}
 }
 
@@ -522,6 +538,32 @@ func logCAErrors(t *testing.T, srv *harness.Node, since time.Time) {
 	}
 }
 
+// checkServerLog fails t if a component of the server lost its lease
+// since the rotation started (its clients could not reach the
+// apiserver), and logs how many requests the apiserver could not
+// authenticate (the test's own with the old admin certificate among
+// them).
+func checkServerLog(t *testing.T, srv *harness.Node, since time.Time) {
+	t.Helper()
+	var lost []string
+	unauthenticated := 0
+	for _, l := range logLines(srv, "") {
+		if at, ok := logTime(l); !ok || at.Before(since) {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "lost the lease"):
+			lost = append(lost, l)
+		case strings.Contains(l, "Unable to authenticate the request"):
+			unauthenticated++
+		}
+	}
+	t.Logf("server log since the rotation started: %d \"Unable to authenticate the request\"", unauthenticated)
+	if len(lost) > 0 {
+		t.Errorf("components of the server lost their lease during the rotation:\n%s", strings.Join(lost, "\n"))
+	}
+}
+
 // checkTopNode waits (up to 2 minutes) for `kubectl top node` to list
 // both nodes: metrics-server scrapes both kubelets, trusting the new
 // kubelet-serving CA.
@@ -545,6 +587,8 @@ func checkTopNode(t *testing.T, srv *harness.Node) {
 type loopStats struct {
 	rounds, apiFailures, execFailures, notReady int
 	took                                        time.Duration
+	// longestExec is the longest run of failed execs into a pod.
+	longestExec time.Duration
 }
 
 // clusterLoop uses the cluster in the background until stopped.
@@ -555,38 +599,94 @@ type clusterLoop struct {
 	stats loopStats
 }
 
-// useCluster starts a loop that, every 3 s (at most 200 rounds, 10
-// minutes), lists the nodes with a client made afresh from the admin
-// kubeconfig, runs kubectl get nodes and execs into each of pods,
-// counting and logging the failures. It ends at stop, or at the test's
-// cleanup.
+// streaks logs, per check of the background loop, when it starts failing
+// (with the first error) and when it works again (with how many rounds
+// failed), rather than every failure.
+type streaks struct {
+	t       *testing.T
+	failing map[string]int       // check → rounds failed in a row
+	since   map[string]time.Time // check → first failure of the streak
+	longest map[string]time.Duration
+}
+
+func (s *streaks) note(check string, err error) {
+	stamp := time.Now().Format(time.TimeOnly + ".000")
+	switch n := s.failing[check]; {
+	case err != nil && n == 0:
+		s.since[check] = time.Now()
+		s.t.Logf("%s background loop: %s starts failing: %v", stamp, check, err)
+	case err == nil && n > 0:
+		s.t.Logf("%s background loop: %s works again after %d failed rounds in %s", stamp, check, n, time.Since(s.since[check]).Round(time.Second))
+	}
+	if err != nil || s.failing[check] > 0 { // until now, failing
+		s.longest[check] = max(s.longest[check], time.Since(s.since[check]))
+	}
+	if err != nil {
+		s.failing[check]++
+	} else {
+		s.failing[check] = 0
+	}
+}
+
+// end logs the checks still failing.
+func (s *streaks) end() {
+	for check, n := range s.failing {
+		if n > 0 {
+			s.t.Logf("background loop: %s still failing at the end, %d rounds in a row since %s", check, n, s.since[check].Format(time.TimeOnly))
+		}
+	}
+}
+
+// useCluster starts a loop that, every 3 s (at most 300 rounds, 20
+// minutes), lists the nodes and their leases with a client made afresh
+// from the admin kubeconfig, runs kubectl get nodes and execs into each
+// of pods, counting the failures and logging when each check starts and
+// stops failing. A round counts a node not Ready if its Ready condition
+// is not True or it has not renewed its lease for 40 s (the grace after
+// which the controller-manager would mark it, if it runs). It ends at
+// stop, or at the test's cleanup.
 func useCluster(t *testing.T, srv *harness.Node, pods ...string) *clusterLoop {
 	t.Helper()
 	l := &clusterLoop{quit: make(chan struct{}), done: make(chan loopStats, 1)}
 	go func() {
 		var s loopStats
+		st := &streaks{t: t, failing: map[string]int{}, since: map[string]time.Time{}, longest: map[string]time.Duration{}}
 		begin := time.Now()
-		defer func() { s.took = time.Since(begin); l.done <- s }()
-		stamp := func() string { return time.Now().Format(time.TimeOnly + ".000") }
-		for s.rounds < 200 && time.Since(begin) < 10*time.Minute {
-			s.rounds++
-			ready, err := nodesReady(srv)
-			switch {
-			case err != nil:
-				s.apiFailures++
-				t.Logf("%s round %d: list nodes: %v", stamp(), s.rounds, err)
-			case len(ready) != 2:
-				s.notReady++
-				t.Logf("%s round %d: nodes Ready: %v", stamp(), s.rounds, ready)
+		defer func() {
+			st.end()
+			for _, pod := range pods {
+				s.longestExec = max(s.longestExec, st.longest["kubectl exec "+pod])
 			}
-			if _, err := kubectl(srv, 20*time.Second, "get", "nodes", "-o", "name"); err != nil {
+			s.took = time.Since(begin)
+			l.done <- s
+		}()
+		for s.rounds < 300 && time.Since(begin) < 20*time.Minute {
+			s.rounds++
+			notReady, err := nodesNotReady(srv)
+			st.note("listing the nodes", err)
+			if err != nil {
 				s.apiFailures++
-				t.Logf("%s round %d: kubectl get nodes: %v", stamp(), s.rounds, err)
+			} else {
+				var e error
+				if len(notReady) > 0 {
+					s.notReady++
+					e = fmt.Errorf("not Ready or not heartbeating: %s", strings.Join(notReady, "; "))
+				}
+				st.note("both nodes Ready", e)
+			}
+			_, err = kubectl(srv, 20*time.Second, "get", "nodes", "-o", "name")
+			st.note("kubectl get nodes", err)
+			if err != nil {
+				s.apiFailures++
 			}
 			for _, pod := range pods {
-				if out, err := kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi"); err != nil || out != "hi\n" {
+				out, err := kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi")
+				if err == nil && out != "hi\n" {
+					err = fmt.Errorf("output %q", out)
+				}
+				st.note("kubectl exec "+pod, err)
+				if err != nil {
 					s.execFailures++
-					t.Logf("%s round %d: kubectl exec %s: %q %v", stamp(), s.rounds, pod, out, err)
 				}
 			}
 			select {
@@ -609,9 +709,10 @@ func (l *clusterLoop) stop() loopStats {
 	return l.stats
 }
 
-// nodesReady lists the nodes with a client made afresh from srv's admin
-// kubeconfig as it is on disk now, and returns those Ready.
-func nodesReady(srv *harness.Node) ([]string, error) {
+// nodesNotReady lists the nodes and their leases with a client made
+// afresh from srv's admin kubeconfig as it is on disk now, and returns
+// those not Ready or whose lease is older than 40 s (want both nodes).
+func nodesNotReady(srv *harness.Node) ([]string, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -627,15 +728,35 @@ func nodesReady(srv *harness.Node) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ready []string
-	for _, n := range nodes.Items {
-		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-				ready = append(ready, n.Name)
-			}
+	leases, err := c.CoordinationV1().Leases("kube-node-lease").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	renewed := map[string]time.Time{}
+	for _, l := range leases.Items {
+		if l.Spec.RenewTime != nil {
+			renewed[l.Name] = l.Spec.RenewTime.Time
 		}
 	}
-	return ready, nil
+	var out []string
+	for _, name := range []string{serverName, agentName} {
+		ready := false
+		for _, n := range nodes.Items {
+			for _, cond := range n.Status.Conditions {
+				if n.Name == name && cond.Type == corev1.NodeReady {
+					ready = cond.Status == corev1.ConditionTrue
+				}
+			}
+		}
+		at, leased := renewed[name]
+		switch age := time.Since(at); {
+		case !ready:
+			out = append(out, name+" not Ready")
+		case leased && age > 40*time.Second: // a lease not listed yet is not counted
+			out = append(out, fmt.Sprintf("%s's lease renewed %s ago", name, age.Round(time.Second)))
+		}
+	}
+	return out, nil
 }
 
 // kubectl runs kubectl with srv's admin kubeconfig in srv, killed after
