@@ -243,6 +243,18 @@ func TestRotateCA(t *testing.T) {
 	checkServerLog(t, srv, rotateStart)
 }
 
+// vouchedNew reports whether extra is one certificate, of the first CA
+// of bundle (the new) signed by the second (the old).
+func vouchedNew(t *testing.T, extra []byte, bundle []*x509.Certificate) bool {
+	t.Helper()
+	block, rest := pem.Decode(extra)
+	if block == nil || len(bytes.TrimSpace(rest)) > 0 || len(bundle) != 2 {
+		return false
+	}
+	cross, err := x509.ParseCertificate(block.Bytes)
+	return err == nil && bytes.Equal(cross.RawSubjectPublicKeyInfo, bundle[0].RawSubjectPublicKeyInfo) && cross.CheckSignatureFrom(bundle[1]) == nil
+}
+
 // podInfo is a pod as the test records it.
 type podInfo struct {
 	Name, UID string
@@ -334,18 +346,30 @@ func checkAgent(t *testing.T, srv, agent *harness.Node, tlsDir string, cur map[s
 		t.Errorf("the agent's kubelet serving certificate (issuer %s) is not signed by the new kubelet-serving CA", serving.Issuer)
 	}
 	waitServed(t, "the agent's kubelet", agent, agent.NS.IP+":10250", func(c *x509.Certificate) bool { return c.Equal(serving) })
-	for _, file := range []string{"server-ca.crt", "client-ca.crt"} {
-		if a, s := readFile(t, filepath.Join(agent.DataDir, "agent", "tls", file)), readFile(t, filepath.Join(tlsDir, file)); !bytes.Equal(a, s) {
-			t.Errorf("the agent's agent/tls/%s differs from the server's:\n%s\nserver's:\n%s", file, a, s)
-		}
-	}
 	cm, err := srv.Client().CoreV1().ConfigMaps("kube-system").Get(context.Background(), "monokube-cluster", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The agent's files are what the servers publish; the server and
+	// kubelet-serving CAs are published with the old CA's certificate of
+	// the new after the CA file, which serving certificates are served
+	// with until the retirement.
+	for _, file := range []string{"server-ca.crt", "client-ca.crt"} {
+		if a := readFile(t, filepath.Join(agent.DataDir, "agent", "tls", file)); string(a) != cm.Data[file] {
+			t.Errorf("the agent's agent/tls/%s differs from the published one:\n%s\npublished:\n%s", file, a, cm.Data[file])
+		}
+	}
 	for _, key := range []string{"server-ca.crt", "client-ca.crt", "kubelet-serving-ca.crt"} {
-		if cm.Data[key] != string(readFile(t, filepath.Join(tlsDir, key))) {
-			t.Errorf("ConfigMap kube-system/monokube-cluster %s differs from the server's file", key)
+		published := []byte(cm.Data[key])
+		file := readFile(t, filepath.Join(tlsDir, key))
+		extra := bytes.TrimPrefix(published, file)
+		switch {
+		case !bytes.HasPrefix(published, file):
+			t.Errorf("ConfigMap kube-system/monokube-cluster %s does not begin with the server's file", key)
+		case key == "client-ca.crt" && len(extra) > 0:
+			t.Errorf("ConfigMap kube-system/monokube-cluster %s holds more than the server's file", key)
+		case key != "client-ca.crt" && !vouchedNew(t, extra, readBundle(t, filepath.Join(tlsDir, key))):
+			t.Errorf("ConfigMap kube-system/monokube-cluster %s: after the server's file, not the old CA's certificate of the new", key)
 		}
 	}
 	if now := nodeAnnotation(t, srv, agentName); now == "" || now == annotationBefore {
