@@ -223,23 +223,13 @@ func settleCA(f pki.Files) error {
 // (imported[name] if given, else made now) is trusted beside the current
 // one. A CA already in rotation is left where it is.
 func StartCARotation(l datadir.Layout, names []string, imported map[string]*pki.KeyPair, now time.Time) error {
-	c := control.NewCreds(l)
-	unlock, err := lockPKI(c)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, n := range names {
-		f := caFiles(c)[n]
-		st, err := caState(f)
-		if err != nil {
-			return err
-		}
+	return eachCA(l, names, func(n string, f pki.Files, st CAState) error {
 		if st.Stage != CAStageIdle {
-			continue
+			return nil
 		}
 		next := imported[n]
 		if next == nil {
+			var err error
 			if next, err = pki.NewCA(fmt.Sprintf("monokube-%s-ca@%d", n, now.Unix()), now); err != nil {
 				return err
 			}
@@ -261,8 +251,8 @@ func StartCARotation(l datadir.Layout, names []string, imported map[string]*pki.
 			fsutil.File{Path: f.Cert(), Data: pki.BundlePEM(st.Signer, next.Cert), Mode: 0o644}); err != nil {
 			return fmt.Errorf("trust the new %s CA: %w", n, err)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // SwitchCAs makes the new CA of each of names, trusted since
