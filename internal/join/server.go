@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	certutil "k8s.io/client-go/util/cert"
+	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	bootstrapsecrets "k8s.io/cluster-bootstrap/util/secrets"
 
@@ -85,14 +85,14 @@ type ServerToken struct {
 
 // ServerTokenConfig is what the ServerToken component needs.
 type ServerTokenConfig struct {
-	CA    *x509.Certificate // the CA tokens pin
+	CA *x509.Certificate // the CA tokens pin
 	// CAFile, if set, is the server CA's file, read again for each new
 	// token: after a CA rotation new tokens pin the CA that signs then.
 	CAFile string
-	Token Token             // the current token, from LoadServerToken
-	Fresh bool              // Token is new: store it first
-	TTL   time.Duration     // 0: never expires
-	Path  string            // the token file
+	Token  Token         // the current token, from LoadServerToken
+	Fresh  bool          // Token is new: store it first
+	TTL    time.Duration // 0: never expires
+	Path   string        // the token file
 }
 
 // NewServerToken returns the component that keeps cfg's token.

@@ -952,7 +952,9 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() err
 	}
 }
 
-func signedBy(c, ca *x509.Certificate) bool { return c != nil && ca != nil && c.CheckSignatureFrom(ca) == nil }
+func signedBy(c, ca *x509.Certificate) bool {
+	return c != nil && ca != nil && c.CheckSignatureFrom(ca) == nil
+}
 
 func caFile(tlsDir, name string) string { return filepath.Join(tlsDir, name+"-ca.crt") }
 
