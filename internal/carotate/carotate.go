@@ -197,6 +197,13 @@ func changed(l datadir.Layout, change func(datadir.Layout) error) (identity.CAFi
 	if err != nil {
 		return nil, err
 	}
+	// A copy left by a command killed here holds keys: never keep one.
+	stale, _ := filepath.Glob(filepath.Join(l.Server(), ".ca-rotation-*")) // the pattern is valid
+	for _, dir := range stale {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+	}
 	tmp, err := os.MkdirTemp(l.Server(), ".ca-rotation-")
 	if err != nil {
 		return nil, err

@@ -212,3 +212,22 @@ func TestWait(t *testing.T) {
 		t.Errorf("just after the switch of the client CA: Wait = %s, %v; want about %s", got, err, RetireSettle)
 	}
 }
+
+// Step leaves no copy of the CA keys behind, and removes one a command
+// killed during a step left.
+func TestStepLeavesNoCopy(t *testing.T) {
+	s := newServer(t, nil)
+	stale := filepath.Join(s.l.Server(), ".ca-rotation-killed")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	client := testutil.WithVersions(fake.NewClientset())
+	if _, err := Step(context.Background(), client, s.l, "trust", func(l datadir.Layout) error {
+		return identity.StartCARotation(l, []string{identity.CAClient}, nil, time.Now())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.l.Server(), ".ca-rotation-*")); len(left) != 0 {
+		t.Errorf("copies left after a step: %v", left)
+	}
+}
