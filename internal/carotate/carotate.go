@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -109,14 +108,6 @@ func Wait(l datadir.Layout, names []string, now time.Time) (time.Duration, error
 // sealInfo separates this use of the Secrets encryption key.
 const sealInfo = "monokube CA rotation v1"
 
-// Keys of the state ConfigMap's data.
-const (
-	keyStage      = "stage"
-	keySealed     = "sealed"
-	keySealedWith = "sealedWith"
-	keyHash       = "hash"
-)
-
 // state is a rotation step as the ConfigMap holds it.
 type state struct {
 	stage   string
@@ -138,27 +129,16 @@ func encryptionKeys(l datadir.Layout) ([]identity.EncryptionKey, error) {
 // readState reads the ConfigMap, opening its files unless it is finished;
 // ok is false when there is none.
 func readState(ctx context.Context, client kubernetes.Interface, keys []identity.EncryptionKey) (state, bool, error) {
-	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return state{}, false, nil
+	sealed, ok, err := secretsenc.ReadSealedState(ctx, client, StateName, keys, sealInfo, StageFinished,
+		"CA rotation", "monokube certificate rotate-ca")
+	st := state{stage: sealed.Stage, hash: sealed.Hash, version: sealed.Version}
+	if err != nil || sealed.Payload == nil {
+		return st, ok, err
 	}
-	if err != nil {
-		return state{}, false, err
+	if err := json.Unmarshal(sealed.Payload, &st.files); err != nil {
+		return st, ok, err
 	}
-	st := state{stage: cm.Data[keyStage], hash: cm.Data[keyHash], version: cm.ResourceVersion}
-	if st.stage == StageFinished {
-		return st, true, nil
-	}
-	key, ok := secretsenc.Find(keys, cm.Data[keySealedWith])
-	if !ok {
-		return st, true, fmt.Errorf("the CA rotation (step %s) is sealed with Secrets encryption key %s, which this server does not hold: "+
-			"finish it from a server that does (`monokube certificate rotate-ca`)", st.stage, cm.Data[keySealedWith])
-	}
-	data, err := secretsenc.Open(cm.Data[keySealed], key, sealInfo)
-	if err == nil {
-		err = json.Unmarshal(data, &st.files)
-	}
-	if err == nil && st.files.Hash() != st.hash {
+	if st.files.Hash() != st.hash {
 		err = fmt.Errorf("%s/%s: its files do not match its hash", secretsenc.Namespace, StateName)
 	}
 	return st, true, err
@@ -183,11 +163,11 @@ func Step(ctx context.Context, client kubernetes.Interface, l datadir.Layout, st
 	if err != nil {
 		return "", err
 	}
-	sealed, err := secretsenc.Seal(payload, keys[0], sealInfo)
+	data, err := secretsenc.SealedStateData(stage, files.Hash(), payload, keys[0], sealInfo)
 	if err != nil {
 		return "", err
 	}
-	return files.Hash(), save(ctx, client, keys, map[string]string{keyStage: stage, keySealed: sealed, keySealedWith: keys[0].Name, keyHash: files.Hash()})
+	return files.Hash(), save(ctx, client, keys, data)
 }
 
 // changed is l's CA files after change, made on a copy in a private
@@ -223,17 +203,11 @@ func changed(l datadir.Layout, change func(datadir.Layout) error) (identity.CAFi
 // followed by every server and agent (a command cut short, which running
 // it again finishes), or "".
 func Unfinished(ctx context.Context, client kubernetes.Interface) (string, error) {
-	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", nil
-	}
-	if err != nil {
+	step, err := secretsenc.SealedStage(ctx, client, StateName)
+	if err != nil || step == StageFinished {
 		return "", err
 	}
-	if step := cm.Data[keyStage]; step != StageFinished {
-		return step, nil
-	}
-	return "", nil
+	return step, nil
 }
 
 // Finish marks the rotation followed by every server.
@@ -242,7 +216,11 @@ func Finish(ctx context.Context, client kubernetes.Interface, l datadir.Layout) 
 	if err != nil {
 		return err
 	}
-	return save(ctx, client, keys, map[string]string{keyStage: StageFinished})
+	data, err := secretsenc.SealedStateData(StageFinished, "", nil, keys[0], sealInfo)
+	if err != nil {
+		return err
+	}
+	return save(ctx, client, keys, data)
 }
 
 // save writes data as the state over the version read now.
@@ -292,7 +270,7 @@ func (s *Sync) Run(ctx context.Context) error {
 }
 
 // Once takes the cluster's files if they differ from this server's, and
-// reports. When a retirement this server scheduled is due, it publishes
+// reports, while a step is published and not finished. When a retirement this server scheduled is due, it publishes
 // that step first.
 func (s *Sync) Once(ctx context.Context) error {
 	if err := s.retireIfDue(ctx); err != nil {
@@ -306,11 +284,15 @@ func (s *Sync) Once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !ok || st.stage == StageFinished { // nothing to take or report: no reading of the CA files every 2 s
+		s.poke(ctx)
+		return nil
+	}
 	local, err := identity.ReadCAFiles(s.Layout)
 	if err != nil {
 		return err
 	}
-	if ok && st.stage != StageFinished && st.hash != local.Hash() {
+	if st.hash != local.Hash() {
 		if err := identity.WriteCAFiles(s.Layout, st.files); err != nil {
 			return err
 		}

@@ -10,8 +10,6 @@ import (
 	"os"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/keyutil"
 
@@ -80,40 +78,18 @@ type state struct {
 	version string
 }
 
-// Keys of the state ConfigMap's data.
-const (
-	keyStage      = "stage"
-	keySealed     = "sealed"
-	keySealedWith = "sealedWith"
-	keyHash       = "hash"
-)
-
 // readState is the ConfigMap's state, opened with one of keys; ok is
 // false before any rotation. A finished state is not opened: every server
 // applied its files before it was saved, and the Secrets encryption key
 // that sealed it may be gone since.
 func readState(ctx context.Context, client kubernetes.Interface, keys []identity.EncryptionKey) (state, bool, error) {
-	cm, err := client.CoreV1().ConfigMaps(secretsenc.Namespace).Get(ctx, StateName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return state{}, false, nil
+	sealed, ok, err := secretsenc.ReadSealedState(ctx, client, StateName, keys, sealInfo, StageFinished,
+		"service-account key rotation", "monokube service-account-key rotate")
+	st := state{stage: sealed.Stage, hash: sealed.Hash, version: sealed.Version}
+	if err == nil && sealed.Payload != nil {
+		err = json.Unmarshal(sealed.Payload, &st.files)
 	}
-	if err != nil {
-		return state{}, false, err
-	}
-	st := state{stage: cm.Data[keyStage], hash: cm.Data[keyHash], version: cm.ResourceVersion}
-	if st.stage == StageFinished {
-		return st, true, nil
-	}
-	key, ok := secretsenc.Find(keys, cm.Data[keySealedWith])
-	if !ok {
-		return st, true, fmt.Errorf("the service-account key rotation (stage %s) is sealed with Secrets encryption key %s, which this server does not hold: "+
-			"finish it from a server that does (`monokube service-account-key rotate`)", st.stage, cm.Data[keySealedWith])
-	}
-	data, err := secretsenc.Open(cm.Data[keySealed], key, sealInfo)
-	if err == nil {
-		err = json.Unmarshal(data, &st.files)
-	}
-	return st, true, err
+	return st, ok, err
 }
 
 // Sync is a server's part of a rotation: it writes the cluster's key
@@ -309,12 +285,11 @@ func (r *Rotation) save(ctx context.Context, st state, key identity.EncryptionKe
 	if err != nil {
 		return st, err
 	}
-	sealed, err := secretsenc.Seal(payload, key, sealInfo)
+	st.hash = Hash(st.files.Key, st.files.Pub)
+	data, err := secretsenc.SealedStateData(st.stage, st.hash, payload, key, sealInfo)
 	if err != nil {
 		return st, err
 	}
-	st.hash = Hash(st.files.Key, st.files.Pub)
-	data := map[string]string{keyStage: st.stage, keySealed: sealed, keySealedWith: key.Name, keyHash: st.hash}
 	if st.version, err = secretsenc.SaveState(ctx, r.Client, StateName, st.version, data); err != nil {
 		return st, fmt.Errorf("save stage %s: %w", st.stage, err)
 	}
