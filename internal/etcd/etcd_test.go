@@ -28,7 +28,7 @@ const bound = 30 * time.Second
 // TestRunStops: etcd serves a put and a get over TLS, and a canceled ctx
 // stops it cleanly, leaving no goroutine behind.
 func TestRunStops(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, peerConns...)
 	cfg, client := testConfig(t)
 	e := New(cfg, testLog(t))
 	cancel, exited := start(t, e)
@@ -44,7 +44,7 @@ func TestRunStops(t *testing.T) {
 // TestRunReportsStop: a server that stops on its own ends Run with an
 // error that says so.
 func TestRunReportsStop(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, peerConns...)
 	cfg, _ := testConfig(t)
 	e := New(cfg, testLog(t))
 	e.onReady = func(srv *embed.Etcd) { srv.Server.HardStop() }
@@ -60,7 +60,7 @@ func TestRunReportsStop(t *testing.T) {
 // TestWaitReadyCause: when etcd cannot start (its client port is taken),
 // WaitReady says it stopped and why.
 func TestWaitReadyCause(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, peerConns...)
 	cfg, _ := testConfig(t)
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.ClientPort)))
 	if err != nil {
