@@ -11,10 +11,12 @@ package carotate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -249,10 +251,16 @@ type Sync struct {
 	Node   string // the server's name in reports
 	// Checked reports whether no check of the leaves waits.
 	Checked func() bool
+	// EtcdTrusted is the etcd CA file as this server's etcd member and
+	// apiserver read it at start: the CAs they trust until they restart.
+	EtcdTrusted []byte
+	// Servers are the names of the cluster's servers (its etcd members).
+	Servers func(context.Context) ([]string, error)
 	Log     *slog.Logger
 
 	reported string
 	poked    time.Time
+	waitedOn string // the server this one last said it waits for
 }
 
 var _ lifecycle.Component = (*Sync)(nil)
@@ -263,10 +271,22 @@ func (*Sync) Name() string { return "ca-rotation-sync" }
 // syncEvery is how often a server looks at the state: one GET.
 const syncEvery = 2 * time.Second
 
-// Run syncs every syncEvery until ctx ends.
+// Run syncs every syncEvery until ctx ends, or until this server must
+// restart (a lifecycle.RestartError, which it returns).
 func (s *Sync) Run(ctx context.Context) error {
-	secretsenc.RunEvery(ctx, syncEvery, s.Once, s.Log)
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var restart error
+	secretsenc.RunEvery(ctx, syncEvery, func(ctx context.Context) error {
+		err := s.Once(ctx)
+		if errors.As(err, new(*lifecycle.RestartError)) {
+			restart = err
+			cancel()
+			return nil
+		}
+		return err
+	}, s.Log)
+	return restart
 }
 
 // Once takes the cluster's files if they differ from this server's, and
@@ -305,8 +325,47 @@ func (s *Sync) Once(ctx context.Context) error {
 	if !s.Checked() {
 		return nil
 	}
+	if waiting, err := s.restartIfRetired(ctx, st.hash); err != nil || waiting {
+		return err // no report before the restart
+	}
 	s.poke(ctx)
 	return s.report(ctx, local.Hash())
+}
+
+// restartIfRetired asks for a restart of this server (a
+// lifecycle.RestartError) when its etcd member and apiserver still trust
+// an etcd CA the cluster retired: they read the CAs they trust only at
+// start. The servers restart one at a time, in the order of their names,
+// each once every server before it reports hash (which it does after its
+// restart), so that etcd keeps its quorum; waiting is whether this one
+// waits for its turn.
+func (s *Sync) restartIfRetired(ctx context.Context, hash string) (waiting bool, err error) {
+	retired, err := identity.EtcdTrustRetired(s.Layout, s.EtcdTrusted)
+	if err != nil || !retired {
+		return false, err
+	}
+	names, err := s.Servers(ctx)
+	if err != nil {
+		return true, fmt.Errorf("list the servers: %w", err)
+	}
+	reports, err := secretsenc.Reports(ctx, s.Client, StatusName)
+	if err != nil {
+		return true, err
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if n == s.Node {
+			break
+		}
+		if reports[n].Applied != hash {
+			if s.waitedOn != n {
+				s.Log.Info("waiting for server "+n+" to restart before this one: etcd must keep its quorum", "step", "retire")
+				s.waitedOn = n
+			}
+			return true, nil
+		}
+	}
+	return true, &lifecycle.RestartError{Reason: "the cluster retired an etcd CA that this server's etcd and apiserver trust until they start again"}
 }
 
 // retireIfDue publishes the retirement of the old CAs that `rotate-ca

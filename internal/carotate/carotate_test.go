@@ -3,9 +3,14 @@ package carotate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +19,9 @@ import (
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/identity"
+	"github.com/monokube/monokube/internal/lifecycle"
 	"github.com/monokube/monokube/internal/pki"
+	"github.com/monokube/monokube/internal/secretsenc"
 	"github.com/monokube/monokube/internal/testutil"
 )
 
@@ -48,17 +55,34 @@ func newServer(t *testing.T, from *server) *server {
 	return &server{cfg: cfg, l: l, id: id}
 }
 
+// restart is a server's restart that its Sync asked for, with the
+// servers that had reported the state's hash by then.
+type restart struct {
+	server   string
+	reported []string
+}
+
 // syncing runs each server's Sync, and its certificate check when one
-// is requested (the renewal component's part), until the test ends.
-func syncing(t *testing.T, client *fake.Clientset, servers map[string]*server) {
+// is requested (the renewal component's part), until the test ends. A
+// restart a Sync asks for is made as a server makes it: a new Sync that
+// read the etcd CA file at its start. It returns the restarts so far.
+func syncing(t *testing.T, client *fake.Clientset, servers map[string]*server) func() []restart {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	log := slog.New(slog.DiscardHandler)
-	syncs := map[string]*Sync{}
-	for name, s := range servers {
-		syncs[name] = &Sync{Client: client, Layout: s.l, Node: name, Log: log, Checked: func() bool { return !s.id.RotatePending() }}
+	names := slices.Sorted(maps.Keys(servers))
+	start := func(name string) *Sync {
+		s := servers[name]
+		return &Sync{Client: client, Layout: s.l, Node: name, Log: log, Checked: func() bool { return !s.id.RotatePending() },
+			EtcdTrusted: caBundle(t, s.id.Creds.EtcdCA), Servers: func(context.Context) ([]string, error) { return names, nil }}
 	}
+	syncs := map[string]*Sync{}
+	for _, name := range names {
+		syncs[name] = start(name)
+	}
+	var mu sync.Mutex
+	var restarts []restart
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
@@ -68,11 +92,36 @@ func syncing(t *testing.T, client *fake.Clientset, servers map[string]*server) {
 						t.Errorf("server %s: renew: %v", name, err)
 					}
 				}
-				_ = syncs[name].Once(ctx)
+				if err := syncs[name].Once(ctx); errors.As(err, new(*lifecycle.RestartError)) {
+					mu.Lock()
+					restarts = append(restarts, restart{name, reportedState(ctx, client, s)})
+					mu.Unlock()
+					syncs[name] = start(name)
+				}
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
+	return func() []restart {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(restarts)
+	}
+}
+
+// reportedState names the servers that report the published state's hash.
+func reportedState(ctx context.Context, client *fake.Clientset, s *server) []string {
+	keys, _ := encryptionKeys(s.l)
+	st, _, _ := readState(ctx, client, keys)
+	reports, _ := secretsenc.Reports(ctx, client, StatusName)
+	var out []string
+	for name, r := range reports {
+		if r.Applied == st.hash {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // caBundle reads the certificate file of f.
@@ -93,7 +142,7 @@ func TestRotationTwoServers(t *testing.T) {
 	a := newServer(t, nil)
 	b := newServer(t, a)
 	client := testutil.WithVersions(fake.NewClientset())
-	syncing(t, client, map[string]*server{"a": a, "b": b})
+	restarts := syncing(t, client, map[string]*server{"a": a, "b": b})
 	servers := func(context.Context) ([]string, error) { return []string{"a", "b"}, nil }
 	names := identity.RotatableCAs()
 	oldServerCA := caBundle(t, a.id.Creds.ServerCA)
@@ -148,6 +197,17 @@ func TestRotationTwoServers(t *testing.T) {
 	})
 	if due, err := identity.RetireDue(a.l, time.Now()); err != nil || due != nil {
 		t.Errorf("the schedule after the retirement: %v, %v; want it done with", due, err)
+	}
+	// The old etcd CA is trusted by each server's etcd until it restarts:
+	// a first, then b once a has reported from its restart.
+	waitFor(t, "both servers to restart", func() bool { return len(restarts()) == 2 })
+	want := []restart{{"a", nil}, {"b", []string{"a"}}}
+	if got := restarts(); !reflect.DeepEqual(got, want) {
+		t.Errorf("restarts after retiring the etcd CA: %+v; want a first, b after a reported", got)
+	}
+	time.Sleep(100 * time.Millisecond) // several more rounds of Sync
+	if got := restarts(); len(got) != 2 {
+		t.Errorf("restarts after the servers restarted once each: %+v; want no more", got)
 	}
 }
 

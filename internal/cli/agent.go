@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"syscall"
 
@@ -36,12 +37,7 @@ func agentCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			quickCertReload()
-			err = agent.Run(c.Context, cfg, log)
-			if restart := (*lifecycle.RestartError)(nil); errors.As(err, &restart) && c.Err() == nil {
-				log.Info("restarting the agent", "reason", restart.Reason)
-				return restartSelf()
-			}
-			return err
+			return orRestart(c, log, "agent", agent.Run(c.Context, cfg, log))
 		},
 	}
 }
@@ -52,6 +48,17 @@ func agentCommand(stderr io.Writer) *cli.Command {
 // components' certificates are renewed or re-issued by a CA rotation
 // while they run, and a CA rotation retires the old CA soon after.
 func quickCertReload() { transport.CertCallbackRefreshDuration = carotate.CertReload }
+
+// orRestart is err, the end of a server's or agent's run, unless it is a
+// restart the node asked for (lifecycle.RestartError): then it runs this
+// command again in place of the process.
+func orRestart(c *cli.Context, log *slog.Logger, role string, err error) error {
+	if restart := (*lifecycle.RestartError)(nil); errors.As(err, &restart) && c.Err() == nil {
+		log.Info("restarting the "+role, "reason", restart.Reason)
+		return restartSelf()
+	}
+	return err
+}
 
 // restartSelf runs this command again in place of this process (same
 // PID, arguments and environment): through the launcher if one started
@@ -65,7 +72,7 @@ func restartSelf() error {
 		}
 	}
 	if err := syscall.Exec(path, os.Args, os.Environ()); err != nil {
-		return fmt.Errorf("restart %s: %w; start the agent again (systemd does)", path, err)
+		return fmt.Errorf("restart %s: %w; start monokube again (systemd does)", path, err)
 	}
 	return nil
 }

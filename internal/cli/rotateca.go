@@ -34,7 +34,8 @@ func rotateCACommand(stdout io.Writer) *cli.Command {
 			&cli.StringSliceFlag{Name: "ca", Usage: "only these CAs (default: all): " + strings.Join(identity.RotatableCAs(), ", ")},
 			&cli.StringFlag{Name: "import", Usage: "a directory with your own CAs as <name>-ca.crt and <name>-ca.key " +
 				"(server-ca.crt, client-ca.key, …), used instead of new ones monokube makes"},
-			&cli.BoolFlag{Name: "retire", Usage: "stop trusting the CAs a rotation replaced (after it finished)"},
+			&cli.BoolFlag{Name: "retire", Usage: "stop trusting the CAs a rotation replaced (after it finished); retiring the etcd CA " +
+				"restarts the servers one at a time (etcd reads the CAs it trusts at start; pods keep running)"},
 			&cli.DurationFlag{Name: "retire-after", Usage: "have the server retire the old CAs by itself this long after the rotation " +
 				"(default: they stay trusted until --retire); give it the time every copy of the admin kubeconfig and every join token needs to be replaced"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "how long to wait for the nodes at each step"}),
@@ -97,6 +98,9 @@ func rotateCA(c *cli.Context, stdout io.Writer) error {
 	}
 	if c.Bool("retire") {
 		fmt.Fprintf(stdout, "retired the old CAs of %s: join tokens that pin them are refused; make new ones with `monokube token create`\n", strings.Join(names, ", "))
+		if slices.Contains(names, identity.CAEtcd) {
+			fmt.Fprintln(stdout, "every server restarted, one at a time, to stop trusting the old etcd CA")
+		}
 		return nil
 	}
 	until := "`monokube certificate rotate-ca --retire`"

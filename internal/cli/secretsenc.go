@@ -68,19 +68,7 @@ func serverNames(ctx context.Context, c *cli.Context) ([]string, error) {
 		return nil, err
 	}
 	defer cluster.Close()
-	members, err := cluster.Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(members))
-	for _, m := range members {
-		name := m.Name
-		if name == "" { // a member that never started
-			name = strings.Join(m.PeerURLs, ",")
-		}
-		out = append(out, name)
-	}
-	return out, nil
+	return cluster.Names(ctx)
 }
 
 // statusInputs is what a rotation's status command reads: its output

@@ -32,7 +32,7 @@ func serverCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			quickCertReload()
-			return server.Run(c.Context, cfg, log)
+			return orRestart(c, log, "server", server.Run(c.Context, cfg, log))
 		},
 	}
 }

@@ -93,6 +93,24 @@ func (c *Cluster) Members(ctx context.Context) ([]Member, error) {
 	return c.memberList(ctx)
 }
 
+// Names are the members' names, each as its server calls itself (a
+// member that never started has none yet: its peer URLs stand in).
+func (c *Cluster) Names(ctx context.Context) ([]string, error) {
+	members, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		name := m.Name
+		if name == "" {
+			name = strings.Join(m.PeerURLs, ",")
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
 // memberList lists the members; with opts clientv3.WithSerializable(), as
 // the member asked knows them, which works without a quorum too.
 func (c *Cluster) memberList(ctx context.Context, opts ...clientv3.OpOption) ([]Member, error) {

@@ -57,11 +57,14 @@ const (
 	CAStageSwitched CAStage = "switched" // new signs, old still trusted
 )
 
-// RotatableCAs are the CAs rotate-ca rotates while the cluster runs. The
-// etcd CA is not one of them: etcd reads the CAs it trusts only when it
-// starts.
+// RotatableCAs are the CAs rotate-ca rotates while the cluster runs: all
+// six. etcd, and kube-apiserver's client of it, read the etcd CAs they
+// trust only at their start: until every server has restarted after the
+// retirement (carotate.Sync restarts them one at a time) they verify the
+// new CA's certificates through the old CA's certificate of it, which
+// every etcd leaf carries from the switch on (chainLeaves).
 func RotatableCAs() []string {
-	return []string{CAServer, CAClient, CARequestHeader, CAKubeletServing, CAAPIService}
+	return []string{CAServer, CAClient, CARequestHeader, CAKubeletServing, CAAPIService, CAEtcd}
 }
 
 // caFiles names each CA's files.
@@ -113,11 +116,7 @@ func PublishedBundle(f pki.Files) ([]byte, error) {
 // CheckCANames refuses names that rotate-ca cannot rotate, saying why.
 func CheckCANames(names []string) error {
 	for _, n := range names {
-		switch {
-		case n == CAEtcd:
-			return errors.New("the etcd CA cannot be rotated while the cluster runs: etcd reads the CAs it trusts only at its start; " +
-				"rotate the others, or place a new etcd CA before a first start")
-		case !slices.Contains(RotatableCAs(), n):
+		if !slices.Contains(RotatableCAs(), n) {
 			return fmt.Errorf("no CA %q: give some of %s", n, strings.Join(RotatableCAs(), ", "))
 		}
 	}
@@ -535,4 +534,30 @@ func WriteCAFiles(l datadir.Layout, files CAFiles) error {
 		}
 	}
 	return nil
+}
+
+// EtcdTrustRetired reports whether started, the etcd CA file as this
+// server's etcd member and kube-apiserver read it when they started,
+// holds a CA that the file on l no longer holds: one a rotation retired,
+// which they trust until they start again.
+func EtcdTrustRetired(l datadir.Layout, started []byte) (bool, error) {
+	f := control.NewCreds(l).EtcdCA
+	data, err := os.ReadFile(f.Cert())
+	if err != nil {
+		return false, err
+	}
+	now, err := pki.ParseBundle(data)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", f.Cert(), err)
+	}
+	then, err := pki.ParseBundle(started)
+	if err != nil {
+		return false, fmt.Errorf("%s as read at start: %w", f.Cert(), err)
+	}
+	for _, old := range then {
+		if !slices.ContainsFunc(now, old.Equal) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -85,7 +85,7 @@ func TestRotateCASteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(leaves(cfg, c, "")) + len(nodeLeaves(cfg, c, *id.Node)) - 3; len(issued) != want { // the etcd CA's three stay
+	if want := len(leaves(cfg, c, "")) + len(nodeLeaves(cfg, c, *id.Node)); len(issued) != want {
 		t.Errorf("after the switch Renew issued %d leaves, want every one the rotated CAs sign (%d)", len(issued), want)
 	}
 	for _, n := range names {
@@ -105,6 +105,20 @@ func TestRotateCASteps(t *testing.T) {
 		if len(served) != 2 || !pki.Vouches(served[1], old[CAServer], stageOf(t, l, CAServer).Signer) && !pki.Vouches(served[1], old[CAKubeletServing], stageOf(t, l, CAKubeletServing).Signer) {
 			t.Errorf("%s after the switch: %d certificates; want the leaf and the old CA's certificate of the new", f.Cert(), len(served))
 		}
+	}
+	etcdOld, etcdNew := old[CAEtcd], stageOf(t, l, CAEtcd).Signer
+	for _, f := range []pki.Files{c.EtcdServer, c.EtcdPeer, c.EtcdClient} {
+		if chain := bundleOf(t, f.Cert()); len(chain) != 2 || !pki.Vouches(chain[1], etcdOld, etcdNew) {
+			t.Errorf("%s after the switch: %d certificates; want the leaf and the old etcd CA's certificate of the new "+
+				"(etcd verifies with the CAs it read at start)", f.Cert(), len(chain))
+		}
+	}
+	started, err := os.ReadFile(c.EtcdCA.Cert()) // as a server started now reads it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retired, err := EtcdTrustRetired(l, pki.CertPEM(etcdOld)); err != nil || retired {
+		t.Errorf("EtcdTrustRetired after the switch = %v, %v; want false: the old etcd CA is still trusted", retired, err)
 	}
 	if got := bundleOf(t, c.ClientSigner); len(got) != 1 || !got[0].Equal(stageOf(t, l, CAClient).Signer) {
 		t.Error("the controller-manager's client signer file is not the new client CA alone")
@@ -126,6 +140,17 @@ func TestRotateCASteps(t *testing.T) {
 	}
 	if served := bundleOf(t, c.APIServerServing.Cert()); len(served) != 1 {
 		t.Errorf("the apiserver's certificate file after retiring holds %d certificates, want the leaf alone", len(served))
+	}
+	if chain := bundleOf(t, c.EtcdPeer.Cert()); len(chain) != 2 {
+		t.Errorf("etcd's peer certificate after retiring: %d certificates; want the chain kept for members not yet restarted", len(chain))
+	}
+	for _, trusted := range [][]byte{pki.CertPEM(etcdOld), started} {
+		if retired, err := EtcdTrustRetired(l, trusted); err != nil || !retired {
+			t.Errorf("EtcdTrustRetired after retiring = %v, %v; want true: a restart drops the old etcd CA", retired, err)
+		}
+	}
+	if retired, err := EtcdTrustRetired(l, pki.CertPEM(etcdNew)); err != nil || retired {
+		t.Errorf("EtcdTrustRetired of the new etcd CA alone = %v, %v; want false", retired, err)
 	}
 	if join, err := JoinCABundle(c); err != nil || len(mustParse(t, join)) != 1 {
 		t.Errorf("join bundle after retiring: %d certificates, %v; want the new CA alone", len(mustParse(t, join)), err)
@@ -183,7 +208,7 @@ func TestRotateCASettlesAnInterruptedSwitch(t *testing.T) {
 
 // A user's own CA is imported in place of a new one; a certificate that
 // is no CA's, a lone file and a key that is not the certificate's are
-// refused, and so is the etcd CA.
+// refused, and so is a CA name that is none.
 func TestImportCAs(t *testing.T) {
 	_, l, _ := renewServer(t)
 	dir := t.TempDir()
@@ -229,8 +254,8 @@ func TestImportCAs(t *testing.T) {
 	if _, err := ImportCAs(dir, []string{CAClient}, time.Now()); err == nil {
 		t.Error("a key that is not the certificate's was imported")
 	}
-	if err := CheckCANames([]string{CAEtcd}); err == nil || !strings.Contains(err.Error(), "etcd") {
-		t.Errorf("--ca etcd: %v; want a refusal saying why", err)
+	if err := CheckCANames([]string{"etc"}); err == nil || !strings.Contains(err.Error(), CAEtcd) {
+		t.Errorf("--ca etc: %v; want a refusal naming the CAs", err)
 	}
 }
 

@@ -78,7 +78,7 @@ func ensurePKI(cfg *config.Server, c control.Creds, own *NodeFiles, is issue, lo
 	if err := writeSigners(c, cas); err != nil {
 		return nil, nil, err
 	}
-	if err := chainServing(c, plan); err != nil {
+	if err := chainLeaves(c, plan); err != nil {
 		return nil, nil, err
 	}
 	if err := pki.EnsureSigningKey(c.ServiceKey, c.ServicePub); err != nil {
@@ -134,25 +134,33 @@ func markLegacyKubeletCA(c control.Creds) error {
 	return fsutil.WriteFile(legacyKubeletCA(c), []byte(note), 0o600)
 }
 
-// chainServing makes each serving certificate of the plan that the
-// server or kubelet-serving CA signs the leaf followed by its CA's
-// ServingChain: the old CA's certificate of the new one while a rotation
-// has switched to it and not retired the old, the leaf alone otherwise.
-// The servers reload the files.
-func chainServing(c control.Creds, plan []leaf) error {
+// chainLeaves makes each serving certificate of the plan that the server
+// or kubelet-serving CA signs, and every certificate the etcd CA signs,
+// the leaf followed by its CA's ServingChain: the old CA's certificate of
+// the new one while a rotation has switched to it and not retired the
+// old, the leaf alone otherwise. etcd's leaves keep that chain after the
+// retirement, until they are issued again: etcd members and apiservers
+// that have not restarted since still trust only the old CA. The servers
+// reload the files.
+func chainLeaves(c control.Creds, plan []leaf) error {
 	for _, l := range plan {
-		if (l.ca != c.ServerCA && l.ca != c.KubeletServingCA) || !slices.Equal(l.spec.Usages, pki.ServerUsage) {
+		serving := (l.ca == c.ServerCA || l.ca == c.KubeletServingCA) && slices.Equal(l.spec.Usages, pki.ServerUsage)
+		if !serving && l.ca != c.EtcdCA {
 			continue
 		}
 		bundle, err := PublishedBundle(l.ca)
 		if err != nil {
 			return err
 		}
+		chain := ServingChain(bundle)
+		if chain == nil && l.ca == c.EtcdCA {
+			continue
+		}
 		kp, err := pki.Load(l.files)
 		if err != nil {
 			return err
 		}
-		want := append(pki.CertPEM(kp.Cert), ServingChain(bundle)...)
+		want := append(pki.CertPEM(kp.Cert), chain...)
 		if have, err := os.ReadFile(l.files.Cert()); err == nil && bytes.Equal(have, want) {
 			continue
 		}

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -81,11 +82,16 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	if err != nil {
 		return nil, err
 	}
+	etcdTrusted, err := os.ReadFile(c.EtcdCA.Cert()) // as etcd and the apiserver are about to read it
+	if err != nil {
+		return nil, err
+	}
 	components = append(components, renewal, &secretsenc.Sync{Client: superClient, File: c.EncryptionConfig, Node: cfg.NodeName,
 		Applied: control.AppliedEncryptionConfig, Log: log.With("component", "secrets-encryption-sync")},
 		&satoken.Sync{Client: superClient, Node: cfg.NodeName, Signer: signer, Log: log.With("component", "service-account-keys-sync"),
 			Paths: satoken.Paths{Key: c.ServiceKey, Pub: c.ServicePub, EncryptionConfig: c.EncryptionConfig}},
 		&carotate.Sync{Client: superClient, Layout: l, Node: cfg.NodeName, Checked: func() bool { return !id.RotatePending() },
+			EtcdTrusted: etcdTrusted, Servers: func(ctx context.Context) ([]string, error) { return etcdNames(ctx, c, log) },
 			Log: log.With("component", "ca-rotation-sync")})
 	if !cfg.Snapshots.Disabled {
 		snaps, err := snapshotComponent(cfg, l, c, log)
@@ -108,6 +114,17 @@ func allComponents(cfg *config.Server, l datadir.Layout, id *identity.Identity, 
 	}
 	label := roleLabel{client: superClient, node: cfg.NodeName, log: log.With("component", "control-plane-label")}
 	return append(append(append(components, lb), nodes...), lifecycle.Background(label)), nil
+}
+
+// etcdNames are the names of the cluster's servers, as this server's
+// etcd member lists them.
+func etcdNames(ctx context.Context, c control.Creds, log *slog.Logger) ([]string, error) {
+	cluster, err := c.LocalEtcd(log)
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.Close()
+	return cluster.Names(ctx)
 }
 
 // identities are the in-process controllers' users and rights.
