@@ -173,10 +173,24 @@ func (b Bundle) EtcdClientTLS(l datadir.Layout, now time.Time) (*tls.Config, err
 	if err != nil {
 		return nil, err
 	}
+	// During a rotation of the etcd CA the members verify the new CA's
+	// certificates through the old CA's certificate of it (chainLeaves).
+	bundle := b.Files[rel(l, f.Cert())]
+	chain := [][]byte{leaf.Cert.Raw}
+	for _, c := range parsedChain(ServingChain(append(slices.Clone(bundle), b.Files[rel(l, crossCert(f))]...))) {
+		chain = append(chain, c.Raw)
+	}
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
+	roots.AppendCertsFromPEM(bundle)
 	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}},
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: leaf.Key, Leaf: leaf.Cert}},
 		RootCAs:      roots, MinVersion: tls.VersionTLS12,
 	}, nil
+}
+
+// parsedChain is the certificates of a ServingChain, none if it is
+// empty.
+func parsedChain(data []byte) []*x509.Certificate {
+	certs, _ := pki.ParseBundle(data) // ServingChain's output: one parsed certificate or nothing
+	return certs
 }

@@ -113,6 +113,27 @@ func TestRotateCASteps(t *testing.T) {
 				"(etcd verifies with the CAs it read at start)", f.Cert(), len(chain))
 		}
 	}
+	// A server joining now asks etcd with a certificate the old CA's
+	// members verify: the new CA's, with the old one's certificate of it.
+	b, err := id.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinTLS, err := b.EtcdClientTLS(l, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldPool := x509.NewCertPool()
+	oldPool.AddCert(etcdOld)
+	joinCert := joinTLS.Certificates[0]
+	inter := x509.NewCertPool()
+	for _, raw := range joinCert.Certificate[1:] {
+		cert, _ := x509.ParseCertificate(raw)
+		inter.AddCert(cert)
+	}
+	if _, err := joinCert.Leaf.Verify(x509.VerifyOptions{Roots: oldPool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("a joining server's etcd client certificate after the switch, verified with the old etcd CA: %v", err)
+	}
 	started, err := os.ReadFile(c.EtcdCA.Cert()) // as a server started now reads it
 	if err != nil {
 		t.Fatal(err)
