@@ -28,9 +28,10 @@ const benchSecrets = 1000
 // BenchmarkKeyRotation measures, on one server with its node (addons
 // off), the wall time of `certificate rotate` (every leaf, each with a
 // new key), of `secrets-encrypt rotate-keys` over 1,000 Secrets of 1 KiB
-// and of `service-account-key rotate`, then of `certificate rotate-ca`,
-// and the API requests that failed
-// during each and the 10 s after it: a loop reads a Secret and writes a
+// and of `service-account-key rotate`, then of `certificate rotate-ca`
+// and of `rotate-ca --retire --ca etcd` (the server restarts), and the API
+// requests that failed during each and the 10 s after it, with the
+// longest run of failures: a loop reads a Secret and writes a
 // ConfigMap every 50 ms through a client made before (its admin
 // certificate is one the rotation replaces).
 func BenchmarkKeyRotation(b *testing.B) {
@@ -60,8 +61,11 @@ func BenchmarkKeyRotation(b *testing.B) {
 		// client names the CA and certificate files, as the components'
 		// kubeconfigs do (client-go reads them again when they change).
 		fc := fileClient(b, n)
-		// (Not --retire: it waits for client-go's 5-minute CA reload.)
+		// (Not --retire of them all: it waits for client-go's 5-minute CA
+		// reload. Retiring the etcd CA alone waits for nothing and restarts
+		// the server: the loop's failures are its outage.)
 		measureOp(b, n, fc, "rotate-ca", []string{"certificate", "rotate-ca"})
+		measureOp(b, n, fc, "retire-etcd-ca", []string{"certificate", "rotate-ca", "--retire", "--ca", "etcd"})
 		n.WaitNodeReady(time.Minute)
 		n.Stop(30 * time.Second)
 	}
@@ -81,11 +85,12 @@ func measureOp(b *testing.B, n *harness.Node, c kubernetes.Interface, name strin
 		return took
 	})
 	if load.failed > 0 {
-		fmt.Printf("  %s: first failed request: %v\n", name, load.err)
+		fmt.Printf("  %s: first failed request: %v; failing for %s in a row at most\n", name, load.err, load.outage.Round(time.Millisecond))
 	}
 	report(b, name+"-s", took.Seconds())
 	report(b, name+"-requests", float64(load.done))
 	report(b, name+"-failed", float64(load.failed))
+	report(b, name+"-outage-s", load.outage.Seconds())
 }
 
 // fileClient is an admin client of n that reads the server CA and the
@@ -136,7 +141,8 @@ func fillSecrets(b *testing.B, c kubernetes.Interface) time.Duration {
 // loadRun is what the request loop saw.
 type loadRun struct {
 	done, failed int
-	err          error // the first failure
+	err          error         // the first failure
+	outage       time.Duration // the longest run of failures, from the first's start to the next success's
 }
 
 // underLoad runs op while a loop reads Secret s-0 and creates a ConfigMap
@@ -147,6 +153,7 @@ func underLoad(b *testing.B, c kubernetes.Interface, op func() time.Duration) (t
 	done := make(chan loadRun)
 	go func() {
 		var r loadRun
+		var failingSince time.Time
 		for i := 0; i < 20000; i++ {
 			select {
 			case <-stop:
@@ -154,6 +161,7 @@ func underLoad(b *testing.B, c kubernetes.Interface, op func() time.Duration) (t
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+			sent := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_, err := c.CoreV1().Secrets(metav1.NamespaceDefault).Get(ctx, "s-0", metav1.GetOptions{})
 			if err == nil {
@@ -162,6 +170,13 @@ func underLoad(b *testing.B, c kubernetes.Interface, op func() time.Duration) (t
 			}
 			cancel()
 			r.done++
+			switch {
+			case err != nil && failingSince.IsZero():
+				failingSince = sent
+			case err == nil && !failingSince.IsZero():
+				r.outage = max(r.outage, time.Since(failingSince))
+				failingSince = time.Time{}
+			}
 			if err != nil {
 				r.failed++
 				if r.err == nil {

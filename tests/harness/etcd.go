@@ -2,8 +2,11 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -56,4 +59,35 @@ func (n *Node) WaitEtcdVoters(tb testing.TB, timeout time.Duration, names ...str
 		}
 		return true, nil
 	})
+}
+
+// EtcdAccepts asks n's etcd member for its version on its client port
+// (mutual TLS: etcd wants a client certificate of a CA it trusts) with
+// cert, trusting roots to serve it; nil if it answers. cert is sent even
+// if etcd does not name its CA among those it accepts (Go's client would
+// otherwise send none): etcd is what must refuse it.
+func (n *Node) EtcdAccepts(cert tls.Certificate, roots ...*x509.Certificate) error {
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	tr := &http.Transport{DialContext: n.NS.DialContext, DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }}}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:2379/version", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }

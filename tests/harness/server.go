@@ -145,6 +145,30 @@ func (n *Node) LogTail(lines int) string {
 	return strings.Join(all, "\n")
 }
 
+// LogLinesSince are the lines of the node's log holding sub and stamped
+// at since or after.
+func (n *Node) LogLinesSince(sub string, since time.Time) []string {
+	b, _ := os.ReadFile(n.LogPath)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if at, ok := LogTime(l); ok && !at.Before(since) && strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// LogTime is the time= stamp of a line of monokube's log.
+func LogTime(line string) (time.Time, bool) {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "time="); ok {
+			at, err := time.Parse(time.RFC3339Nano, v)
+			return at, err == nil
+		}
+	}
+	return time.Time{}, false
+}
+
 // Kubectl runs `monokube kubectl --kubeconfig <node's> args...` in the node
 // and returns stdout; a failure fails the test.
 func (n *Node) Kubectl(args ...string) string {

@@ -7,11 +7,14 @@
 // CAs and are served, the agent restarts in place with its pod kept,
 // both nodes stay Ready, exec, logs and metrics keep working, and pods
 // trust the rotated apiserver with their service-account ca.crt and
-// token; rotating the etcd CA is refused; `rotate-ca --retire` then
-// leaves the new CAs alone: a client certificate of the old client CA
-// gets 401, the old server CA no longer verifies the apiserver,
+// token, etcd's leaves carry the old etcd CA's certificate of the new;
+// `rotate-ca --retire` then leaves the new CAs alone, restarting the
+// server in place (its etcd read the old CA at start): a client
+// certificate of the old client CA gets 401, one of the old etcd CA is
+// refused by etcd, the old server CA no longer verifies the apiserver,
 // kube-root-ca.crt holds only the new CA, and a join token made before
-// the rotation is refused, saying the CA was rotated.
+// the rotation is refused, saying the CA was rotated. The API is down
+// only while the server restarts.
 package carotate_test
 
 import (
@@ -28,6 +31,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -51,9 +55,9 @@ const (
 	stepTimeout = "3m"
 )
 
-// caNames are the CAs rotate-ca rotates by default, each in
-// <data-dir>/server/tls/<name>-ca.crt.
-var caNames = []string{"server", "client", "request-header", "kubelet-serving", "apiservice"} //nolint:gochecknoglobals // fixed table
+// caNames are the CAs rotate-ca rotates by default (caFile names their
+// files).
+var caNames = []string{"server", "client", "request-header", "kubelet-serving", "apiservice", "etcd"} //nolint:gochecknoglobals // fixed table
 
 // serverLeaves are the leaves of the server and its node (relative to the
 // data dir) that the new CAs must sign after the rotation, with their CA.
@@ -69,6 +73,9 @@ var serverLeaves = map[string]string{ //nolint:gochecknoglobals // fixed table
 	"agent/tls/client-kubelet.crt":                   "client",
 	"agent/tls/client-kube-proxy.crt":                "client",
 	"agent/tls/serving-kubelet.crt":                  "kubelet-serving",
+	"server/tls/etcd/server-client.crt":              "etcd",
+	"server/tls/etcd/peer-server-client.crt":         "etcd",
+	"server/tls/etcd/client.crt":                     "etcd",
 }
 
 func TestRotateCA(t *testing.T) {
@@ -107,7 +114,8 @@ func TestRotateCA(t *testing.T) {
 	oldToken := createToken(t, srv)
 	oldServerToken := srv.JoinToken()
 	oldAdmin := loadKeyPair(t, filepath.Join(tlsDir, "client-admin"))
-	agentPID := agent.PID()
+	oldEtcdClient := loadKeyPair(t, filepath.Join(tlsDir, "etcd", "client"))
+	agentPID, serverPID := agent.PID(), srv.PID()
 	pods := map[string]podInfo{"app=on-server": podOf(t, srv, "app=on-server"), "app=on-agent": podOf(t, srv, "app=on-agent")}
 	agentPod := pods["app=on-agent"]
 	annotationBefore := nodeAnnotation(t, srv, agentName)
@@ -183,23 +191,23 @@ func TestRotateCA(t *testing.T) {
 	checkExecLogs(t, srv, agentPod.Name)
 	checkTopNode(t, srv)
 
-	// 5. The etcd CA is refused, and nothing changes.
-	before := caFiles(t, tlsDir)
-	r = srv.Exec(time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--ca", "etcd")
-	if r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "etcd") {
-		t.Errorf("rotate-ca --ca etcd: exit %d, want non-zero naming etcd:\n%s%s", r.Code, r.Stdout, r.Stderr)
-	} else {
-		t.Logf("rotate-ca --ca etcd refused (exit %d): %s", r.Code, strings.TrimSpace(r.Stderr+r.Stdout))
-	}
-	if after := caFiles(t, tlsDir); after != before {
-		t.Errorf("rotate-ca --ca etcd changed the CA files")
+	// 5. etcd's leaves carry the old etcd CA's certificate of the new:
+	// etcd verifies with the CAs it read at start, the old one alone, and
+	// still accepts a client certificate of the old CA.
+	checkEtcdChains(t, srv, old["etcd"], cur["etcd"])
+	if err := srv.EtcdAccepts(oldEtcdClient, cur["etcd"], old["etcd"]); err != nil {
+		t.Errorf("etcd refused a client certificate of the old etcd CA before --retire: %v", err)
 	}
 
 	// 6. Retire the old CAs.
 	retireStart := time.Now()
 	// --retire waits until 5m+1m after the trust step: client-go reads a
 	// changed CA file when a request comes 5 minutes after its last read.
+	// It then restarts the server: the loop's failures meanwhile are the
+	// outage's.
+	loop.outage.Store(true)
 	r = srv.Exec(10*time.Minute, harness.Options{}, "certificate", "rotate-ca", "--data-dir", srv.DataDir, "--retire", "--timeout", stepTimeout)
+	loop.outage.Store(false)
 	if r.Code != 0 {
 		loop.stop()
 		t.Fatalf("rotate-ca --retire: exit %d\n%s%s\nserver's errors and warnings since:\n%s\nagent's:\n%s",
@@ -210,6 +218,15 @@ func TestRotateCA(t *testing.T) {
 		t.Errorf("rotate-ca --retire printed no \"retired the old CAs of\"")
 	}
 	checkRetired(t, srv, agent, tlsDir, cur, old, &oldAdmin)
+	checkServerRestart(t, srv, serverPID, retireStart)
+	if err := srv.EtcdAccepts(oldEtcdClient, cur["etcd"]); err == nil {
+		t.Errorf("etcd accepted a client certificate of the old etcd CA after --retire")
+	} else {
+		t.Logf("etcd refuses a client certificate of the old etcd CA after --retire: %v", err)
+	}
+	if err := srv.EtcdAccepts(loadKeyPair(t, filepath.Join(tlsDir, "etcd", "client")), cur["etcd"]); err != nil {
+		t.Errorf("etcd refused the new etcd client certificate after --retire: %v", err)
+	}
 	checkPods(t, srv, pods)
 	checkExecLogs(t, srv, agentPod.Name)
 	if agent.PID() != agentPID {
@@ -217,18 +234,22 @@ func TestRotateCA(t *testing.T) {
 	}
 
 	w := loop.stop()
-	t.Logf("background loop: %d rounds in %s; %d failed API requests, %d failed execs into the two pods, %d rounds with a node not Ready",
-		w.rounds, w.took.Round(time.Second), w.apiFailures, w.execFailures, w.notReady)
+	t.Logf("background loop: %d rounds in %s; %d failed API requests, %d failed execs into the two pods, %d rounds with a node not Ready; "+
+		"while --retire restarted the server: %d failed API requests, the API down for %s at most",
+		w.rounds, w.took.Round(time.Second), w.apiFailures, w.execFailures, w.notReady, w.outageFailures, w.longestAPI.Round(time.Second))
 	if w.notReady > 0 {
 		t.Errorf("a node was not Ready in %d rounds of the background loop (logged above)", w.notReady)
 	}
 	if w.apiFailures > 0 {
-		t.Errorf("%d requests to the apiserver failed during the rotation (logged above)", w.apiFailures)
+		t.Errorf("%d requests to the apiserver failed during the rotation, outside the server's restart (logged above)", w.apiFailures)
 	}
-	// The agent's restart may fail an exec or two; the kubelets' new
-	// serving certificates must not.
-	if w.longestExec > 30*time.Second {
-		t.Errorf("execs into a pod failed for %s in a row during the rotation (logged above), want at most 30s", w.longestExec.Round(time.Second))
+	if w.longestAPI > 45*time.Second {
+		t.Errorf("the apiserver did not answer for %s in a row (logged above), want at most 45s: the server's restart", w.longestAPI.Round(time.Second))
+	}
+	// The agent's and the server's restarts may fail an exec or two; the
+	// kubelets' new serving certificates must not.
+	if w.longestExec > 45*time.Second {
+		t.Errorf("execs into a pod failed for %s in a row during the rotation (logged above), want at most 45s", w.longestExec.Round(time.Second))
 	}
 	if w.rounds < 5 {
 		t.Errorf("the background loop ran only %d rounds", w.rounds)
@@ -391,7 +412,7 @@ func checkAgent(t *testing.T, srv, agent *harness.Node, tlsDir string, cur map[s
 		t.Errorf("the agent's log has no \"restarting the agent\":\n%s", agent.LogTail(40))
 	}
 	for _, l := range restarts {
-		if at, ok := logTime(l); ok {
+		if at, ok := harness.LogTime(l); ok {
 			t.Logf("the agent restarted in place (PID %d) %s after rotate-ca started: %s", pid, at.Sub(rotateStart).Round(time.Millisecond), l)
 		} else {
 			t.Logf("the agent restarted in place (PID %d): %s", pid, l)
@@ -572,7 +593,7 @@ func checkServerLog(t *testing.T, srv *harness.Node, since time.Time) {
 	var lost []string
 	unauthenticated := 0
 	for _, l := range logLines(srv, "") {
-		if at, ok := logTime(l); !ok || at.Before(since) {
+		if at, ok := harness.LogTime(l); !ok || at.Before(since) {
 			continue
 		}
 		switch {
@@ -610,17 +631,23 @@ func checkTopNode(t *testing.T, srv *harness.Node) {
 // loopStats is what the background loop saw.
 type loopStats struct {
 	rounds, apiFailures, execFailures, notReady int
-	took                                        time.Duration
-	// longestExec is the longest run of failed execs into a pod.
-	longestExec time.Duration
+	// outageFailures are the failed API requests while outage was set.
+	outageFailures int
+	took           time.Duration
+	// longestExec is the longest run of failed execs into a pod,
+	// longestAPI of failed kubectl get nodes.
+	longestExec, longestAPI time.Duration
 }
 
 // clusterLoop uses the cluster in the background until stopped.
 type clusterLoop struct {
-	quit  chan struct{}
-	done  chan loopStats
-	once  sync.Once
-	stats loopStats
+	// outage is set while the API may be down (a server restart): failed
+	// requests count as outageFailures then.
+	outage atomic.Bool
+	quit   chan struct{}
+	done   chan loopStats
+	once   sync.Once
+	stats  loopStats
 }
 
 // streaks logs, per check of the background loop, when it starts failing
@@ -681,15 +708,23 @@ func useCluster(t *testing.T, srv *harness.Node, pods ...string) *clusterLoop {
 			for _, pod := range pods {
 				s.longestExec = max(s.longestExec, st.longest["kubectl exec "+pod])
 			}
+			s.longestAPI = st.longest["kubectl get nodes"]
 			s.took = time.Since(begin)
 			l.done <- s
 		}()
 		for s.rounds < 300 && time.Since(begin) < 20*time.Minute {
 			s.rounds++
+			apiFailed := func() {
+				if l.outage.Load() {
+					s.outageFailures++
+				} else {
+					s.apiFailures++
+				}
+			}
 			notReady, err := nodesNotReady(srv)
 			st.note("listing the nodes", err)
 			if err != nil {
-				s.apiFailures++
+				apiFailed()
 			} else {
 				var e error
 				if len(notReady) > 0 {
@@ -701,7 +736,7 @@ func useCluster(t *testing.T, srv *harness.Node, pods ...string) *clusterLoop {
 			_, err = kubectl(srv, 20*time.Second, "get", "nodes", "-o", "name")
 			st.note("kubectl get nodes", err)
 			if err != nil {
-				s.apiFailures++
+				apiFailed()
 			}
 			for _, pod := range pods {
 				out, err := kubectl(srv, 20*time.Second, "exec", pod, "--", "/echo", "echo-cmd", "hi")
@@ -956,18 +991,12 @@ func signedBy(c, ca *x509.Certificate) bool {
 	return c != nil && ca != nil && c.CheckSignatureFrom(ca) == nil
 }
 
-func caFile(tlsDir, name string) string { return filepath.Join(tlsDir, name+"-ca.crt") }
-
-// caFiles is the content of every CA file in tlsDir (etcd's too), to
-// compare.
-func caFiles(t *testing.T, tlsDir string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, n := range caNames {
-		b.Write(readFile(t, caFile(tlsDir, n)))
+// caFile is the file of CA name in tlsDir (<data-dir>/server/tls).
+func caFile(tlsDir, name string) string {
+	if name == "etcd" {
+		return filepath.Join(tlsDir, "etcd", "server-ca.crt")
 	}
-	b.Write(readFile(t, filepath.Join(tlsDir, "etcd", "server-ca.crt")))
-	return b.String()
+	return filepath.Join(tlsDir, name+"-ca.crt")
 }
 
 func readFile(t *testing.T, path string) []byte {
@@ -1073,7 +1102,7 @@ func problems(n *harness.Node, since time.Time) string {
 		if !strings.Contains(l, "level=ERROR") && !strings.Contains(l, "level=WARN") {
 			continue
 		}
-		if at, ok := logTime(l); !ok || at.Before(since) {
+		if at, ok := harness.LogTime(l); !ok || at.Before(since) {
 			continue
 		}
 		key := l
@@ -1102,17 +1131,6 @@ func problems(n *harness.Node, since time.Time) string {
 	return b.String()
 }
 
-// logTime is the time= field of a log line.
-func logTime(line string) (time.Time, bool) {
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, "time="); ok {
-			at, err := time.Parse(time.RFC3339Nano, v)
-			return at, err == nil
-		}
-	}
-	return time.Time{}, false
-}
-
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
@@ -1136,4 +1154,39 @@ func keepLogs(t *testing.T, dir string, nodes ...*harness.Node) {
 			}
 		}
 	})
+}
+
+// checkEtcdChains fails t unless each etcd leaf of srv is served with the
+// old etcd CA's certificate of the new one after it: etcd and the
+// apiserver verify with the CAs they read at start until they restart.
+func checkEtcdChains(t *testing.T, srv *harness.Node, oldCA, newCA *x509.Certificate) {
+	t.Helper()
+	for file, ca := range serverLeaves {
+		if ca != "etcd" {
+			continue
+		}
+		certs := readBundle(t, filepath.Join(srv.DataDir, file))
+		if len(certs) != 2 || !bytes.Equal(certs[1].RawSubjectPublicKeyInfo, newCA.RawSubjectPublicKeyInfo) || !signedBy(certs[1], oldCA) {
+			t.Errorf("%s holds %d certificates after the switch; want the leaf and the old etcd CA's certificate of the new", file, len(certs))
+		}
+	}
+}
+
+// checkServerRestart fails t unless srv restarted in place once since
+// since (same PID, as systemd sees it) to drop the retired etcd CA, and
+// logs how long its API was away.
+func checkServerRestart(t *testing.T, srv *harness.Node, pid int, since time.Time) {
+	t.Helper()
+	restarts := srv.LogLinesSince("restarting the server", since)
+	switch {
+	case len(restarts) != 1:
+		t.Errorf("the server's log has %d \"restarting the server\" since --retire, want 1:\n%s", len(restarts), strings.Join(restarts, "\n"))
+	case !strings.Contains(restarts[0], "etcd CA"):
+		t.Errorf("the server restarted for another reason: %s", restarts[0])
+	default:
+		t.Logf("the server restarted: %s", lastLine(restarts[0]))
+	}
+	if srv.PID() != pid {
+		t.Errorf("server PID %d after --retire, want %d (a restart in place)", srv.PID(), pid)
+	}
 }

@@ -110,7 +110,7 @@ func TestServerJoins(t *testing.T) {
 	t.Run("the Secrets encryption key and the service-account key rotate on every server", func(t *testing.T) {
 		checkKeyRotations(t, servers)
 	})
-	t.Run("the client CA rotates on every server and the agent follows", func(t *testing.T) {
+	t.Run("the client and etcd CAs rotate on every server, the agent follows, the servers restart in turn", func(t *testing.T) {
 		checkCARotation(t, servers, agent)
 	})
 	t.Run("the agent learns the servers that joined after it", func(t *testing.T) {
