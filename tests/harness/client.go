@@ -30,11 +30,24 @@ func (n *Node) RESTConfig() *rest.Config {
 // Client is a clientset for the node's apiserver.
 func (n *Node) Client() *kubernetes.Clientset {
 	n.t.Helper()
-	c, err := kubernetes.NewForConfig(n.RESTConfig())
+	c, err := n.FreshClient()
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	return c
+}
+
+// FreshClient is a clientset made from the node's admin kubeconfig as the
+// file is now (through the node's network namespace, requests bounded to
+// 10 s), failing no test: for loops in the background that follow a
+// renewal or rotation of the admin's certificate.
+func (n *Node) FreshClient() (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", n.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Dial, cfg.Timeout = n.NS.DialContext, 10*time.Second
+	return kubernetes.NewForConfig(cfg)
 }
 
 // AnonymousGet requests https://<node-ip>:<port><path> with no credentials

@@ -38,7 +38,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/monokube/monokube/tests/harness"
@@ -772,12 +771,7 @@ func (l *clusterLoop) stop() loopStats {
 // afresh from srv's admin kubeconfig as it is on disk now, and returns
 // those not Ready or whose lease is older than 40 s (want both nodes).
 func nodesNotReady(srv *harness.Node) ([]string, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Dial, cfg.Timeout = srv.NS.DialContext, 10*time.Second
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := srv.FreshClient()
 	if err != nil {
 		return nil, err
 	}

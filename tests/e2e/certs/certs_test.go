@@ -29,7 +29,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/monokube/monokube/tests/harness"
@@ -707,12 +706,7 @@ func useCluster(t *testing.T, srv, agent *harness.Node, pods []string, tl *tally
 // nodesReady lists the nodes with a client made afresh from srv's admin
 // kubeconfig as it is on disk now, and returns those Ready.
 func nodesReady(srv *harness.Node) ([]string, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", srv.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Dial, cfg.Timeout = srv.NS.DialContext, 10*time.Second
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := srv.FreshClient()
 	if err != nil {
 		return nil, err
 	}
