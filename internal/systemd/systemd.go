@@ -67,6 +67,11 @@ func Render(u Unit) ([]byte, error) {
 // NotifySocketEnv names the socket systemd gives a Type=notify unit.
 const NotifySocketEnv = "NOTIFY_SOCKET"
 
+// pendingSocketEnv keeps the socket, until READY=1 is sent, for this
+// process run again in place (a node's restart, lifecycle.RestartError):
+// systemd still waits for that READY=1.
+const pendingSocketEnv = "MONOKUBE_NOTIFY_SOCKET"
+
 // Notifier tells systemd about this process. A role takes it once at
 // start, which removes the socket from the environment: the kubelet, run
 // in-process, sends its own READY=1 as soon as it starts (upstream
@@ -75,17 +80,30 @@ const NotifySocketEnv = "NOTIFY_SOCKET"
 // anything to tell systemd either.
 type Notifier struct{ socket string }
 
-// TakeNotifier returns the notifier for $NOTIFY_SOCKET and unsets it.
-// Outside systemd (no socket) its Ready does nothing.
+// TakeNotifier returns the notifier for $NOTIFY_SOCKET (or the one a
+// restart before readiness kept) and unsets it. Outside systemd (no
+// socket) its Ready does nothing.
 func TakeNotifier() Notifier {
 	n := Notifier{socket: os.Getenv(NotifySocketEnv)}
+	if n.socket == "" {
+		n.socket = os.Getenv(pendingSocketEnv)
+	}
 	_ = os.Unsetenv(NotifySocketEnv) // fails only for an invalid name
+	if n.socket != "" {
+		_ = os.Setenv(pendingSocketEnv, n.socket)
+	}
 	return n
 }
 
 // Ready tells systemd, when monokube runs under a Type=notify unit, that
 // it is up: `systemctl start` returns and units ordered after it start.
-func (n Notifier) Ready() error { return n.send(daemon.SdNotifyReady) }
+func (n Notifier) Ready() error {
+	err := n.send(daemon.SdNotifyReady)
+	if err == nil {
+		_ = os.Unsetenv(pendingSocketEnv)
+	}
+	return err
+}
 
 // ReadyHook is Ready as a node's on-ready hook, which logs a failure:
 // systemd then times the start out and says so itself.

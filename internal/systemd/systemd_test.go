@@ -46,6 +46,7 @@ func TestRenderRefuses(t *testing.T) {
 
 func TestNotify(t *testing.T) {
 	t.Setenv(NotifySocketEnv, "")
+	t.Setenv(pendingSocketEnv, "")
 	if err := TakeNotifier().Ready(); err != nil {
 		t.Errorf("Ready outside systemd: %v", err)
 	}
@@ -56,12 +57,20 @@ func TestNotify(t *testing.T) {
 	}
 	defer conn.Close()
 	t.Setenv(NotifySocketEnv, sock)
+	t.Setenv(pendingSocketEnv, "")
 	n := TakeNotifier()
 	if v, set := os.LookupEnv(NotifySocketEnv); set {
 		t.Errorf("$%s still %q after TakeNotifier: in-process code could notify systemd early", NotifySocketEnv, v)
 	}
+	// A restart in place before readiness takes the socket again.
+	if again := TakeNotifier(); again.socket != sock {
+		t.Errorf("TakeNotifier run again before READY=1: socket %q, want %q", again.socket, sock)
+	}
 	if err := n.Ready(); err != nil {
 		t.Fatal(err)
+	}
+	if v, set := os.LookupEnv(pendingSocketEnv); set {
+		t.Errorf("$%s still %q after READY=1: a restart would notify again", pendingSocketEnv, v)
 	}
 	buf := make([]byte, 64)
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
