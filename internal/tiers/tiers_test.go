@@ -20,7 +20,7 @@ var tier = map[string]int{ //nolint:gochecknoglobals // the table under test
 	"pki": 0, "proc": 0, "snapshot": 0, "supervise": 0, "sysreq": 0, "systemd": 0, "testutil": 0, "version": 0, "tiers": 0,
 	// components
 	"addons": 1, "apilb": 1, "cni": 1, "containerd": 1, "control": 1, "deploy": 1, "etcd": 1, "flannel": 1,
-	"identity": 1, "join": 1, "satoken": 1, "secretsenc": 1, "carotate": 1, "kubelet": 1, "kubeproxy": 1, "node": 1, "upgrade": 1,
+	"identity": 1, "join": 1, "satoken": 1, "secretsenc": 1, "carotate": 1, "kubelet": 1, "kubeproxy": 1, "mirror": 1, "node": 1, "upgrade": 1,
 	// node operations
 	"install": 2, "killall": 2,
 	// roles
