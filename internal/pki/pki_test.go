@@ -137,3 +137,9 @@ func TestMatchesCappedByCA(t *testing.T) {
 		t.Error("a leaf capped at its CA's end is due")
 	}
 }
+
+func TestCipherSuiteIDs(t *testing.T) {
+	if ids, err := CipherSuiteIDs(); err != nil || len(ids) != len(CipherSuites()) {
+		t.Errorf("CipherSuiteIDs: %d suites, %v; want one for each of the %d CipherSuites", len(ids), err, len(CipherSuites()))
+	}
+}

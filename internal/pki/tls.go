@@ -1,5 +1,7 @@
 package pki
 
+import cliflag "k8s.io/component-base/cli/flag"
+
 // TLSMinVersion and CipherSuites are every listener's TLS policy (the
 // apiserver, controller-manager, scheduler, kubelet and etcd): TLS 1.2 or
 // later with the ECDHE/AEAD suites of the CIS benchmark; Go chooses the TLS
@@ -14,3 +16,7 @@ func CipherSuites() []string {
 		"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
 	}
 }
+
+// CipherSuiteIDs are CipherSuites as crypto/tls numbers them, for
+// monokube's own listeners (the components' flag parser reads the names).
+func CipherSuiteIDs() ([]uint16, error) { return cliflag.TLSCipherSuites(CipherSuites()) }
