@@ -69,7 +69,7 @@ func registryDir(r string) (dir, server string, err error) {
 
 var hostsTemplate = template.Must(template.New("hosts.toml").Funcs(template.FuncMap{ //nolint:gochecknoglobals // parsed once, read-only
 	"q": strconv.Quote, "same": func(a, b string) bool { return a == b },
-}).Parse(`# Written by monokube (embedded registry mirror); edits are lost.
+}).Parse(hostsHeader + `; edits are lost.
 {{if .Server}}server = {{q .Server}}
 {{end}}{{range .Peers}}
 [host.{{q (print "https://" .)}}]
