@@ -29,6 +29,11 @@ type Config struct {
 
 	SandboxImage string // the embedded pause image
 	Snapshotter  string // overlayfs, or native where overlayfs is missing
+	// RegistryHosts is the directory of registry hosts configuration
+	// (config_path: a hosts.toml per registry) when the embedded registry
+	// mirror writes one; empty leaves containerd's default, the host's
+	// /etc/containerd/certs.d.
+	RegistryHosts string
 
 	// RestrictOOMScoreAdj keeps containers' oom_score_adj at or above
 	// containerd's own, for hosts without CAP_SYS_RESOURCE.
@@ -72,6 +77,10 @@ state = {{q .State}}
     snapshotter = {{q .Snapshotter}}
     [plugins."io.containerd.cri.v1.images".pinned_images]
       sandbox = {{q .SandboxImage}}
+{{- if .RegistryHosts}}
+    [plugins."io.containerd.cri.v1.images".registry]
+      config_path = {{q .RegistryHosts}}
+{{- end}}
 
   [plugins."io.containerd.cri.v1.runtime"]
     restrict_oom_score_adj = {{.RestrictOOMScoreAdj}}

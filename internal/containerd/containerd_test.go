@@ -52,4 +52,11 @@ func TestRenderUsesConfig(t *testing.T) {
 			t.Errorf("config lacks %s:\n%s", want, out)
 		}
 	}
+	if bytes.Contains(out, []byte("config_path")) {
+		t.Errorf("config without RegistryHosts names a config_path:\n%s", out)
+	}
+	out, err = Render(Config{RegistryHosts: "/d/certs.d"})
+	if err != nil || !bytes.Contains(out, []byte("[plugins.\"io.containerd.cri.v1.images\".registry]\n      config_path = \"/d/certs.d\"\n")) {
+		t.Errorf("config with RegistryHosts: %v\n%s", err, out)
+	}
 }
