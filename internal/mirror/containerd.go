@@ -2,9 +2,12 @@ package mirror
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -26,4 +29,22 @@ func (c Containerd) Resolve(ctx context.Context, name string) (ocispec.Descripto
 // Open implements Store.
 func (c Containerd) Open(ctx context.Context, dgst digest.Digest) (Blob, error) {
 	return c.Client.ContentStore().ReaderAt(namespaces.WithNamespace(ctx, containerd.Namespace), ocispec.Descriptor{Digest: dgst})
+}
+
+// List implements Store.
+func (c Containerd) List(ctx context.Context) ([]Image, error) {
+	ctx = namespaces.WithNamespace(ctx, containerd.Namespace)
+	imgs, err := c.Client.ImageService().List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Image, 0, len(imgs))
+	for _, img := range imgs {
+		complete, _, _, _, err := images.Check(ctx, c.Client.ContentStore(), img.Target, platforms.Default())
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		out = append(out, Image{Name: img.Name, Digest: img.Target.Digest, Complete: complete})
+	}
+	return out, nil
 }

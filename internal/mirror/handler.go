@@ -47,7 +47,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "this mirror serves pulls only")
 		return
 	}
-	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
+	switch r.URL.Path {
+	case "/v2/", "/v2":
+		return
+	case ImagesPath:
+		h.list(r.Context(), w)
 		return
 	}
 	req, ok := parse(r)
@@ -61,6 +65,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Log.Info("served", "peer", peer(r), "method", r.Method, "path", r.URL.Path, "ns", req.ns,
 		"status", rec.status, "bytes", rec.bytes, "took", time.Since(start).Round(time.Microsecond))
+}
+
+// ImagesPath is where a mirror lists the images its node holds (JSON:
+// {"images": [Image, …]}), for `monokube images ls`.
+const ImagesPath = "/monokube/v1/images"
+
+// list answers ImagesPath.
+func (h *Handler) list(ctx context.Context, w http.ResponseWriter) {
+	imgs, err := h.Store.List(ctx)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(struct {
+		Images []Image `json:"images"`
+	}{imgs})
 }
 
 // parse splits /v2/<name>/(manifests|blobs)/<ref>; <name> may hold slashes.

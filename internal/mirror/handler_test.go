@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,6 +38,16 @@ func (s *fakeStore) Open(_ context.Context, dgst digest.Digest) (Blob, error) {
 		return nil, fmt.Errorf("content %s: %w", dgst, errdefs.ErrNotFound)
 	}
 	return blob{bytes.NewReader(data)}, nil
+}
+
+func (s *fakeStore) List(context.Context) ([]Image, error) {
+	var out []Image
+	for name, d := range s.images {
+		_, complete := s.content[d.Digest]
+		out = append(out, Image{Name: name, Digest: d.Digest, Complete: complete})
+	}
+	slices.SortFunc(out, func(a, b Image) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 type blob struct{ *bytes.Reader }
@@ -163,5 +174,21 @@ func TestTamperedContentIsNotServed(t *testing.T) {
 	s.content[manifestDigest] = append(s.content[manifestDigest], ' ')
 	if resp, _ := do(t, http.MethodGet, url+"/v2/library/echo/manifests/1.0?ns=docker.io"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET of a tampered manifest by tag: %d; want 404", resp.StatusCode)
+	}
+}
+
+// The mirror lists the images its node holds.
+func TestList(t *testing.T) {
+	s, url := newMirror(t)
+	_, echo, _ := s.image("docker.io/library/echo:1.0", []byte("layer"))
+	s.images["monokube.local/pause:3.10"] = ocispec.Descriptor{Digest: digest.FromString("gone")}
+	resp, body := do(t, http.MethodGet, url+ImagesPath)
+	var got struct{ Images []Image }
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s %v", ImagesPath, resp.StatusCode, body, err)
+	}
+	want := []Image{{Name: "docker.io/library/echo:1.0", Digest: echo, Complete: true}, {Name: "monokube.local/pause:3.10", Digest: digest.FromString("gone")}}
+	if !slices.Equal(got.Images, want) {
+		t.Errorf("images = %+v, want %+v", got.Images, want)
 	}
 }

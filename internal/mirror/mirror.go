@@ -31,6 +31,17 @@ type Store interface {
 	// Open opens the content of dgst; an error that errdefs.IsNotFound if
 	// the node does not hold it.
 	Open(ctx context.Context, dgst digest.Digest) (Blob, error)
+	// List is every image the node holds.
+	List(ctx context.Context) ([]Image, error)
+}
+
+// Image is an image a node holds, as its mirror lists it (ImagesPath).
+type Image struct {
+	Name   string        `json:"name"`
+	Digest digest.Digest `json:"digest"`
+	// Complete is whether the node holds every blob of the image for its
+	// own platform: it can run it, and serve it whole.
+	Complete bool `json:"complete"`
 }
 
 // Blob is content opened in a Store (containerd's content.ReaderAt is one).
