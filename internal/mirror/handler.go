@@ -36,11 +36,17 @@ type request struct {
 	head                bool
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler: it answers, then logs the request
+// with the peer that made it (its certificate's name) and the outcome.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	w = rec
+	h.serve(rec, r)
+	h.Log.Info("served", "peer", peer(r), "method", r.Method, "path", r.URL.Path, "ns", r.URL.Query().Get("ns"),
+		"status", rec.status, "bytes", rec.bytes, "took", time.Since(start).Round(time.Microsecond))
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -54,8 +60,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.list(r.Context(), w)
 		return
 	}
-	req, ok := parse(r)
-	switch {
+	switch req, ok := parse(r); {
 	case !ok:
 		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", "not a pull of a manifest or blob: "+r.URL.Path)
 	case req.kind == "manifests":
@@ -63,8 +68,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.blob(w, r, req)
 	}
-	h.Log.Info("served", "peer", peer(r), "method", r.Method, "path", r.URL.Path, "ns", req.ns,
-		"status", rec.status, "bytes", rec.bytes, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // ImagesPath is where a mirror lists the images its node holds (JSON:

@@ -53,7 +53,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	srv := &http.Server{Handler: nodesOnly(s.Handler), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug)} // refused handshakes, at debug level
+		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelInfo)} // refused handshakes, among others
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
