@@ -3,6 +3,7 @@
 package ha_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -119,7 +120,7 @@ func apiDown(servers map[string]*harness.Node) func() (int, time.Duration) {
 		for i := 0; i < 300; i++ {
 			answered := false
 			for _, n := range servers {
-				if readyz(n) {
+				if code, err := n.AnonymousGet(context.Background(), "6443", "/readyz"); err == nil && code == http.StatusOK {
 					answered = true
 					break
 				}
@@ -145,19 +146,6 @@ func apiDown(servers map[string]*harness.Node) func() (int, time.Duration) {
 		<-done
 		return rounds, longest
 	}
-}
-
-// readyz is whether n's apiserver answers /readyz with 200 (no
-// credentials: it is public).
-func readyz(n *harness.Node) bool {
-	cfg := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // only whether it answers
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DialContext: n.NS.DialContext, DisableKeepAlives: true}}
-	resp, err := c.Get("https://" + n.NS.IP + ":6443/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // checkRestartOrder fails t unless every server restarted in place (same
