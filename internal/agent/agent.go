@@ -84,7 +84,7 @@ func Run(ctx context.Context, cfg *config.Agent, log *slog.Logger) error {
 		plan.Undo(log)
 		return err
 	}
-	trust := &trustSync{layout: l, creds: creds, log: log.With("component", "ca-trust")}
+	trust := &trustSync{layout: l, creds: creds, registries: nodeCfg.EmbeddedRegistry, log: log.With("component", "ca-trust")}
 	g := lifecycle.NewGroup(log, append(append([]lifecycle.Component{lb}, components...), trust)...)
 	g.OnStartFailure(func() { plan.Undo(log) }) // what Prepare changed on the host
 	g.OnReady(upgrade.RecordVersion(l.VersionFile(), log))
@@ -123,7 +123,9 @@ func Preflight(cfg *config.Agent, c sysreq.Checks) (sysreq.Node, sysreq.Report) 
 	host, nodeReport := node.Preflight(c)
 	report := append(sysreq.Report{c.RunsAsRoot("agent")}, nodeReport...)
 	report = append(report, sysreq.Writable(cfg.DataDir, "data-dir"), c.DiskFree(cfg.DataDir, "data-dir"))
-	return host, append(report, c.Ports(node.Ports(cfg.NodeIP))...)
+	// Not the registry mirror's port: whether the cluster mirrors is known
+	// once joined, and the mirror's listener says what holds the port.
+	return host, append(report, c.Ports(node.Ports(cfg.NodeIP, false))...)
 }
 
 // nodeConfig combines the agent's flags with the cluster's settings,
@@ -141,5 +143,6 @@ func nodeConfig(cfg *config.Agent, s identity.ClusterSettings) (node.Config, err
 		ClusterCIDR: s.ClusterCIDR, ServiceCIDR: s.ServiceCIDR, ClusterDNS: s.ClusterDNS, ClusterDomain: s.ClusterDomain,
 		KubeletArgs: cfg.Args.Kubelet, KubeProxyArgs: cfg.Args.KubeProxy, Debug: cfg.Debug,
 		FlannelBackend: cfg.FlannelBackend, FlannelIface: cfg.FlannelIface,
+		EmbeddedRegistry: s.EmbeddedRegistry,
 	}, nil
 }

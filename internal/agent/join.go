@@ -108,6 +108,11 @@ func writeJoinFiles(l datadir.Layout, creds node.Creds, d join.Discovery, t join
 	if err := fsutil.WriteFile(creds.ClientCA, d.Settings.ClientCA, 0o644); err != nil {
 		return err
 	}
+	if ca := d.Settings.KubeletServingCA; ca != nil { // a server from before publishing it: trustSync writes it later
+		if err := fsutil.WriteFile(creds.KubeletServingCA, ca, 0o644); err != nil {
+			return err
+		}
+	}
 	kc, err := clientcmd.Write(clientcmdapi.Config{
 		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: apilb.URL(apilb.NodeAddr()), CertificateAuthority: l.AgentTLSFile("server-ca.crt")}},
 		AuthInfos:      map[string]*clientcmdapi.AuthInfo{"join": {Token: t.Bootstrap()}},

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,10 +54,16 @@ const trustEvery = 10 * time.Second
 // they change. When a CA that signs the kubelet's certificates has
 // changed, it has them re-issued (RotateKubelet) and asks for a restart
 // of the node, the only way the kubelet takes them: pods keep running.
+//
+// It also follows the embedded registry mirror being turned on, off or
+// changed on the servers: it records the cluster's choice and restarts
+// the node, which then runs the mirror as the cluster says.
 type trustSync struct {
 	layout datadir.Layout
 	creds  node.Creds
-	log    *slog.Logger
+	// registries are the node's running EmbeddedRegistry.
+	registries []string
+	log        *slog.Logger
 }
 
 var _ lifecycle.Component = (*trustSync)(nil)
@@ -79,48 +86,88 @@ func (t *trustSync) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			t.log.Warn("cannot follow the cluster's CAs; trying again", "err", err)
 		}
-		if restart {
-			return &lifecycle.RestartError{Reason: "the kubelet's certificates were re-issued by the cluster's new CA"}
+		if restart != "" {
+			return &lifecycle.RestartError{Reason: restart}
 		}
 	}
 }
 
-// sync takes the published CAs once; it reports whether the node must
-// restart.
-func (t *trustSync) sync(ctx context.Context) (bool, error) {
+// sync takes the published settings once; it returns why the node must
+// restart, or "".
+func (t *trustSync) sync(ctx context.Context) (string, error) {
 	if !fsutil.Exists(t.creds.KubeletKubeconfig) {
-		return false, nil // still bootstrapping
+		return "", nil // still bootstrapping
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", t.creds.KubeletKubeconfig)
+	client, s, err := t.settings(ctx)
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	rc.Timeout = 10 * time.Second
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return false, err
-	}
-	cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, join.SettingsConfigMap, metav1.GetOptions{})
-	if err != nil {
-		return false, fmt.Errorf("read the cluster settings: %w", err)
-	}
-	s, err := identity.DecodeClusterSettings(cm.Data)
-	if err != nil {
-		return false, fmt.Errorf("the cluster settings: %w", err)
+	if why, err := t.followRegistry(s); why != "" || err != nil {
+		return why, err
 	}
 	if s.ServerCA == nil || s.KubeletServingCA == nil {
-		return false, nil // servers of a version that publishes no CA bundles
+		return "", nil // servers of a version that publishes no CA bundles
 	}
-	for file, want := range map[string][]byte{t.layout.AgentTLSFile("server-ca.crt"): s.ServerCA, t.creds.ClientCA: s.ClientCA} {
+	for file, want := range map[string][]byte{
+		t.layout.AgentTLSFile("server-ca.crt"): s.ServerCA, t.creds.ClientCA: s.ClientCA, t.creds.KubeletServingCA: s.KubeletServingCA,
+	} {
 		if err := writeChanged(file, want, t.log); err != nil {
-			return false, err
+			return "", err
 		}
 	}
 	stale, err := t.staleKubeletCerts(s)
 	if err != nil || stale {
-		return t.reissue(ctx, s, err)
+		if reissued, err := t.reissue(ctx, s, err); !reissued {
+			return "", err
+		}
+		return "the kubelet's certificates were re-issued by the cluster's new CA", nil
 	}
-	return false, t.report(ctx, client, s)
+	return "", t.report(ctx, client, s)
+}
+
+// settings reads the cluster settings the servers publish, as the node.
+func (t *trustSync) settings(ctx context.Context) (kubernetes.Interface, identity.ClusterSettings, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", t.creds.KubeletKubeconfig)
+	if err != nil {
+		return nil, identity.ClusterSettings{}, err
+	}
+	rc.Timeout = 10 * time.Second
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, identity.ClusterSettings{}, err
+	}
+	cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, join.SettingsConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return nil, identity.ClusterSettings{}, fmt.Errorf("read the cluster settings: %w", err)
+	}
+	s, err := identity.DecodeClusterSettings(cm.Data)
+	if err != nil {
+		return nil, identity.ClusterSettings{}, fmt.Errorf("the cluster settings: %w", err)
+	}
+	return client, s, nil
+}
+
+// followRegistry records in cluster.json the cluster's embedded registry
+// when it is not the one the node runs, and then says the node must
+// restart to run it.
+func (t *trustSync) followRegistry(s identity.ClusterSettings) (string, error) {
+	if slices.Equal(s.EmbeddedRegistry, t.registries) { // nil (a server from before it) is off too
+		return "", nil
+	}
+	j, err := loadJoined(clusterFile(t.layout))
+	if err == nil && j.Server == "" {
+		err = fmt.Errorf("%s is missing", clusterFile(t.layout))
+	}
+	if err != nil {
+		return "", fmt.Errorf("follow the cluster's embedded registry mirror: %w", err)
+	}
+	j.Settings.EmbeddedRegistry = s.EmbeddedRegistry
+	if err := fsutil.SaveState(clusterFile(t.layout), j); err != nil {
+		return "", err
+	}
+	t.log.Info("the cluster's embedded registry mirror changed; restarting the node to follow it (pods keep running)",
+		"was", t.registries, "now", s.EmbeddedRegistry)
+	return "the cluster's embedded registry mirror changed", nil
 }
 
 // writeChanged writes data to file if it holds something else.

@@ -55,6 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			secretsEncryptCommand(stdout),
 			serviceAccountKeyCommand(stdout),
 			serversCommand(stdout),
+			imagesCommand(stdout, stderr),
 			installCommand(stderr),
 			uninstallCommand(stderr),
 			killallCommand(stderr),

@@ -127,6 +127,8 @@ func serverFlags(d config.ServerInput) []cli.Flag {
 		str("flannel-iface", d.FlannelIface, "interface flannel uses between nodes (default: the one holding --node-ip)"),
 		str("pod-security", d.PodSecurity, "Pod Security level enforced in namespaces that set none: privileged, baseline or restricted (kube-system is exempt; restricted is also audited and warned about)"),
 		str("token-ttl", d.TokenTTL, "life of the server's join token in <data-dir>/server/token, replaced by a new one at half its life; 0 never expires"),
+		boolean("embedded-registry", "every node serves the images it holds to the other nodes (mutual TLS, nodes only), and pulls ask the nodes first"),
+		list("embedded-registry-mirror", "a registry whose pulls ask the nodes first, host[:port] (repeatable; default: \"*\", every registry)"),
 		list("disable", "leave out an addon, and remove it if deployed: "+strings.Join(manifests.Names(), ", ")+" (repeatable or comma-separated)"),
 		list("kube-apiserver-arg", "extra kube-apiserver flag as key=value (repeatable)"),
 		list("kube-controller-manager-arg", "extra kube-controller-manager flag as key=value (repeatable)"),

@@ -58,6 +58,8 @@ type ServerInput struct {
 	EtcdSnapshotRetention    int      `yaml:"etcd-snapshot-retention"`
 	EtcdDisableSnapshots     bool     `yaml:"etcd-disable-snapshots"`
 	EtcdSnapshotDir          string   `yaml:"etcd-snapshot-dir"`
+	EmbeddedRegistry         bool     `yaml:"embedded-registry"`
+	EmbeddedRegistryMirror   []string `yaml:"embedded-registry-mirror"`
 }
 
 // AgentInput is `monokube agent`'s settings as the user wrote them; keys

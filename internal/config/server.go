@@ -38,6 +38,10 @@ type Server struct {
 	Disable             []string      // addons left out, from addons.Names
 	PodSecurity         string        // Pod Security level enforced by default
 	TokenTTL            time.Duration // life of the server's join token; 0 never expires
+	// EmbeddedRegistry (--embedded-registry) are the registries whose
+	// pulls every node asks the nodes' registry mirrors for first, sorted
+	// ("*" for every registry); nil when the mirror is off.
+	EmbeddedRegistry []string
 	// Join, set with --server, makes a first start join that cluster as
 	// another server instead of making a new one.
 	Join Join
@@ -84,24 +88,25 @@ type Host interface {
 func BuildServer(in ServerInput, host Host) (*Server, error) {
 	p := &parser{}
 	s := &Server{
-		DataDir:         p.absPath("data-dir", in.DataDir),
-		RunDir:          p.absPath("run-dir", in.RunDir),
-		NodeIP:          p.nodeIP(in.NodeIP, host),
-		BindAddress:     p.ip("bind-address", in.BindAddress),
-		HTTPSPort:       p.port("https-listen-port", in.HTTPSListenPort),
-		TLSSANs:         SplitList(in.TLSSAN),
-		ClusterCIDR:     p.cidr("cluster-cidr", in.ClusterCIDR),
-		ServiceCIDR:     p.cidr("service-cidr", in.ServiceCIDR),
-		ClusterDNS:      p.ip("cluster-dns", in.ClusterDNS),
-		ClusterDomain:   p.dnsName("cluster-domain", in.ClusterDomain),
-		WriteKubeconfig: p.absPath("write-kubeconfig", in.WriteKubeconfig),
-		DisableAgent:    in.DisableAgent,
-		FlannelBackend:  p.flannelBackend(in.FlannelBackend),
-		FlannelIface:    in.FlannelIface,
-		Disable:         p.addons("disable", in.Disable),
-		PodSecurity:     p.oneOf("pod-security", in.PodSecurity, "privileged", "baseline", "restricted"),
-		TokenTTL:        p.ttl("token-ttl", in.TokenTTL),
-		Debug:           in.Debug,
+		DataDir:          p.absPath("data-dir", in.DataDir),
+		RunDir:           p.absPath("run-dir", in.RunDir),
+		NodeIP:           p.nodeIP(in.NodeIP, host),
+		BindAddress:      p.ip("bind-address", in.BindAddress),
+		HTTPSPort:        p.port("https-listen-port", in.HTTPSListenPort),
+		TLSSANs:          SplitList(in.TLSSAN),
+		ClusterCIDR:      p.cidr("cluster-cidr", in.ClusterCIDR),
+		ServiceCIDR:      p.cidr("service-cidr", in.ServiceCIDR),
+		ClusterDNS:       p.ip("cluster-dns", in.ClusterDNS),
+		ClusterDomain:    p.dnsName("cluster-domain", in.ClusterDomain),
+		WriteKubeconfig:  p.absPath("write-kubeconfig", in.WriteKubeconfig),
+		DisableAgent:     in.DisableAgent,
+		FlannelBackend:   p.flannelBackend(in.FlannelBackend),
+		FlannelIface:     in.FlannelIface,
+		Disable:          p.addons("disable", in.Disable),
+		PodSecurity:      p.oneOf("pod-security", in.PodSecurity, "privileged", "baseline", "restricted"),
+		TokenTTL:         p.ttl("token-ttl", in.TokenTTL),
+		EmbeddedRegistry: p.embeddedRegistry(in),
+		Debug:            in.Debug,
 	}
 	s.NodeName = p.nodeName(in.NodeName, host)
 	s.AdvertiseAddress = s.NodeIP
@@ -339,6 +344,41 @@ func (p *parser) addons(flag string, vs []string) []string {
 		}
 	}
 	return out
+}
+
+// embeddedRegistry is the registries the embedded mirror serves: those
+// of --embedded-registry-mirror, every one ("*") by default; nil without
+// --embedded-registry.
+func (p *parser) embeddedRegistry(in ServerInput) []string {
+	mirrored := SplitList(in.EmbeddedRegistryMirror)
+	if !in.EmbeddedRegistry {
+		if len(mirrored) > 0 {
+			p.fail("--embedded-registry-mirror %s is given without --embedded-registry: add --embedded-registry to turn the mirror on", strings.Join(mirrored, ","))
+		}
+		return nil
+	}
+	if len(mirrored) == 0 {
+		return []string{"*"}
+	}
+	for _, r := range mirrored {
+		if err := CheckRegistry(r); err != nil {
+			p.fail("--embedded-registry-mirror: %v", err)
+		}
+	}
+	return slices.Compact(slices.Sorted(slices.Values(mirrored)))
+}
+
+// CheckRegistry refuses what is not a registry host[:port] or "*" (every
+// registry): the name of a directory of containerd's registry hosts
+// configuration.
+func CheckRegistry(r string) error {
+	if r == "*" {
+		return nil
+	}
+	if r == "" || r == "." || r == ".." || r == "_default" || strings.ContainsAny(r, "/\\ \t\n\"*,") {
+		return fmt.Errorf("registry %q: give a registry host, such as docker.io or registry.example:5000, or \"*\" for every registry", r)
+	}
+	return nil
 }
 
 func (p *parser) nodeIP(v string, host Host) netip.Addr {

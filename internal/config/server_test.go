@@ -92,6 +92,29 @@ func TestBuildServerDisable(t *testing.T) {
 	}
 }
 
+func TestBuildServerEmbeddedRegistry(t *testing.T) {
+	for _, tc := range []struct {
+		on     bool
+		mirror []string
+		want   []string
+	}{
+		{false, nil, nil},
+		{true, nil, []string{"*"}},
+		{true, []string{"registry.example:5000, docker.io", "docker.io"}, []string{"docker.io", "registry.example:5000"}},
+	} {
+		in := DefaultServerInput()
+		in.NodeIP, in.NodeName = "10.0.0.5", "n"
+		in.EmbeddedRegistry, in.EmbeddedRegistryMirror = tc.on, tc.mirror
+		got, err := BuildServer(in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.EmbeddedRegistry, tc.want) {
+			t.Errorf("on %v, mirror %q: EmbeddedRegistry = %q, want %q", tc.on, tc.mirror, got.EmbeddedRegistry, tc.want)
+		}
+	}
+}
+
 func TestBuildServerErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -120,6 +143,8 @@ func TestBuildServerErrors(t *testing.T) {
 		{"bad file mode", func(in *ServerInput) { in.WriteKubeconfigMode = "999" }, nil, "--write-kubeconfig-mode"},
 		{"unknown flannel backend", func(in *ServerInput) { in.FlannelBackend = "wireguard" }, nil, `--flannel-backend "wireguard"`},
 		{"unknown addon", func(in *ServerInput) { in.Disable = []string{"coredns,traefik"} }, nil, `--disable "traefik" is not an addon: give one or more of coredns, local-storage, metrics-server`},
+		{"mirror without the mirror", func(in *ServerInput) { in.EmbeddedRegistryMirror = []string{"docker.io"} }, nil, "--embedded-registry-mirror docker.io is given without --embedded-registry"},
+		{"mirror of a path", func(in *ServerInput) { in.EmbeddedRegistry, in.EmbeddedRegistryMirror = true, []string{"docker.io/library"} }, nil, `--embedded-registry-mirror: registry "docker.io/library"`},
 		{"file mode too large", func(in *ServerInput) { in.WriteKubeconfigMode = "1777" }, nil, "--write-kubeconfig-mode"},
 		{"apiserver arg without =", func(in *ServerInput) { in.KubeAPIServerArg = []string{"v2"} }, nil, "--kube-apiserver-arg"},
 		{"scheduler arg without key", func(in *ServerInput) { in.KubeSchedulerArg = []string{"--=1"} }, nil, "--kube-scheduler-arg"},

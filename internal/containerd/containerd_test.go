@@ -3,6 +3,8 @@ package containerd
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,5 +60,23 @@ func TestRenderUsesConfig(t *testing.T) {
 	out, err = Render(Config{RegistryHosts: "/d/certs.d"})
 	if err != nil || !bytes.Contains(out, []byte("[plugins.\"io.containerd.cri.v1.images\".registry]\n      config_path = \"/d/certs.d\"\n")) {
 		t.Errorf("config with RegistryHosts: %v\n%s", err, out)
+	}
+}
+
+// `monokube images import` unpacks for the snapshotter of the config the
+// node runs with.
+func TestCRISnapshotter(t *testing.T) {
+	for _, want := range []string{"overlayfs", "native"} {
+		data, err := Render(Config{Root: "/r", State: "/s", Address: "/a.sock", Snapshotter: want, SandboxImage: "p:1", RegistryHosts: "/h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "containerd.toml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := criSnapshotter(path); got != want || err != nil {
+			t.Errorf("criSnapshotter = %q, %v; want %q", got, err, want)
+		}
 	}
 }

@@ -157,12 +157,16 @@ func (im *Images) importDir(ctx context.Context, c *client.Client) error {
 }
 
 func (im *Images) importFile(ctx context.Context, c *client.Client, path string) ([]string, error) {
+	return im.importPath(ctx, c, path, managedLabels)
+}
+
+func (im *Images) importPath(ctx context.Context, c *client.Client, path string, labels map[string]string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return im.importOne(ctx, c, f, managedLabels)
+	return im.importOne(ctx, c, f, labels)
 }
 
 // importOne imports one tarball, unpacks it for the CRI's snapshotter and

@@ -42,6 +42,9 @@ const (
 	// server from before they were published has none).
 	keyFlannelBackend = "flannel-backend"
 	keyDisable        = "disable"
+	// The registries the nodes' embedded mirror serves, or noneDisabled
+	// when it is off (a server from before it has none: off).
+	keyEmbeddedRegistry = "embedded-registry"
 )
 
 // noneDisabled is the encoded Disabled of a cluster that disables no addon.
@@ -68,6 +71,10 @@ type ClusterSettings struct {
 	// them.
 	FlannelBackend string
 	Disabled       []string
+	// EmbeddedRegistry are the registries whose pulls every node asks the
+	// nodes' mirrors for first (config.Server's); empty, not nil, when the
+	// mirror is off, and nil when the publisher predates it (off too).
+	EmbeddedRegistry []string
 }
 
 var (
@@ -84,6 +91,7 @@ func (id *Identity) Settings(cfg *config.Server) ClusterSettings {
 		ServerCA:         publishedOr(id.Creds.ServerCA, id.CAs.Server),
 		KubeletServingCA: publishedOr(id.Creds.KubeletServingCA, id.CAs.KubeletServing),
 		FlannelBackend:   cfg.FlannelBackend, Disabled: DisabledOf(cfg),
+		EmbeddedRegistry: EmbeddedRegistryOf(cfg),
 	}
 }
 
@@ -91,6 +99,10 @@ func (id *Identity) Settings(cfg *config.Server) ClusterSettings {
 func DisabledOf(cfg *config.Server) []string {
 	return slices.Sorted(slices.Values(append([]string{}, cfg.Disable...)))
 }
+
+// EmbeddedRegistryOf is cfg's --embedded-registry in the form
+// ClusterSettings holds: empty, not nil, when the mirror is off.
+func EmbeddedRegistryOf(cfg *config.Server) []string { return append([]string{}, cfg.EmbeddedRegistry...) }
 
 // Encode is s as string data, the form DecodeClusterSettings reads.
 func (s ClusterSettings) Encode() map[string]string {
@@ -110,6 +122,9 @@ func (s ClusterSettings) Encode() map[string]string {
 	}
 	if s.Disabled != nil {
 		out[keyDisable] = disabledString(s.Disabled)
+	}
+	if s.EmbeddedRegistry != nil {
+		out[keyEmbeddedRegistry] = disabledString(s.EmbeddedRegistry)
 	}
 	return out
 }
@@ -155,13 +170,22 @@ func DecodeClusterSettings(data map[string]string) (ClusterSettings, error) {
 			*into = []byte(v)
 		}
 	}
-	if v, ok := data[keyDisable]; ok {
-		s.Disabled = []string{}
-		if v != noneDisabled {
-			s.Disabled = strings.Split(v, ",")
-		}
-	}
+	s.Disabled = listOrNone(data, keyDisable)
+	s.EmbeddedRegistry = listOrNone(data, keyEmbeddedRegistry)
 	return s, nil
+}
+
+// listOrNone decodes the list at key, which disabledString encoded: nil
+// when it is missing.
+func listOrNone(data map[string]string, key string) []string {
+	v, ok := data[key]
+	switch {
+	case !ok:
+		return nil
+	case v == noneDisabled:
+		return []string{}
+	}
+	return strings.Split(v, ",")
 }
 
 // MarshalJSON encodes s as a JSON object of its encoded keys.
@@ -185,8 +209,8 @@ func (s *ClusterSettings) UnmarshalJSON(b []byte) error {
 // from cluster, the cluster's: each names the flag, this server's value
 // and the cluster's, so that one refusal lists every change to make. The
 // client CA is not compared: the joining server takes the cluster's; the
-// flannel backend and the disabled addons are, where the cluster
-// publishes them.
+// flannel backend, the disabled addons and the embedded registry are,
+// where the cluster publishes them.
 func (s ClusterSettings) Mismatches(cluster ClusterSettings) []string {
 	var out []string
 	for _, f := range []struct{ key, mine, theirs string }{
@@ -204,6 +228,10 @@ func (s ClusterSettings) Mismatches(cluster ClusterSettings) []string {
 	}
 	if cluster.Disabled != nil && !slices.Equal(s.Disabled, cluster.Disabled) {
 		out = append(out, fmt.Sprintf("--%s: this server %s, the cluster %s", keyDisable, disabledString(s.Disabled), disabledString(cluster.Disabled)))
+	}
+	if cluster.EmbeddedRegistry != nil && !slices.Equal(s.EmbeddedRegistry, cluster.EmbeddedRegistry) {
+		out = append(out, fmt.Sprintf("--%s (and --%s-mirror): this server %s, the cluster %s", keyEmbeddedRegistry, keyEmbeddedRegistry,
+			disabledString(s.EmbeddedRegistry), disabledString(cluster.EmbeddedRegistry)))
 	}
 	return out
 }

@@ -58,7 +58,7 @@ func TestSettingsRoundTrip(t *testing.T) {
 	}
 	for _, d := range [][]string{{}, {"local-storage", "metrics-server"}} {
 		withChoices := s
-		withChoices.FlannelBackend, withChoices.Disabled = "vxlan", d
+		withChoices.FlannelBackend, withChoices.Disabled, withChoices.EmbeddedRegistry = "vxlan", d, d
 		if got, err := DecodeClusterSettings(withChoices.Encode()); err != nil || !reflect.DeepEqual(got, withChoices) {
 			t.Errorf("with backend and disabled %v: Decode(Encode(s)) = %+v, %v", d, got, err)
 		}
@@ -131,14 +131,15 @@ func TestMismatches(t *testing.T) {
 	if m := mine.Mismatches(cluster); len(m) != 0 {
 		t.Errorf("equal settings (but the client CA) mismatch: %v", m)
 	}
-	mine.FlannelBackend, mine.Disabled = "none", []string{"metrics-server"}
+	mine.FlannelBackend, mine.Disabled, mine.EmbeddedRegistry = "none", []string{"metrics-server"}, []string{"*"}
 	if m := mine.Mismatches(cluster); len(m) != 0 {
-		t.Errorf("a cluster that publishes no backend or addons: mismatches %v", m)
+		t.Errorf("a cluster that publishes no backend, addons or registry: mismatches %v", m)
 	}
-	cluster.FlannelBackend, cluster.Disabled = "vxlan", []string{}
+	cluster.FlannelBackend, cluster.Disabled, cluster.EmbeddedRegistry = "vxlan", []string{}, []string{}
 	mine.ClusterCIDR, mine.ClusterDomain = netip.MustParsePrefix("10.52.0.0/16"), "lab.local"
 	want := []string{"--cluster-cidr: this server 10.52.0.0/16, the cluster 10.42.0.0/16", "--cluster-domain: this server lab.local, the cluster cluster.local",
-		"--flannel-backend: this server none, the cluster vxlan", "--disable: this server metrics-server, the cluster none"}
+		"--flannel-backend: this server none, the cluster vxlan", "--disable: this server metrics-server, the cluster none",
+		"--embedded-registry (and --embedded-registry-mirror): this server *, the cluster none"}
 	if got := mine.Mismatches(cluster); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("Mismatches = %q, want %q", got, want)
 	}

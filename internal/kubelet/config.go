@@ -141,6 +141,10 @@ func CertDir(rootDir string) string { return rootDir + "/pki" }
 // and key, which its kubeconfig names.
 func ClientCertFile(rootDir string) string { return CertDir(rootDir) + "/kubelet-client-current.pem" }
 
+// ServingCertFile is the bootstrapped kubelet's current serving
+// certificate and key, once the cluster has signed it.
+func ServingCertFile(rootDir string) string { return CertDir(rootDir) + "/kubelet-server-current.pem" }
+
 // Args are the kubelet's command-line flags: the config file, identity and
 // paths, then the user's --kubelet-arg pairs, which win.
 func Args(c Config, configFile string) []string {

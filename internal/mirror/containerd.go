@@ -40,6 +40,9 @@ func (c Containerd) List(ctx context.Context) ([]Image, error) {
 	}
 	out := make([]Image, 0, len(imgs))
 	for _, img := range imgs {
+		if _, err := digest.Parse(img.Name); err == nil {
+			continue // the CRI's record of an image by its ID, which also has a name
+		}
 		complete, _, _, _, err := images.Check(ctx, c.Client.ContentStore(), img.Target, platforms.Default())
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", img.Name, err)

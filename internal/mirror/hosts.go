@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
-	"strings"
 	"text/template"
+
+	"github.com/monokube/monokube/internal/config"
 )
 
 // Hosts is how a node's containerd reaches the mirrors: for each registry
@@ -56,13 +57,14 @@ func RenderHosts(h Hosts) (map[string][]byte, error) {
 // upstream server its hosts.toml names ("" for _default: the image's own
 // registry).
 func registryDir(r string) (dir, server string, err error) {
-	switch {
-	case r == "*":
+	if err := config.CheckRegistry(r); err != nil {
+		return "", "", err
+	}
+	switch r {
+	case "*":
 		return "_default", "", nil
-	case r == "docker.io":
+	case "docker.io":
 		return r, "https://registry-1.docker.io", nil
-	case r == "" || strings.ContainsAny(r, "/\\ \t\n\"") || r == "." || r == "..":
-		return "", "", fmt.Errorf("registry %q: give a registry host, such as docker.io or registry.example:5000, or \"*\" for all", r)
 	}
 	return r, "https://" + r, nil
 }

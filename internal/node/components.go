@@ -21,7 +21,8 @@ import (
 )
 
 // Components returns the node's components in start order: containerd,
-// the image import, the kubelet, the pod network config, kube-proxy.
+// the image import, the kubelet, the pod network config, the registry
+// mirror, kube-proxy.
 func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 	with := func(name string) *slog.Logger { return log.With("component", name) }
 	self, err := os.Executable()
@@ -53,6 +54,9 @@ func (p *Plan) Components(log *slog.Logger) ([]lifecycle.Component, error) {
 			SubnetFile: l.FlannelSubnetFile(),
 		}, newClient, with("flannel"))
 		out = append(out, overlay, lifecycle.Await(cni.NewWriter(overlay.Network, l.CNIConfDir(), with("cni-config"))))
+	}
+	if p.mirrored() {
+		out = append(out, p.mirrorComponents(newClient, with)...)
 	}
 	return append(out, kubeproxy.New(p.kubeProxyArgs),
 		lifecycle.Background(upgrade.NewUncordoner(p.cfg.NodeName, newClient, with("upgrade-uncordon")))), nil

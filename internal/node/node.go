@@ -18,11 +18,13 @@ import (
 	"github.com/monokube/monokube/internal/assets"
 	"github.com/monokube/monokube/internal/config"
 	"github.com/monokube/monokube/internal/containerd"
+	"github.com/monokube/monokube/internal/control"
 	"github.com/monokube/monokube/internal/datadir"
 	"github.com/monokube/monokube/internal/fsutil"
 	"github.com/monokube/monokube/internal/identity"
 	"github.com/monokube/monokube/internal/kubelet"
 	"github.com/monokube/monokube/internal/kubeproxy"
+	"github.com/monokube/monokube/internal/mirror"
 	"github.com/monokube/monokube/internal/sysreq"
 	"github.com/monokube/monokube/internal/upgrade"
 )
@@ -42,6 +44,10 @@ type Config struct {
 	// "none" (the user installs a CNI; monokube writes no CNI config).
 	FlannelBackend string
 	FlannelIface   string // the overlay's interface; empty: the one holding NodeIP
+	// EmbeddedRegistry are the registries whose pulls ask the nodes'
+	// registry mirrors first ("*" for every one); empty: no mirror, and
+	// containerd keeps its default registry hosts configuration.
+	EmbeddedRegistry []string
 	// Upgrade is this start's version step: a Kubernetes minor-version
 	// change drains the node before its kubelet starts.
 	Upgrade upgrade.Step
@@ -59,10 +65,17 @@ type Creds struct {
 	// BootstrapKubeconfig holds the join token until the kubelet has its
 	// client certificate; the agent then removes it.
 	BootstrapKubeconfig string
+	// KubeletServingCA is the bundle of the CAs that sign kubelets'
+	// serving certificates: the node verifies the other nodes' registry
+	// mirrors with it (a server's copy is the apiserver's, an agent's the
+	// one the servers publish).
+	KubeletServingCA string
 }
 
 // NewCreds lays out the node's credentials under l.
-func NewCreds(l datadir.Layout) Creds { return Creds{NodeFiles: identity.NodeFilesAt(l)} }
+func NewCreds(l datadir.Layout) Creds {
+	return Creds{NodeFiles: identity.NodeFilesAt(l), KubeletServingCA: control.NewCreds(l).KubeletCABundle}
+}
 
 // NewAgentCreds lays out a joined node's credentials under l: the kubelet
 // bootstraps its own, and kube-proxy shares them.
@@ -74,6 +87,7 @@ func NewAgentCreds(l datadir.Layout) Creds {
 		},
 		TLSBootstrap:        true,
 		BootstrapKubeconfig: l.AgentFile("bootstrap.kubeconfig"),
+		KubeletServingCA:    l.AgentTLSFile("kubelet-serving-ca.crt"),
 	}
 }
 
@@ -109,17 +123,25 @@ func Preflight(c sysreq.Checks) (sysreq.Node, sysreq.Report) {
 	return host, append(rep, c.Iptables())
 }
 
-// Ports lists every address a node listens on, for the preflight.
-func Ports(nodeIP netip.Addr) []sysreq.Port {
+// Ports lists every address a node listens on, for the preflight; the
+// registry mirror's if mirrored.
+func Ports(nodeIP netip.Addr, mirrored bool) []sysreq.Port {
 	lo := netip.MustParseAddr("127.0.0.1")
-	return []sysreq.Port{
+	ports := []sysreq.Port{
 		{Addr: nodeIP, Port: kubelet.Port, What: "kubelet port"},
 		{Addr: lo, Port: kubelet.HealthzPort, What: "kubelet healthz port"},
 		{Addr: lo, Port: kubeproxy.HealthzPort, What: "kube-proxy healthz port"},
 		{Addr: lo, Port: kubeproxy.MetricsPort, What: "kube-proxy metrics port"},
 		{Addr: lo, Port: apilb.Port, What: "apiserver load balancer port"},
 	}
+	if mirrored {
+		ports = append(ports, sysreq.Port{Addr: nodeIP, Port: mirror.Port, What: "embedded registry mirror port"})
+	}
+	return ports
 }
+
+// ContainerdConfigFile is where the node's containerd config is.
+func ContainerdConfigFile(l datadir.Layout) string { return l.AgentFile("containerd.toml") }
 
 // ServersFile is where a node's apiserver balancer keeps the apiservers it
 // knows (apilb.State), an agent's and a server's node's alike.
@@ -137,8 +159,8 @@ func Prepare(cfg Config, l datadir.Layout, creds Creds, host sysreq.Node, a Asse
 		return nil, err
 	}
 	p := &Plan{cfg: cfg, layout: l, creds: creds, host: host, assets: a, changed: changed,
-		containerdConfig: l.AgentFile("containerd.toml")}
-	for _, write := range []func() error{p.writeContainerdConfig, p.writeKubeletConfig, p.writeKubeProxyConfig} {
+		containerdConfig: ContainerdConfigFile(l)}
+	for _, write := range []func() error{p.prepareRegistryHosts, p.writeContainerdConfig, p.writeKubeletConfig, p.writeKubeProxyConfig} {
 		if err := write(); err != nil {
 			p.Undo(log)
 			return nil, err
@@ -174,7 +196,11 @@ func ContainerdConfig(l datadir.Layout, host sysreq.Node, a Assets, snapshotter 
 }
 
 func (p *Plan) writeContainerdConfig() error {
-	data, err := containerd.Render(ContainerdConfig(p.layout, p.host, p.assets, p.snapshotter(), p.cfg.Debug))
+	cc := ContainerdConfig(p.layout, p.host, p.assets, p.snapshotter(), p.cfg.Debug)
+	if p.mirrored() {
+		cc.RegistryHosts = RegistryHostsDir(p.layout)
+	}
+	data, err := containerd.Render(cc)
 	if err != nil {
 		return err
 	}

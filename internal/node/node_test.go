@@ -78,3 +78,32 @@ func check(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The registry mirror serves and pulls with the kubelet's certificates:
+// a server's node the files the server issues, a joined node those its
+// kubelet bootstrapped (certificate and key in one file); peers are
+// verified with the kubelet-serving CA bundle either keeps current.
+func TestMirrorFiles(t *testing.T) {
+	l := datadir.Layout{Data: "/var/lib/monokube", Run: "/run/monokube"}
+	pki := "/var/lib/monokube/agent/kubelet/pki/"
+	for _, tc := range []struct {
+		name  string
+		creds Creds
+		want  MirrorFiles
+	}{
+		{"server", NewCreds(l), MirrorFiles{
+			ServingCert: "/var/lib/monokube/agent/tls/serving-kubelet.crt", ServingKey: "/var/lib/monokube/agent/tls/serving-kubelet.key",
+			ClientCert: "/var/lib/monokube/agent/tls/client-kubelet.crt", ClientKey: "/var/lib/monokube/agent/tls/client-kubelet.key",
+			ClientCA: "/var/lib/monokube/agent/tls/client-ca.crt", ServingCA: "/var/lib/monokube/server/tls/kubelet-ca-bundle.crt",
+		}},
+		{"agent", NewAgentCreds(l), MirrorFiles{
+			ServingCert: pki + "kubelet-server-current.pem", ServingKey: pki + "kubelet-server-current.pem",
+			ClientCert: pki + "kubelet-client-current.pem", ClientKey: pki + "kubelet-client-current.pem",
+			ClientCA: "/var/lib/monokube/agent/tls/client-ca.crt", ServingCA: "/var/lib/monokube/agent/tls/kubelet-serving-ca.crt",
+		}},
+	} {
+		if got := NewMirrorFiles(l, tc.creds); got != tc.want {
+			t.Errorf("%s: NewMirrorFiles = %+v\nwant %+v", tc.name, got, tc.want)
+		}
+	}
+}

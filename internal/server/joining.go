@@ -55,7 +55,7 @@ func takeIdentity(ctx context.Context, cfg *config.Server, l datadir.Layout, log
 		return nil, err
 	}
 	mine := identity.ClusterSettings{ClusterCIDR: cfg.ClusterCIDR, ServiceCIDR: cfg.ServiceCIDR, ClusterDNS: cfg.ClusterDNS, ClusterDomain: cfg.ClusterDomain,
-		FlannelBackend: cfg.FlannelBackend, Disabled: identity.DisabledOf(cfg)}
+		FlannelBackend: cfg.FlannelBackend, Disabled: identity.DisabledOf(cfg), EmbeddedRegistry: identity.EmbeddedRegistryOf(cfg)}
 	if m := mine.Mismatches(d.Settings); len(m) > 0 {
 		return nil, fmt.Errorf("this server's settings differ from the cluster's at %s (%s): give the cluster's values, or leave them out where the cluster has the defaults", cfg.Join.Server, strings.Join(m, "; "))
 	}

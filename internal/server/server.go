@@ -291,17 +291,18 @@ func syncAddons(cfg *config.Server, l datadir.Layout, c control.Creds, log *slog
 // NodeConfig is the node part of the server's configuration.
 func NodeConfig(cfg *config.Server) node.Config {
 	return node.Config{
-		NodeName:       cfg.NodeName,
-		NodeIP:         cfg.NodeIP,
-		ClusterCIDR:    cfg.ClusterCIDR,
-		ServiceCIDR:    cfg.ServiceCIDR,
-		ClusterDNS:     cfg.ClusterDNS,
-		ClusterDomain:  cfg.ClusterDomain,
-		KubeletArgs:    cfg.Args.Kubelet,
-		KubeProxyArgs:  cfg.Args.KubeProxy,
-		FlannelBackend: cfg.FlannelBackend,
-		FlannelIface:   cfg.FlannelIface,
-		Debug:          cfg.Debug,
+		NodeName:         cfg.NodeName,
+		NodeIP:           cfg.NodeIP,
+		ClusterCIDR:      cfg.ClusterCIDR,
+		ServiceCIDR:      cfg.ServiceCIDR,
+		ClusterDNS:       cfg.ClusterDNS,
+		ClusterDomain:    cfg.ClusterDomain,
+		KubeletArgs:      cfg.Args.Kubelet,
+		KubeProxyArgs:    cfg.Args.KubeProxy,
+		FlannelBackend:   cfg.FlannelBackend,
+		FlannelIface:     cfg.FlannelIface,
+		EmbeddedRegistry: cfg.EmbeddedRegistry,
+		Debug:            cfg.Debug,
 	}
 }
 
@@ -337,7 +338,7 @@ func Ports(cfg *config.Server) []sysreq.Port {
 		{Addr: lo, Port: control.SchedulerPort, What: "kube-scheduler port"},
 	}
 	if !cfg.DisableAgent {
-		ports = append(ports, node.Ports(cfg.NodeIP)...)
+		ports = append(ports, node.Ports(cfg.NodeIP, len(cfg.EmbeddedRegistry) > 0)...)
 	}
 	return ports
 }
