@@ -224,4 +224,3 @@ func shortDigest(dgst string) string {
 	}
 	return dgst
 }
-

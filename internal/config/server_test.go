@@ -144,7 +144,9 @@ func TestBuildServerErrors(t *testing.T) {
 		{"unknown flannel backend", func(in *ServerInput) { in.FlannelBackend = "wireguard" }, nil, `--flannel-backend "wireguard"`},
 		{"unknown addon", func(in *ServerInput) { in.Disable = []string{"coredns,traefik"} }, nil, `--disable "traefik" is not an addon: give one or more of coredns, local-storage, metrics-server`},
 		{"mirror without the mirror", func(in *ServerInput) { in.EmbeddedRegistryMirror = []string{"docker.io"} }, nil, "--embedded-registry-mirror docker.io is given without --embedded-registry"},
-		{"mirror of a path", func(in *ServerInput) { in.EmbeddedRegistry, in.EmbeddedRegistryMirror = true, []string{"docker.io/library"} }, nil, `--embedded-registry-mirror: registry "docker.io/library"`},
+		{"mirror of a path", func(in *ServerInput) {
+			in.EmbeddedRegistry, in.EmbeddedRegistryMirror = true, []string{"docker.io/library"}
+		}, nil, `--embedded-registry-mirror: registry "docker.io/library"`},
 		{"file mode too large", func(in *ServerInput) { in.WriteKubeconfigMode = "1777" }, nil, "--write-kubeconfig-mode"},
 		{"apiserver arg without =", func(in *ServerInput) { in.KubeAPIServerArg = []string{"v2"} }, nil, "--kube-apiserver-arg"},
 		{"scheduler arg without key", func(in *ServerInput) { in.KubeSchedulerArg = []string{"--=1"} }, nil, "--kube-scheduler-arg"},

@@ -102,7 +102,9 @@ func DisabledOf(cfg *config.Server) []string {
 
 // EmbeddedRegistryOf is cfg's --embedded-registry in the form
 // ClusterSettings holds: empty, not nil, when the mirror is off.
-func EmbeddedRegistryOf(cfg *config.Server) []string { return append([]string{}, cfg.EmbeddedRegistry...) }
+func EmbeddedRegistryOf(cfg *config.Server) []string {
+	return append([]string{}, cfg.EmbeddedRegistry...)
+}
 
 // Encode is s as string data, the form DecodeClusterSettings reads.
 func (s ClusterSettings) Encode() map[string]string {

@@ -187,8 +187,12 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, req request) {
 	defer b.Close()
 	content := io.NewSectionReader(b, 0, b.Size())
 	v := dgst.Verifier()
-	if _, err := io.Copy(v, content); err != nil || !v.Verified() {
-		h.Log.Warn("a blob in the content store does not match its digest: not served", "digest", dgst, "err", err)
+	if _, err := io.Copy(v, content); err != nil {
+		writeStoreError(w, err, "BLOB_UNKNOWN", "no blob "+dgst.String())
+		return
+	}
+	if !v.Verified() {
+		h.Log.Warn("a blob in the content store does not match its digest: not served", "digest", dgst)
 		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+dgst.String())
 		return
 	}
