@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
@@ -16,7 +17,14 @@ import (
 
 // Containerd is the Store of a node's containerd: the images and content
 // of the namespace the kubelet's images live in.
-type Containerd struct{ Client *client.Client }
+type Containerd struct {
+	Client *client.Client
+	// Root is containerd's root directory. Blobs the namespace holds are
+	// read from their files under it, as containerd's own content store
+	// does (through its API, each read would be a call); "" reads them
+	// through the API.
+	Root string
+}
 
 var _ Store = Containerd{}
 
@@ -28,7 +36,16 @@ func (c Containerd) Resolve(ctx context.Context, name string) (ocispec.Descripto
 
 // Open implements Store.
 func (c Containerd) Open(ctx context.Context, dgst digest.Digest) (Blob, error) {
-	return c.Client.ContentStore().ReaderAt(namespaces.WithNamespace(ctx, containerd.Namespace), ocispec.Descriptor{Digest: dgst})
+	ctx = namespaces.WithNamespace(ctx, containerd.Namespace)
+	if c.Root != "" {
+		if _, err := c.Client.ContentStore().Info(ctx, dgst); err != nil {
+			return nil, err // not in the namespace, or containerd is away
+		}
+		if b, err := openFileBlob(filepath.Join(c.Root, "io.containerd.content.v1.content", "blobs", dgst.Algorithm().String(), dgst.Encoded())); err == nil {
+			return b, nil
+		}
+	}
+	return c.Client.ContentStore().ReaderAt(ctx, ocispec.Descriptor{Digest: dgst})
 }
 
 // List implements Store.

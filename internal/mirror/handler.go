@@ -28,6 +28,8 @@ const maxManifest = 4 << 20
 type Handler struct {
 	Store Store
 	Log   *slog.Logger
+
+	verified verifiedBlobs
 }
 
 // request is a parsed pull: GET or HEAD of /v2/<name>/<kind>/<ref>.
@@ -172,7 +174,8 @@ func (h *Handler) read(ctx context.Context, dgst digest.Digest) ([]byte, error) 
 }
 
 // blob answers a blob by digest, after checking the whole of it against
-// the digest, with Range support (http.ServeContent).
+// the digest (once per version of a Versioned blob), with Range support
+// (http.ServeContent).
 func (h *Handler) blob(w http.ResponseWriter, r *http.Request, req request) {
 	dgst, err := digest.Parse(req.ref)
 	if err != nil {
@@ -186,15 +189,18 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, req request) {
 	}
 	defer b.Close()
 	content := io.NewSectionReader(b, 0, b.Size())
-	v := dgst.Verifier()
-	if _, err := io.Copy(v, content); err != nil {
-		writeStoreError(w, err, "BLOB_UNKNOWN", "no blob "+dgst.String())
-		return
-	}
-	if !v.Verified() {
-		h.Log.Warn("a blob in the content store does not match its digest: not served", "digest", dgst)
-		writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+dgst.String())
-		return
+	if !h.verified.has(dgst, b) {
+		v := dgst.Verifier()
+		if _, err := io.Copy(v, content); err != nil {
+			writeStoreError(w, err, "BLOB_UNKNOWN", "no blob "+dgst.String())
+			return
+		}
+		if !v.Verified() {
+			h.Log.Warn("a blob in the content store does not match its digest: not served", "digest", dgst)
+			writeError(w, http.StatusNotFound, "BLOB_UNKNOWN", "no blob "+dgst.String())
+			return
+		}
+		h.verified.add(dgst, b)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", dgst.String())

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -192,3 +194,66 @@ func TestList(t *testing.T) {
 		t.Errorf("images = %+v, want %+v", got.Images, want)
 	}
 }
+
+// fileStore serves blobs from files, as Containerd does with a Root.
+type fileStore struct {
+	fakeStore
+	files map[digest.Digest]string
+}
+
+func (s *fileStore) Open(_ context.Context, dgst digest.Digest) (Blob, error) {
+	path, ok := s.files[dgst]
+	if !ok {
+		return nil, fmt.Errorf("content %s: %w", dgst, errdefs.ErrNotFound)
+	}
+	return openFileBlob(path)
+}
+
+// A blob file is hashed once per version: an in-place change (which
+// moves its change time) is caught at the next request, and a blob that
+// says its version is unchanged is not hashed again.
+func TestVerifiedOncePerVersion(t *testing.T) {
+	layer := bytes.Repeat([]byte("layer "), 1000)
+	dgst := digest.FromBytes(layer)
+	path := filepath.Join(t.TempDir(), "blob")
+	if err := os.WriteFile(path, layer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &fileStore{files: map[digest.Digest]string{dgst: path}}
+	srv := httptest.NewServer(&Handler{Store: s, Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/v2/echo/blobs/" + dgst.String()
+	if resp, body := do(t, http.MethodGet, url); resp.StatusCode != http.StatusOK || !bytes.Equal(body, layer) {
+		t.Fatalf("GET of the layer file: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if resp, body := do(t, http.MethodGet, url, "Range", "bytes=6-11"); resp.StatusCode != http.StatusPartialContent || string(body) != "layer " {
+		t.Errorf("ranged GET of the verified layer: %d %q", resp.StatusCode, body)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), 100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if resp, body := do(t, http.MethodGet, url); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET of the layer changed in place: %d, %d bytes; want 404", resp.StatusCode, len(body))
+	}
+
+	// The cache itself: a Versioned blob verified at a version is not
+	// hashed again at that version, and is at another.
+	var v verifiedBlobs
+	good := versionedBlob{blob{bytes.NewReader(layer)}, "1"}
+	v.add(dgst, good)
+	if !v.has(dgst, good) || v.has(dgst, versionedBlob{good.blob, "2"}) || v.has(dgst, good.blob) || v.has(digest.FromString("other"), good) {
+		t.Error("verifiedBlobs: want a hit for the same digest and version only, and none for a blob without versions")
+	}
+}
+
+type versionedBlob struct {
+	blob
+	version string
+}
+
+func (b versionedBlob) Version() string { return b.version }

@@ -75,7 +75,7 @@ func NewMirrorFiles(l datadir.Layout, creds Creds) MirrorFiles {
 // certificates it serves with) and the peers list containerd asks.
 func (p *Plan) mirrorComponents(newClient func() (kubernetes.Interface, error), with func(string) *slog.Logger) []lifecycle.Component {
 	files := NewMirrorFiles(p.layout, p.creds)
-	srv := &mirrorServer{socket: p.layout.ContainerdSocket(), srv: mirror.Server{
+	srv := &mirrorServer{socket: p.layout.ContainerdSocket(), root: p.layout.ContainerdRoot(), srv: mirror.Server{
 		Addr: net.JoinHostPort(p.cfg.NodeIP.String(), strconv.Itoa(mirror.Port)),
 		Cert: files.ServingCert, Key: files.ServingKey, ClientCA: files.ClientCA,
 		Log: with("registry-mirror"),
@@ -93,8 +93,8 @@ func (p *Plan) mirrorComponents(newClient func() (kubernetes.Interface, error), 
 // mirrorServer serves the mirror from the node's containerd, which runs
 // before it.
 type mirrorServer struct {
-	socket string
-	srv    mirror.Server
+	socket, root string // containerd's socket and root directory
+	srv          mirror.Server
 }
 
 // Name implements lifecycle.Component.
@@ -108,7 +108,7 @@ func (m *mirrorServer) Run(ctx context.Context) error {
 	}
 	defer c.Close()
 	srv := m.srv
-	srv.Handler = &mirror.Handler{Store: mirror.Containerd{Client: c}, Log: srv.Log}
+	srv.Handler = &mirror.Handler{Store: mirror.Containerd{Client: c, Root: m.root}, Log: srv.Log}
 	return srv.Run(ctx)
 }
 

@@ -254,21 +254,29 @@ func rssMiB(b *testing.B, pid int) float64 {
 
 // procMiB reads a "Key: N kB" line of a /proc file.
 func procMiB(b *testing.B, path, key string) float64 {
-	data, err := os.ReadFile(path)
+	v, err := readProcMiB(path, key)
 	if err != nil {
 		b.Fatal(err)
+	}
+	return v
+}
+
+// readProcMiB is procMiB for goroutines, which may not stop the benchmark.
+func readProcMiB(path, key string) (float64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
 			kb, err := strconv.Atoi(f[1])
 			if err != nil {
-				b.Fatal(err)
+				return 0, fmt.Errorf("%s: %w", path, err)
 			}
-			return float64(kb) / 1024
+			return float64(kb) / 1024, nil
 		}
 	}
-	b.Fatalf("no %s in %s", key, path)
-	return 0
+	return 0, fmt.Errorf("no %s in %s", key, path)
 }
 
 // BenchmarkAgent measures a join: a server's node (addons off) plus one
