@@ -91,7 +91,7 @@ func TestEmbeddedRegistry(t *testing.T) {
 					return false, fmt.Errorf("%s still answers on %s", n.NS.IP, mirrorPort)
 				}
 				if _, err := os.Stat(filepath.Join(n.DataDir, "agent", "etc", "registry-hosts")); !os.IsNotExist(err) {
-					return false, fmt.Errorf("%s: the registry hosts configuration is still there (%v)", n.NS.IP, err)
+					return false, fmt.Errorf("%s: the registry hosts configuration is still there (%w)", n.NS.IP, err)
 				}
 			}
 			return true, nil
