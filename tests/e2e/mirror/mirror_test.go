@@ -77,6 +77,7 @@ func TestEmbeddedRegistry(t *testing.T) {
 	})
 	t.Run("only the cluster's nodes may read a mirror", func(t *testing.T) { checkRefusals(t, srv, agents[0]) })
 	t.Run("a tampered blob is not served: the pull goes to another node", func(t *testing.T) { checkTamper(t, srv, agents) })
+	t.Run("a node whose embedded pause image is gone gets it from a peer", func(t *testing.T) { checkPauseRecovered(t, srv, nodes, agents[1]) })
 	t.Run("off: nothing listens", func(t *testing.T) {
 		if code, took := srv.Stop(30 * time.Second); code != 0 {
 			t.Fatalf("server exit %d after SIGTERM (%s)", code, took)
@@ -237,6 +238,46 @@ func checkRefusals(t *testing.T, srv, agent *harness.Node) {
 	}
 	if code, body, err := mirrorGet(t, srv, srv, &admin, "/v2/"); err != nil || code != http.StatusForbidden {
 		t.Errorf("the admin's certificate: %d %s, %v; want 403", code, body, err)
+	}
+}
+
+// checkPauseRecovered removes the embedded pause image from agent-2's
+// containerd and starts a pod of it there: the sandbox and the container
+// need it, and a peer serves it.
+func checkPauseRecovered(t *testing.T, srv *harness.Node, nodes []*harness.Node, a2 *harness.Node) {
+	env := nodeEnv(a2)
+	pause := lineWith(a2.Exec(time.Minute, env, "ctr", "images", "ls", "-q").Stdout, "/pause:")
+	if pause == "" {
+		t.Fatal("agent-2 holds no pause image")
+	}
+	if r := a2.Exec(time.Minute, env, "ctr", "images", "rm", pause); r.Code != 0 {
+		t.Fatalf("ctr images rm %s on agent-2: exit %d\n%s", pause, r.Code, r.Stderr)
+	}
+	since := time.Now()
+	path := filepath.Join(t.TempDir(), "pause.yaml")
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: pause-on-agent-2, labels: {app: pause-on-agent-2}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: agent-2}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: pause, image: %q, imagePullPolicy: IfNotPresent}
+`, pause)
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kubectl("apply", "-f", path)
+	srv.WaitRunning(2*time.Minute, "app=pause-on-agent-2", 1)
+	name, tag, _ := strings.Cut(strings.TrimPrefix(pause, "monokube.local/"), ":")
+	resolved := false
+	for _, n := range nodes[:2] { // the peers agent-2 asks: server-1, agent-1
+		for _, l := range n.LogLinesSince("peer=system:node:agent-2", since) {
+			resolved = resolved || (strings.Contains(l, "/v2/"+name+"/manifests/"+tag+" ") && strings.Contains(l, "status=200"))
+		}
+	}
+	if !resolved {
+		t.Errorf("no peer logged resolving %s for agent-2:\n%s", pause, srv.LogTail(20))
 	}
 }
 
