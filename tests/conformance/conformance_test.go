@@ -103,7 +103,9 @@ func startCluster(t *testing.T, cfg config) *harness.Node {
 	images := filepath.Join(cfg.dir, "images.tar")
 	srv.StageImageFile(images)
 	agent.StageImageFile(images)
-	srv.StartServerNode("--node-name", "server-1")
+	// The embedded registry mirror lets imagePullPolicy Always resolve
+	// against the nodes, which hold every image of the suite.
+	srv.StartServerNode("--node-name", "server-1", "--embedded-registry")
 	srv.WaitReadyz(2 * time.Minute)
 	srv.WaitNodeReady(5 * time.Minute)
 	agent.StartAgent(srv, srv.JoinToken(), "agent-1")
