@@ -102,18 +102,21 @@ func (t *trustSync) sync(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if why, err := t.followRegistry(s); why != "" || err != nil {
-		return why, err
-	}
-	if s.ServerCA == nil || s.KubeletServingCA == nil {
-		return "", nil // servers of a version that publishes no CA bundles
-	}
-	for file, want := range map[string][]byte{
-		t.layout.AgentTLSFile("server-ca.crt"): s.ServerCA, t.creds.ClientCA: s.ClientCA, t.creds.KubeletServingCA: s.KubeletServingCA,
-	} {
-		if err := writeChanged(file, want, t.log); err != nil {
-			return "", err
+	// The CA files first: the registry mirror's hosts name the
+	// kubelet-serving one. Servers of a version before the CA bundles
+	// publish none.
+	published := s.ServerCA != nil && s.KubeletServingCA != nil
+	if published {
+		for file, want := range map[string][]byte{
+			t.layout.AgentTLSFile("server-ca.crt"): s.ServerCA, t.creds.ClientCA: s.ClientCA, t.creds.KubeletServingCA: s.KubeletServingCA,
+		} {
+			if err := writeChanged(file, want, t.log); err != nil {
+				return "", err
+			}
 		}
+	}
+	if why, err := t.followRegistry(s); why != "" || err != nil || !published {
+		return why, err
 	}
 	stale, err := t.staleKubeletCerts(s)
 	if err != nil || stale {

@@ -59,7 +59,11 @@ func localNode(c *cli.Context, cmd string) (datadir.Layout, node.Creds, error) {
 	l := datadir.Layout{Data: nf.DataDir, Run: nf.RunDir}
 	switch {
 	case fsutil.Exists(control.NewCreds(l).ServerCA.Cert()):
-		return l, node.NewCreds(l), nil
+		creds := node.NewCreds(l)
+		if !fsutil.Exists(creds.KubeletKubeconfig) {
+			return l, creds, fmt.Errorf("the server in data dir %s runs no node (--disable-agent): run this on a node of the cluster", l.Data)
+		}
+		return l, creds, nil
 	case fsutil.Exists(node.NewAgentCreds(l).KubeletKubeconfig):
 		return l, node.NewAgentCreds(l), nil
 	}

@@ -52,7 +52,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: nodesOnly(s.Handler), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: nodesOnly(s.Handler, s.Log), TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelInfo)} // refused handshakes, among others
 	done := make(chan struct{})
 	go func() {
@@ -101,10 +101,11 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 }
 
 // nodesOnly answers 403 to a client whose certificate is not a node's
-// (an admin's or a component's, which the same CA signs).
-func nodesOnly(next http.Handler) http.Handler {
+// (an admin's or a component's, which the same CA signs), and logs it.
+func nodesOnly(next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isNode(r.TLS) {
+			log.Warn("refused a client that is not a node", "peer", peer(r), "from", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
 			writeError(w, http.StatusForbidden, "DENIED", "only the cluster's nodes may pull from this mirror")
 			return
 		}

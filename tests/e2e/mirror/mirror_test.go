@@ -236,8 +236,12 @@ func checkRefusals(t *testing.T, srv, agent *harness.Node) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	since := time.Now()
 	if code, body, err := mirrorGet(t, srv, srv, &admin, "/v2/"); err != nil || code != http.StatusForbidden {
 		t.Errorf("the admin's certificate: %d %s, %v; want 403", code, body, err)
+	}
+	if len(srv.LogLinesSince("refused a client that is not a node", since)) == 0 {
+		t.Errorf("the server did not log refusing the admin:\n%s", srv.LogTail(10))
 	}
 }
 
