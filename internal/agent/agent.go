@@ -123,9 +123,10 @@ func Preflight(cfg *config.Agent, c sysreq.Checks) (sysreq.Node, sysreq.Report) 
 	host, nodeReport := node.Preflight(c)
 	report := append(sysreq.Report{c.RunsAsRoot("agent")}, nodeReport...)
 	report = append(report, sysreq.Writable(cfg.DataDir, "data-dir"), c.DiskFree(cfg.DataDir, "data-dir"))
-	// Not the registry mirror's port: whether the cluster mirrors is known
-	// once joined, and the mirror's listener says what holds the port.
-	return host, append(report, c.Ports(node.Ports(cfg.NodeIP, false))...)
+	// The registry mirror's port if the cluster mirrors, as far as a node
+	// that has joined knows (a first start learns it when it joins).
+	j, _ := loadJoined(clusterFile(datadir.Layout{Data: cfg.DataDir, Run: cfg.RunDir}))
+	return host, append(report, c.Ports(node.Ports(cfg.NodeIP, len(j.Settings.EmbeddedRegistry) > 0))...)
 }
 
 // nodeConfig combines the agent's flags with the cluster's settings,
