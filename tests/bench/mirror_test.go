@@ -27,30 +27,27 @@ const mirrorRounds = 3
 // (the server imported it) and imported from a local tarball. Each round
 // uses new 50 MiB single-layer images (random, so incompressible), so
 // nothing is cached. It also reads the server's RSS (the mirror runs in
-// its process) at idle and at its peak while serving.
+// its process) at idle and at its peak while serving, and, first, the
+// idle RSS of the same server and agent without the mirror and with it.
 func BenchmarkMirror(b *testing.B) {
 	harness.RequireRoot(b)
 	harness.GuardHostSysctls(b)
 	for range b.N {
 		network := harness.NewNetwork(b)
-		srv := harness.NewNode(b, network, 2)
-		srv.StartServerNode("--node-name", "server-1", "--disable", "coredns,local-storage,metrics-server", "--embedded-registry")
-		srv.WaitReadyz(2 * time.Minute)
-		agent := harness.NewNode(b, network, 3)
-		agent.StartAgent(srv, srv.JoinToken(), "agent-1")
-		agent.WaitNodesReady(srv, 2)
+		srv, agent := mirrorCluster(b, network, 2)
+		idleOff := idleRSS(b, srv)
+		agent.Stop(30 * time.Second)
+		srv.Stop(30 * time.Second)
+		srv, agent = mirrorCluster(b, network, 4, "--embedded-registry")
+		idleOn := idleRSS(b, srv)
 		dir := b.TempDir()
 		var pulls, imports []float64
-		var idle, peak float64
+		var peak float64
 		for round := range mirrorRounds {
 			peer := writeRandomImage(b, dir, fmt.Sprintf("peer-%d", round))
 			local := writeRandomImage(b, dir, fmt.Sprintf("local-%d", round))
 			run(b, srv, "images", "import", peer.file)
 			time.Sleep(5 * time.Second) // the server settles after the import
-			rss := rssMiB(b, srv.PID())
-			if round == 0 || rss < idle {
-				idle = rss
-			}
 			stop := sampleRSS(b, srv.PID())
 			pulls = append(pulls, run(b, agent, "crictl", "pull", peer.ref))
 			peak = max(peak, stop())
@@ -62,9 +59,28 @@ func BenchmarkMirror(b *testing.B) {
 		fmt.Printf("  pulls from the peer %.2f s, local imports %.2f s\n", pulls, imports)
 		report(b, "peer-pull-50MiB-s", percentile(pulls, 50))
 		report(b, "local-import-50MiB-s", percentile(imports, 50))
-		report(b, "server-rss-idle-MiB", idle)
+		report(b, "server-rss-idle-off-MiB", idleOff)
+		report(b, "server-rss-idle-MiB", idleOn)
 		report(b, "server-rss-serving-MiB", peak)
 	}
+}
+
+// mirrorCluster starts a server with its node (addons off) at octet and
+// an agent at the next, with extra server flags, and waits for both nodes.
+func mirrorCluster(b *testing.B, network *harness.Network, octet int, extra ...string) (srv, agent *harness.Node) {
+	srv = harness.NewNode(b, network, octet)
+	srv.StartServerNode(append([]string{"--node-name", "server-1", "--disable", "coredns,local-storage,metrics-server"}, extra...)...)
+	srv.WaitReadyz(2 * time.Minute)
+	agent = harness.NewNode(b, network, octet+1)
+	agent.StartAgent(srv, srv.JoinToken(), "agent-1")
+	agent.WaitNodesReady(srv, 2)
+	return srv, agent
+}
+
+// idleRSS is the server's RSS after 30 s with both nodes Ready.
+func idleRSS(b *testing.B, srv *harness.Node) float64 {
+	time.Sleep(30 * time.Second)
+	return rssMiB(b, srv.PID())
 }
 
 // randomImage is an image tarball and its name.
