@@ -200,4 +200,7 @@ func TestBusyboxImageAndAlpineLikeBase(t *testing.T) {
 	if h := hs["usr/bin/ls"]; h != nil {
 		t.Errorf("alpine-like layer shadows Debian's ls: %+v", h)
 	}
+	if h := hs["etc/os-release"]; h == nil || h.Typeflag != tar.TypeReg {
+		t.Errorf("alpine-like /etc/os-release = %+v, want Alpine's file over Debian's link", h)
+	}
 }

@@ -49,14 +49,25 @@ func (b *builder) missingApplets() ([]string, error) {
 // alpineLike is the parent of the images whose real base is Alpine: the
 // Debian tree with upstream busybox as /bin/sh, and as every command the
 // tree lacks, as on Alpine (PATH still finds Debian's programs first for
-// the rest: OpenBSD nc, curl, dig, GNU wget).
+// the rest: OpenBSD nc, curl, dig, GNU wget), and Alpine's os-release
+// (the ImageVolume spec reads it from the kitten image).
 func alpineLike(missing []string) imageSpec {
 	entries := []entry{
 		{path: "/usr/bin/busybox", mode: 0o755, bin: "busybox"},
 		{path: "/usr/bin/sh", link: "busybox"},
+		{path: "/etc/os-release", mode: 0o644, text: alpineOSRelease},
 	}
 	return imageSpec{names: []string{alpine}, from: debian, entries: append(entries, appletLinks("/usr/bin", missing, entries)...)}
 }
+
+// alpineOSRelease is /etc/os-release of the Alpine release agnhost's base
+// had when the pinned Kubernetes was made.
+const alpineOSRelease = `NAME="Alpine Linux"
+ID=alpine
+VERSION_ID=3.21.3
+PRETTY_NAME="Alpine Linux v3.21"
+HOME_URL="https://alpinelinux.org/"
+`
 
 // appletLinks links every applet into dir, except paths entries has.
 func appletLinks(dir string, applets []string, entries []entry) []entry {
