@@ -38,36 +38,12 @@ type phaseResult struct {
 	name            string
 	passed          int
 	failed, skipped []string // spec texts
-	limited         []string // failed for a reason this machine cannot remove (environmentLimits)
 	took            time.Duration
 }
 
 func (r phaseResult) summary() string {
-	return fmt.Sprintf("%d passed, %d failed, %d failed for want of a registry, %d skipped at run time, in %s",
-		r.passed, len(r.failed), len(r.limited), len(r.skipped), r.took.Round(time.Second))
-}
-
-// environmentLimits are the [Conformance] specs that cannot pass on a
-// machine with no registry, each with the text its failure must show to
-// count as that (any other failure of theirs is a failure). README.md,
-// "Conformance", says why.
-var environmentLimits = []struct{ spec, evidence string }{ //nolint:gochecknoglobals // fixed table
-	// An image volume with pullPolicy Always: the kubelet resolves the tag at the registry.
-	{`ImageVolume should succeed with pod and pull policy of Always`, `Failed to pull image`},
-	// Its agnhost Deployments set imagePullPolicy: Always.
-	{`Projected PodCertificate .* should allow server and client pods to establish an mTLS connection`, `Failed to pull image`},
-}
-
-// environmentLimited reports whether failed spec s is one of
-// environmentLimits, failing the way it must here.
-func environmentLimited(s types.SpecReport) bool {
-	for _, l := range environmentLimits {
-		if regexp.MustCompile(l.spec).MatchString(s.FullText()) &&
-			strings.Contains(s.CapturedGinkgoWriterOutput+s.Failure.Message, l.evidence) {
-			return true
-		}
-	}
-	return false
+	return fmt.Sprintf("%d passed, %d failed, %d skipped at run time, in %s",
+		r.passed, len(r.failed), len(r.skipped), r.took.Round(time.Second))
 }
 
 func combine(rs []phaseResult) phaseResult {
@@ -76,7 +52,6 @@ func combine(rs []phaseResult) phaseResult {
 		total.passed += r.passed
 		total.failed = append(total.failed, r.failed...)
 		total.skipped = append(total.skipped, r.skipped...)
-		total.limited = append(total.limited, r.limited...)
 		total.took += r.took
 	}
 	return total
@@ -102,7 +77,7 @@ func runPhase(t *testing.T, cfg config, srv *harness.Node, p phase) phaseResult 
 	runErr := cmd.Run() // non-zero whenever a spec fails; the report says which
 	r := readReport(t, cfg, p)
 	r.took = time.Since(start)
-	if runErr != nil && len(r.failed)+len(r.limited) == 0 {
+	if runErr != nil && len(r.failed) == 0 {
 		t.Errorf("%s: ginkgo: %v with no failed spec in its report; see %s", p.name, runErr, logPath)
 	}
 	return r
@@ -152,12 +127,9 @@ func readReport(t *testing.T, cfg config, p phase) phaseResult {
 				r.passed++
 			case s.State.Is(types.SpecStateSkipped | types.SpecStatePending):
 				r.skipped = append(r.skipped, s.FullText()+": "+s.Failure.Message)
-			case environmentLimited(s):
-				r.limited = append(r.limited, s.FullText())
-				writeFailure(t, cfg, p, len(r.failed)+len(r.limited), s)
 			default:
 				r.failed = append(r.failed, s.FullText())
-				writeFailure(t, cfg, p, len(r.failed)+len(r.limited), s)
+				writeFailure(t, cfg, p, len(r.failed), s)
 			}
 		}
 	}
@@ -193,7 +165,7 @@ func writeFailure(t *testing.T, cfg config, p phase, n int, s types.SpecReport) 
 	}
 }
 
-var nonWord = regexp.MustCompile(`[^a-zA-Z0-9]+`) //nolint:gochecknoglobals // compiled once
+var nonWord = regexp.MustCompile(`[^a-zA-Z0-9]+`)
 
 func slug(s string) string {
 	s = strings.Trim(nonWord.ReplaceAllString(s, "-"), "-")
@@ -217,9 +189,6 @@ func writeSummary(t *testing.T, cfg config, rs []phaseResult, total phaseResult)
 	}
 	for _, s := range total.skipped {
 		fmt.Fprintf(&b, "SKIPPED %s\n", s)
-	}
-	for _, s := range total.limited {
-		fmt.Fprintf(&b, "FAILED (no registry here) %s\n", s)
 	}
 	if err := os.WriteFile(filepath.Join(cfg.results, "summary.txt"), []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
