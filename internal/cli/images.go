@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -159,7 +160,7 @@ func listNodes(ctx context.Context, kubeconfig string) ([]corev1.Node, error) {
 func askMirrors(ctx context.Context, mc *mirror.Client, nodes []corev1.Node) ([]heldImage, []string) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	byKey := map[string]*heldImage{}
+	byNode := map[string][]mirror.Image{}
 	var failed []string
 	for _, n := range nodes {
 		wg.Go(func() {
@@ -170,31 +171,38 @@ func askMirrors(ctx context.Context, mc *mirror.Client, nodes []corev1.Node) ([]
 				failed = append(failed, fmt.Sprintf("node %s: %v", n.Name, err))
 				return
 			}
-			for _, img := range imgs {
-				key := img.Name + "@" + img.Digest.String()
-				h := byKey[key]
-				if h == nil {
-					h = &heldImage{Name: img.Name, Digest: img.Digest.String()}
-					byKey[key] = h
-				}
-				if img.Complete {
-					h.Nodes = append(h.Nodes, n.Name)
-				} else {
-					h.Partial = append(h.Partial, n.Name)
-				}
-			}
+			byNode[n.Name] = imgs
 		})
 	}
 	wg.Wait()
-	held := make([]heldImage, 0, len(byKey))
-	for _, h := range byKey {
-		slices.Sort(h.Nodes)
-		slices.Sort(h.Partial)
-		held = append(held, *h)
-	}
-	slices.SortFunc(held, func(a, b heldImage) int { return strings.Compare(a.Name+a.Digest, b.Name+b.Digest) })
 	slices.Sort(failed)
-	return held, failed
+	return heldBy(byNode), failed
+}
+
+// heldBy turns the images of each node into the nodes of each image (by
+// name and digest), sorted.
+func heldBy(byNode map[string][]mirror.Image) []heldImage {
+	byKey := map[string]*heldImage{}
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		for _, img := range byNode[node] {
+			key := img.Name + "@" + img.Digest.String()
+			h := byKey[key]
+			if h == nil {
+				h = &heldImage{Name: img.Name, Digest: img.Digest.String()}
+				byKey[key] = h
+			}
+			if img.Complete {
+				h.Nodes = append(h.Nodes, node)
+			} else {
+				h.Partial = append(h.Partial, node)
+			}
+		}
+	}
+	held := make([]heldImage, 0, len(byKey))
+	for _, key := range slices.Sorted(maps.Keys(byKey)) {
+		held = append(held, *byKey[key])
+	}
+	return held
 }
 
 func nodeImages(ctx context.Context, mc *mirror.Client, n corev1.Node) ([]mirror.Image, error) {
