@@ -124,10 +124,15 @@ func (c *Cluster) memberList(ctx context.Context, opts ...clientv3.OpOption) ([]
 }
 
 // unanswered reports whether err is a request of c that timed out while
-// ctx, the caller's, still runs: worth asking again.
+// ctx, the caller's, still runs: worth asking again. Besides gRPC's own,
+// that is etcd's errors of the Unavailable code, which its client hands
+// back as rpctypes.EtcdError: "request timed out" (possibly due to
+// connection lost, or to a leader failure), "no leader", "unhealthy
+// cluster".
 func unanswered(ctx context.Context, err error) bool {
+	var etcdErr rpctypes.EtcdError
 	return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded ||
-		status.Code(err) == codes.Unavailable)
+		status.Code(err) == codes.Unavailable || (errors.As(err, &etcdErr) && etcdErr.Code() == codes.Unavailable))
 }
 
 // MemberStatus is a member as `monokube etcd members` shows it: what the
@@ -243,12 +248,14 @@ func (c *Cluster) tryAdd(ctx context.Context, name, peerURL string, w *joinWait)
 	case err == nil:
 		c.log.Info("added this server to etcd as a learner", "member", fmt.Sprintf("%x", resp.Member.ID), "peer", peerURL)
 		return Joining{ID: resp.Member.ID, InitialCluster: initialCluster(members(resp.Members), resp.Member.ID, name)}, true, nil
-	case unanswered(ctx, err):
-		w.once(c.log, "unanswered", "etcd does not answer yet; asking again", "err", err)
 	case errors.Is(err, rpctypes.ErrUnhealthy):
 		// etcd adds a member only once the voters have been connected a
 		// while (5 s): right after another join, or while one is down.
 		w.once(c.log, "unhealthy", "waiting for the etcd cluster to be healthy before joining it", "err", err)
+	case unanswered(ctx, err):
+		// A timed-out add may have been applied: the next round finds the
+		// learner at this peer URL and takes it.
+		w.once(c.log, "unanswered", "etcd does not answer yet; asking again", "err", err)
 	case errors.Is(err, rpctypes.ErrTooManyLearners): // one was added since the list
 	default:
 		return Joining{}, false, fmt.Errorf("add this server to etcd as a learner: %w", err)

@@ -2,12 +2,15 @@ package etcd
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/goleak"
 
 	"github.com/monokube/monokube/internal/testutil"
@@ -336,5 +339,29 @@ func TestStatus(t *testing.T) {
 		if down := m.Name == "c"; m.Healthy == down || down && m.Error == "" {
 			t.Errorf("member %s after c stopped: %+v", m.Name, m)
 		}
+	}
+}
+
+// etcd's own "request timed out" errors (which its client returns as
+// rpctypes.EtcdError, not as gRPC statuses) are worth asking again, as
+// gRPC's deadline and unavailable are; refusals are not, and nothing is
+// once the caller's context has ended.
+func TestUnanswered(t *testing.T) {
+	ctx := t.Context()
+	for _, err := range []error{rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrTimeout, rpctypes.ErrNoLeader,
+		fmt.Errorf("add: %w", rpctypes.ErrTimeoutDueToLeaderFail), context.DeadlineExceeded} {
+		if !unanswered(ctx, err) {
+			t.Errorf("unanswered(%v) = false, want true", err)
+		}
+	}
+	for _, err := range []error{rpctypes.ErrTooManyLearners, rpctypes.ErrMemberNotFound, rpctypes.ErrPeerURLExist, errors.New("other")} {
+		if unanswered(ctx, err) {
+			t.Errorf("unanswered(%v) = true, want false", err)
+		}
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if unanswered(done, rpctypes.ErrTimeout) {
+		t.Error("unanswered after the caller's context ended = true, want false")
 	}
 }
