@@ -53,7 +53,7 @@ func BenchmarkMirror(b *testing.B) {
 			peak = max(peak, stop())
 			imports = append(imports, run(b, agent, "images", "import", local.file))
 		}
-		if !servedTo(srv, "agent-1") {
+		if !srv.MirrorServedBlob("agent-1") {
 			b.Errorf("the server's mirror logged no blob served to agent-1: the pulls did not come from the peer\n%s", srv.LogTail(20))
 		}
 		fmt.Printf("  pulls from the peer %.2f s, local imports %.2f s\n", pulls, imports)
@@ -116,7 +116,7 @@ func writeRandomImage(b *testing.B, dir, tag string) randomImage {
 // run runs monokube args on node n and returns how long it took.
 func run(b *testing.B, n *harness.Node, args ...string) float64 {
 	start := time.Now()
-	r := n.Exec(5*time.Minute, harness.Options{Env: []string{"MONOKUBE_DATA_DIR=" + n.DataDir, "MONOKUBE_RUN_DIR=" + n.RunDir}}, args...)
+	r := n.Exec(5*time.Minute, n.Local(), args...)
 	took := time.Since(start).Seconds()
 	if r.Code != 0 {
 		b.Fatalf("monokube %s: exit %d\n%s%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
@@ -154,14 +154,4 @@ func sampleRSS(b *testing.B, pid int) func() float64 {
 		defer mu.Unlock()
 		return highest
 	}
-}
-
-// servedTo reports whether n's mirror logged serving a blob to node.
-func servedTo(n *harness.Node, node string) bool {
-	for _, l := range n.LogLinesSince("peer=system:node:"+node, time.Time{}) {
-		if strings.Contains(l, "/blobs/sha256:") && strings.Contains(l, "status=200") {
-			return true
-		}
-	}
-	return false
 }

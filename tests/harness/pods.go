@@ -339,3 +339,20 @@ func holdsImage(node corev1.Node, image string) bool {
 	}
 	return false
 }
+
+// Local is the options with which a command run inside n finds n's node
+// (its data and run dirs), as ctr, crictl and images need.
+func (n *Node) Local() Options {
+	return Options{Env: []string{"MONOKUBE_DATA_DIR=" + n.DataDir, "MONOKUBE_RUN_DIR=" + n.RunDir}}
+}
+
+// MirrorServedBlob reports whether n's embedded registry mirror logged
+// serving a whole blob (GET, 200) to the node named peer.
+func (n *Node) MirrorServedBlob(peer string) bool {
+	for _, l := range n.LogLinesSince("peer=system:node:"+peer, time.Time{}) {
+		if strings.Contains(l, "/blobs/sha256:") && strings.Contains(l, "method=GET") && strings.Contains(l, "status=200") {
+			return true
+		}
+	}
+	return false
+}

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestEmbeddedRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := srv.Exec(2*time.Minute, nodeEnv(srv), "images", "import", tarball); r.Code != 0 || !strings.Contains(r.Stdout, "imported "+harness.EchoImage) {
+	if r := srv.Exec(2*time.Minute, srv.Local(), "images", "import", tarball); r.Code != 0 || !strings.Contains(r.Stdout, "imported "+harness.EchoImage) {
 		t.Fatalf("monokube images import: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 
@@ -65,7 +66,7 @@ func TestEmbeddedRegistry(t *testing.T) {
 	})
 	t.Run("Always: resolves against the peers", func(t *testing.T) { runEverywhere(t, srv, "always", "Always") })
 	t.Run("images ls shows every node holding the image", func(t *testing.T) {
-		r := agents[0].Exec(time.Minute, nodeEnv(agents[0]), "images", "ls")
+		r := agents[0].Exec(time.Minute, agents[0].Local(), "images", "ls")
 		if r.Code != 0 {
 			t.Fatalf("monokube images ls: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 		}
@@ -113,11 +114,6 @@ func testImages() string {
 	return "../../../build/test-images"
 }
 
-// nodeEnv makes a command inside n find n's node.
-func nodeEnv(n *harness.Node) harness.Options {
-	return harness.Options{Env: []string{"MONOKUBE_DATA_DIR=" + n.DataDir, "MONOKUBE_RUN_DIR=" + n.RunDir}}
-}
-
 // runEverywhere runs a Deployment of the echo image spread one pod per
 // node, with the given pull policy, and waits for all three.
 func runEverywhere(t *testing.T, srv *harness.Node, name, policy string) {
@@ -153,16 +149,9 @@ spec:
 	t.Logf("%s: 3 pods Running in %s", policy, took)
 }
 
-// servedTo reports whether a mirror logged serving a blob to node.
+// servedTo reports whether a mirror of nodes logged serving a blob to node.
 func servedTo(nodes []*harness.Node, node string) bool {
-	for _, n := range nodes {
-		for _, l := range n.LogLinesSince("peer=system:node:"+node, time.Time{}) {
-			if strings.Contains(l, "/blobs/sha256:") && strings.Contains(l, "method=GET") && strings.Contains(l, "status=200") {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(nodes, func(n *harness.Node) bool { return n.MirrorServedBlob(node) })
 }
 
 func lineWith(out, sub string) string {
@@ -249,7 +238,7 @@ func checkRefusals(t *testing.T, srv, agent *harness.Node) {
 // containerd and starts a pod of it there: the sandbox and the container
 // need it, and a peer serves it.
 func checkPauseRecovered(t *testing.T, srv *harness.Node, nodes []*harness.Node, a2 *harness.Node) {
-	env := nodeEnv(a2)
+	env := a2.Local()
 	pause := lineWith(a2.Exec(time.Minute, env, "ctr", "images", "ls", "-q").Stdout, "/pause:")
 	if pause == "" {
 		t.Fatal("agent-2 holds no pause image")
@@ -335,7 +324,7 @@ func checkTamper(t *testing.T, srv *harness.Node, agents []*harness.Node) {
 		t.Cleanup(restore)
 	}
 	a2 := agents[1]
-	env := nodeEnv(a2)
+	env := a2.Local()
 	// No pod may hold the image on agent-2 for it to be removed.
 	srv.Kubectl("delete", "deployment", "if-not-present", "always")
 	srv.Kubectl("wait", "--for=delete", "pod", "-l", "app in (if-not-present,always)", "--timeout=2m")

@@ -57,12 +57,11 @@ func TestNode(t *testing.T) {
 		}
 	})
 	t.Run("crictl and ctr", func(t *testing.T) {
-		env := []string{"MONOKUBE_DATA_DIR=" + n.DataDir, "MONOKUBE_RUN_DIR=" + n.RunDir}
-		r := n.Exec(time.Minute, harness.Options{Env: env}, "crictl", "ps", "--name", "echo", "-q")
+		r := n.Exec(time.Minute, n.Local(), "crictl", "ps", "--name", "echo", "-q")
 		if r.Code != 0 || strings.TrimSpace(r.Stdout) == "" {
 			t.Errorf("monokube crictl ps: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
 		}
-		r = n.Exec(time.Minute, harness.Options{Env: env}, "ctr", "images", "ls", "-q")
+		r = n.Exec(time.Minute, n.Local(), "ctr", "images", "ls", "-q")
 		if r.Code != 0 || !strings.Contains(r.Stdout, harness.EchoImage) || !strings.Contains(r.Stdout, "monokube.local/pause:") {
 			t.Errorf("monokube ctr images ls: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
 		}
